@@ -1,0 +1,111 @@
+//! Shared broker state.
+
+use std::sync::Arc;
+
+use skein_core::BrokerConfig;
+use skein_core::config::LogFlush;
+use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
+
+use crate::topics::TopicRegistry;
+
+/// The storage format this build writes; a database with another version is refused at start-up.
+pub const STORAGE_FORMAT_VERSION: u8 = 1;
+
+/// Everything request handlers share.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub engine: Arc<dyn Engine>,
+    pub topics: TopicRegistry,
+    pub cluster_id: String,
+    /// Host and port given to clients in Metadata.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("node_id", &self.config.node_id).field("cluster_id", &self.cluster_id).finish()
+    }
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets).
+pub fn split_host_port(address: &str) -> Option<(String, i32)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_string(), i32::from(port)))
+}
+
+impl Broker {
+    /// Opens the broker's state from `engine` (blocking: run before serving). Creates the cluster id on first start
+    /// and loads every topic and partition.
+    pub fn open(config: BrokerConfig, engine: Arc<dyn Engine>) -> Result<Self, StorageError> {
+        let mut first_start = StoreBatch::default();
+        match engine.get(ColumnFamily::Meta, keys::META_FORMAT_VERSION)? {
+            Some(version) if version.as_slice() == [STORAGE_FORMAT_VERSION] => {}
+            Some(version) => {
+                return Err(StorageError::CorruptValue {
+                    key: "format_version".into(),
+                    reason: format!("storage format {version:?} is not {STORAGE_FORMAT_VERSION}; refusing to open"),
+                });
+            }
+            None => {
+                first_start.put(ColumnFamily::Meta, keys::META_FORMAT_VERSION.to_vec(), vec![STORAGE_FORMAT_VERSION])
+            }
+        }
+        let cluster_id = match engine.get(ColumnFamily::Meta, keys::META_CLUSTER_ID)? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                let id = new_cluster_id();
+                first_start.put(ColumnFamily::Meta, keys::META_CLUSTER_ID.to_vec(), id.clone().into_bytes());
+                id
+            }
+        };
+        if !first_start.is_empty() {
+            engine.write(first_start, Durability::PowerLoss)?;
+        }
+        let topics = TopicRegistry::load(Arc::clone(&engine), config.node_id)?;
+        let (advertised_host, advertised_port) =
+            split_host_port(config.advertised()).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
+        Ok(Broker { config, engine, topics, cluster_id, advertised_host, advertised_port })
+    }
+
+    /// How durable an acknowledged write is, from `log.flush`.
+    pub fn durability(&self) -> Durability {
+        match self.config.log_flush {
+            LogFlush::Os => Durability::ProcessCrash,
+            LogFlush::Always => Durability::PowerLoss,
+        }
+    }
+}
+
+/// A cluster id in Kafka's form: 16 random bytes, URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22).map(|i| char::from(ALPHABET[((bits >> (i * 6)) & 0x3f) as usize])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(split_host_port("127.0.0.1:9092"), Some(("127.0.0.1".into(), 9092)));
+        assert_eq!(split_host_port("[::1]:19092"), Some(("::1".into(), 19092)));
+        assert_eq!(split_host_port("localhost"), None);
+        assert_eq!(split_host_port(":9092"), None);
+        assert_eq!(split_host_port("host:99999"), None);
+    }
+
+    #[test]
+    fn cluster_id_is_kafka_shaped() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+}

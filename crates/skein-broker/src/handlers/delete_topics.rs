@@ -1,0 +1,43 @@
+//! DeleteTopics: by name (all versions) or by topic id (v6+).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use skein_core::{BrokerError, error_code};
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::handlers::{message, topic_name};
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    // Before v6 the request carries names only; from v6 each entry has a name or an id.
+    let wanted: Vec<(Option<String>, Uuid)> = if version < 6 {
+        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+    } else {
+        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let resolved = match &name {
+            Some(name) => Ok(name.clone()),
+            None => broker.topics.get_by_id(&id).map(|t| t.name.to_string()).ok_or(BrokerError::UnknownTopicId),
+        };
+        let result = match resolved {
+            Ok(resolved_name) => broker.topics.delete(&resolved_name).await.map(|topic| (resolved_name, topic.id)),
+            Err(err) => Err(err),
+        };
+        responses.push(match result {
+            Ok((deleted, topic_id)) => {
+                tracing::info!(topic = %deleted, "deleted topic");
+                DeletableTopicResult::default().with_name(Some(topic_name(&deleted))).with_topic_id(topic_id)
+            }
+            Err(err) => DeletableTopicResult::default()
+                .with_name(name.as_deref().map(topic_name))
+                .with_topic_id(id)
+                .with_error_code(error_code(&err))
+                .with_error_message(message(err.to_string())),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

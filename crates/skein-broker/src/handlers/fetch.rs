@@ -1,0 +1,146 @@
+//! Fetch: whole stored batches up to the high watermark, long-polling until `min_bytes` arrive or `max_wait_ms`
+//! passes. Sessionless: the response's session id is 0, so clients send full fetch requests (KIP-227 allows it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use skein_core::{BrokerError, error_code};
+use skein_log::PartitionLog;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::handlers::topic_name;
+
+/// Longest a fetch may wait, whatever the client asks (Kafka's request timeout bounds it on the client side).
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+const READ_COMMITTED: i8 = 1;
+
+/// One partition of the request, resolved.
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    log: Result<Arc<PartitionLog>, BrokerError>,
+}
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+    let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(request.topics.len());
+    let mut wanted = Vec::new();
+    for fetch_topic in &request.topics {
+        // v13+ identifies topics by id only.
+        let topic = if version >= 13 {
+            broker.topics.get_by_id(&fetch_topic.topic_id).ok_or(BrokerError::UnknownTopicId)
+        } else {
+            broker.topics.get(fetch_topic.topic.0.as_str()).ok_or(BrokerError::UnknownTopicOrPartition)
+        };
+        let topic_index = topics.len();
+        topics.push((fetch_topic.topic.clone(), fetch_topic.topic_id));
+        for partition in &fetch_topic.partitions {
+            let log = topic.as_ref().map_err(Clone::clone).and_then(|topic| {
+                let log = topic.partition(partition.partition).ok_or(BrokerError::UnknownTopicOrPartition)?;
+                check_leader_epoch(partition.current_leader_epoch, log.leader_epoch())?;
+                Ok(Arc::clone(log))
+            });
+            wanted.push(Wanted {
+                topic_index,
+                partition: partition.partition,
+                fetch_offset: partition.fetch_offset,
+                partition_max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
+                log,
+            });
+        }
+    }
+
+    let max_bytes = usize::try_from(request.max_bytes.min(broker.config.fetch_max_bytes)).unwrap_or(0);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    let read_committed = request.isolation_level == READ_COMMITTED;
+
+    let partitions = loop {
+        // Subscribe before reading so an append between the read and the wait is not missed.
+        let mut watchers: Vec<watch::Receiver<i64>> =
+            wanted.iter().filter_map(|w| w.log.as_ref().ok()).map(|log| log.subscribe()).collect();
+        let (partitions, total_bytes, any_error) = read_all(&wanted, max_bytes, read_committed).await;
+        if total_bytes >= min_bytes || any_error || watchers.is_empty() || Instant::now() >= deadline {
+            break partitions;
+        }
+        let changed = select_all(watchers.iter_mut().map(|rx| Box::pin(rx.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            break read_all(&wanted, max_bytes, read_committed).await.0;
+        }
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .into_iter()
+        .map(|(name, id)| {
+            let name = if version >= 13 { TopicName::default() } else { topic_name(name.0.as_str()) };
+            FetchableTopicResponse::default().with_topic(name).with_topic_id(id)
+        })
+        .collect();
+    for (w, data) in wanted.iter().zip(partitions) {
+        if let Some(topic) = responses.get_mut(w.topic_index) {
+            topic.partitions.push(data);
+        }
+    }
+    FetchResponse::default().with_session_id(0).with_responses(responses)
+}
+
+fn check_leader_epoch(requested: i32, current: i32) -> Result<(), BrokerError> {
+    if requested < 0 || requested == current {
+        Ok(())
+    } else if requested < current {
+        Err(BrokerError::FencedLeaderEpoch { requested, current })
+    } else {
+        Err(BrokerError::UnknownLeaderEpoch { requested, current })
+    }
+}
+
+/// Reads every partition once within the request's byte budget.
+async fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let base = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_records(Some(Bytes::new()));
+        let result = match &w.log {
+            Ok(log) => {
+                let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
+                // The first batch of the first partition with data is returned whatever its size.
+                log.read(w.fetch_offset, budget, total == 0).await
+            }
+            Err(err) => Err(err.clone()),
+        };
+        out.push(match result {
+            Ok(read) => {
+                total += read.records.len();
+                base.with_high_watermark(read.high_watermark)
+                    .with_last_stable_offset(read.last_stable_offset)
+                    .with_log_start_offset(read.log_start_offset)
+                    .with_records(Some(read.records))
+            }
+            Err(err) => {
+                any_error = true;
+                let (hw, lso, start) = match &w.log {
+                    Ok(log) => (log.high_watermark(), log.high_watermark(), log.log_start_offset()),
+                    Err(_) => (-1, -1, -1),
+                };
+                base.with_error_code(error_code(&err))
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(lso)
+                    .with_log_start_offset(start)
+            }
+        });
+    }
+    (out, total, any_error)
+}

@@ -1,0 +1,75 @@
+//! ListOffsets: earliest, latest, by timestamp, max timestamp.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use skein_core::{BrokerError, error_code};
+use skein_log::PartitionLog;
+
+use crate::broker::Broker;
+use crate::handlers::topic_name;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted_topic in &request.topics {
+        let topic = broker.topics.get(wanted_topic.name.0.as_str());
+        let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
+        for wanted in &wanted_topic.partitions {
+            let base = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
+            let log = topic.as_ref().and_then(|t| t.partition(wanted.partition_index));
+            let result = match log {
+                Some(log) => lookup(log, wanted.timestamp, wanted.current_leader_epoch).await,
+                None => Err(BrokerError::UnknownTopicOrPartition),
+            };
+            partitions.push(match result {
+                Ok((offset, timestamp, leader_epoch)) => {
+                    // The leader epoch exists from v4 on; older versions must leave it at its default.
+                    let leader_epoch = if version >= 4 { leader_epoch } else { -1 };
+                    base.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(leader_epoch)
+                }
+                Err(err) => base.with_error_code(error_code(&err)).with_offset(-1).with_timestamp(-1),
+            });
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic_name(wanted_topic.name.0.as_str()))
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Returns (offset, timestamp, leader epoch) for one partition.
+async fn lookup(log: &PartitionLog, timestamp: i64, current_leader_epoch: i32) -> Result<(i64, i64, i32), BrokerError> {
+    let epoch = log.leader_epoch();
+    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
+        return Err(if current_leader_epoch < epoch {
+            BrokerError::FencedLeaderEpoch { requested: current_leader_epoch, current: epoch }
+        } else {
+            BrokerError::UnknownLeaderEpoch { requested: current_leader_epoch, current: epoch }
+        });
+    }
+    match timestamp {
+        // Single node, no transactions yet: the last stable offset equals the high watermark.
+        LATEST => Ok((log.high_watermark(), -1, epoch)),
+        EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1, epoch)),
+        // No tiered storage: nothing is tiered.
+        LATEST_TIERED => Ok((-1, -1, -1)),
+        MAX_TIMESTAMP => Ok(match log.offset_of_max_timestamp().await? {
+            Some(found) => (found.offset, found.timestamp, epoch),
+            None => (-1, -1, -1),
+        }),
+        ts if ts >= 0 => Ok(match log.offset_for_timestamp(ts).await? {
+            Some(found) => (found.offset, found.timestamp, epoch),
+            None => (-1, -1, -1),
+        }),
+        other => Err(BrokerError::InvalidRequest(format!("unknown special timestamp {other}"))),
+    }
+}

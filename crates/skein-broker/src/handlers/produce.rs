@@ -1,0 +1,168 @@
+//! Produce: validate each partition's batch, append all of a request's batches in one write, answer per partition.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::Decodable;
+use skein_core::{BrokerError, error_code};
+use skein_log::{AppendRequest, append_batches};
+use skein_protocol::{RequestFrame, validate_client_batch};
+
+use crate::broker::Broker;
+use crate::handlers::{message, topic_name};
+use crate::router::{Outcome, decode_with_null_prefix, encode};
+
+/// Produce versions below this are advertised (as Kafka 4 does) but refused per partition.
+const MIN_SERVED_VERSION: i16 = 3;
+
+pub(crate) async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome {
+    let version = frame.api_version;
+    if version < MIN_SERVED_VERSION {
+        return refuse_old_version(&frame);
+    }
+    let mut body = frame.body.clone();
+    let request = match ProduceRequest::decode(&mut body, version) {
+        Ok(request) => request,
+        Err(err) => return Outcome::Close(format!("malformed Produce v{version}: {err}")),
+    };
+    let acks = request.acks;
+    let response = produce(broker, request).await;
+    if acks == 0 {
+        // With acks=0 there is no response to carry an error; Kafka closes the connection so the client notices.
+        let failed = response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);
+        return if failed { Outcome::Close("acks=0 produce failed".into()) } else { Outcome::NoResponse };
+    }
+    encode::<ProduceRequest>(frame.correlation_id, version, &response)
+}
+
+/// Produce v0-v2: the body is v3's without `transactional_id`, and the v2 response is laid out as v3's; every
+/// partition gets UNSUPPORTED_VERSION. Older layouts (v0, v1) differ, so those connections are closed.
+fn refuse_old_version(frame: &RequestFrame) -> Outcome {
+    if frame.api_version < 2 {
+        return Outcome::Close(format!("Produce v{} is not supported", frame.api_version));
+    }
+    let Some(request) = decode_with_null_prefix::<ProduceRequest>(&frame.body, MIN_SERVED_VERSION) else {
+        return Outcome::Close("malformed Produce v2".into());
+    };
+    let unsupported = BrokerError::UnsupportedVersion { api_key: 0, version: frame.api_version };
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|topic| {
+            TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(
+                topic.partition_data.iter().map(|p| error_partition(p.index, &unsupported)).collect(),
+            )
+        })
+        .collect();
+    if request.acks == 0 {
+        return Outcome::Close("acks=0 produce with an unsupported version".into());
+    }
+    encode::<ProduceRequest>(
+        frame.correlation_id,
+        MIN_SERVED_VERSION,
+        &ProduceResponse::default().with_responses(responses),
+    )
+}
+
+fn error_partition(index: i32, error: &BrokerError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error_code(error))
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message(error.to_string()))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// Where each partition of the request stands: answered already (an error), or waiting for the append.
+enum Slot {
+    Done(PartitionProduceResponse),
+    Appending { index: i32, request_position: usize },
+}
+
+async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceResponse {
+    let acks_valid = matches!(request.acks, -1..=1);
+    let mut appends = Vec::new();
+    let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Slot>)> = Vec::new();
+    for topic_data in request.topic_data {
+        let topic = broker.topics.get(topic_data.name.0.as_str());
+        let mut slots = Vec::with_capacity(topic_data.partition_data.len());
+        for partition_data in topic_data.partition_data {
+            let index = partition_data.index;
+            let prepared = (|| {
+                if !acks_valid {
+                    return Err(BrokerError::InvalidRequiredAcks(request.acks));
+                }
+                let topic = topic.as_ref().ok_or(BrokerError::UnknownTopicOrPartition)?;
+                let log = topic.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
+                let records = partition_data
+                    .records
+                    .ok_or_else(|| BrokerError::InvalidRecord("produce request carries no records".into()))?;
+                let max = topic.max_message_bytes(&broker.config);
+                if records.len() > max {
+                    return Err(BrokerError::MessageTooLarge(format!(
+                        "the batch is {} bytes, larger than max.message.bytes ({max}) of topic {}",
+                        records.len(),
+                        topic.name
+                    )));
+                }
+                let header = validate_client_batch(&records)?;
+                let log_append_time = topic.uses_log_append_time(&broker.config).then(now_ms);
+                Ok(AppendRequest { log: Arc::clone(log), records, header, log_append_time })
+            })();
+            slots.push(match prepared {
+                Ok(append) => {
+                    appends.push(append);
+                    Slot::Appending { index, request_position: appends.len() - 1 }
+                }
+                Err(err) => {
+                    tracing::debug!(topic = %topic_data.name.0, partition = index, error = %err, "produce refused");
+                    Slot::Done(error_partition(index, &err))
+                }
+            });
+        }
+        topics.push((topic_data.name, slots));
+    }
+
+    let appended = if appends.is_empty() {
+        Ok(Vec::new())
+    } else {
+        append_batches(&broker.engine, appends, broker.durability()).await
+    };
+    if let Err(err) = &appended {
+        tracing::error!(error = %err, "append failed");
+    }
+
+    let responses = topics
+        .into_iter()
+        .map(|(name, slots)| {
+            let partition_responses = slots
+                .into_iter()
+                .map(|slot| match slot {
+                    Slot::Done(response) => response,
+                    Slot::Appending { index, request_position } => match &appended {
+                        Ok(results) => match results.get(request_position) {
+                            Some(result) => PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_base_offset(result.base_offset)
+                                .with_log_append_time_ms(result.log_append_time)
+                                .with_log_start_offset(result.log_start_offset),
+                            None => error_partition(index, &BrokerError::Storage("append result missing".into())),
+                        },
+                        Err(err) => error_partition(index, err),
+                    },
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic_name(name.0.as_str()))
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}

@@ -1,0 +1,17 @@
+//! The broker: Kafka API handlers on top of the partition logs and the topic registry.
+//!
+//! # Layout
+//! - [`broker`]: [`Broker`], the shared state every handler sees (config, engine, topics, cluster id).
+//! - [`topics`]: [`TopicRegistry`] — topic names, ids, partitions and config overrides, persisted in `meta`.
+//! - [`router`]: the table of supported APIs and versions, dispatch by api key, and the ApiVersions answer derived
+//!   from that table.
+//! - [`handlers`]: one module per ApiKey, named after it.
+
+pub mod broker;
+pub mod handlers;
+pub mod router;
+pub mod topics;
+
+pub use broker::Broker;
+pub use router::{Outcome, handle_request};
+pub use topics::{Topic, TopicRegistry};

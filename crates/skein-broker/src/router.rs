@@ -1,0 +1,106 @@
+//! The supported-API table, dispatch by api key, and response encoding.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, HeaderVersion, Request};
+use skein_protocol::{RequestFrame, encode_response};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Write this response frame (length prefix included).
+    Respond(Bytes),
+    /// Send nothing (produce with acks=0).
+    NoResponse,
+    /// Close the connection, as Kafka does for requests it cannot parse or serve; the reason is logged.
+    Close(String),
+}
+
+/// Every API Skein serves and the versions it implements. ApiVersions answers from this table, and requests
+/// outside it are refused, so what is advertised is exactly what is implemented.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    // Produce is advertised from v0 like Kafka 4 (librdkafka disables compression when the minimum is above 0);
+    // v0-v2 are refused per request with UNSUPPORTED_VERSION.
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+];
+
+/// The supported version range of `key`, if Skein serves it.
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
+}
+
+/// Serves one request.
+pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome {
+    let Ok(key) = ApiKey::try_from(frame.api_key) else {
+        return Outcome::Close(format!("unknown api key {}", frame.api_key));
+    };
+    if key == ApiKey::ApiVersions {
+        return handlers::api_versions::handle(&frame);
+    }
+    let version = frame.api_version;
+    match supported_versions(key) {
+        Some((min, max)) if (min..=max).contains(&version) => {}
+        _ => return Outcome::Close(format!("unsupported version {version} of {key:?}")),
+    }
+    match key {
+        ApiKey::Produce => handlers::produce::handle(broker, frame).await,
+        ApiKey::Fetch => respond(frame, |req, v| handlers::fetch::handle(broker, req, v)).await,
+        ApiKey::ListOffsets => respond(frame, |req, v| handlers::list_offsets::handle(broker, req, v)).await,
+        ApiKey::Metadata => respond(frame, |req, v| handlers::metadata::handle(broker, req, v)).await,
+        ApiKey::CreateTopics => respond(frame, |req, v| handlers::create_topics::handle(broker, req, v)).await,
+        ApiKey::DeleteTopics => respond(frame, |req, v| handlers::delete_topics::handle(broker, req, v)).await,
+        ApiKey::DescribeConfigs => {
+            respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, req, v) }).await
+        }
+        other => Outcome::Close(format!("{other:?} is not served")),
+    }
+}
+
+/// Decodes the body as `R`, runs the handler, encodes its response at the request's version.
+pub(crate) async fn respond<R, F, Fut>(frame: RequestFrame, handler: F) -> Outcome
+where
+    R: Request,
+    F: FnOnce(R, i16) -> Fut,
+    Fut: Future<Output = R::Response>,
+{
+    let version = frame.api_version;
+    let mut body = frame.body;
+    let request = match R::decode(&mut body, version) {
+        Ok(request) => request,
+        Err(err) => return Outcome::Close(format!("malformed request (api key {}, v{version}): {err}", R::KEY)),
+    };
+    let response = handler(request, version).await;
+    encode::<R>(frame.correlation_id, version, &response)
+}
+
+/// Encodes a response of `R` at `version` with the header version the protocol prescribes.
+pub(crate) fn encode<R: Request>(correlation_id: i32, version: i16, response: &R::Response) -> Outcome {
+    let header_version = <R::Response as HeaderVersion>::header_version(version);
+    match encode_response(correlation_id, header_version, response, version) {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(err) => Outcome::Close(format!("could not encode response (api key {}, v{version}): {err}", R::KEY)),
+    }
+}
+
+/// Decodes a request body at a version the codec lacks by prefixing what the next version adds. Used for Produce
+/// v0-v2, whose layout is v3's without the leading nullable `transactional_id`.
+pub(crate) fn decode_with_null_prefix<R: Decodable>(body: &Bytes, as_version: i16) -> Option<R> {
+    let mut prefixed = BytesMut::with_capacity(body.len() + 2);
+    prefixed.put_i16(-1);
+    prefixed.put_slice(body);
+    let mut buf = prefixed.freeze();
+    R::decode(&mut buf, as_version).ok()
+}

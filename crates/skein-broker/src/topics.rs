@@ -1,0 +1,265 @@
+//! The topic registry: names, ids, partitions and config overrides, persisted in `meta`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use skein_core::config::{TOPIC_CONFIGS, topic_config_def};
+use skein_core::types::validate_topic_name;
+use skein_core::{BrokerConfig, BrokerError, TopicPartition};
+use skein_log::PartitionLog;
+use skein_storage::keys::{self, PartitionId};
+use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, TopicRecord};
+use uuid::Uuid;
+
+/// A topic and its partitions' logs.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    pub partitions: Vec<Arc<PartitionLog>>,
+    /// Config overrides by Kafka name; everything else inherits from the broker.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<PartitionLog>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+
+    /// The effective value of a topic config: the override, or the broker's default for it.
+    pub fn config_value(&self, broker: &BrokerConfig, name: &str) -> Option<String> {
+        let def = topic_config_def(name)?;
+        Some(self.configs.get(name).cloned().unwrap_or_else(|| broker.topic_default(def)))
+    }
+
+    /// `max.message.bytes`: the largest batch the topic accepts.
+    pub fn max_message_bytes(&self, broker: &BrokerConfig) -> usize {
+        self.config_value(broker, "max.message.bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(usize::try_from(broker.message_max_bytes).unwrap_or(0))
+    }
+
+    /// Whether `message.timestamp.type=LogAppendTime`.
+    pub fn uses_log_append_time(&self, broker: &BrokerConfig) -> bool {
+        self.config_value(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
+    }
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    by_name: HashMap<Arc<str>, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+    next_partition_id: PartitionId,
+}
+
+/// All topics, by name and by id. Reads are lock-light; creation and deletion are serialised.
+pub struct TopicRegistry {
+    engine: Arc<dyn Engine>,
+    maps: RwLock<Maps>,
+    /// Serialises create/delete so checks and writes are not interleaved.
+    admin: tokio::sync::Mutex<()>,
+    leader_epoch: i32,
+}
+
+impl std::fmt::Debug for TopicRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicRegistry").field("topics", &self.read().by_name.len()).finish()
+    }
+}
+
+/// A validated topic creation.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicRegistry {
+    /// Loads every topic and its partitions from `meta` (blocking).
+    pub(crate) fn load(engine: Arc<dyn Engine>, _node_id: i32) -> Result<Self, StorageError> {
+        let mut records = Vec::new();
+        let mut decode_error = None;
+        engine.scan(ColumnFamily::Meta, keys::META_TOPIC_PREFIX, keys::META_TOPIC_END, &mut |_, value| {
+            match TopicRecord::decode(value) {
+                Ok(record) => records.push(record),
+                Err(err) => decode_error = Some(err),
+            }
+            decode_error.is_none()
+        })?;
+        if let Some(err) = decode_error {
+            return Err(err);
+        }
+        let next_partition_id = match engine.get(ColumnFamily::Meta, keys::META_NEXT_PARTITION_ID)? {
+            Some(value) => {
+                let bytes: [u8; 4] = value.as_slice().try_into().map_err(|_| StorageError::CorruptValue {
+                    key: "next_partition_id".into(),
+                    reason: "not 4 bytes".into(),
+                })?;
+                u32::from_be_bytes(bytes)
+            }
+            None => 0,
+        };
+        let mut maps = Maps { next_partition_id, ..Maps::default() };
+        for record in records {
+            let name: Arc<str> = Arc::from(record.name.as_str());
+            let mut partitions = Vec::with_capacity(record.partitions.len());
+            for (index, partition_id) in record.partitions.iter().enumerate() {
+                let index = i32::try_from(index).map_err(|_| StorageError::CorruptValue {
+                    key: format!("topic/{name}"),
+                    reason: "too many partitions".into(),
+                })?;
+                let tp = TopicPartition::new(Arc::clone(&name), index);
+                partitions.push(PartitionLog::open(Arc::clone(&engine), tp, *partition_id)?);
+            }
+            let topic = Arc::new(Topic {
+                name: Arc::clone(&name),
+                id: Uuid::from_bytes(record.topic_id),
+                partitions,
+                configs: record.configs,
+            });
+            maps.by_id.insert(topic.id, Arc::clone(&topic));
+            maps.by_name.insert(name, topic);
+        }
+        Ok(TopicRegistry { engine, maps: RwLock::new(maps), admin: tokio::sync::Mutex::new(()), leader_epoch: 0 })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Maps> {
+        // Maps are only replaced whole under the write lock; a poisoned lock still holds consistent maps.
+        self.maps.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read().by_name.get(name).cloned()
+    }
+
+    pub fn get_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.read().by_id.get(id).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<Arc<Topic>> = self.read().by_name.values().cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// Checks a creation against Kafka's rules without creating anything.
+    pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<(), BrokerError> {
+        validate_topic_name(&topic.name).map_err(BrokerError::InvalidTopic)?;
+        let maps = self.read();
+        if maps.by_name.contains_key(topic.name.as_str()) {
+            return Err(BrokerError::TopicAlreadyExists(topic.name.clone()));
+        }
+        // Kafka refuses names that differ only by '.' versus '_' (they collide in metric names).
+        let normalized = topic.name.replace('.', "_");
+        if let Some(existing) = maps.by_name.keys().find(|name| name.replace('.', "_") == normalized) {
+            return Err(BrokerError::InvalidTopic(format!(
+                "topic '{}' collides with existing topic '{existing}'",
+                topic.name
+            )));
+        }
+        if topic.num_partitions < 1 {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "number of partitions must be larger than 0, got {}",
+                topic.num_partitions
+            )));
+        }
+        for (name, value) in &topic.configs {
+            let def = topic_config_def(name)
+                .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {name}")))?;
+            (def.validate)(value)
+                .map_err(|msg| BrokerError::InvalidConfig(format!("invalid value for {name}: {msg}")))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a topic durably and returns it.
+    pub async fn create(&self, topic: NewTopic) -> Result<Arc<Topic>, BrokerError> {
+        let _admin = self.admin.lock().await;
+        self.validate_new_topic(&topic)?;
+        let name: Arc<str> = Arc::from(topic.name.as_str());
+        let count = usize::try_from(topic.num_partitions).unwrap_or(0);
+        let first_id = self.read().next_partition_id;
+        let next_id = u32::try_from(count)
+            .ok()
+            .and_then(|n| first_id.checked_add(n))
+            .ok_or_else(|| BrokerError::InvalidPartitions("partition id space exhausted".into()))?;
+
+        let mut batch = StoreBatch::default();
+        let mut partitions = Vec::with_capacity(count);
+        let mut partition_ids = Vec::with_capacity(count);
+        for (index, partition_id) in (first_id..next_id).enumerate() {
+            let tp = TopicPartition::new(Arc::clone(&name), i32::try_from(index).unwrap_or(i32::MAX));
+            partitions.push(PartitionLog::create(
+                Arc::clone(&self.engine),
+                tp,
+                partition_id,
+                self.leader_epoch,
+                &mut batch,
+            ));
+            partition_ids.push(partition_id);
+        }
+        let id = Uuid::new_v4();
+        let record = TopicRecord {
+            name: topic.name.clone(),
+            topic_id: *id.as_bytes(),
+            partitions: partition_ids,
+            configs: topic.configs.clone(),
+        };
+        batch.put(ColumnFamily::Meta, keys::topic_key(&topic.name), record.encode().map_err(storage)?);
+        batch.put(ColumnFamily::Meta, keys::META_NEXT_PARTITION_ID.to_vec(), next_id.to_be_bytes().to_vec());
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
+
+        let created = Arc::new(Topic { name: Arc::clone(&name), id, partitions, configs: topic.configs });
+        let mut maps = self.write();
+        maps.next_partition_id = next_id;
+        maps.by_id.insert(id, Arc::clone(&created));
+        maps.by_name.insert(name, Arc::clone(&created));
+        Ok(created)
+    }
+
+    /// Deletes a topic and all its data durably.
+    pub async fn delete(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        let _admin = self.admin.lock().await;
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let mut batch = StoreBatch::default();
+        for partition in &topic.partitions {
+            partition.delete_into(&mut batch);
+        }
+        batch.delete(ColumnFamily::Meta, keys::topic_key(name));
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
+        let mut maps = self.write();
+        maps.by_name.remove(name);
+        maps.by_id.remove(&topic.id);
+        Ok(topic)
+    }
+
+    /// The configs a topic reports, in [`TOPIC_CONFIGS`] order: (name, value, is an override).
+    pub fn describe_configs(topic: &Topic, broker: &BrokerConfig) -> Vec<(&'static str, String, bool)> {
+        TOPIC_CONFIGS
+            .iter()
+            .map(|def| match topic.configs.get(def.name) {
+                Some(value) => (def.name, value.clone(), true),
+                None => (def.name, broker.topic_default(def), false),
+            })
+            .collect()
+    }
+}
+
+fn storage(err: StorageError) -> BrokerError {
+    BrokerError::Storage(err.to_string())
+}
+
+async fn run_blocking(f: impl FnOnce() -> Result<(), StorageError> + Send + 'static) -> Result<(), BrokerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
+        .map_err(storage)
+}

@@ -1,0 +1,395 @@
+//! Broker settings under Kafka's names and defaults, and the topic-level configs derived from them.
+//!
+//! Settings Kafka has keep Kafka's exact names and defaults, so `server.properties` knowledge carries over; Skein's
+//! own settings (`listen`, `data.dir`, `metrics.listen`, `log.flush`) use the same dotted lowercase style.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+/// When appended records reach stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFlush {
+    /// Every acknowledged write is in RocksDB's write-ahead log (OS page cache): survives a process crash
+    /// (`kill -9`), not a power loss. Fast.
+    Os,
+    /// Every acknowledged write is fsynced before the response: survives power loss too. Slower.
+    Always,
+}
+
+/// Every broker setting Skein reads. Unknown keys in the YAML file are an error naming the key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    #[serde(rename = "node.id")]
+    pub node_id: i32,
+    /// Address the Kafka listener binds.
+    pub listen: String,
+    /// Address given to clients in Metadata; defaults to `listen`.
+    #[serde(rename = "advertised.listener")]
+    pub advertised_listener: Option<String>,
+    #[serde(rename = "data.dir")]
+    pub data_dir: String,
+    #[serde(rename = "metrics.listen")]
+    pub metrics_listen: String,
+    #[serde(rename = "log.flush")]
+    pub log_flush: LogFlush,
+    #[serde(rename = "num.partitions")]
+    pub num_partitions: i32,
+    #[serde(rename = "default.replication.factor")]
+    pub default_replication_factor: i16,
+    #[serde(rename = "auto.create.topics.enable")]
+    pub auto_create_topics_enable: bool,
+    #[serde(rename = "message.max.bytes")]
+    pub message_max_bytes: i32,
+    #[serde(rename = "socket.request.max.bytes")]
+    pub socket_request_max_bytes: i32,
+    #[serde(rename = "fetch.max.bytes")]
+    pub fetch_max_bytes: i32,
+    #[serde(rename = "max.connections")]
+    pub max_connections: u32,
+    #[serde(rename = "log.retention.ms")]
+    pub log_retention_ms: i64,
+    #[serde(rename = "log.retention.bytes")]
+    pub log_retention_bytes: i64,
+    #[serde(rename = "log.cleanup.policy")]
+    pub log_cleanup_policy: String,
+    #[serde(rename = "log.message.timestamp.type")]
+    pub log_message_timestamp_type: String,
+    #[serde(rename = "min.insync.replicas")]
+    pub min_insync_replicas: i32,
+    #[serde(rename = "compression.type")]
+    pub compression_type: String,
+    /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
+    #[serde(skip)]
+    pub explicitly_set: BTreeSet<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listen: "127.0.0.1:9092".into(),
+            advertised_listener: None,
+            data_dir: "./data".into(),
+            metrics_listen: "127.0.0.1:9644".into(),
+            log_flush: LogFlush::Os,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            fetch_max_bytes: 57_671_680,
+            max_connections: 10_000,
+            log_retention_ms: 604_800_000,
+            log_retention_bytes: -1,
+            log_cleanup_policy: "delete".into(),
+            log_message_timestamp_type: "CreateTime".into(),
+            min_insync_replicas: 1,
+            compression_type: "producer".into(),
+            explicitly_set: BTreeSet::new(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Checks every value and reports all problems at once, each naming its key.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                problems.push(msg);
+            }
+        };
+        check(self.node_id >= 0, format!("node.id must be >= 0, got {}", self.node_id));
+        check(self.num_partitions >= 1, format!("num.partitions must be >= 1, got {}", self.num_partitions));
+        check(
+            self.default_replication_factor == 1,
+            format!("default.replication.factor must be 1 on a single node, got {}", self.default_replication_factor),
+        );
+        check(self.message_max_bytes >= 0, format!("message.max.bytes must be >= 0, got {}", self.message_max_bytes));
+        check(
+            self.socket_request_max_bytes >= 1,
+            format!("socket.request.max.bytes must be >= 1, got {}", self.socket_request_max_bytes),
+        );
+        check(self.fetch_max_bytes >= 0, format!("fetch.max.bytes must be >= 0, got {}", self.fetch_max_bytes));
+        check(self.max_connections >= 1, format!("max.connections must be >= 1, got {}", self.max_connections));
+        check(self.log_retention_ms >= -1, format!("log.retention.ms must be >= -1, got {}", self.log_retention_ms));
+        check(
+            self.log_retention_bytes >= -1,
+            format!("log.retention.bytes must be >= -1, got {}", self.log_retention_bytes),
+        );
+        for (key, value) in [
+            ("log.cleanup.policy", &self.log_cleanup_policy),
+            ("log.message.timestamp.type", &self.log_message_timestamp_type),
+            ("compression.type", &self.compression_type),
+        ] {
+            let topic_key = TOPIC_CONFIGS.iter().find(|def| def.broker_key == Some(key));
+            if let Some(def) = topic_key
+                && let Err(msg) = (def.validate)(value)
+            {
+                check(false, format!("{key}: {msg}"));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The address clients are told to connect to.
+    pub fn advertised(&self) -> &str {
+        self.advertised_listener.as_deref().unwrap_or(&self.listen)
+    }
+
+    /// The broker-level settings DescribeConfigs reports for the broker resource: (name, value, explicitly set).
+    pub fn describe(&self) -> Vec<(&'static str, String, bool)> {
+        let entries: Vec<(&'static str, String)> = vec![
+            ("node.id", self.node_id.to_string()),
+            ("broker.id", self.node_id.to_string()),
+            ("num.partitions", self.num_partitions.to_string()),
+            ("default.replication.factor", self.default_replication_factor.to_string()),
+            ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),
+            ("message.max.bytes", self.message_max_bytes.to_string()),
+            ("socket.request.max.bytes", self.socket_request_max_bytes.to_string()),
+            ("fetch.max.bytes", self.fetch_max_bytes.to_string()),
+            ("max.connections", self.max_connections.to_string()),
+            ("log.retention.ms", self.log_retention_ms.to_string()),
+            ("log.retention.bytes", self.log_retention_bytes.to_string()),
+            ("log.cleanup.policy", self.log_cleanup_policy.clone()),
+            ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("compression.type", self.compression_type.clone()),
+        ];
+        entries
+            .into_iter()
+            .map(|(name, value)| {
+                let set = self.explicitly_set.contains(name)
+                    || (name == "broker.id" && self.explicitly_set.contains("node.id"));
+                (name, value, set)
+            })
+            .collect()
+    }
+
+    /// The value a topic inherits for `def` when it has no override.
+    pub fn topic_default(&self, def: &TopicConfigDef) -> String {
+        match def.broker_key {
+            Some("log.retention.ms") => self.log_retention_ms.to_string(),
+            Some("log.retention.bytes") => self.log_retention_bytes.to_string(),
+            Some("message.max.bytes") => self.message_max_bytes.to_string(),
+            Some("log.cleanup.policy") => self.log_cleanup_policy.clone(),
+            Some("log.message.timestamp.type") => self.log_message_timestamp_type.clone(),
+            Some("min.insync.replicas") => self.min_insync_replicas.to_string(),
+            Some("compression.type") => self.compression_type.clone(),
+            _ => def.default.to_string(),
+        }
+    }
+}
+
+/// A topic-level config Kafka knows, with the broker setting it inherits from (its synonym) and a validator.
+#[derive(Debug)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    /// The broker-level setting whose value is the topic's default, if any.
+    pub broker_key: Option<&'static str>,
+    /// Kafka's default when no broker setting applies.
+    pub default: &'static str,
+    /// DescribeConfigs `config_type`: 1 boolean, 2 string, 3 int, 5 long, 6 double, 7 list.
+    pub config_type: i8,
+    pub validate: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |value: &str| match value.trim().parse::<i64>() {
+        Ok(v) if v >= min => Ok(()),
+        Ok(v) => Err(format!("value {v} must be at least {min}")),
+        Err(_) => Err(format!("value '{value}' is not a whole number")),
+    }
+}
+
+fn validate_ms(value: &str) -> Result<(), String> {
+    long_at_least(0)(value)
+}
+fn validate_retention(value: &str) -> Result<(), String> {
+    long_at_least(-1)(value)
+}
+fn validate_positive_int(value: &str) -> Result<(), String> {
+    long_at_least(0)(value)?;
+    value.trim().parse::<i32>().map(|_| ()).map_err(|_| format!("value '{value}' is out of range for an int"))
+}
+fn validate_min_isr(value: &str) -> Result<(), String> {
+    long_at_least(1)(value)
+}
+fn validate_cleanup_policy(value: &str) -> Result<(), String> {
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    if !parts.is_empty() && parts.iter().all(|p| matches!(*p, "delete" | "compact")) {
+        Ok(())
+    } else {
+        Err(format!("'{value}' is not a list of 'delete' and 'compact'"))
+    }
+}
+fn validate_timestamp_type(value: &str) -> Result<(), String> {
+    match value {
+        "CreateTime" | "LogAppendTime" => Ok(()),
+        _ => Err(format!("'{value}' must be CreateTime or LogAppendTime")),
+    }
+}
+fn validate_compression_type(value: &str) -> Result<(), String> {
+    match value {
+        "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
+        _ => Err(format!("'{value}' must be one of uncompressed, zstd, lz4, snappy, gzip, producer")),
+    }
+}
+fn validate_ratio(value: &str) -> Result<(), String> {
+    match value.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+        _ => Err(format!("'{value}' must be a number between 0 and 1")),
+    }
+}
+fn validate_bool(value: &str) -> Result<(), String> {
+    match value {
+        "true" | "false" => Ok(()),
+        _ => Err(format!("'{value}' must be true or false")),
+    }
+}
+
+/// The topic-level configs Skein accepts, in the order DescribeConfigs lists them.
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "cleanup.policy",
+        config_type: 7,
+        broker_key: Some("log.cleanup.policy"),
+        default: "delete",
+        validate: validate_cleanup_policy,
+    },
+    TopicConfigDef {
+        name: "compression.type",
+        config_type: 2,
+        broker_key: Some("compression.type"),
+        default: "producer",
+        validate: validate_compression_type,
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        config_type: 5,
+        broker_key: None,
+        default: "86400000",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        config_type: 5,
+        broker_key: None,
+        default: "9223372036854775807",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        config_type: 3,
+        broker_key: Some("message.max.bytes"),
+        default: "1048588",
+        validate: validate_positive_int,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        config_type: 2,
+        broker_key: Some("log.message.timestamp.type"),
+        default: "CreateTime",
+        validate: validate_timestamp_type,
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        config_type: 6,
+        broker_key: None,
+        default: "0.5",
+        validate: validate_ratio,
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        config_type: 5,
+        broker_key: None,
+        default: "0",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "min.insync.replicas",
+        config_type: 3,
+        broker_key: Some("min.insync.replicas"),
+        default: "1",
+        validate: validate_min_isr,
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        config_type: 5,
+        broker_key: Some("log.retention.bytes"),
+        default: "-1",
+        validate: validate_retention,
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        config_type: 5,
+        broker_key: Some("log.retention.ms"),
+        default: "604800000",
+        validate: validate_retention,
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        config_type: 3,
+        broker_key: None,
+        default: "1073741824",
+        validate: validate_positive_int,
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        config_type: 5,
+        broker_key: None,
+        default: "604800000",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "unclean.leader.election.enable",
+        config_type: 1,
+        broker_key: None,
+        default: "false",
+        validate: validate_bool,
+    },
+];
+
+/// Looks up a topic config by name.
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|def| def.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas_and_valid() {
+        let config = BrokerConfig::default();
+        assert_eq!(config.message_max_bytes, 1_048_588);
+        assert_eq!(config.socket_request_max_bytes, 104_857_600);
+        assert_eq!(config.listen, "127.0.0.1:9092");
+        assert!(config.validate().is_ok());
+        let def = topic_config_def("max.message.bytes").expect("known");
+        assert_eq!(config.topic_default(def), "1048588");
+    }
+
+    #[test]
+    fn validate_names_every_bad_key() {
+        let config = BrokerConfig { num_partitions: 0, log_cleanup_policy: "forever".into(), ..Default::default() };
+        let problems = config.validate().expect_err("invalid");
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].contains("num.partitions"));
+        assert!(problems[1].contains("log.cleanup.policy"));
+    }
+
+    #[test]
+    fn topic_config_validators() {
+        let check = |name: &str, value: &str| (topic_config_def(name).expect("known").validate)(value);
+        assert!(check("retention.ms", "-1").is_ok());
+        assert!(check("retention.ms", "abc").is_err());
+        assert!(check("cleanup.policy", "compact,delete").is_ok());
+        assert!(check("cleanup.policy", "keep").is_err());
+        assert!(check("max.message.bytes", "99999999999").is_err());
+        assert!(check("message.timestamp.type", "LogAppendTime").is_ok());
+    }
+}

@@ -1,0 +1,116 @@
+//! The broker's error enum and its single mapping to Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+
+/// Everything that can go wrong while serving a request, in Kafka's terms.
+///
+/// Handlers return these per partition (or per topic / resource); [`error_code`] turns each into the code a real
+/// Kafka broker would put in the response. Messages are for the broker's log and the response's error message field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("unknown topic id")]
+    UnknownTopicId,
+    #[error("invalid topic: {0}")]
+    InvalidTopic(String),
+    #[error("topic '{0}' already exists")]
+    TopicAlreadyExists(String),
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: {0}")]
+    InvalidReplicationFactor(String),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("corrupt message: {0}")]
+    CorruptMessage(String),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("message too large: {0}")]
+    MessageTooLarge(String),
+    #[error("invalid required acks {0}")]
+    InvalidRequiredAcks(i16),
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    #[error("unsupported version {version} of api key {api_key}")]
+    UnsupportedVersion { api_key: i16, version: i16 },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("the leader epoch {requested} is older than the current epoch {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    #[error("the leader epoch {requested} is newer than the current epoch {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
+    #[error("unsupported compression type")]
+    UnsupportedCompressionType,
+    #[error("resource type not supported: {0}")]
+    InvalidResourceType(String),
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+/// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
+/// a new error variant does not compile until it has a code.
+pub fn error_code(error: &BrokerError) -> i16 {
+    let kafka = match error {
+        BrokerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        BrokerError::UnknownTopicId => ResponseError::UnknownTopicId,
+        BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        BrokerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        BrokerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        BrokerError::CorruptMessage(_) => ResponseError::CorruptMessage,
+        BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        BrokerError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+        BrokerError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
+        BrokerError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        BrokerError::UnsupportedVersion { .. } => ResponseError::UnsupportedVersion,
+        BrokerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        BrokerError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        BrokerError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        BrokerError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
+        BrokerError::InvalidResourceType(_) => ResponseError::InvalidRequest,
+        BrokerError::Storage(_) => ResponseError::KafkaStorageError,
+    };
+    kafka.code()
+}
+
+impl From<skein_protocol::BatchError> for BrokerError {
+    fn from(err: skein_protocol::BatchError) -> Self {
+        match err {
+            skein_protocol::BatchError::Corrupt(msg) => BrokerError::CorruptMessage(msg),
+            skein_protocol::BatchError::Invalid(msg) => BrokerError::InvalidRecord(msg),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_kafka() {
+        assert_eq!(error_code(&BrokerError::UnknownTopicOrPartition), 3);
+        assert_eq!(error_code(&BrokerError::InvalidTopic(String::new())), 17);
+        assert_eq!(error_code(&BrokerError::TopicAlreadyExists(String::new())), 36);
+        assert_eq!(error_code(&BrokerError::CorruptMessage(String::new())), 2);
+        assert_eq!(error_code(&BrokerError::MessageTooLarge(String::new())), 10);
+        assert_eq!(error_code(&BrokerError::InvalidRecord(String::new())), 87);
+        assert_eq!(error_code(&BrokerError::UnsupportedVersion { api_key: 0, version: 0 }), 35);
+        assert_eq!(error_code(&BrokerError::OffsetOutOfRange { offset: 5, log_start_offset: 0, log_end_offset: 1 }), 1);
+        assert_eq!(error_code(&BrokerError::InvalidRequiredAcks(2)), 21);
+        assert_eq!(error_code(&BrokerError::UnknownTopicId), 100);
+        assert_eq!(error_code(&BrokerError::Storage(String::new())), 56);
+    }
+
+    #[test]
+    fn batch_errors_map_to_corrupt_and_invalid() {
+        let corrupt: BrokerError = skein_protocol::BatchError::Corrupt("crc".into()).into();
+        assert_eq!(error_code(&corrupt), 2);
+        let invalid: BrokerError = skein_protocol::BatchError::Invalid("magic".into()).into();
+        assert_eq!(error_code(&invalid), 87);
+    }
+}

@@ -1,0 +1,12 @@
+//! A partition's log with Kafka semantics on top of a storage [`Engine`](skein_storage::Engine).
+//!
+//! # Layout
+//! - [`partition`]: [`PartitionLog`] — offsets, high watermark, reads for Fetch, offset lookups for ListOffsets, and
+//!   the long-poll notifier fetches wait on.
+//! - [`append`]: [`append_batches`] — appends validated batches to one or more partitions in one atomic write.
+
+pub mod append;
+pub mod partition;
+
+pub use append::{AppendRequest, AppendResult, append_batches};
+pub use partition::{FetchRead, OffsetAndTimestamp, PartitionLog};

@@ -1,0 +1,274 @@
+//! One partition's log.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::RecordBatchDecoder;
+use skein_core::{BrokerError, TopicPartition};
+use skein_protocol::RecordBatchHeader;
+use skein_storage::keys::{self, PartitionId};
+use skein_storage::{ColumnFamily, Engine, PartitionState, StorageError, StoreBatch};
+use tokio::sync::watch;
+
+/// Converts a storage failure into the broker error clients see (KAFKA_STORAGE_ERROR).
+pub(crate) fn storage_error(err: StorageError) -> BrokerError {
+    BrokerError::Storage(err.to_string())
+}
+
+/// Runs a blocking storage call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
+        .map_err(storage_error)
+}
+
+/// What a fetch read from one partition.
+#[derive(Debug, Clone)]
+pub struct FetchRead {
+    /// Whole batches, concatenated as stored. Empty (never null) when there is nothing to return.
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// An offset found by timestamp, with the timestamp of the record at that offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAndTimestamp {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// A partition's log: durable batches in the engine, its state mirrored in memory.
+pub struct PartitionLog {
+    pub topic_partition: TopicPartition,
+    pub partition_id: PartitionId,
+    engine: Arc<dyn Engine>,
+    state: Mutex<PartitionState>,
+    /// Serialises appends so offsets are assigned in write order.
+    pub(crate) append_lock: tokio::sync::Mutex<()>,
+    /// The high watermark; fetches waiting for data subscribe to it.
+    high_watermark: watch::Sender<i64>,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("topic_partition", &self.topic_partition)
+            .field("partition_id", &self.partition_id)
+            .finish()
+    }
+}
+
+impl PartitionLog {
+    /// A new, empty partition and the write that records it.
+    pub fn create(
+        engine: Arc<dyn Engine>,
+        topic_partition: TopicPartition,
+        partition_id: PartitionId,
+        leader_epoch: i32,
+        batch: &mut StoreBatch,
+    ) -> Arc<Self> {
+        let state = PartitionState { log_start_offset: 0, next_offset: 0, leader_epoch };
+        batch.put(ColumnFamily::Partition, keys::partition_key(partition_id), state.encode());
+        Arc::new(Self::with_state(engine, topic_partition, partition_id, state))
+    }
+
+    /// Loads an existing partition's state (blocking).
+    pub fn open(
+        engine: Arc<dyn Engine>,
+        topic_partition: TopicPartition,
+        partition_id: PartitionId,
+    ) -> Result<Arc<Self>, StorageError> {
+        let state = match engine.get(ColumnFamily::Partition, &keys::partition_key(partition_id))? {
+            Some(value) => PartitionState::decode(&value)?,
+            None => {
+                return Err(StorageError::CorruptValue {
+                    key: format!("partition {partition_id}"),
+                    reason: format!("state of {topic_partition} is missing"),
+                });
+            }
+        };
+        Ok(Arc::new(Self::with_state(engine, topic_partition, partition_id, state)))
+    }
+
+    fn with_state(
+        engine: Arc<dyn Engine>,
+        topic_partition: TopicPartition,
+        partition_id: PartitionId,
+        state: PartitionState,
+    ) -> Self {
+        let (high_watermark, _) = watch::channel(state.next_offset);
+        PartitionLog {
+            topic_partition,
+            partition_id,
+            engine,
+            state: Mutex::new(state),
+            append_lock: tokio::sync::Mutex::new(()),
+            high_watermark,
+        }
+    }
+
+    /// The writes that remove this partition's data and state.
+    pub fn delete_into(&self, batch: &mut StoreBatch) {
+        let (from, to) = keys::log_range(self.partition_id);
+        batch.delete_range(ColumnFamily::Log, from, to);
+        batch.delete(ColumnFamily::Partition, keys::partition_key(self.partition_id));
+    }
+
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, PartitionState> {
+        // The state is plain data updated in one assignment; a panic elsewhere cannot leave it half-written.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn state(&self) -> PartitionState {
+        *self.lock_state()
+    }
+
+    /// Publishes a new durable state after a successful write and wakes waiting fetches.
+    pub(crate) fn publish(&self, state: PartitionState) {
+        *self.lock_state() = state;
+        self.high_watermark.send_replace(state.next_offset);
+    }
+
+    /// On a single node every appended record is committed once written, so the high watermark is the log end.
+    pub fn high_watermark(&self) -> i64 {
+        self.state().next_offset
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state().log_start_offset
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.state().leader_epoch
+    }
+
+    /// A receiver that changes whenever the high watermark moves (for long-poll fetches).
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Reads whole batches starting with the one containing `fetch_offset`, up to the high watermark, stopping
+    /// before `max_bytes` would be exceeded — except that the first batch is returned whatever its size when
+    /// `at_least_one` is set, so a consumer can always make progress.
+    pub async fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<FetchRead, BrokerError> {
+        let state = self.state();
+        if fetch_offset < state.log_start_offset || fetch_offset > state.next_offset {
+            return Err(BrokerError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: state.log_start_offset,
+                log_end_offset: state.next_offset,
+            });
+        }
+        let mut read = FetchRead {
+            records: Bytes::new(),
+            high_watermark: state.next_offset,
+            last_stable_offset: state.next_offset,
+            log_start_offset: state.log_start_offset,
+        };
+        if fetch_offset == state.next_offset || (max_bytes == 0 && !at_least_one) {
+            return Ok(read);
+        }
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        let upper = state.next_offset;
+        read.records = blocking(move || {
+            let lower = keys::log_key(partition_id, 0);
+            let start = match engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, fetch_offset))? {
+                Some((key, _)) => key,
+                None => keys::log_key(partition_id, fetch_offset),
+            };
+            let mut out = BytesMut::new();
+            engine.scan(ColumnFamily::Log, &start, &keys::log_key(partition_id, upper), &mut |_, value| {
+                let Ok(header) = RecordBatchHeader::parse(value) else {
+                    return false;
+                };
+                if header.last_offset() < fetch_offset {
+                    return true;
+                }
+                let first = out.is_empty();
+                if out.len() + value.len() > max_bytes && !(first && at_least_one) {
+                    return false;
+                }
+                out.extend_from_slice(value);
+                out.len() < max_bytes
+            })?;
+            Ok(out.freeze())
+        })
+        .await?;
+        Ok(read)
+    }
+
+    /// Visits every stored batch header (with its bytes) from the log start, in offset order, until `visit`
+    /// returns false.
+    async fn scan_batches<T: Send + 'static>(
+        &self,
+        mut visit: impl FnMut(&RecordBatchHeader, &[u8]) -> Option<T> + Send + 'static,
+    ) -> Result<Option<T>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let (from, to) = keys::log_range(self.partition_id);
+        blocking(move || {
+            let mut found = None;
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |_, value| match RecordBatchHeader::parse(value) {
+                Ok(header) => {
+                    found = visit(&header, value);
+                    found.is_none()
+                }
+                Err(_) => true,
+            })?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The first offset whose record timestamp is `>= timestamp` (Kafka's ListOffsets by timestamp), if any.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<OffsetAndTimestamp>, BrokerError> {
+        let log_start = self.log_start_offset();
+        self.scan_batches(move |header, bytes| {
+            if header.max_timestamp < timestamp {
+                return None;
+            }
+            first_record_matching(bytes, |offset, ts| offset >= log_start && ts >= timestamp)
+        })
+        .await
+    }
+
+    /// The offset of the (first) record with the largest timestamp (ListOffsets `MAX_TIMESTAMP`).
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<OffsetAndTimestamp>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let (from, to) = keys::log_range(self.partition_id);
+        let best = blocking(move || {
+            let mut best: Option<(i64, Vec<u8>)> = None;
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |_, value| {
+                if let Ok(header) = RecordBatchHeader::parse(value)
+                    && best.as_ref().is_none_or(|(max, _)| header.max_timestamp > *max)
+                {
+                    best = Some((header.max_timestamp, value.to_vec()));
+                }
+                true
+            })?;
+            Ok(best)
+        })
+        .await?;
+        Ok(best.and_then(|(max, bytes)| first_record_matching(&bytes, |_, ts| ts == max)))
+    }
+}
+
+/// Decodes one stored batch (off the hot path: ListOffsets only) and returns the first record matching `wanted`.
+fn first_record_matching(batch: &[u8], wanted: impl Fn(i64, i64) -> bool) -> Option<OffsetAndTimestamp> {
+    let mut buf = Bytes::copy_from_slice(batch);
+    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .find(|record| wanted(record.offset, record.timestamp))
+        .map(|record| OffsetAndTimestamp { offset: record.offset, timestamp: record.timestamp })
+}

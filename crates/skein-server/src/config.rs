@@ -1,0 +1,107 @@
+//! Loading the broker configuration: defaults, then the YAML file, then command-line flags.
+
+use std::path::Path;
+
+use skein_core::BrokerConfig;
+
+/// Settings given on the command line; each overrides the YAML file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub advertised_listener: Option<String>,
+    pub data_dir: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub node_id: Option<i32>,
+}
+
+/// Parses YAML text into a configuration; unknown keys and wrongly typed values are errors naming the key.
+pub fn parse_yaml(text: &str) -> Result<BrokerConfig, String> {
+    if text.trim().is_empty() {
+        return Ok(BrokerConfig::default());
+    }
+    let mut config: BrokerConfig = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
+    let keys: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
+    config.explicitly_set = keys.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    Ok(config)
+}
+
+/// Builds the effective configuration and validates it, reporting every problem at once.
+pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<BrokerConfig, String> {
+    let mut config = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            parse_yaml(&text).map_err(|err| format!("invalid configuration in {}: {err}", path.display()))?
+        }
+        None => BrokerConfig::default(),
+    };
+    let mut set = |key: &str| {
+        config.explicitly_set.insert(key.to_string());
+    };
+    if overrides.listen.is_some() {
+        set("listen");
+    }
+    if overrides.advertised_listener.is_some() {
+        set("advertised.listener");
+    }
+    if overrides.data_dir.is_some() {
+        set("data.dir");
+    }
+    if overrides.metrics_listen.is_some() {
+        set("metrics.listen");
+    }
+    if overrides.node_id.is_some() {
+        set("node.id");
+    }
+    if let Some(listen) = overrides.listen {
+        config.listen = listen;
+    }
+    if let Some(advertised) = overrides.advertised_listener {
+        config.advertised_listener = Some(advertised);
+    }
+    if let Some(dir) = overrides.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(metrics) = overrides.metrics_listen {
+        config.metrics_listen = metrics;
+    }
+    if let Some(node_id) = overrides.node_id {
+        config.node_id = node_id;
+    }
+    config.validate().map_err(|problems| format!("invalid configuration:\n  {}", problems.join("\n  ")))?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_uses_kafka_names_and_tracks_what_was_set() {
+        let config = parse_yaml("num.partitions: 3\nmessage.max.bytes: 2000\nlog.flush: always\n").expect("parse");
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.message_max_bytes, 2000);
+        assert_eq!(config.log_flush, skein_core::config::LogFlush::Always);
+        assert!(config.explicitly_set.contains("num.partitions"));
+        assert!(!config.explicitly_set.contains("log.retention.ms"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = parse_yaml("num.partitions: 3\nnum.partition: 4\n").expect_err("unknown key");
+        assert!(err.contains("num.partition"), "{err}");
+    }
+
+    #[test]
+    fn command_line_overrides_file_and_validation_reports_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("skein.yaml");
+        std::fs::write(&path, "listen: 127.0.0.1:1\nnode.id: 5\n").expect("write");
+        let config =
+            load(Some(&path), Overrides { listen: Some("127.0.0.1:2".into()), ..Default::default() }).expect("load");
+        assert_eq!((config.listen.as_str(), config.node_id), ("127.0.0.1:2", 5));
+
+        std::fs::write(&path, "num.partitions: 0\nmax.connections: 0\n").expect("write");
+        let err = load(Some(&path), Overrides::default()).expect_err("invalid");
+        assert!(err.contains("num.partitions") && err.contains("max.connections"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The `skein` server: configuration, listeners, the connection loop, the HTTP endpoints and graceful shutdown.
+//!
+//! # Layout
+//! - [`config`]: YAML file + command line → [`BrokerConfig`](skein_core::BrokerConfig); the one place YAML is parsed.
+//! - [`connection`]: one client connection: length-checked frames in, responses out in request order.
+//! - [`http`]: `/metrics`, `/health`, `/ready` on the metrics listener.
+//! - [`server`]: opens storage, binds listeners, accepts under a connection limit, shuts down gracefully.
+
+pub mod config;
+pub mod connection;
+pub mod http;
+pub mod server;

@@ -1,0 +1,117 @@
+//! Start-up, the accept loop and graceful shutdown.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use skein_broker::Broker;
+use skein_core::BrokerConfig;
+use skein_storage::{Engine, RocksEngine};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{self, Closed};
+use crate::http::{self, ServerStats};
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the broker until `shutdown_signal` completes, then stops accepting, lets in-flight requests finish,
+/// flushes storage and returns.
+pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let data_dir = PathBuf::from(&config.data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data.dir {}", data_dir.display()))?;
+    let db_path = data_dir.join("rocksdb");
+    let broker = tokio::task::spawn_blocking(move || -> anyhow::Result<Broker> {
+        let engine: Arc<dyn Engine> =
+            Arc::new(RocksEngine::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?);
+        Ok(Broker::open(config, engine)?)
+    })
+    .await??;
+    let broker = Arc::new(broker);
+    tracing::info!(
+        node_id = broker.config.node_id,
+        cluster_id = %broker.cluster_id,
+        topics = broker.topics.all().len(),
+        "storage recovered"
+    );
+
+    let listener = TcpListener::bind(&broker.config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", broker.config.listen))?;
+    let metrics_listener = TcpListener::bind(&broker.config.metrics_listen)
+        .await
+        .with_context(|| format!("cannot listen on metrics.listen {}", broker.config.metrics_listen))?;
+    tracing::info!(
+        listen = %broker.config.listen,
+        advertised = %broker.config.advertised(),
+        metrics = %broker.config.metrics_listen,
+        "skein is serving"
+    );
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let stats = Arc::new(ServerStats::default());
+    tracker.spawn(http::serve(metrics_listener, Arc::clone(&stats), shutdown.child_token()));
+
+    let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
+    let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
+    tokio::pin!(shutdown_signal);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown_signal => break,
+            permit = Arc::clone(&connection_limit).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown_signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        stats.connections_active.fetch_add(1, Ordering::Relaxed);
+        let broker = Arc::clone(&broker);
+        let stats = Arc::clone(&stats);
+        let token = shutdown.child_token();
+        tracker.spawn(async move {
+            let closed = connection::serve(broker, stream, max_frame_bytes, token).await;
+            match closed {
+                Closed::Normally => tracing::debug!(%peer, "connection closed"),
+                Closed::ProtocolError(reason) => {
+                    stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%peer, %reason, "closing connection: protocol error");
+                }
+                Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
+            }
+            stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    drop(listener);
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}");
+    }
+    let engine = Arc::clone(&broker.engine);
+    tokio::task::spawn_blocking(move || engine.flush()).await??;
+    tracing::info!("storage flushed; bye");
+    Ok(())
+}

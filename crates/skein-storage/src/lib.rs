@@ -1,0 +1,100 @@
+//! Where Skein's data lives: an [`Engine`] trait with one atomic [`StoreBatch`] write across key spaces, the
+//! RocksDB engine used by the broker, and an in-memory engine that is the reference model for tests.
+//!
+//! # Layout
+//! - [`cf`]: the key spaces (RocksDB column families) and what each holds.
+//! - [`keys`]: the one key codec; every key layout is defined there and only there.
+//! - [`records`]: the values stored under those keys (partition state, topic records), with a version byte.
+//! - [`rocks`]: the RocksDB engine. `rocksdb::*` appears nowhere else in the workspace.
+//! - [`memory`]: the in-memory engine.
+
+pub mod cf;
+pub mod keys;
+pub mod memory;
+pub mod records;
+pub mod rocks;
+
+pub use cf::ColumnFamily;
+pub use memory::MemoryEngine;
+pub use records::{PartitionState, TopicRecord};
+pub use rocks::RocksEngine;
+
+/// A storage failure. Clients see it as KAFKA_STORAGE_ERROR; the broker logs the cause.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage engine error: {0}")]
+    Engine(String),
+    #[error("stored value under {key} is corrupt: {reason}")]
+    CorruptValue { key: String, reason: String },
+}
+
+/// One write operation inside a [`StoreBatch`].
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Put {
+        cf: ColumnFamily,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: ColumnFamily,
+        key: Vec<u8>,
+    },
+    /// Deletes keys in `[from, to)`.
+    DeleteRange {
+        cf: ColumnFamily,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+}
+
+/// Writes that become visible together or not at all (one RocksDB `WriteBatch`).
+#[derive(Debug, Clone, Default)]
+pub struct StoreBatch {
+    pub ops: Vec<WriteOp>,
+}
+
+impl StoreBatch {
+    pub fn put(&mut self, cf: ColumnFamily, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(WriteOp::Put { cf, key, value });
+    }
+    pub fn delete(&mut self, cf: ColumnFamily, key: Vec<u8>) {
+        self.ops.push(WriteOp::Delete { cf, key });
+    }
+    pub fn delete_range(&mut self, cf: ColumnFamily, from: Vec<u8>, to: Vec<u8>) {
+        self.ops.push(WriteOp::DeleteRange { cf, from, to });
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Whether a write returns once it is in the write-ahead log (survives a process crash) or once it is fsynced
+/// (survives power loss too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    ProcessCrash,
+    PowerLoss,
+}
+
+/// A sorted key-value store with key spaces and atomic multi-key writes. Calls block: run them on the blocking pool.
+pub trait Engine: Send + Sync + 'static {
+    fn get(&self, cf: ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Visits keys in `[from, to)` in ascending order until `visit` returns `false`.
+    fn scan(
+        &self,
+        cf: ColumnFamily,
+        from: &[u8],
+        to: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StorageError>;
+
+    /// The greatest entry with `lower <= key' <= key`.
+    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError>;
+
+    fn write(&self, batch: StoreBatch, durability: Durability) -> Result<(), StorageError>;
+
+    /// Makes everything written so far durable (used at shutdown).
+    fn flush(&self) -> Result<(), StorageError>;
+}
