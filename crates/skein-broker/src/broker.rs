@@ -6,6 +6,7 @@ use skein_core::BrokerConfig;
 use skein_core::config::LogFlush;
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
+use crate::producer_ids::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
 
 /// The storage format this build writes; a database with another version is refused at start-up.
@@ -16,6 +17,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub engine: Arc<dyn Engine>,
     pub topics: TopicRegistry,
+    pub producer_ids: ProducerIdAllocator,
     pub cluster_id: String,
     /// Host and port given to clients in Metadata.
     pub advertised_host: String,
@@ -68,9 +70,26 @@ impl Broker {
             engine.write(first_start, Durability::PowerLoss)?;
         }
         let topics = TopicRegistry::load(Arc::clone(&engine), config.node_id)?;
+        let producer_ids = ProducerIdAllocator::load(Arc::clone(&engine))?;
         let (advertised_host, advertised_port) =
             split_host_port(config.advertised()).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
-        Ok(Broker { config, engine, topics, cluster_id, advertised_host, advertised_port })
+        Ok(Broker { config, engine, topics, producer_ids, cluster_id, advertised_host, advertised_port })
+    }
+
+    /// Forgets idempotent producers idle for longer than `producer.id.expiration.ms` in every partition.
+    pub async fn expire_producers(&self, now_ms: i64) -> usize {
+        let mut expired = 0;
+        for topic in self.topics.all() {
+            for partition in &topic.partitions {
+                match partition.expire_producers(now_ms, self.config.producer_id_expiration_ms).await {
+                    Ok(count) => expired += count,
+                    Err(err) => {
+                        tracing::warn!(partition = %partition.topic_partition, error = %err, "producer expiry failed")
+                    }
+                }
+            }
+        }
+        expired
     }
 
     /// How durable an acknowledged write is, from `log.flush`.

@@ -35,6 +35,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The supported version range of `key`, if Skein serves it.
@@ -65,6 +66,7 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame) -> Outcom
         ApiKey::DescribeConfigs => {
             respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, req, v) }).await
         }
+        ApiKey::InitProducerId => respond(frame, |req, v| handlers::init_producer_id::handle(broker, req, v)).await,
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

@@ -61,6 +61,10 @@ pub struct BrokerConfig {
     pub min_insync_replicas: i32,
     #[serde(rename = "compression.type")]
     pub compression_type: String,
+    #[serde(rename = "producer.id.expiration.ms")]
+    pub producer_id_expiration_ms: i64,
+    #[serde(rename = "producer.id.expiration.check.interval.ms")]
+    pub producer_id_expiration_check_interval_ms: i64,
     /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
     #[serde(skip)]
     pub explicitly_set: BTreeSet<String>,
@@ -88,6 +92,8 @@ impl Default for BrokerConfig {
             log_message_timestamp_type: "CreateTime".into(),
             min_insync_replicas: 1,
             compression_type: "producer".into(),
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             explicitly_set: BTreeSet::new(),
         }
     }
@@ -119,6 +125,17 @@ impl BrokerConfig {
         check(
             self.log_retention_bytes >= -1,
             format!("log.retention.bytes must be >= -1, got {}", self.log_retention_bytes),
+        );
+        check(
+            self.producer_id_expiration_ms >= 1,
+            format!("producer.id.expiration.ms must be >= 1, got {}", self.producer_id_expiration_ms),
+        );
+        check(
+            self.producer_id_expiration_check_interval_ms >= 1,
+            format!(
+                "producer.id.expiration.check.interval.ms must be >= 1, got {}",
+                self.producer_id_expiration_check_interval_ms
+            ),
         );
         for (key, value) in [
             ("log.cleanup.policy", &self.log_cleanup_policy),
@@ -158,6 +175,8 @@ impl BrokerConfig {
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("compression.type", self.compression_type.clone()),
+            ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
+            ("producer.id.expiration.check.interval.ms", self.producer_id_expiration_check_interval_ms.to_string()),
         ];
         entries
             .into_iter()

@@ -46,6 +46,10 @@ pub enum BrokerError {
     UnsupportedCompressionType,
     #[error("resource type not supported: {0}")]
     InvalidResourceType(String),
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
     #[error("storage failure: {0}")]
     Storage(String),
 }
@@ -73,6 +77,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         BrokerError::UnsupportedCompressionType => ResponseError::UnsupportedCompressionType,
         BrokerError::InvalidResourceType(_) => ResponseError::InvalidRequest,
+        BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        BrokerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         BrokerError::Storage(_) => ResponseError::KafkaStorageError,
     };
     kafka.code()
@@ -104,6 +110,8 @@ mod tests {
         assert_eq!(error_code(&BrokerError::InvalidRequiredAcks(2)), 21);
         assert_eq!(error_code(&BrokerError::UnknownTopicId), 100);
         assert_eq!(error_code(&BrokerError::Storage(String::new())), 56);
+        assert_eq!(error_code(&BrokerError::InvalidProducerEpoch { producer_id: 1, epoch: 0, current: 1 }), 47);
+        assert_eq!(error_code(&BrokerError::OutOfOrderSequence(String::new())), 45);
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use skein_core::BrokerError;
 use skein_protocol::{RecordBatchHeader, rewrite_for_append};
-use skein_storage::{ColumnFamily, Durability, Engine, PartitionState, StoreBatch, keys};
+use skein_storage::{ColumnFamily, Durability, Engine, PartitionState, ProducerState, StoreBatch, keys};
 
 use crate::partition::{PartitionLog, blocking};
+use crate::producers::{SequenceCheck, check_sequence, record_append};
 
 /// One validated batch for one partition.
 #[derive(Debug)]
@@ -31,12 +32,14 @@ pub struct AppendResult {
     pub log_start_offset: i64,
 }
 
-/// Appends every request in one storage write and returns where each batch landed, in request order.
+/// Appends every request in one storage write and returns, in request order, where each batch landed or why
+/// it was refused (sequence errors are per batch). A storage failure fails the whole call: nothing was written.
 pub async fn append_batches(
     engine: &Arc<dyn Engine>,
     requests: Vec<AppendRequest>,
     durability: Durability,
-) -> Result<Vec<AppendResult>, BrokerError> {
+    now_ms: i64,
+) -> Result<Vec<Result<AppendResult, BrokerError>>, BrokerError> {
     // Lock each partition once, in partition-id order, so concurrent multi-partition produces cannot deadlock.
     let mut logs: BTreeMap<u32, Arc<PartitionLog>> = BTreeMap::new();
     for request in &requests {
@@ -48,6 +51,8 @@ pub async fn append_batches(
     }
 
     let mut states: BTreeMap<u32, PartitionState> = logs.iter().map(|(id, log)| (*id, log.state())).collect();
+    // Producer states changed by this call, by (partition, producer id).
+    let mut producers: BTreeMap<(u32, i64), ProducerState> = BTreeMap::new();
     let mut batch = StoreBatch::default();
     let mut results = Vec::with_capacity(requests.len());
     for request in &requests {
@@ -55,18 +60,45 @@ pub async fn append_batches(
         let Some(state) = states.get_mut(&id) else {
             return Err(BrokerError::Storage(format!("partition {id} vanished during append")));
         };
+        let header = &request.header;
+        let producer_key = (id, header.producer_id);
+        let current = producers.get(&producer_key).cloned().or_else(|| request.log.producer_state(header.producer_id));
+        let check = match check_sequence(current.as_ref(), header) {
+            Ok(check) => check,
+            Err(err) => {
+                results.push(Err(err));
+                continue;
+            }
+        };
+        if let SequenceCheck::Duplicate(original) = check {
+            results.push(Ok(AppendResult {
+                base_offset: original.base_offset,
+                log_append_time: -1,
+                log_start_offset: state.log_start_offset,
+            }));
+            continue;
+        }
         let base_offset = state.next_offset;
         let stored = rewrite_for_append(&request.records, base_offset, state.leader_epoch, request.log_append_time);
         batch.put(ColumnFamily::Log, keys::log_key(id, base_offset), stored.to_vec());
-        state.next_offset = base_offset + i64::from(request.header.last_offset_delta) + 1;
-        results.push(AppendResult {
+        state.next_offset = base_offset + i64::from(header.last_offset_delta) + 1;
+        if check == SequenceCheck::Append {
+            producers.insert(producer_key, record_append(current, header, base_offset, now_ms));
+        }
+        results.push(Ok(AppendResult {
             base_offset,
             log_append_time: request.log_append_time.unwrap_or(-1),
             log_start_offset: state.log_start_offset,
-        });
+        }));
+    }
+    if batch.is_empty() {
+        return Ok(results);
     }
     for (id, state) in &states {
         batch.put(ColumnFamily::Partition, keys::partition_key(*id), state.encode());
+    }
+    for ((id, producer_id), producer) in &producers {
+        batch.put(ColumnFamily::Producers, keys::producer_key(*id, *producer_id), producer.encode());
     }
 
     let writer = Arc::clone(engine);
@@ -75,6 +107,10 @@ pub async fn append_batches(
     for (id, log) in &logs {
         if let Some(state) = states.get(id) {
             log.publish(*state);
+        }
+        let mut table = log.lock_producers();
+        for ((_, producer_id), producer) in producers.range((*id, i64::MIN)..=(*id, i64::MAX)) {
+            table.insert(*producer_id, producer.clone());
         }
     }
     drop(guards);
@@ -118,6 +154,17 @@ mod tests {
         Bytes::from(b)
     }
 
+    /// `batch` stamped with an idempotent producer's id, epoch and base sequence.
+    fn idempotent_batch(count: i32, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+        let mut b = batch(count, 0).to_vec();
+        b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c_of(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    }
+
     fn crc32c_of(data: &[u8]) -> u32 {
         // Same polynomial as the protocol crate; computed bitwise to keep this test independent of it.
         let mut crc = !0u32;
@@ -147,10 +194,11 @@ mod tests {
             &engine,
             vec![request(&p0, batch(3, 100)), request(&p1, batch(2, 100)), request(&p0, batch(2, 200))],
             Durability::ProcessCrash,
+            0,
         )
         .await
         .expect("append");
-        let offsets: Vec<i64> = results.iter().map(|r| r.base_offset).collect();
+        let offsets: Vec<i64> = results.iter().map(|r| r.as_ref().expect("appended").base_offset).collect();
         assert_eq!(offsets, vec![0, 0, 3]);
         assert_eq!((p0.high_watermark(), p1.high_watermark()), (5, 2));
 
@@ -184,6 +232,7 @@ mod tests {
             &engine,
             vec![request(&log, batch(5, 1000)), request(&log, batch(5, 2000))],
             Durability::ProcessCrash,
+            0,
         )
         .await
         .expect("append");
@@ -194,5 +243,39 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(5000).await.expect("lookup"), None);
         let max = log.offset_of_max_timestamp().await.expect("lookup");
         assert_eq!(max, Some(OffsetAndTimestamp { offset: 9, timestamp: 2004 }));
+    }
+
+    #[tokio::test]
+    async fn idempotent_retries_get_original_offsets_and_gaps_are_refused_across_reopen() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut setup = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
+        engine.write(setup, Durability::ProcessCrash).expect("setup");
+        let append = |records: Bytes, log: &Arc<PartitionLog>| {
+            let engine = Arc::clone(&engine);
+            let request = request(log, records);
+            async move {
+                append_batches(&engine, vec![request], Durability::ProcessCrash, 0).await.expect("write").remove(0)
+            }
+        };
+        assert_eq!(append(idempotent_batch(3, 42, 0, 0), &log).await.expect("first").base_offset, 0);
+        assert_eq!(append(idempotent_batch(2, 42, 0, 3), &log).await.expect("second").base_offset, 3);
+        // A retry of the first batch: its original offset, nothing appended.
+        assert_eq!(append(idempotent_batch(3, 42, 0, 0), &log).await.expect("retry").base_offset, 0);
+        assert_eq!(log.high_watermark(), 5);
+        // A gap is refused and appends nothing.
+        assert!(matches!(append(idempotent_batch(1, 42, 0, 9), &log).await, Err(BrokerError::OutOfOrderSequence(_))));
+        assert_eq!(log.high_watermark(), 5);
+
+        // Producer state is durable with the records: after reopening, the retry is still a duplicate.
+        let reopened = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 1).expect("open");
+        assert_eq!(reopened.producer_count(), 1);
+        assert_eq!(append(idempotent_batch(2, 42, 0, 3), &reopened).await.expect("retry").base_offset, 3);
+        assert_eq!(append(idempotent_batch(1, 42, 0, 5), &reopened).await.expect("next").base_offset, 5);
+        assert!(matches!(append(idempotent_batch(1, 42, 0, 6), &reopened).await.map(|_| ()).and(Ok(())), Ok(())));
+        // Expiry forgets the producer, in memory and in storage.
+        assert_eq!(reopened.expire_producers(1_000_000, 10).await.expect("expire"), 1);
+        let again = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 1).expect("open");
+        assert_eq!(again.producer_count(), 0);
     }
 }

@@ -3,10 +3,12 @@
 //! # Layout
 //! - [`partition`]: [`PartitionLog`] — offsets, high watermark, reads for Fetch, offset lookups for ListOffsets, and
 //!   the long-poll notifier fetches wait on.
-//! - [`append`]: [`append_batches`] — appends validated batches to one or more partitions in one atomic write.
+//! - [`append`]: [`append_batches`] — appends validated batches to one or more partitions in one atomic write,
+//!   with idempotent producers' sequence checks (`producers`).
 
 pub mod append;
 pub mod partition;
+mod producers;
 
 pub use append::{AppendRequest, AppendResult, append_batches};
 pub use partition::{FetchRead, OffsetAndTimestamp, PartitionLog};

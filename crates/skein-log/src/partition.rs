@@ -7,7 +7,9 @@ use kafka_protocol::records::RecordBatchDecoder;
 use skein_core::{BrokerError, TopicPartition};
 use skein_protocol::RecordBatchHeader;
 use skein_storage::keys::{self, PartitionId};
-use skein_storage::{ColumnFamily, Engine, PartitionState, StorageError, StoreBatch};
+use skein_storage::{ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch};
+
+use crate::producers::ProducerTable;
 use tokio::sync::watch;
 
 /// Converts a storage failure into the broker error clients see (KAFKA_STORAGE_ERROR).
@@ -48,6 +50,8 @@ pub struct PartitionLog {
     pub partition_id: PartitionId,
     engine: Arc<dyn Engine>,
     state: Mutex<PartitionState>,
+    /// Idempotent producers' state, mirrored from the `producers` key space; changed only under `append_lock`.
+    producers: Mutex<ProducerTable>,
     /// Serialises appends so offsets are assigned in write order.
     pub(crate) append_lock: tokio::sync::Mutex<()>,
     /// The high watermark; fetches waiting for data subscribe to it.
@@ -92,7 +96,25 @@ impl PartitionLog {
                 });
             }
         };
-        Ok(Arc::new(Self::with_state(engine, topic_partition, partition_id, state)))
+        let mut producers = ProducerTable::new();
+        let (from, to) = keys::producer_range(partition_id);
+        let mut corrupt = None;
+        engine.scan(ColumnFamily::Producers, &from, &to, &mut |key, value| {
+            match (keys::producer_key_id(key), ProducerState::decode(value)) {
+                (Some(id), Ok(producer)) => {
+                    producers.insert(id, producer);
+                }
+                (_, Err(err)) => corrupt = Some(err),
+                (None, _) => {}
+            }
+            corrupt.is_none()
+        })?;
+        if let Some(err) = corrupt {
+            return Err(err);
+        }
+        let log = Self::with_state(engine, topic_partition, partition_id, state);
+        *log.lock_producers() = producers;
+        Ok(Arc::new(log))
     }
 
     fn with_state(
@@ -107,6 +129,7 @@ impl PartitionLog {
             partition_id,
             engine,
             state: Mutex::new(state),
+            producers: Mutex::new(ProducerTable::new()),
             append_lock: tokio::sync::Mutex::new(()),
             high_watermark,
         }
@@ -117,6 +140,49 @@ impl PartitionLog {
         let (from, to) = keys::log_range(self.partition_id);
         batch.delete_range(ColumnFamily::Log, from, to);
         batch.delete(ColumnFamily::Partition, keys::partition_key(self.partition_id));
+        let (from, to) = keys::producer_range(self.partition_id);
+        batch.delete_range(ColumnFamily::Producers, from, to);
+    }
+
+    pub(crate) fn lock_producers(&self) -> MutexGuard<'_, ProducerTable> {
+        // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
+        self.producers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state of one idempotent producer in this partition, if known.
+    pub fn producer_state(&self, producer_id: i64) -> Option<ProducerState> {
+        self.lock_producers().get(&producer_id).cloned()
+    }
+
+    /// How many idempotent producers this partition tracks.
+    pub fn producer_count(&self) -> usize {
+        self.lock_producers().len()
+    }
+
+    /// Forgets producers whose last append is older than `max_age_ms` (`producer.id.expiration.ms`), in memory and
+    /// in storage, so the state kept stays bounded with many short-lived producers. Returns how many expired.
+    pub async fn expire_producers(&self, now_ms: i64, max_age_ms: i64) -> Result<usize, BrokerError> {
+        let _append = self.append_lock.lock().await;
+        let expired: Vec<i64> = self
+            .lock_producers()
+            .iter()
+            .filter(|(_, state)| now_ms.saturating_sub(state.last_timestamp) > max_age_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = StoreBatch::default();
+        for id in &expired {
+            batch.delete(ColumnFamily::Producers, keys::producer_key(self.partition_id, *id));
+        }
+        let engine = Arc::clone(&self.engine);
+        blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
+        let mut producers = self.lock_producers();
+        for id in &expired {
+            producers.remove(id);
+        }
+        Ok(expired.len())
     }
 
     pub(crate) fn lock_state(&self) -> MutexGuard<'_, PartitionState> {

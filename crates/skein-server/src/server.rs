@@ -58,6 +58,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let tracker = TaskTracker::new();
     let stats = Arc::new(ServerStats::default());
     tracker.spawn(http::serve(metrics_listener, Arc::clone(&stats), shutdown.child_token()));
+    tracker.spawn(expire_producers_periodically(Arc::clone(&broker), shutdown.child_token()));
 
     let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
@@ -114,4 +115,26 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     tokio::task::spawn_blocking(move || engine.flush()).await??;
     tracing::info!("storage flushed; bye");
     Ok(())
+}
+
+/// Every `producer.id.expiration.check.interval.ms`, forgets producers idle longer than `producer.id.expiration.ms`.
+async fn expire_producers_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let period =
+        Duration::from_millis(u64::try_from(broker.config.producer_id_expiration_check_interval_ms).unwrap_or(600_000));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let expired = broker.expire_producers(now_ms).await;
+        if expired > 0 {
+            tracing::info!(expired, "expired idle producer ids");
+        }
+    }
 }

@@ -7,18 +7,22 @@ pub enum ColumnFamily {
     Log,
     /// Per-partition state: `partition id` → log start offset, next offset, leader epoch.
     Partition,
+    /// Idempotent producer state per partition: `partition id | producer id` → epoch and the last batches' sequences.
+    Producers,
     /// Cluster and topic metadata: cluster id, topics, the partition id counter, the format version.
     Meta,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 3] = [ColumnFamily::Log, ColumnFamily::Partition, ColumnFamily::Meta];
+    pub const ALL: [ColumnFamily; 4] =
+        [ColumnFamily::Log, ColumnFamily::Partition, ColumnFamily::Producers, ColumnFamily::Meta];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
         match self {
             ColumnFamily::Log => "log",
             ColumnFamily::Partition => "partition",
+            ColumnFamily::Producers => "producers",
             ColumnFamily::Meta => "meta",
         }
     }

@@ -29,6 +29,24 @@ pub fn partition_key(partition: PartitionId) -> Vec<u8> {
     partition.to_be_bytes().to_vec()
 }
 
+/// `producers`: partition id (u32 BE) | producer id (i64 BE, never negative).
+pub fn producer_key(partition: PartitionId, producer_id: i64) -> Vec<u8> {
+    log_key(partition, producer_id)
+}
+
+/// The half-open key range holding all of a partition's producer states.
+pub fn producer_range(partition: PartitionId) -> (Vec<u8>, Vec<u8>) {
+    log_range(partition)
+}
+
+/// Decodes the producer id from a `producers` key.
+pub fn producer_key_id(key: &[u8]) -> Option<i64> {
+    log_key_offset(key)
+}
+
+/// `meta`: the first producer id not yet handed out in a block (ids below it may have been used).
+pub const META_PRODUCER_ID_BLOCK_END: &[u8] = b"producer_id_block_end";
+
 /// `meta`: the storage format version.
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 /// `meta`: the cluster id, created on first start.

@@ -48,6 +48,71 @@ impl PartitionState {
     }
 }
 
+const PRODUCER_STATE_V1: u8 = 1;
+/// How many recent batches per producer are remembered for duplicate detection (Kafka's number; clients keep at
+/// most 5 requests in flight).
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+
+/// One recent batch of an idempotent producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+}
+
+/// An idempotent producer's state in one partition, written in the same batch as the records it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_epoch: i16,
+    /// Wall-clock time (ms) of the producer's last append, for `producer.id.expiration.ms`.
+    pub last_timestamp: i64,
+    /// Oldest first, at most [`PRODUCER_BATCHES_KEPT`].
+    pub batches: Vec<ProducerBatch>,
+}
+
+impl ProducerState {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut value = Vec::with_capacity(1 + 2 + 8 + 1 + 16 * self.batches.len());
+        value.push(PRODUCER_STATE_V1);
+        value.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        value.extend_from_slice(&self.last_timestamp.to_be_bytes());
+        let count = self.batches.len().min(PRODUCER_BATCHES_KEPT);
+        value.push(u8::try_from(count).unwrap_or(0));
+        for batch in &self.batches[self.batches.len() - count..] {
+            value.extend_from_slice(&batch.first_sequence.to_be_bytes());
+            value.extend_from_slice(&batch.last_sequence.to_be_bytes());
+            value.extend_from_slice(&batch.base_offset.to_be_bytes());
+        }
+        value
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StorageError> {
+        let corrupt =
+            || StorageError::CorruptValue { key: "producers".into(), reason: "malformed producer state".into() };
+        let take = |at: usize, len: usize| value.get(at..at + len).ok_or_else(corrupt);
+        if value.first() != Some(&PRODUCER_STATE_V1) {
+            return Err(corrupt());
+        }
+        let producer_epoch = i16::from_be_bytes(take(1, 2)?.try_into().map_err(|_| corrupt())?);
+        let last_timestamp = i64::from_be_bytes(take(3, 8)?.try_into().map_err(|_| corrupt())?);
+        let count = usize::from(*take(11, 1)?.first().ok_or_else(corrupt)?);
+        if count > PRODUCER_BATCHES_KEPT || value.len() != 12 + 16 * count {
+            return Err(corrupt());
+        }
+        let mut batches = Vec::with_capacity(count);
+        for i in 0..count {
+            let at = 12 + 16 * i;
+            batches.push(ProducerBatch {
+                first_sequence: i32::from_be_bytes(take(at, 4)?.try_into().map_err(|_| corrupt())?),
+                last_sequence: i32::from_be_bytes(take(at + 4, 4)?.try_into().map_err(|_| corrupt())?),
+                base_offset: i64::from_be_bytes(take(at + 8, 8)?.try_into().map_err(|_| corrupt())?),
+            });
+        }
+        Ok(ProducerState { producer_epoch, last_timestamp, batches })
+    }
+}
+
 /// A topic's metadata: its id, the storage ids of its partitions (index = partition number), and config overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
@@ -87,6 +152,26 @@ mod tests {
         let mut wrong_version = state.encode();
         wrong_version[0] = 9;
         assert!(PartitionState::decode(&wrong_version).is_err());
+    }
+
+    #[test]
+    fn producer_state_round_trips_and_keeps_five_batches() {
+        let batches: Vec<ProducerBatch> = (0..7)
+            .map(|i| ProducerBatch {
+                first_sequence: i * 10,
+                last_sequence: i * 10 + 9,
+                base_offset: i64::from(i) * 100,
+            })
+            .collect();
+        let state = ProducerState { producer_epoch: 3, last_timestamp: 42, batches };
+        let decoded = ProducerState::decode(&state.encode()).expect("decode");
+        assert_eq!(decoded.producer_epoch, 3);
+        assert_eq!(decoded.batches.len(), PRODUCER_BATCHES_KEPT);
+        assert_eq!(decoded.batches[0].first_sequence, 20);
+        assert!(ProducerState::decode(&[1, 0]).is_err());
+        let mut truncated = state.encode();
+        truncated.pop();
+        assert!(ProducerState::decode(&truncated).is_err());
     }
 
     #[test]

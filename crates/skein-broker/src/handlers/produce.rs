@@ -133,7 +133,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceRespon
     let appended = if appends.is_empty() {
         Ok(Vec::new())
     } else {
-        append_batches(&broker.engine, appends, broker.durability()).await
+        append_batches(&broker.engine, appends, broker.durability(), now_ms()).await
     };
     if let Err(err) = &appended {
         tracing::error!(error = %err, "append failed");
@@ -148,11 +148,12 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceRespon
                     Slot::Done(response) => response,
                     Slot::Appending { index, request_position } => match &appended {
                         Ok(results) => match results.get(request_position) {
-                            Some(result) => PartitionProduceResponse::default()
+                            Some(Ok(result)) => PartitionProduceResponse::default()
                                 .with_index(index)
                                 .with_base_offset(result.base_offset)
                                 .with_log_append_time_ms(result.log_append_time)
                                 .with_log_start_offset(result.log_start_offset),
+                            Some(Err(err)) => error_partition(index, err),
                             None => error_partition(index, &BrokerError::Storage("append result missing".into())),
                         },
                         Err(err) => error_partition(index, err),
