@@ -77,6 +77,9 @@ pub enum Durability {
     PowerLoss,
 }
 
+/// A stored key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A sorted key-value store with key spaces and atomic multi-key writes. Calls block: run them on the blocking pool.
 pub trait Engine: Send + Sync + 'static {
     fn get(&self, cf: ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
@@ -91,7 +94,7 @@ pub trait Engine: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
 
     /// The greatest entry with `lower <= key' <= key`.
-    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<KeyValue>, StorageError>;
 
     fn write(&self, batch: StoreBatch, durability: Durability) -> Result<(), StorageError>;
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use crate::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, WriteOp};
+use crate::{ColumnFamily, Durability, Engine, KeyValue, StorageError, StoreBatch, WriteOp};
 
 type Space = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -53,7 +53,7 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<KeyValue>, StorageError> {
         self.with_space(cf, |space| {
             space
                 .range::<[u8], _>((Bound::Included(lower), Bound::Included(key)))

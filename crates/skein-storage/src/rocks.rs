@@ -7,7 +7,7 @@ use rocksdb::{
     WriteOptions,
 };
 
-use crate::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, WriteOp};
+use crate::{ColumnFamily, Durability, Engine, KeyValue, StorageError, StoreBatch, WriteOp};
 
 /// RocksDB behind the [`Engine`] trait.
 pub struct RocksEngine {
@@ -86,7 +86,7 @@ impl Engine for RocksEngine {
         iter.status().map_err(engine_error)
     }
 
-    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<KeyValue>, StorageError> {
         let mut read_options = ReadOptions::default();
         read_options.set_iterate_lower_bound(lower.to_vec());
         let mut iter = self.db.raw_iterator_cf_opt(self.handle(cf)?, read_options);

@@ -1,0 +1,18 @@
+//! Test support: start the real `skein` binary on a free port with a temporary data directory, and a raw
+//! Kafka-protocol client for byte-level tests.
+//!
+//! # Layout
+//! - [`broker`]: [`TestBroker`], one `skein` process with its own ports, data directory and log file.
+//! - [`client`]: [`RawClient`], a blocking client that speaks Kafka frames over a `TcpStream`, plus frame builders for
+//!   requests no well-behaved client would send.
+//! - [`records`]: record batches built with `kafka-protocol`'s encoder, and the form the broker stores them in.
+//! - [`requests`]: the typed requests tests repeat (create a topic, produce, fetch, ...), each at one version.
+
+pub mod broker;
+pub mod client;
+pub mod records;
+pub mod requests;
+
+pub use broker::TestBroker;
+pub use client::{RawClient, decode_response_frame, encode_request_frame, raw_request_frame};
+pub use records::{TestRecord, as_stored, record_batch, record_batch_compressed, simple_batch};
