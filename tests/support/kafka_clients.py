@@ -1,0 +1,85 @@
+"""Small helpers around the Python confluent-kafka client that tests share (topics, reading back)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+CLIENT_TIMEOUT_SECONDS = 30
+
+
+def unique_topic_name(prefix: str = "test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 3, config: dict | None = None,
+                 timeout: float = CLIENT_TIMEOUT_SECONDS) -> str:
+    """Create a topic (replication factor 1) and wait until its metadata shows every partition led."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+        request_timeout=timeout,
+    )
+    futures[name].result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        topic = admin.list_topics(topic=name, timeout=timeout).topics.get(name)
+        if topic is not None and topic.error is None and len(topic.partitions) == partitions and all(
+            p.leader >= 0 for p in topic.partitions.values()
+        ):
+            return name
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {name} not ready within {timeout}s: {topic}")
+        time.sleep(0.2)
+
+
+def high_watermarks(bootstrap: str, topic: str, partitions: int = 3,
+                    timeout: float = CLIENT_TIMEOUT_SECONDS) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic_name("watermarks")})
+    try:
+        return [
+            consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
+            for partition in range(partitions)
+        ]
+    finally:
+        consumer.close()
+
+
+def read_partitions(bootstrap: str, topic: str, partitions: int = 3,
+                    timeout: float = CLIENT_TIMEOUT_SECONDS) -> dict[int, list]:
+    """Every message of every partition, from the beginning to the current high watermark.
+
+    Returns {partition: [confluent_kafka.Message, ...]} in offset order. Raises on any consume error
+    or when the high watermark is not reached within `timeout`.
+    """
+    end_offsets = high_watermarks(bootstrap, topic, partitions, timeout)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": unique_topic_name("reader"),  # never joined: partitions are assigned directly
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+    })
+    messages: dict[int, list] = {partition: [] for partition in range(partitions)}
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        deadline = time.monotonic() + timeout
+        next_offsets = [0] * partitions
+        while any(next_offsets[p] < end_offsets[p] for p in range(partitions)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"read {[len(messages[p]) for p in range(partitions)]} of {end_offsets} messages "
+                    f"from {topic} within {timeout}s"
+                )
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                raise KafkaException(message.error())
+            messages[message.partition()].append(message)
+            next_offsets[message.partition()] = message.offset() + 1
+    finally:
+        consumer.close()
+    return messages
