@@ -271,11 +271,13 @@ fn find_binary() -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     let exe = std::env::current_exe().context("cannot locate the test executable")?;
-    // target/<profile>/deps/<test> → target/<profile>/skein
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .with_context(|| format!("unexpected test executable path {}", exe.display()))?;
+    // target/<profile>/deps/<test> or target/<profile>/<bench binary> → target/<profile>/skein
+    let exe_dir = exe.parent().with_context(|| format!("unexpected executable path {}", exe.display()))?;
+    let profile_dir = if exe_dir.ends_with("deps") {
+        exe_dir.parent().with_context(|| format!("unexpected test executable path {}", exe.display()))?
+    } else {
+        exe_dir
+    };
     let path = profile_dir.join("skein");
     if !path.is_file() {
         bail!("{} does not exist: run `cargo build --release -p skein-server` or set SKEIN_BIN", path.display());
