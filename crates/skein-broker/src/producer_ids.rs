@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use skein_core::BrokerError;
-use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
+use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys, run_blocking};
 
 /// Ids reserved per storage write.
 const BLOCK_SIZE: i64 = 1000;
@@ -47,10 +47,7 @@ impl ProducerIdAllocator {
             let mut batch = StoreBatch::default();
             batch.put(ColumnFamily::Meta, keys::META_PRODUCER_ID_BLOCK_END.to_vec(), new_end.to_be_bytes().to_vec());
             let engine = Arc::clone(&self.engine);
-            tokio::task::spawn_blocking(move || engine.write(batch, Durability::PowerLoss))
-                .await
-                .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
-                .map_err(|err| BrokerError::Storage(err.to_string()))?;
+            run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
             range.1 = new_end;
         }
         let id = range.0;

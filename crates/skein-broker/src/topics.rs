@@ -8,7 +8,7 @@ use skein_core::types::validate_topic_name;
 use skein_core::{BrokerConfig, BrokerError, TopicPartition};
 use skein_log::PartitionLog;
 use skein_storage::keys::{self, PartitionId};
-use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, TopicRecord};
+use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, TopicRecord, run_blocking};
 use uuid::Uuid;
 
 /// A topic and its partitions' logs.
@@ -211,7 +211,7 @@ impl TopicRegistry {
             partitions: partition_ids,
             configs: topic.configs.clone(),
         };
-        batch.put(ColumnFamily::Meta, keys::topic_key(&topic.name), record.encode().map_err(storage)?);
+        batch.put(ColumnFamily::Meta, keys::topic_key(&topic.name), record.encode()?);
         batch.put(ColumnFamily::Meta, keys::META_NEXT_PARTITION_ID.to_vec(), next_id.to_be_bytes().to_vec());
         let engine = Arc::clone(&self.engine);
         run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
@@ -251,15 +251,4 @@ impl TopicRegistry {
             })
             .collect()
     }
-}
-
-fn storage(err: StorageError) -> BrokerError {
-    BrokerError::Storage(err.to_string())
-}
-
-async fn run_blocking(f: impl FnOnce() -> Result<(), StorageError> + Send + 'static) -> Result<(), BrokerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
-        .map_err(storage)
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use skein_core::BrokerError;
 use skein_protocol::{RecordBatchHeader, rewrite_for_append};
-use skein_storage::{ColumnFamily, Durability, Engine, PartitionState, ProducerState, StoreBatch, keys};
+use skein_storage::{ColumnFamily, Durability, Engine, PartitionState, ProducerState, StoreBatch, keys, run_blocking};
 
-use crate::partition::{PartitionLog, blocking};
+use crate::partition::PartitionLog;
 use crate::producers::{SequenceCheck, check_sequence, record_append};
 
 /// One validated batch for one partition.
@@ -102,7 +102,7 @@ pub async fn append_batches(
     }
 
     let writer = Arc::clone(engine);
-    blocking(move || writer.write(batch, durability)).await?;
+    run_blocking(move || writer.write(batch, durability)).await?;
 
     for (id, log) in &logs {
         if let Some(state) = states.get(id) {

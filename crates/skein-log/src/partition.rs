@@ -7,25 +7,10 @@ use kafka_protocol::records::RecordBatchDecoder;
 use skein_core::{BrokerError, TopicPartition};
 use skein_protocol::RecordBatchHeader;
 use skein_storage::keys::{self, PartitionId};
-use skein_storage::{ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch};
+use skein_storage::{ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch, run_blocking};
 
 use crate::producers::ProducerTable;
 use tokio::sync::watch;
-
-/// Converts a storage failure into the broker error clients see (KAFKA_STORAGE_ERROR).
-pub(crate) fn storage_error(err: StorageError) -> BrokerError {
-    BrokerError::Storage(err.to_string())
-}
-
-/// Runs a blocking storage call on the blocking pool.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, BrokerError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
-        .map_err(storage_error)
-}
 
 /// What a fetch read from one partition.
 #[derive(Debug, Clone)]
@@ -177,7 +162,7 @@ impl PartitionLog {
             batch.delete(ColumnFamily::Producers, keys::producer_key(self.partition_id, *id));
         }
         let engine = Arc::clone(&self.engine);
-        blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
+        run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
         let mut producers = self.lock_producers();
         for id in &expired {
             producers.remove(id);
@@ -247,7 +232,7 @@ impl PartitionLog {
         let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
         let upper = state.next_offset;
-        read.records = blocking(move || {
+        read.records = run_blocking(move || {
             let lower = keys::log_key(partition_id, 0);
             let start = match engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, fetch_offset))? {
                 Some((key, _)) => key,
@@ -282,7 +267,7 @@ impl PartitionLog {
     ) -> Result<Option<T>, BrokerError> {
         let engine = Arc::clone(&self.engine);
         let (from, to) = keys::log_range(self.partition_id);
-        blocking(move || {
+        run_blocking(move || {
             let mut found = None;
             engine.scan(ColumnFamily::Log, &from, &to, &mut |_, value| match RecordBatchHeader::parse(value) {
                 Ok(header) => {
@@ -294,6 +279,7 @@ impl PartitionLog {
             Ok(found)
         })
         .await
+        .map_err(BrokerError::from)
     }
 
     /// The first offset whose record timestamp is `>= timestamp` (Kafka's ListOffsets by timestamp), if any.
@@ -312,7 +298,7 @@ impl PartitionLog {
     pub async fn offset_of_max_timestamp(&self) -> Result<Option<OffsetAndTimestamp>, BrokerError> {
         let engine = Arc::clone(&self.engine);
         let (from, to) = keys::log_range(self.partition_id);
-        let best = blocking(move || {
+        let best = run_blocking(move || {
             let mut best: Option<(i64, Vec<u8>)> = None;
             engine.scan(ColumnFamily::Log, &from, &to, &mut |_, value| {
                 if let Ok(header) = RecordBatchHeader::parse(value)

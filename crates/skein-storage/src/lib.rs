@@ -28,6 +28,20 @@ pub enum StorageError {
     CorruptValue { key: String, reason: String },
 }
 
+impl From<StorageError> for skein_core::BrokerError {
+    fn from(err: StorageError) -> Self {
+        skein_core::BrokerError::Storage(err.to_string())
+    }
+}
+
+/// Runs a blocking storage call on the runtime's bounded blocking pool (engine calls must never run on an async
+/// worker thread).
+pub async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f).await.map_err(|err| StorageError::Engine(format!("storage task failed: {err}")))?
+}
+
 /// One write operation inside a [`StoreBatch`].
 #[derive(Debug, Clone)]
 pub enum WriteOp {
