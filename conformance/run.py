@@ -43,7 +43,7 @@ MATRIX_PATH = CONFORMANCE_DIR / "MATRIX.md"
 
 # Planned clients first, in this order; any other driver directory follows alphabetically.
 CLIENT_ORDER = ["confluent-kafka", "kafka-python", "java", "kafka-cli", "kcat", "rdkafka"]
-# Matrix scenarios. `produce`/`verify` are driver phases, used here only inside `restart`.
+# Matrix scenarios. `produce`/`verify` are driver phases, used here only inside `restart` and `kill9-restart`.
 SCENARIOS = [
     "roundtrip",
     "compression-gzip",
@@ -56,7 +56,10 @@ SCENARIOS = [
     "admin-topics",
     "idempotent-produce",
     "restart",
+    "kill9-restart",
 ]
+# Scenarios made of produce -> broker restart -> verify, and whether the broker is killed with SIGKILL.
+RESTART_SCENARIOS = {"restart": False, "kill9-restart": True}
 # Scenarios whose driver creates the topic itself.
 SCENARIOS_WITHOUT_TOPIC = {"admin-topics"}
 PARTITIONS = 3
@@ -233,20 +236,26 @@ def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
         except Exception as error:  # the runner's own client failing is a broker problem for this cell
             return finish(None, f"creating topic {topic} with {PARTITIONS} partitions failed: {error}")
 
-    if scenario != "restart":
+    if scenario not in RESTART_SCENARIOS:
         exit_code, reason = run_driver(client, scenario, broker.bootstrap, topic, log_path, CELL_TIMEOUT_SECONDS)
         return finish(exit_code, reason)
 
-    # restart: the messages acknowledged before a clean broker restart must all be there after it.
+    # restart / kill9-restart: every message acknowledged (acks=all) before the broker stopped, cleanly or by
+    # SIGKILL, must be there exactly once after it starts again.
+    killed = RESTART_SCENARIOS[scenario]
     exit_code, reason = run_driver(client, "produce", broker.bootstrap, topic, log_path, CELL_TIMEOUT_SECONDS)
     if exit_code != 0:
         return finish(exit_code, f"produce phase: {reason}")
     with open(log_path, "ab") as log_file:
-        log_file.write(f"runner: restarting the {broker_kind} broker (pid {broker.pid})\n".encode())
+        how = "SIGKILL" if killed else "SIGTERM"
+        log_file.write(f"runner: restarting the {broker_kind} broker (pid {broker.pid}) after {how}\n".encode())
     try:
-        exit_status = broker.stop()
-        if exit_status != broker.clean_exit_code:
-            return finish(1, f"broker exit code {exit_status} on SIGTERM, expected {broker.clean_exit_code}")
+        if killed:
+            broker.kill()
+        else:
+            exit_status = broker.stop()
+            if exit_status != broker.clean_exit_code:
+                return finish(1, f"broker exit code {exit_status} on SIGTERM, expected {broker.clean_exit_code}")
         broker.start(timeout=BROKER_START_TIMEOUT_SECONDS)
         waited = wait_until_serving(broker.bootstrap, topic)
     except BrokerError as error:
