@@ -175,7 +175,7 @@ public final class Driver {
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "skein-conformance-java");
         props.put(ProducerConfig.ACKS_CONFIG, "all");
-        // Idempotent produce is the broker's next milestone; until then the driver uses plain produce.
+        // Plain produce everywhere except idempotent-produce, which turns idempotence on through `extra`.
         props.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
         // Without idempotence, one request in flight keeps send order even if a request is retried.
         props.put(ProducerConfig.MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION, "1");

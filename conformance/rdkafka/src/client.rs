@@ -106,7 +106,7 @@ pub fn producer(
     extra: &[(&str, &str)],
 ) -> Result<RecordingProducer, String> {
     let mut config = base_config(bootstrap);
-    // Idempotent produce is not used (plain produce is what every driver exercises); without it,
+    // Plain produce (only idempotent-produce turns idempotence on, through `extra`); without it,
     // one request in flight per connection keeps send order when a request is retried (for example
     // right after topic creation, before the partition leader is known).
     config
