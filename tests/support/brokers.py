@@ -337,7 +337,8 @@ class KafkaBroker(_Broker):
     def _format_storage(self) -> None:
         command = self._java(
             "kafka.tools.StorageTool", "format",
-            "--cluster-id", self.cluster_id,
+            # `=` form: a random id may start with '-', which the tool's parser would take for an option.
+            f"--cluster-id={self.cluster_id}",
             "--config", str(self.properties_path),
             "--ignore-formatted",
         )
