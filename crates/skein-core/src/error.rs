@@ -76,6 +76,8 @@ pub enum BrokerError {
     NonEmptyGroup,
     #[error("the group is subscribed to the topic")]
     GroupSubscribedToTopic,
+    #[error("the offset metadata is too large")]
+    OffsetMetadataTooLarge,
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -116,6 +118,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::CoordinatorNotAvailable(_) => ResponseError::CoordinatorNotAvailable,
         BrokerError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        BrokerError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
     };
     kafka.code()
 }
@@ -160,6 +163,7 @@ mod tests {
         assert_eq!(error_code(&BrokerError::MemberIdRequired { member_id: String::new() }), 79);
         assert_eq!(error_code(&BrokerError::FencedInstanceId), 82);
         assert_eq!(error_code(&BrokerError::GroupSubscribedToTopic), 86);
+        assert_eq!(error_code(&BrokerError::OffsetMetadataTooLarge), 12);
     }
 
     #[test]
