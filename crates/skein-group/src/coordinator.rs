@@ -625,10 +625,12 @@ impl CoordinatorTask {
             if !expired.is_empty() || group.pending_members.len() != pending_before {
                 maybe_complete_join(group, now);
             }
+            let mut completed = false;
             if group.state == GroupState::PreparingRebalance && group.rebalance_deadline.is_some_and(|at| at <= now) {
                 complete_join(group, now);
+                completed = true;
             }
-            if group.state == GroupState::Empty && !expired.is_empty() {
+            if group.state == GroupState::Empty && (completed || !expired.is_empty()) {
                 self.dirty.insert(group.group_id.clone());
             }
         }
