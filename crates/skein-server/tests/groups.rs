@@ -425,3 +425,114 @@ fn committed_offsets_survive_kill_9_and_restart() {
     assert_eq!(codes, vec![NONE, GROUP_ID_NOT_FOUND]);
     assert!(fetch_offsets(&mut client, "billing", None).is_empty());
 }
+
+/// One member runs the whole protocol at each version of every group API, so every response is encoded at every
+/// advertised version (a field set at a version that lacks it would close the connection).
+#[test]
+fn every_version_of_the_group_apis_is_answered() {
+    let broker = TestBroker::start_with_yaml(FAST_GROUPS).expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "t", 1, &[]).expect("create").error_code, NONE);
+    for version in 0..=9i16 {
+        let group_id = format!("g{version}");
+        let request = |member_id: &str| {
+            let request = join_request(&group_id, member_id, 10_000);
+            // v0 has no rebalance timeout: it must stay at its default to be encoded.
+            if version == 0 { request.with_rebalance_timeout_ms(-1) } else { request }
+        };
+        let mut joined = client.request(version, &request("")).expect("JoinGroup");
+        if version >= 4 {
+            assert_eq!(joined.error_code, MEMBER_ID_REQUIRED, "JoinGroup v{version}");
+            let member_id = joined.member_id.to_string();
+            joined = client.request(version, &request(&member_id)).expect("JoinGroup");
+        }
+        assert_eq!((joined.error_code, joined.generation_id), (NONE, 1), "JoinGroup v{version}");
+        assert_eq!(joined.members.len(), 1, "JoinGroup v{version}");
+        let member_id = joined.member_id.clone();
+
+        let sync_version = version.min(5);
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(group(&group_id))
+            .with_generation_id(1)
+            .with_member_id(member_id.clone())
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(member_id.clone())
+                    .with_assignment(Bytes::from_static(b"mine")),
+            ]);
+        if sync_version >= 5 {
+            sync = sync.with_protocol_type(Some(str("consumer"))).with_protocol_name(Some(str("range")));
+        }
+        let synced = client.request(sync_version, &sync).expect("SyncGroup");
+        assert_eq!((synced.error_code, synced.assignment.as_ref()), (NONE, &b"mine"[..]), "SyncGroup v{sync_version}");
+
+        let heartbeat_version = version.min(4);
+        let beat = HeartbeatRequest::default()
+            .with_group_id(group(&group_id))
+            .with_member_id(member_id.clone())
+            .with_generation_id(1);
+        assert_eq!(client.request(heartbeat_version, &beat).expect("Heartbeat").error_code, NONE);
+
+        let commit_version = (version + 2).min(9);
+        let mut commit = commit_request(&group_id, 1, &member_id, &[("t", 0, i64::from(version) + 10)]);
+        if commit_version < 6 {
+            commit.topics[0].partitions[0].committed_leader_epoch = -1;
+        }
+        let committed = client.request(commit_version, &commit).expect("OffsetCommit");
+        assert_eq!(committed.topics[0].partitions[0].error_code, NONE, "OffsetCommit v{commit_version}");
+
+        let fetch_version = (version + 1).min(9);
+        let partition = vec![0];
+        let offset = if fetch_version >= 8 {
+            let request = OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default().with_group_id(group(&group_id)).with_topics(Some(vec![
+                    OffsetFetchRequestTopics::default().with_name(topic_name("t")).with_partition_indexes(partition),
+                ])),
+            ]);
+            client.request(fetch_version, &request).expect("OffsetFetch").groups[0].topics[0].partitions[0]
+                .committed_offset
+        } else {
+            let request = OffsetFetchRequest::default().with_group_id(group(&group_id)).with_topics(Some(vec![
+                OffsetFetchRequestTopic::default().with_name(topic_name("t")).with_partition_indexes(partition),
+            ]));
+            client.request(fetch_version, &request).expect("OffsetFetch").topics[0].partitions[0].committed_offset
+        };
+        assert_eq!(offset, i64::from(version) + 10, "OffsetFetch v{fetch_version}");
+
+        let describe_version = version.min(6);
+        let described = client
+            .request(describe_version, &DescribeGroupsRequest::default().with_groups(vec![group(&group_id)]))
+            .expect("DescribeGroups");
+        let described = &described.groups[0];
+        assert_eq!(described.group_state.as_str(), "Stable", "DescribeGroups v{describe_version}");
+        assert_eq!(described.members[0].member_assignment.as_ref(), b"mine");
+
+        let list_version = version.min(5);
+        let listed = client.request(list_version, &ListGroupsRequest::default()).expect("ListGroups");
+        assert!(listed.groups.iter().any(|g| g.group_id.0.as_str() == group_id), "ListGroups v{list_version}");
+
+        let leave_version = version.min(5);
+        let leave = if leave_version >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(group(&group_id))
+                .with_members(vec![MemberIdentity::default().with_member_id(member_id.clone())])
+        } else {
+            LeaveGroupRequest::default().with_group_id(group(&group_id)).with_member_id(member_id.clone())
+        };
+        let left = client.request(leave_version, &leave).expect("LeaveGroup");
+        assert_eq!(left.error_code, NONE, "LeaveGroup v{leave_version}");
+
+        let delete_version = version.min(2);
+        let deleted = client
+            .request(delete_version, &DeleteGroupsRequest::default().with_groups_names(vec![group(&group_id)]))
+            .expect("DeleteGroups");
+        assert_eq!(deleted.results[0].error_code, NONE, "DeleteGroups v{delete_version}");
+    }
+    // An unknown group is Dead; from v6 it is also GROUP_ID_NOT_FOUND.
+    for (version, code) in [(5, NONE), (6, GROUP_ID_NOT_FOUND)] {
+        let described = client
+            .request(version, &DescribeGroupsRequest::default().with_groups(vec![group("never")]))
+            .expect("DescribeGroups");
+        assert_eq!((described.groups[0].error_code, described.groups[0].group_state.as_str()), (code, "Dead"));
+    }
+}
