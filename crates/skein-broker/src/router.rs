@@ -54,8 +54,8 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
 }
 
-/// Serves one request.
-pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome {
+/// Serves one request. `client_host` is the peer's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
+pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) -> Outcome {
     let Ok(key) = ApiKey::try_from(frame.api_key) else {
         return Outcome::Close(format!("unknown api key {}", frame.api_key));
     };
@@ -80,8 +80,8 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame) -> Outcom
         ApiKey::InitProducerId => respond(frame, |req, v| handlers::init_producer_id::handle(broker, req, v)).await,
         ApiKey::FindCoordinator => respond(frame, |req, v| handlers::find_coordinator::handle(broker, req, v)).await,
         ApiKey::JoinGroup => {
-            let client_id = frame.client_id.clone().unwrap_or_default();
-            respond(frame, |req, v| handlers::join_group::handle(broker, req, v, client_id)).await
+            let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
+            respond(frame, |req, v| handlers::join_group::handle(broker, req, v, client)).await
         }
         ApiKey::SyncGroup => respond(frame, |req, v| handlers::sync_group::handle(broker, req, v)).await,
         ApiKey::Heartbeat => respond(frame, |req, v| handlers::heartbeat::handle(broker, req, v)).await,

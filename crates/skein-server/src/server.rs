@@ -92,7 +92,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         let stats = Arc::clone(&stats);
         let token = shutdown.child_token();
         tracker.spawn(async move {
-            let closed = connection::serve(broker, stream, max_frame_bytes, token).await;
+            let closed = connection::serve(broker, stream, peer, max_frame_bytes, token).await;
             match closed {
                 Closed::Normally => tracing::debug!(%peer, "connection closed"),
                 Closed::ProtocolError(reason) => {

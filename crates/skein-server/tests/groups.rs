@@ -506,6 +506,8 @@ fn every_version_of_the_group_apis_is_answered() {
         let described = &described.groups[0];
         assert_eq!(described.group_state.as_str(), "Stable", "DescribeGroups v{describe_version}");
         assert_eq!(described.members[0].member_assignment.as_ref(), b"mine");
+        assert_eq!(described.members[0].client_host.as_str(), "/127.0.0.1");
+        assert_eq!(described.members[0].client_id.as_str(), skein_test_support::client::CLIENT_ID);
 
         let list_version = version.min(5);
         let listed = client.request(list_version, &ListGroupsRequest::default()).expect("ListGroups");

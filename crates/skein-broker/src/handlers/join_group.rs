@@ -14,14 +14,14 @@ pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: JoinGroupRequest,
     version: i16,
-    client_id: String,
+    (client_id, client_host): (String, String),
 ) -> JoinGroupResponse {
     let join = JoinGroup {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
         group_instance_id: if version >= 5 { request.group_instance_id.map(|id| id.to_string()) } else { None },
         client_id,
-        client_host: String::new(),
+        client_host,
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: the session timeout serves as one, as in Kafka.
         rebalance_timeout_ms: if version >= 1 { request.rebalance_timeout_ms } else { request.session_timeout_ms },
