@@ -32,6 +32,7 @@ const REBALANCE_IN_PROGRESS: i16 = 27;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const FENCED_INSTANCE_ID: i16 = 82;
 
 const JOIN_VERSION: i16 = 7;
 const SYNC_VERSION: i16 = 5;
@@ -537,4 +538,62 @@ fn every_version_of_the_group_apis_is_answered() {
             .expect("DescribeGroups");
         assert_eq!((described.groups[0].error_code, described.groups[0].group_state.as_str()), (code, "Dead"));
     }
+}
+
+fn static_join(client: &mut RawClient, member_id: &str, instance_id: &str) -> JoinGroupResponse {
+    let request = join_request("static", member_id, 10_000).with_group_instance_id(Some(str(instance_id)));
+    client.request(JOIN_VERSION, &request).expect("JoinGroup")
+}
+
+#[test]
+fn static_member_rejoins_without_a_rebalance_and_generations_survive_restart() {
+    let mut broker = TestBroker::start_with_yaml(FAST_GROUPS).expect("start skein");
+    let mut client = broker.client().expect("connect");
+    // A static member needs no MEMBER_ID_REQUIRED round trip.
+    let first = static_join(&mut client, "", "instance-1");
+    assert_eq!((first.error_code, first.generation_id), (NONE, 1));
+    let first_id = first.member_id.to_string();
+    assert!(first_id.starts_with("instance-1-"), "{first_id}");
+    let sync_request = |joined: &JoinGroupResponse, assignment: &'static [u8]| {
+        SyncGroupRequest::default()
+            .with_group_id(group("static"))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(joined.member_id.clone())
+            .with_group_instance_id(Some(str("instance-1")))
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(joined.member_id.clone())
+                    .with_assignment(Bytes::from_static(assignment)),
+            ])
+    };
+    let synced = client.request(3, &sync_request(&first, b"kept")).expect("SyncGroup");
+    assert_eq!((synced.error_code, synced.assignment.as_ref()), (NONE, &b"kept"[..]));
+
+    // The instance restarts and joins with no member id: a new member id, no new generation, the same assignment.
+    // It is the leader; before JoinGroup v9 (no skip_assignment) Kafka rebalances for a leader, so join as v9.
+    let request = join_request("static", "", 10_000).with_group_instance_id(Some(str("instance-1")));
+    let replaced = client.request(9, &request).expect("JoinGroup v9");
+    assert_eq!((replaced.error_code, replaced.generation_id, replaced.skip_assignment), (NONE, 1, true));
+    assert_ne!(replaced.member_id.as_str(), first_id);
+    let synced = client.request(3, &sync_request(&replaced, b"ignored")).expect("SyncGroup");
+    assert_eq!((synced.error_code, synced.assignment.as_ref()), (NONE, &b"kept"[..]));
+    // The old member id is fenced.
+    let stale = HeartbeatRequest::default()
+        .with_group_id(group("static"))
+        .with_member_id(str(&first_id))
+        .with_group_instance_id(Some(str("instance-1")))
+        .with_generation_id(1);
+    assert_eq!(client.request(3, &stale).expect("Heartbeat").error_code, FENCED_INSTANCE_ID);
+
+    // After a restart the group is Empty but keeps counting generations.
+    broker.restart().expect("restart");
+    let mut client = broker.client().expect("reconnect");
+    let described =
+        client.request(5, &DescribeGroupsRequest::default().with_groups(vec![group("static")])).expect("describe");
+    assert_eq!(
+        (described.groups[0].group_state.as_str(), described.groups[0].protocol_type.as_str()),
+        ("Empty", "consumer")
+    );
+    let rejoined = static_join(&mut client, "", "instance-1");
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (NONE, 2));
 }
