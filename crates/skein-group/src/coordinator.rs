@@ -360,8 +360,16 @@ impl CoordinatorTask {
             return;
         }
         let settings = self.settings;
-        let group = self.groups.entry(request.group_id.clone()).or_insert_with(|| Group::new(request.group_id.clone()));
-        if !group.accepts_protocols(&request.protocol_type, &request.protocols) {
+        // A refused join must not leave a new, empty group behind.
+        let accepted = match self.groups.get(&request.group_id) {
+            Some(group) => group.accepts_protocols(&request.protocol_type, &request.protocols),
+            None if !request.member_id.is_empty() => {
+                let _ = reply.send(Err(BrokerError::UnknownMemberId));
+                return;
+            }
+            None => !request.protocol_type.is_empty() && !request.protocols.is_empty(),
+        };
+        if !accepted {
             let _ = reply.send(Err(BrokerError::InconsistentGroupProtocol(format!(
                 "protocol type '{}' with protocols {:?} does not match the group's",
                 request.protocol_type,
@@ -369,6 +377,7 @@ impl CoordinatorTask {
             ))));
             return;
         }
+        let group = self.groups.entry(request.group_id.clone()).or_insert_with(|| Group::new(request.group_id.clone()));
         if request.member_id.is_empty() {
             if let Some(old_member_id) = group.static_member(request.group_instance_id.as_deref()).map(String::from) {
                 replace_static_member(group, &old_member_id, request, reply, now, &settings);
@@ -1131,6 +1140,11 @@ mod tests {
         assert!(matches!(coordinator.join(short_session).await, Err(BrokerError::InvalidSessionTimeout { .. })));
         let no_group = JoinGroup { group_id: String::new(), ..join_request("", None, &["range"]) };
         assert_eq!(coordinator.join(no_group).await, Err(BrokerError::InvalidGroupId));
+        let no_protocols = JoinGroup { protocols: Vec::new(), ..join_request("", None, &[]) };
+        assert!(matches!(coordinator.join(no_protocols).await, Err(BrokerError::InconsistentGroupProtocol(_))));
+        let unknown_member = join_request("made-up", None, &["range"]);
+        assert_eq!(coordinator.join(unknown_member).await, Err(BrokerError::UnknownMemberId));
+        assert_eq!(coordinator.list().await, Ok(Vec::new()), "refused joins create no group");
         let (leader, _) = two_member_group(&coordinator).await;
         assert_eq!(leader.generation_id, 1);
         let other_protocol = JoinGroup { require_known_member_id: false, ..join_request("", None, &["roundrobin"]) };
