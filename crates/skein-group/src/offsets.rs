@@ -111,6 +111,23 @@ impl OffsetStore {
         blocking(move || engine.write(batch, durability)).await
     }
 
+    /// Deletes every group's committed offsets of a deleted topic in one write, so a topic created again under the
+    /// same name starts without them (as in Kafka).
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        let topic = topic.to_string();
+        blocking(move || {
+            let mut batch = StoreBatch::default();
+            for group_id in group_ids_with_offsets(engine.as_ref())? {
+                let (from, to) = keys::offset_topic_range(&group_id, &topic);
+                batch.delete_range(ColumnFamily::Offsets, from, to);
+            }
+            if batch.is_empty() { Ok(()) } else { engine.write(batch, durability) }
+        })
+        .await
+    }
+
     /// Deletes a group's record and all its committed offsets in one write.
     pub(crate) async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
         let mut batch = StoreBatch::default();
@@ -150,18 +167,25 @@ impl OffsetStore {
         if let Some(err) = corrupt {
             return Err(err);
         }
-        // Skip from one group's offsets to the next instead of reading every offset.
-        let mut from = Vec::new();
-        loop {
-            let mut next_group = None;
-            self.engine.scan(ColumnFamily::Offsets, &from, &[0xff; 3], &mut |key, _| {
-                next_group = keys::decode_offset_key(key).map(|(group_id, _, _)| group_id);
-                false
-            })?;
-            let Some(group_id) = next_group else { break };
-            from = keys::offset_group_range(&group_id).1;
+        for group_id in group_ids_with_offsets(self.engine.as_ref())? {
             groups.entry(group_id).or_insert(None);
         }
         Ok(groups)
+    }
+}
+
+/// The groups that hold committed offsets, skipping from one group's offsets to the next instead of reading all.
+fn group_ids_with_offsets(engine: &dyn Engine) -> Result<Vec<String>, StorageError> {
+    let mut group_ids = Vec::new();
+    let mut from = Vec::new();
+    loop {
+        let mut next_group = None;
+        engine.scan(ColumnFamily::Offsets, &from, &[0xff; 3], &mut |key, _| {
+            next_group = keys::decode_offset_key(key).map(|(group_id, _, _)| group_id);
+            false
+        })?;
+        let Some(group_id) = next_group else { return Ok(group_ids) };
+        from = keys::offset_group_range(&group_id).1;
+        group_ids.push(group_id);
     }
 }

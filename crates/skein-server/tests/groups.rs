@@ -15,9 +15,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    SyncGroupRequest,
+    DeleteTopicsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use skein_test_support::requests::{create_topic, topic_name};
@@ -596,4 +596,24 @@ fn static_member_rejoins_without_a_rebalance_and_generations_survive_restart() {
     );
     let rejoined = static_join(&mut client, "", "instance-1");
     assert_eq!((rejoined.error_code, rejoined.generation_id), (NONE, 2));
+}
+
+#[test]
+fn deleting_a_topic_deletes_its_committed_offsets() {
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    for name in ["doomed", "kept"] {
+        assert_eq!(create_topic(&mut client, name, 2, &[]).expect("create").error_code, NONE);
+    }
+    for group_id in ["g1", "g2"] {
+        let request = commit_request(group_id, -1, "", &[("doomed", 0, 7), ("doomed", 1, 8), ("kept", 0, 9)]);
+        let response = client.request(8, &request).expect("OffsetCommit");
+        assert!(response.topics.iter().all(|t| t.partitions.iter().all(|p| p.error_code == NONE)));
+    }
+    let delete = DeleteTopicsRequest::default().with_topic_names(vec![topic_name("doomed")]).with_timeout_ms(30_000);
+    assert_eq!(client.request(5, &delete).expect("DeleteTopics").responses[0].error_code, NONE);
+    assert_eq!(create_topic(&mut client, "doomed", 2, &[]).expect("create").error_code, NONE);
+    for group_id in ["g1", "g2"] {
+        assert_eq!(fetch_offsets(&mut client, group_id, None), vec![("kept".to_string(), 0, 9, "md-9".to_string())]);
+    }
 }
