@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use skein_core::BrokerConfig;
 use skein_core::config::LogFlush;
+use skein_group::{CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
 use crate::producer_ids::ProducerIdAllocator;
@@ -18,6 +19,10 @@ pub struct Broker {
     pub engine: Arc<dyn Engine>,
     pub topics: TopicRegistry,
     pub producer_ids: ProducerIdAllocator,
+    /// The group coordinator (its task is run by the server).
+    pub groups: GroupCoordinator,
+    /// Committed offsets.
+    pub offsets: OffsetStore,
     pub cluster_id: String,
     /// Host and port given to clients in Metadata.
     pub advertised_host: String,
@@ -43,8 +48,9 @@ pub fn split_host_port(address: &str) -> Option<(String, i32)> {
 
 impl Broker {
     /// Opens the broker's state from `engine` (blocking: run before serving). Creates the cluster id on first start
-    /// and loads every topic and partition.
-    pub fn open(config: BrokerConfig, engine: Arc<dyn Engine>) -> Result<Self, StorageError> {
+    /// and loads every topic and partition and the known groups. The group coordinator's task is returned for the
+    /// caller to run until shutdown.
+    pub fn open(config: BrokerConfig, engine: Arc<dyn Engine>) -> Result<(Self, CoordinatorTask), StorageError> {
         let mut first_start = StoreBatch::default();
         match engine.get(ColumnFamily::Meta, keys::META_FORMAT_VERSION)? {
             Some(version) if version.as_slice() == [STORAGE_FORMAT_VERSION] => {}
@@ -73,7 +79,20 @@ impl Broker {
         let producer_ids = ProducerIdAllocator::load(Arc::clone(&engine))?;
         let (advertised_host, advertised_port) =
             split_host_port(config.advertised()).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
-        Ok(Broker { config, engine, topics, producer_ids, cluster_id, advertised_host, advertised_port })
+        let offsets = OffsetStore::new(Arc::clone(&engine), durability(&config));
+        let (groups, group_task) = GroupCoordinator::open(group_settings(&config), offsets.clone())?;
+        let broker = Broker {
+            config,
+            engine,
+            topics,
+            producer_ids,
+            groups,
+            offsets,
+            cluster_id,
+            advertised_host,
+            advertised_port,
+        };
+        Ok((broker, group_task))
     }
 
     /// Forgets idempotent producers idle for longer than `producer.id.expiration.ms` in every partition.
@@ -94,10 +113,27 @@ impl Broker {
 
     /// How durable an acknowledged write is, from `log.flush`.
     pub fn durability(&self) -> Durability {
-        match self.config.log_flush {
-            LogFlush::Os => Durability::ProcessCrash,
-            LogFlush::Always => Durability::PowerLoss,
-        }
+        durability(&self.config)
+    }
+}
+
+fn durability(config: &BrokerConfig) -> Durability {
+    match config.log_flush {
+        LogFlush::Os => Durability::ProcessCrash,
+        LogFlush::Always => Durability::PowerLoss,
+    }
+}
+
+fn millis(ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// The coordinator's settings from `group.*` (validated at start-up).
+fn group_settings(config: &BrokerConfig) -> GroupSettings {
+    GroupSettings {
+        initial_rebalance_delay: millis(config.group_initial_rebalance_delay_ms),
+        min_session_timeout: millis(config.group_min_session_timeout_ms),
+        max_session_timeout: millis(config.group_max_session_timeout_ms),
     }
 }
 

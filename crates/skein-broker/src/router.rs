@@ -36,6 +36,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported version range of `key`, if Skein serves it.
@@ -43,8 +54,8 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
 }
 
-/// Serves one request.
-pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome {
+/// Serves one request. `client_host` is the peer's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
+pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) -> Outcome {
     let Ok(key) = ApiKey::try_from(frame.api_key) else {
         return Outcome::Close(format!("unknown api key {}", frame.api_key));
     };
@@ -67,6 +78,20 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame) -> Outcom
             respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, req, v) }).await
         }
         ApiKey::InitProducerId => respond(frame, |req, v| handlers::init_producer_id::handle(broker, req, v)).await,
+        ApiKey::FindCoordinator => respond(frame, |req, v| handlers::find_coordinator::handle(broker, req, v)).await,
+        ApiKey::JoinGroup => {
+            let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
+            respond(frame, |req, v| handlers::join_group::handle(broker, req, v, client)).await
+        }
+        ApiKey::SyncGroup => respond(frame, |req, v| handlers::sync_group::handle(broker, req, v)).await,
+        ApiKey::Heartbeat => respond(frame, |req, v| handlers::heartbeat::handle(broker, req, v)).await,
+        ApiKey::LeaveGroup => respond(frame, |req, v| handlers::leave_group::handle(broker, req, v)).await,
+        ApiKey::OffsetCommit => respond(frame, |req, v| handlers::offset_commit::handle(broker, req, v)).await,
+        ApiKey::OffsetFetch => respond(frame, |req, v| handlers::offset_fetch::handle(broker, req, v)).await,
+        ApiKey::ListGroups => respond(frame, |req, v| handlers::list_groups::handle(broker, req, v)).await,
+        ApiKey::DescribeGroups => respond(frame, |req, v| handlers::describe_groups::handle(broker, req, v)).await,
+        ApiKey::DeleteGroups => respond(frame, |req, v| handlers::delete_groups::handle(broker, req, v)).await,
+        ApiKey::OffsetDelete => respond(frame, |req, v| handlers::offset_delete::handle(broker, req, v)).await,
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

@@ -65,6 +65,15 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     #[serde(rename = "producer.id.expiration.check.interval.ms")]
     pub producer_id_expiration_check_interval_ms: i64,
+    #[serde(rename = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: i64,
+    #[serde(rename = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: i64,
+    #[serde(rename = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: i64,
+    /// Accepted and reported; expiry of old committed offsets is not enforced yet.
+    #[serde(rename = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: i64,
     /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
     #[serde(skip)]
     pub explicitly_set: BTreeSet<String>,
@@ -94,6 +103,10 @@ impl Default for BrokerConfig {
             compression_type: "producer".into(),
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 10_080,
             explicitly_set: BTreeSet::new(),
         }
     }
@@ -137,6 +150,25 @@ impl BrokerConfig {
                 self.producer_id_expiration_check_interval_ms
             ),
         );
+        check(
+            self.group_initial_rebalance_delay_ms >= 0,
+            format!("group.initial.rebalance.delay.ms must be >= 0, got {}", self.group_initial_rebalance_delay_ms),
+        );
+        check(
+            self.group_min_session_timeout_ms >= 0,
+            format!("group.min.session.timeout.ms must be >= 0, got {}", self.group_min_session_timeout_ms),
+        );
+        check(
+            self.group_max_session_timeout_ms >= self.group_min_session_timeout_ms,
+            format!(
+                "group.max.session.timeout.ms ({}) must be >= group.min.session.timeout.ms ({})",
+                self.group_max_session_timeout_ms, self.group_min_session_timeout_ms
+            ),
+        );
+        check(
+            self.offsets_retention_minutes >= 1,
+            format!("offsets.retention.minutes must be >= 1, got {}", self.offsets_retention_minutes),
+        );
         for (key, value) in [
             ("log.cleanup.policy", &self.log_cleanup_policy),
             ("log.message.timestamp.type", &self.log_message_timestamp_type),
@@ -177,6 +209,10 @@ impl BrokerConfig {
             ("compression.type", self.compression_type.clone()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
             ("producer.id.expiration.check.interval.ms", self.producer_id_expiration_check_interval_ms.to_string()),
+            ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
+            ("group.min.session.timeout.ms", self.group_min_session_timeout_ms.to_string()),
+            ("group.max.session.timeout.ms", self.group_max_session_timeout_ms.to_string()),
+            ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
         ];
         entries
             .into_iter()

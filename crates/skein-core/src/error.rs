@@ -52,6 +52,32 @@ pub enum BrokerError {
     OutOfOrderSequence(String),
     #[error("storage failure: {0}")]
     Storage(String),
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("group id not found")]
+    GroupIdNotFound,
+    #[error("session timeout {requested} ms is outside [{min}, {max}] ms")]
+    InvalidSessionTimeout { requested: i32, min: i64, max: i64 },
+    #[error("inconsistent group protocol: {0}")]
+    InconsistentGroupProtocol(String),
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("generation {requested} is not the group's generation {current}")]
+    IllegalGeneration { requested: i32, current: i32 },
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("a member id is required: rejoin with member id {member_id}")]
+    MemberIdRequired { member_id: String },
+    #[error("group instance id is fenced by a newer member")]
+    FencedInstanceId,
+    #[error("the coordinator is not available: {0}")]
+    CoordinatorNotAvailable(String),
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the offset metadata is too large")]
+    OffsetMetadataTooLarge,
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -80,6 +106,19 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         BrokerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         BrokerError::Storage(_) => ResponseError::KafkaStorageError,
+        BrokerError::InvalidGroupId => ResponseError::InvalidGroupId,
+        BrokerError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        BrokerError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        BrokerError::InconsistentGroupProtocol(_) => ResponseError::InconsistentGroupProtocol,
+        BrokerError::UnknownMemberId => ResponseError::UnknownMemberId,
+        BrokerError::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
+        BrokerError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        BrokerError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+        BrokerError::FencedInstanceId => ResponseError::FencedInstanceId,
+        BrokerError::CoordinatorNotAvailable(_) => ResponseError::CoordinatorNotAvailable,
+        BrokerError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        BrokerError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
     };
     kafka.code()
 }
@@ -112,6 +151,19 @@ mod tests {
         assert_eq!(error_code(&BrokerError::Storage(String::new())), 56);
         assert_eq!(error_code(&BrokerError::InvalidProducerEpoch { producer_id: 1, epoch: 0, current: 1 }), 47);
         assert_eq!(error_code(&BrokerError::OutOfOrderSequence(String::new())), 45);
+        assert_eq!(error_code(&BrokerError::IllegalGeneration { requested: 1, current: 2 }), 22);
+        assert_eq!(error_code(&BrokerError::InconsistentGroupProtocol(String::new())), 23);
+        assert_eq!(error_code(&BrokerError::InvalidGroupId), 24);
+        assert_eq!(error_code(&BrokerError::UnknownMemberId), 25);
+        assert_eq!(error_code(&BrokerError::InvalidSessionTimeout { requested: 1, min: 2, max: 3 }), 26);
+        assert_eq!(error_code(&BrokerError::RebalanceInProgress), 27);
+        assert_eq!(error_code(&BrokerError::CoordinatorNotAvailable(String::new())), 15);
+        assert_eq!(error_code(&BrokerError::NonEmptyGroup), 68);
+        assert_eq!(error_code(&BrokerError::GroupIdNotFound), 69);
+        assert_eq!(error_code(&BrokerError::MemberIdRequired { member_id: String::new() }), 79);
+        assert_eq!(error_code(&BrokerError::FencedInstanceId), 82);
+        assert_eq!(error_code(&BrokerError::GroupSubscribedToTopic), 86);
+        assert_eq!(error_code(&BrokerError::OffsetMetadataTooLarge), 12);
     }
 
     #[test]

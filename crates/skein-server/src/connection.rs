@@ -1,5 +1,6 @@
 //! One client connection: Kafka serves a connection's requests one at a time and answers in order.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use skein_broker::{Broker, Outcome, handle_request};
@@ -19,10 +20,18 @@ pub enum Closed {
 
 /// Serves requests from `stream` until the client goes away, breaks the protocol, or shutdown is requested.
 /// A request already read is always answered before the connection closes for shutdown.
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, max_frame_bytes: usize, shutdown: CancellationToken) -> Closed
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    max_frame_bytes: usize,
+    shutdown: CancellationToken,
+) -> Closed
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // Kafka's form of the client's host, as DescribeGroups reports it.
+    let client_host = format!("/{}", peer.ip());
     let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = BufWriter::new(writer);
     loop {
@@ -53,7 +62,7 @@ where
         };
         let api_key = frame.api_key;
         let correlation_id = frame.correlation_id;
-        match handle_request(&broker, frame).await {
+        match handle_request(&broker, frame, &client_host).await {
             Outcome::Respond(response) => {
                 if let Err(err) = writer.write_all(&response).await {
                     return Closed::Io(err);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use skein_broker::Broker;
 use skein_core::BrokerConfig;
+use skein_group::CoordinatorTask;
 use skein_storage::{Engine, RocksEngine};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -27,7 +28,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let data_dir = PathBuf::from(&config.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data.dir {}", data_dir.display()))?;
     let db_path = data_dir.join("rocksdb");
-    let broker = tokio::task::spawn_blocking(move || -> anyhow::Result<Broker> {
+    let (broker, group_task) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Broker, CoordinatorTask)> {
         let engine: Arc<dyn Engine> =
             Arc::new(RocksEngine::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?);
         Ok(Broker::open(config, engine)?)
@@ -59,6 +60,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let stats = Arc::new(ServerStats::default());
     tracker.spawn(http::serve(metrics_listener, Arc::clone(&stats), shutdown.child_token()));
     tracker.spawn(expire_producers_periodically(Arc::clone(&broker), shutdown.child_token()));
+    tracker.spawn(group_task.run(shutdown.child_token()));
 
     let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
@@ -90,7 +92,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         let stats = Arc::clone(&stats);
         let token = shutdown.child_token();
         tracker.spawn(async move {
-            let closed = connection::serve(broker, stream, max_frame_bytes, token).await;
+            let closed = connection::serve(broker, stream, peer, max_frame_bytes, token).await;
             match closed {
                 Closed::Normally => tracing::debug!(%peer, "connection closed"),
                 Closed::ProtocolError(reason) => {

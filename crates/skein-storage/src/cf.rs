@@ -11,11 +11,21 @@ pub enum ColumnFamily {
     Producers,
     /// Cluster and topic metadata: cluster id, topics, the partition id counter, the format version.
     Meta,
+    /// Committed consumer offsets: `group | topic | partition` → offset, leader epoch, metadata, commit time.
+    Offsets,
+    /// Consumer group metadata kept across restarts: `group` → protocol type, generation, protocol name.
+    Groups,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 4] =
-        [ColumnFamily::Log, ColumnFamily::Partition, ColumnFamily::Producers, ColumnFamily::Meta];
+    pub const ALL: [ColumnFamily; 6] = [
+        ColumnFamily::Log,
+        ColumnFamily::Partition,
+        ColumnFamily::Producers,
+        ColumnFamily::Meta,
+        ColumnFamily::Offsets,
+        ColumnFamily::Groups,
+    ];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -24,6 +34,8 @@ impl ColumnFamily {
             ColumnFamily::Partition => "partition",
             ColumnFamily::Producers => "producers",
             ColumnFamily::Meta => "meta",
+            ColumnFamily::Offsets => "offsets",
+            ColumnFamily::Groups => "groups",
         }
     }
 }

@@ -65,9 +65,91 @@ pub fn topic_key(name: &str) -> Vec<u8> {
     key
 }
 
+/// Appends `bytes` with a u16 BE length prefix, so variable-length parts of a key never run into each other.
+/// Group ids and topic names longer than `u16::MAX` bytes are truncated by the caller's validation before this.
+fn push_length_prefixed(key: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or(bytes));
+}
+
+/// `groups`: group id (u16 length | UTF-8 bytes).
+pub fn group_key(group_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(2 + group_id.len());
+    push_length_prefixed(&mut key, group_id.as_bytes());
+    key
+}
+
+/// `offsets`: group id (u16 length | bytes) | topic (u16 length | bytes) | partition (i32 BE, never negative).
+pub fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + group_id.len() + topic.len());
+    push_length_prefixed(&mut key, group_id.as_bytes());
+    push_length_prefixed(&mut key, topic.as_bytes());
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+/// The half-open `offsets` key range of one group. Topic names are at most 249 bytes, so the byte after the group
+/// part (the high byte of the topic length) is always 0 and `group part | 0x01` bounds the range.
+pub fn offset_group_range(group_id: &str) -> (Vec<u8>, Vec<u8>) {
+    let from = group_key(group_id);
+    let mut to = from.clone();
+    to.push(0x01);
+    (from, to)
+}
+
+/// The half-open `offsets` key range of one topic within a group.
+pub fn offset_topic_range(group_id: &str, topic: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut from = group_key(group_id);
+    push_length_prefixed(&mut from, topic.as_bytes());
+    let mut to = from.clone();
+    to.extend_from_slice(&[0xff; 5]);
+    (from, to)
+}
+
+/// Splits an `offsets` key into (group id, topic, partition).
+pub fn decode_offset_key(key: &[u8]) -> Option<(String, String, i32)> {
+    let (group, rest) = split_length_prefixed(key)?;
+    let (topic, rest) = split_length_prefixed(rest)?;
+    let partition: [u8; 4] = rest.try_into().ok()?;
+    Some((group, topic, i32::from_be_bytes(partition)))
+}
+
+/// Decodes a `groups` key into the group id.
+pub fn decode_group_key(key: &[u8]) -> Option<String> {
+    match split_length_prefixed(key)? {
+        (group, []) => Some(group),
+        _ => None,
+    }
+}
+
+fn split_length_prefixed(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let len: [u8; 2] = bytes.get(..2)?.try_into().ok()?;
+    let end = 2 + usize::from(u16::from_be_bytes(len));
+    let text = String::from_utf8(bytes.get(2..end)?.to_vec()).ok()?;
+    Some((text, bytes.get(end..)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offset_keys_group_by_group_then_topic_then_partition() {
+        let key = offset_key("g", "orders", 7);
+        assert_eq!(decode_offset_key(&key), Some(("g".to_string(), "orders".to_string(), 7)));
+        let (from, to) = offset_group_range("g");
+        assert!(from <= key && key < to);
+        // A group whose name extends another's is outside the shorter one's range.
+        let longer = offset_key("g2", "orders", 0);
+        assert!(!(from <= longer && longer < to));
+        let (from, to) = offset_topic_range("g", "orders");
+        assert!(from <= key && key < to);
+        assert!(!(from <= offset_key("g", "orders2", 0) && offset_key("g", "orders2", 0) < to));
+        assert!(offset_key("g", "orders", 1) < offset_key("g", "orders", 2));
+        assert_eq!(decode_group_key(&group_key("my-group")), Some("my-group".to_string()));
+        assert_eq!(decode_offset_key(&[0, 9, 1]), None);
+    }
 
     #[test]
     fn log_keys_sort_by_partition_then_offset() {

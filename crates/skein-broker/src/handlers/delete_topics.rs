@@ -30,6 +30,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, v
         responses.push(match result {
             Ok((deleted, topic_id)) => {
                 tracing::info!(topic = %deleted, "deleted topic");
+                // The topic is gone either way; stale offsets would only be inherited by a topic of the same name.
+                if let Err(err) = broker.offsets.delete_topic(&deleted).await {
+                    tracing::warn!(topic = %deleted, error = %err, "could not delete the topic's committed offsets");
+                }
                 DeletableTopicResult::default().with_name(Some(topic_name(&deleted))).with_topic_id(topic_id)
             }
             Err(err) => DeletableTopicResult::default()

@@ -1,0 +1,26 @@
+//! DeleteGroups: deletes Empty groups with their committed offsets; groups with members are NON_EMPTY_GROUP.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use skein_core::{BrokerError, error_code};
+
+use crate::broker::Broker;
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let result = if group_id.0.is_empty() {
+            Err(BrokerError::InvalidGroupId)
+        } else {
+            broker.groups.delete(group_id.0.to_string()).await
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(result.err().map_or(0, |err| error_code(&err))),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

@@ -1,0 +1,42 @@
+//! ListGroups: every group this node coordinates, filtered by state (v4+) and type (v5+; all are classic).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use skein_core::error_code;
+
+use crate::broker::Broker;
+
+/// Every group here speaks the classic protocol.
+const GROUP_TYPE: &str = "classic";
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    let listings = match broker.groups.list().await {
+        Ok(listings) => listings,
+        Err(err) => return ListGroupsResponse::default().with_error_code(error_code(&err)),
+    };
+    let wanted =
+        |filter: &[StrBytes], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
+    if !wanted(&request.types_filter, GROUP_TYPE) {
+        return ListGroupsResponse::default();
+    }
+    let groups = listings
+        .into_iter()
+        .filter(|listing| wanted(&request.states_filter, listing.state.name()))
+        .map(|listing| {
+            let mut group = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(listing.group_id)))
+                .with_protocol_type(StrBytes::from_string(listing.protocol_type));
+            if version >= 4 {
+                group = group.with_group_state(StrBytes::from_static_str(listing.state.name()));
+            }
+            if version >= 5 {
+                group = group.with_group_type(StrBytes::from_static_str(GROUP_TYPE));
+            }
+            group
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

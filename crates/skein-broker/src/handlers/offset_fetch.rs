@@ -1,0 +1,124 @@
+//! OffsetFetch: committed offsets of one group (v1-v7) or several (v8+); -1 where nothing was committed; every
+//! committed partition when topics is null.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+use kafka_protocol::protocol::StrBytes;
+use skein_core::{BrokerError, error_code};
+use skein_storage::CommittedOffset;
+
+use crate::broker::Broker;
+use crate::handlers::topic_name;
+
+/// One partition's answer: (partition, committed offset if any).
+type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for group in request.groups {
+            let wanted = group.topics.map(|topics| {
+                topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>()
+            });
+            let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+            groups.push(match fetch(broker, &group.group_id, wanted).await {
+                Ok(topics) => answer.with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            OffsetFetchResponseTopics::default().with_name(topic_name(&name)).with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|(index, committed)| {
+                                        let (offset, epoch, metadata) = split(committed);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(index)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(metadata))
+                                    })
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                ),
+                Err(err) => answer.with_error_code(error_code(&err)),
+            });
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request
+        .topics
+        .map(|topics| topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>());
+    match fetch(broker, &request.group_id, wanted).await {
+        Ok(topics) => OffsetFetchResponse::default().with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(index, committed)| {
+                                let (offset, epoch, metadata) = split(committed);
+                                let answer = OffsetFetchResponsePartition::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(offset)
+                                    .with_metadata(Some(metadata));
+                                // The leader epoch exists from v5 on.
+                                if version >= 5 { answer.with_committed_leader_epoch(epoch) } else { answer }
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+        Err(err) => {
+            let response = OffsetFetchResponse::default();
+            // The top-level error exists from v2 on; v1 can only say it per partition, and has none to say it in.
+            if version >= 2 { response.with_error_code(error_code(&err)) } else { response }
+        }
+    }
+}
+
+fn split(committed: Option<CommittedOffset>) -> (i64, i32, StrBytes) {
+    match committed {
+        Some(c) => (c.offset, c.leader_epoch, StrBytes::from_string(c.metadata.unwrap_or_default())),
+        None => (-1, -1, StrBytes::default()),
+    }
+}
+
+/// The committed offsets asked for, or all of the group's when `wanted` is `None`.
+async fn fetch(
+    broker: &Arc<Broker>,
+    group_id: &GroupId,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<FetchedTopic>, BrokerError> {
+    let group_id = group_id.0.as_str();
+    let Some(wanted) = wanted else {
+        let mut topics: Vec<FetchedTopic> = Vec::new();
+        for (topic, partition, committed) in broker.offsets.fetch_all(group_id).await? {
+            match topics.last_mut() {
+                Some((name, partitions)) if *name == topic => partitions.push((partition, Some(committed))),
+                _ => topics.push((topic, vec![(partition, Some(committed))])),
+            }
+        }
+        return Ok(topics);
+    };
+    let keys: Vec<(String, i32)> = wanted
+        .iter()
+        .flat_map(|(topic, partitions)| partitions.iter().map(move |partition| (topic.clone(), *partition)))
+        .collect();
+    let mut found = broker.offsets.fetch(group_id, keys).await?.into_iter();
+    Ok(wanted
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let answers = partitions.into_iter().map(|partition| (partition, found.next().flatten())).collect();
+            (topic, answers)
+        })
+        .collect())
+}

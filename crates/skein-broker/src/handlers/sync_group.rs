@@ -1,0 +1,35 @@
+//! SyncGroup: the leader hands in the assignments; every member gets its own (followers wait for the leader).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use skein_core::error_code;
+use skein_group::SyncGroup;
+
+use crate::broker::Broker;
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let sync = SyncGroup {
+        group_id: request.group_id.0.to_string(),
+        generation_id: request.generation_id,
+        member_id: request.member_id.to_string(),
+        group_instance_id: if version >= 3 { request.group_instance_id.map(|id| id.to_string()) } else { None },
+        protocol_type: if version >= 5 { request.protocol_type.map(|t| t.to_string()) } else { None },
+        protocol_name: if version >= 5 { request.protocol_name.map(|n| n.to_string()) } else { None },
+        assignments: request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+    };
+    match broker.groups.sync(sync).await {
+        Ok(synced) => {
+            let response = SyncGroupResponse::default().with_assignment(synced.assignment);
+            if version >= 5 {
+                response
+                    .with_protocol_type(synced.protocol_type.map(StrBytes::from_string))
+                    .with_protocol_name(synced.protocol_name.map(StrBytes::from_string))
+            } else {
+                response
+            }
+        }
+        Err(err) => SyncGroupResponse::default().with_error_code(error_code(&err)),
+    }
+}

@@ -1,0 +1,191 @@
+//! Committed offsets and group records in the storage engine. Every call runs on the blocking pool.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use skein_core::BrokerError;
+use skein_storage::{ColumnFamily, CommittedOffset, Durability, Engine, GroupRecord, StorageError, StoreBatch, keys};
+
+/// One partition's committed offset: (topic, partition, offset).
+pub type TopicPartitionOffset = (String, i32, CommittedOffset);
+
+/// Reads and writes the `offsets` and `groups` key spaces.
+#[derive(Clone)]
+pub struct OffsetStore {
+    engine: Arc<dyn Engine>,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for OffsetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OffsetStore").field("durability", &self.durability).finish()
+    }
+}
+
+fn storage_error(err: StorageError) -> BrokerError {
+    BrokerError::Storage(err.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
+        .map_err(storage_error)
+}
+
+impl OffsetStore {
+    /// Writes go to the engine with `durability`; a commit is acknowledged only after its write returns.
+    pub fn new(engine: Arc<dyn Engine>, durability: Durability) -> Self {
+        OffsetStore { engine, durability }
+    }
+
+    /// Stores the offsets of one commit request in one atomic write.
+    pub async fn commit(&self, group_id: &str, offsets: Vec<TopicPartitionOffset>) -> Result<(), BrokerError> {
+        let mut batch = StoreBatch::default();
+        for (topic, partition, committed) in &offsets {
+            batch.put(ColumnFamily::Offsets, keys::offset_key(group_id, topic, *partition), committed.encode());
+        }
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        blocking(move || engine.write(batch, durability)).await
+    }
+
+    /// Every committed offset of a group, by topic then partition.
+    pub async fn fetch_all(&self, group_id: &str) -> Result<Vec<TopicPartitionOffset>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let (from, to) = keys::offset_group_range(group_id);
+        blocking(move || {
+            let mut found = Vec::new();
+            let mut corrupt = None;
+            engine.scan(ColumnFamily::Offsets, &from, &to, &mut |key, value| {
+                match (keys::decode_offset_key(key), CommittedOffset::decode(value)) {
+                    (Some((_, topic, partition)), Ok(committed)) => found.push((topic, partition, committed)),
+                    (_, Err(err)) => corrupt = Some(err),
+                    (None, _) => {
+                        corrupt = Some(StorageError::CorruptValue {
+                            key: "offsets".into(),
+                            reason: "malformed offsets key".into(),
+                        })
+                    }
+                }
+                corrupt.is_none()
+            })?;
+            match corrupt {
+                Some(err) => Err(err),
+                None => Ok(found),
+            }
+        })
+        .await
+    }
+
+    /// The committed offsets of the given partitions (`None` where nothing was committed).
+    pub async fn fetch(
+        &self,
+        group_id: &str,
+        wanted: Vec<(String, i32)>,
+    ) -> Result<Vec<Option<CommittedOffset>>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let keys: Vec<Vec<u8>> =
+            wanted.iter().map(|(topic, partition)| keys::offset_key(group_id, topic, *partition)).collect();
+        blocking(move || {
+            keys.iter()
+                .map(|key| match engine.get(ColumnFamily::Offsets, key)? {
+                    Some(value) => CommittedOffset::decode(&value).map(Some),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Deletes the given partitions' committed offsets.
+    pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<(), BrokerError> {
+        let mut batch = StoreBatch::default();
+        for (topic, partition) in &partitions {
+            batch.delete(ColumnFamily::Offsets, keys::offset_key(group_id, topic, *partition));
+        }
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        blocking(move || engine.write(batch, durability)).await
+    }
+
+    /// Deletes every group's committed offsets of a deleted topic in one write, so a topic created again under the
+    /// same name starts without them (as in Kafka).
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        let topic = topic.to_string();
+        blocking(move || {
+            let mut batch = StoreBatch::default();
+            for group_id in group_ids_with_offsets(engine.as_ref())? {
+                let (from, to) = keys::offset_topic_range(&group_id, &topic);
+                batch.delete_range(ColumnFamily::Offsets, from, to);
+            }
+            if batch.is_empty() { Ok(()) } else { engine.write(batch, durability) }
+        })
+        .await
+    }
+
+    /// Deletes a group's record and all its committed offsets in one write.
+    pub(crate) async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
+        let mut batch = StoreBatch::default();
+        let (from, to) = keys::offset_group_range(group_id);
+        batch.delete_range(ColumnFamily::Offsets, from, to);
+        batch.delete(ColumnFamily::Groups, keys::group_key(group_id));
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        blocking(move || engine.write(batch, durability)).await
+    }
+
+    /// Stores a group's record.
+    pub(crate) async fn save_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), BrokerError> {
+        let mut batch = StoreBatch::default();
+        batch.put(ColumnFamily::Groups, keys::group_key(group_id), record.encode().map_err(storage_error)?);
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        blocking(move || engine.write(batch, durability)).await
+    }
+
+    /// Every group known at start-up (blocking): those with a record, and those that only hold committed offsets.
+    pub fn load_groups(&self) -> Result<BTreeMap<String, Option<GroupRecord>>, StorageError> {
+        let mut groups = BTreeMap::new();
+        let mut corrupt = None;
+        self.engine.scan(ColumnFamily::Groups, &[], &[0xff; 3], &mut |key, value| {
+            match (keys::decode_group_key(key), GroupRecord::decode(value)) {
+                (Some(group_id), Ok(record)) => {
+                    groups.insert(group_id, Some(record));
+                }
+                (_, Err(err)) => corrupt = Some(err),
+                (None, _) => {
+                    corrupt = Some(StorageError::CorruptValue { key: "groups".into(), reason: "malformed key".into() })
+                }
+            }
+            corrupt.is_none()
+        })?;
+        if let Some(err) = corrupt {
+            return Err(err);
+        }
+        for group_id in group_ids_with_offsets(self.engine.as_ref())? {
+            groups.entry(group_id).or_insert(None);
+        }
+        Ok(groups)
+    }
+}
+
+/// The groups that hold committed offsets, skipping from one group's offsets to the next instead of reading all.
+fn group_ids_with_offsets(engine: &dyn Engine) -> Result<Vec<String>, StorageError> {
+    let mut group_ids = Vec::new();
+    let mut from = Vec::new();
+    loop {
+        let mut next_group = None;
+        engine.scan(ColumnFamily::Offsets, &from, &[0xff; 3], &mut |key, _| {
+            next_group = keys::decode_offset_key(key).map(|(group_id, _, _)| group_id);
+            false
+        })?;
+        let Some(group_id) = next_group else { return Ok(group_ids) };
+        from = keys::offset_group_range(&group_id).1;
+        group_ids.push(group_id);
+    }
+}
