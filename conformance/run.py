@@ -32,34 +32,24 @@ if Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve() and VENV_PY
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+sys.path.insert(0, str(CONFORMANCE_DIR))
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 
 from support.brokers import BrokerError, KafkaBroker, SkeinBroker, skein_binary  # noqa: E402
 from support.kafka_clients import create_topic  # noqa: E402
 
+from common.driver import SCENARIOS as DRIVER_SCENARIOS  # noqa: E402
+
 LOG_DIR = CONFORMANCE_DIR / ".logs"
 MATRIX_PATH = CONFORMANCE_DIR / "MATRIX.md"
 
 # Planned clients first, in this order; any other driver directory follows alphabetically.
 CLIENT_ORDER = ["confluent-kafka", "kafka-python", "java", "kafka-cli", "kcat", "rdkafka"]
-# Matrix scenarios. `produce`/`verify` are driver phases, used here only inside `restart` and `kill9-restart`.
-SCENARIOS = [
-    "roundtrip",
-    "compression-gzip",
-    "compression-snappy",
-    "compression-lz4",
-    "compression-zstd",
-    "message-too-large",
-    "offset-out-of-range",
-    "list-offsets",
-    "admin-topics",
-    "idempotent-produce",
-    "restart",
-    "kill9-restart",
-]
-# Scenarios made of produce -> broker restart -> verify, and whether the broker is killed with SIGKILL.
+# Matrix scenarios: every driver scenario (one list, in conformance/common/driver.py) except the `produce` and
+# `verify` phases, which run inside the restart scenarios: produce -> broker restart (SIGKILL or not) -> verify.
 RESTART_SCENARIOS = {"restart": False, "kill9-restart": True}
+SCENARIOS = [s for s in DRIVER_SCENARIOS if s not in ("produce", "verify")] + list(RESTART_SCENARIOS)
 # Scenarios whose driver creates the topic itself.
 SCENARIOS_WITHOUT_TOPIC = {"admin-topics"}
 PARTITIONS = 3
