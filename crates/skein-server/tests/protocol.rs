@@ -8,7 +8,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -22,7 +22,8 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
 use skein_broker::router::SUPPORTED_APIS;
 use skein_test_support::requests::{
     EARLIEST_TIMESTAMP, FETCH_BY_NAME_VERSION, FETCH_MAX_BYTES, LATEST_TIMESTAMP, MAX_TIMESTAMP, PRODUCE_VERSION,
-    api_versions, create_topic, fetch, fetch_request, list_offset, metadata, produce, produce_request, topic_name,
+    api_versions, create_topic, fetch, fetch_request, fetch_request_for, list_offset, metadata, produce,
+    produce_request, topic_name,
 };
 use skein_test_support::{
     RawClient, TestBroker, TestRecord, as_stored, decode_response_frame, raw_request_frame, record_batch,
@@ -455,21 +456,7 @@ fn fetch_at_version(version: i16, topic: &MetadataResponseTopic, partition: i32,
     } else {
         FetchTopic::default().with_topic(topic.name.clone().expect("topic name"))
     };
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
-        .with_max_bytes(FETCH_MAX_BYTES)
-        .with_session_epoch(-1)
-        .with_topics(vec![fetch_topic.with_partitions(vec![
-            FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_current_leader_epoch(-1)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(FETCH_MAX_BYTES),
-        ])])
+    fetch_request_for(fetch_topic, partition, offset, 0, 0)
 }
 
 #[test]

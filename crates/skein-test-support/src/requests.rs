@@ -119,13 +119,24 @@ pub fn produce(
 
 /// A fetch request for one partition of a topic named `topic` (used up to v12).
 pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    fetch_request_for(FetchTopic::default().with_topic(topic_name(topic)), partition, offset, max_wait_ms, min_bytes)
+}
+
+/// A fetch request for one partition of `fetch_topic` (named, or by topic id from v13).
+pub fn fetch_request_for(
+    fetch_topic: FetchTopic,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(min_bytes)
         .with_max_bytes(FETCH_MAX_BYTES)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+        .with_topics(vec![fetch_topic.with_partitions(vec![
             FetchPartition::default()
                 .with_partition(partition)
                 .with_fetch_offset(offset)
