@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use skein_core::BrokerConfig;
 use skein_core::config::LogFlush;
-use skein_group::{CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
+use skein_group::{Assignor, ConsumerGroupSettings, CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
 use crate::producer_ids::ProducerIdAllocator;
@@ -134,6 +134,12 @@ fn group_settings(config: &BrokerConfig) -> GroupSettings {
         initial_rebalance_delay: millis(config.group_initial_rebalance_delay_ms),
         min_session_timeout: millis(config.group_min_session_timeout_ms),
         max_session_timeout: millis(config.group_max_session_timeout_ms),
+        consumer: ConsumerGroupSettings {
+            session_timeout: millis(config.group_consumer_session_timeout_ms),
+            heartbeat_interval: millis(config.group_consumer_heartbeat_interval_ms),
+            // Validated at start-up: every name is a known assignor.
+            assignors: config.consumer_assignors().into_iter().filter_map(Assignor::from_name).collect(),
+        },
     }
 }
 

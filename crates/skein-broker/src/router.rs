@@ -47,6 +47,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The supported version range of `key`, if Skein serves it.
@@ -92,6 +94,13 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_ho
         ApiKey::DescribeGroups => respond(frame, |req, v| handlers::describe_groups::handle(broker, req, v)).await,
         ApiKey::DeleteGroups => respond(frame, |req, v| handlers::delete_groups::handle(broker, req, v)).await,
         ApiKey::OffsetDelete => respond(frame, |req, v| handlers::offset_delete::handle(broker, req, v)).await,
+        ApiKey::ConsumerGroupHeartbeat => {
+            let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
+            respond(frame, |req, v| handlers::consumer_group_heartbeat::handle(broker, req, v, client)).await
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            respond(frame, |req, v| handlers::consumer_group_describe::handle(broker, req, v)).await
+        }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

@@ -18,6 +18,9 @@ pub enum LogFlush {
     Always,
 }
 
+/// The server-side assignors of KIP-848 consumer groups, by the names clients use in `group.remote.assignor`.
+pub const CONSUMER_ASSIGNORS: &[&str] = &["uniform", "range"];
+
 /// Every broker setting Skein reads. Unknown keys in the YAML file are an error naming the key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -71,6 +74,23 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i64,
     #[serde(rename = "group.max.session.timeout.ms")]
     pub group_max_session_timeout_ms: i64,
+    /// KIP-848 consumer groups (`group.protocol=consumer`): the session timeout and heartbeat interval the broker
+    /// gives members, the bounds they must respect, and the server-side assignors (the first is the default).
+    #[serde(rename = "group.consumer.session.timeout.ms")]
+    pub group_consumer_session_timeout_ms: i64,
+    #[serde(rename = "group.consumer.min.session.timeout.ms")]
+    pub group_consumer_min_session_timeout_ms: i64,
+    #[serde(rename = "group.consumer.max.session.timeout.ms")]
+    pub group_consumer_max_session_timeout_ms: i64,
+    #[serde(rename = "group.consumer.heartbeat.interval.ms")]
+    pub group_consumer_heartbeat_interval_ms: i64,
+    #[serde(rename = "group.consumer.min.heartbeat.interval.ms")]
+    pub group_consumer_min_heartbeat_interval_ms: i64,
+    #[serde(rename = "group.consumer.max.heartbeat.interval.ms")]
+    pub group_consumer_max_heartbeat_interval_ms: i64,
+    /// Comma-separated, as in Kafka: `uniform,range`.
+    #[serde(rename = "group.consumer.assignors")]
+    pub group_consumer_assignors: String,
     /// Accepted and reported; expiry of old committed offsets is not enforced yet.
     #[serde(rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
@@ -106,6 +126,13 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_min_session_timeout_ms: 45_000,
+            group_consumer_max_session_timeout_ms: 60_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_min_heartbeat_interval_ms: 5_000,
+            group_consumer_max_heartbeat_interval_ms: 15_000,
+            group_consumer_assignors: "uniform,range".into(),
             offsets_retention_minutes: 10_080,
             explicitly_set: BTreeSet::new(),
         }
@@ -165,6 +192,52 @@ impl BrokerConfig {
                 self.group_max_session_timeout_ms, self.group_min_session_timeout_ms
             ),
         );
+        let within = |value: i64, min: i64, max: i64| min <= value && value <= max;
+        check(
+            within(
+                self.group_consumer_session_timeout_ms,
+                self.group_consumer_min_session_timeout_ms,
+                self.group_consumer_max_session_timeout_ms,
+            ),
+            format!(
+                "group.consumer.session.timeout.ms ({}) must be within group.consumer.min.session.timeout.ms ({}) and \
+                 group.consumer.max.session.timeout.ms ({})",
+                self.group_consumer_session_timeout_ms,
+                self.group_consumer_min_session_timeout_ms,
+                self.group_consumer_max_session_timeout_ms
+            ),
+        );
+        check(
+            within(
+                self.group_consumer_heartbeat_interval_ms,
+                self.group_consumer_min_heartbeat_interval_ms,
+                self.group_consumer_max_heartbeat_interval_ms,
+            ),
+            format!(
+                "group.consumer.heartbeat.interval.ms ({}) must be within group.consumer.min.heartbeat.interval.ms ({}) \
+                 and group.consumer.max.heartbeat.interval.ms ({})",
+                self.group_consumer_heartbeat_interval_ms,
+                self.group_consumer_min_heartbeat_interval_ms,
+                self.group_consumer_max_heartbeat_interval_ms
+            ),
+        );
+        check(
+            self.group_consumer_min_heartbeat_interval_ms >= 1
+                && self.group_consumer_heartbeat_interval_ms < self.group_consumer_session_timeout_ms,
+            format!(
+                "group.consumer.heartbeat.interval.ms ({}) must be >= 1 and below group.consumer.session.timeout.ms ({})",
+                self.group_consumer_heartbeat_interval_ms, self.group_consumer_session_timeout_ms
+            ),
+        );
+        let assignors = self.consumer_assignors();
+        check(
+            !assignors.is_empty() && assignors.iter().all(|name| CONSUMER_ASSIGNORS.contains(name)),
+            format!(
+                "group.consumer.assignors must list one or more of {}, got '{}'",
+                CONSUMER_ASSIGNORS.join(", "),
+                self.group_consumer_assignors
+            ),
+        );
         check(
             self.offsets_retention_minutes >= 1,
             format!("offsets.retention.minutes must be >= 1, got {}", self.offsets_retention_minutes),
@@ -182,6 +255,11 @@ impl BrokerConfig {
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The server-side assignors of `group.consumer.assignors`, in order (the first is the default).
+    pub fn consumer_assignors(&self) -> Vec<&str> {
+        self.group_consumer_assignors.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
     }
 
     /// The address clients are told to connect to.
@@ -212,6 +290,13 @@ impl BrokerConfig {
             ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
             ("group.min.session.timeout.ms", self.group_min_session_timeout_ms.to_string()),
             ("group.max.session.timeout.ms", self.group_max_session_timeout_ms.to_string()),
+            ("group.consumer.session.timeout.ms", self.group_consumer_session_timeout_ms.to_string()),
+            ("group.consumer.min.session.timeout.ms", self.group_consumer_min_session_timeout_ms.to_string()),
+            ("group.consumer.max.session.timeout.ms", self.group_consumer_max_session_timeout_ms.to_string()),
+            ("group.consumer.heartbeat.interval.ms", self.group_consumer_heartbeat_interval_ms.to_string()),
+            ("group.consumer.min.heartbeat.interval.ms", self.group_consumer_min_heartbeat_interval_ms.to_string()),
+            ("group.consumer.max.heartbeat.interval.ms", self.group_consumer_max_heartbeat_interval_ms.to_string()),
+            ("group.consumer.assignors", self.group_consumer_assignors.clone()),
             ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
         ];
         entries

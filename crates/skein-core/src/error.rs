@@ -78,6 +78,16 @@ pub enum BrokerError {
     GroupSubscribedToTopic,
     #[error("the offset metadata is too large")]
     OffsetMetadataTooLarge,
+    #[error("member epoch {requested} does not match the coordinator's epoch {current}: rejoin")]
+    FencedMemberEpoch { requested: i32, current: i32 },
+    #[error("member epoch {requested} is older than the member's epoch {current}")]
+    StaleMemberEpoch { requested: i32, current: i32 },
+    #[error("group instance id {0} is still owned by another member")]
+    UnreleasedInstanceId(String),
+    #[error("unsupported assignor {0}")]
+    UnsupportedAssignor(String),
+    #[error("invalid regular expression: {0}")]
+    InvalidRegularExpression(String),
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -119,6 +129,11 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         BrokerError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        BrokerError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        BrokerError::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+        BrokerError::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+        BrokerError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+        BrokerError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
     };
     kafka.code()
 }
@@ -164,6 +179,11 @@ mod tests {
         assert_eq!(error_code(&BrokerError::FencedInstanceId), 82);
         assert_eq!(error_code(&BrokerError::GroupSubscribedToTopic), 86);
         assert_eq!(error_code(&BrokerError::OffsetMetadataTooLarge), 12);
+        assert_eq!(error_code(&BrokerError::FencedMemberEpoch { requested: 2, current: 1 }), 110);
+        assert_eq!(error_code(&BrokerError::UnreleasedInstanceId(String::new())), 111);
+        assert_eq!(error_code(&BrokerError::UnsupportedAssignor(String::new())), 112);
+        assert_eq!(error_code(&BrokerError::StaleMemberEpoch { requested: 1, current: 2 }), 113);
+        assert_eq!(error_code(&BrokerError::InvalidRegularExpression(String::new())), 128);
     }
 
     #[test]

@@ -8,14 +8,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skein_core::BrokerError;
-use skein_storage::{GroupRecord, StorageError};
+use skein_storage::{GroupRecord, GroupType, StorageError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::consumer_group::{
+    ConsumerGroup, ConsumerGroupDescription, ConsumerHeartbeat, HeartbeatOutcome, LEAVE_GROUP_MEMBER_EPOCH,
+    LEAVE_GROUP_STATIC_MEMBER_EPOCH,
+};
 use crate::group::{Group, GroupSettings, GroupState, JoinReply, Member, SyncReply};
 use crate::offsets::OffsetStore;
 
+/// The protocol type of KIP-848 consumer groups in ListGroups.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 /// How many commands may queue for the coordinator before callers wait.
 const COMMAND_QUEUE: usize = 1024;
 /// How long a call that the coordinator answers at once may take (queueing included).
@@ -108,7 +114,9 @@ pub struct CommitCheck {
 pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// As Kafka names the state of a group of this type.
+    pub state: &'static str,
+    pub group_type: GroupType,
 }
 
 /// A member in DescribeGroups.
@@ -156,6 +164,8 @@ enum Command {
     List(Reply<Vec<GroupListing>>),
     Describe(String, Reply<Option<GroupDescription>>),
     Delete(String, Reply<()>),
+    ConsumerHeartbeat(Box<ConsumerHeartbeat>, Reply<HeartbeatOutcome>),
+    ConsumerDescribe(String, Reply<Option<ConsumerGroupDescription>>),
 }
 
 /// The handle handlers use; cheap to clone. Every call is bounded in time.
@@ -169,7 +179,10 @@ pub struct GroupCoordinator {
 #[derive(Debug)]
 pub struct CoordinatorTask {
     commands: mpsc::Receiver<Command>,
+    /// Classic groups. A group id is in at most one of `groups` and `consumer_groups`.
     groups: HashMap<String, Group>,
+    /// KIP-848 consumer groups.
+    consumer_groups: HashMap<String, ConsumerGroup>,
     settings: GroupSettings,
     store: OffsetStore,
     /// Groups whose record must be written after the current command.
@@ -184,7 +197,12 @@ impl GroupCoordinator {
     /// Loads the known groups from `store` (blocking: call before serving) and returns the handle and the task.
     pub fn open(settings: GroupSettings, store: OffsetStore) -> Result<(Self, CoordinatorTask), StorageError> {
         let mut groups = HashMap::new();
+        let mut consumer_groups = HashMap::new();
         for (group_id, record) in store.load_groups()? {
+            if let Some(record) = record.as_ref().filter(|r| r.group_type == GroupType::Consumer) {
+                consumer_groups.insert(group_id.clone(), ConsumerGroup::new(group_id, record.generation_id));
+                continue;
+            }
             let mut group = Group::new(group_id.clone());
             if let Some(record) = record {
                 group.generation_id = record.generation_id;
@@ -193,7 +211,14 @@ impl GroupCoordinator {
             groups.insert(group_id, group);
         }
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
-        let task = CoordinatorTask { commands: receiver, groups, settings, store, dirty: BTreeSet::new() };
+        let task = CoordinatorTask {
+            commands: receiver,
+            groups,
+            consumer_groups,
+            settings: settings.clone(),
+            store,
+            dirty: BTreeSet::new(),
+        };
         Ok((GroupCoordinator { commands: sender, settings }, task))
     }
 
@@ -267,6 +292,24 @@ impl GroupCoordinator {
     pub async fn delete(&self, group_id: String) -> Result<(), BrokerError> {
         self.call(CALL_TIMEOUT, |reply| Command::Delete(group_id, reply)).await
     }
+
+    /// A ConsumerGroupHeartbeat (KIP-848): join, heartbeat, or leave (epoch -1 / -2).
+    pub async fn consumer_heartbeat(&self, request: ConsumerHeartbeat) -> Result<HeartbeatOutcome, BrokerError> {
+        self.call(CALL_TIMEOUT, |reply| Command::ConsumerHeartbeat(Box::new(request), reply)).await
+    }
+
+    /// The consumer group, or `None` if there is no KIP-848 group of that id.
+    pub async fn describe_consumer_group(
+        &self,
+        group_id: String,
+    ) -> Result<Option<ConsumerGroupDescription>, BrokerError> {
+        self.call(CALL_TIMEOUT, |reply| Command::ConsumerDescribe(group_id, reply)).await
+    }
+
+    /// The heartbeat interval consumer group members are told to keep.
+    pub fn consumer_heartbeat_interval(&self) -> Duration {
+        self.settings.consumer.heartbeat_interval
+    }
 }
 
 fn millis(ms: i32) -> Duration {
@@ -318,14 +361,38 @@ impl CoordinatorTask {
                     .map(|group| GroupListing {
                         group_id: group.group_id.clone(),
                         protocol_type: group.protocol_type.clone().unwrap_or_default(),
-                        state: group.state,
+                        state: group.state.name(),
+                        group_type: GroupType::Classic,
                     })
+                    .chain(self.consumer_groups.values().map(|group| GroupListing {
+                        group_id: group.group_id.clone(),
+                        protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+                        state: group.state().name(),
+                        group_type: GroupType::Consumer,
+                    }))
                     .collect();
                 listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
                 let _ = reply.send(Ok(listings));
             }
             Command::Describe(group_id, reply) => {
                 let _ = reply.send(Ok(self.groups.get(&group_id).map(describe)));
+            }
+            Command::Delete(group_id, reply) if self.consumer_groups.contains_key(&group_id) => {
+                let result = if self.consumer_groups.get(&group_id).is_some_and(|g| !g.members.is_empty()) {
+                    Err(BrokerError::NonEmptyGroup)
+                } else {
+                    self.consumer_groups.remove(&group_id);
+                    self.dirty.remove(&group_id);
+                    self.store.delete_group(&group_id).await
+                };
+                let _ = reply.send(result);
+            }
+            Command::ConsumerHeartbeat(request, reply) => {
+                let _ = reply.send(self.consumer_heartbeat(*request, now));
+            }
+            Command::ConsumerDescribe(group_id, reply) => {
+                let description = self.consumer_groups.get(&group_id).map(|g| g.describe(&self.settings.consumer));
+                let _ = reply.send(Ok(description));
             }
             Command::Delete(group_id, reply) => {
                 let result = match self.groups.get(&group_id) {
@@ -347,6 +414,17 @@ impl CoordinatorTask {
             let _ = reply.send(Err(BrokerError::InvalidGroupId));
             return;
         }
+        if let Some(group) = self.consumer_groups.get(&request.group_id) {
+            // An empty consumer group becomes a classic group again; members of both protocols in one group are
+            // not supported.
+            if !group.members.is_empty() {
+                let _ = reply.send(Err(BrokerError::InconsistentGroupProtocol(
+                    "the group is a consumer group (group.protocol=consumer) with members".into(),
+                )));
+                return;
+            }
+            self.consumer_groups.remove(&request.group_id);
+        }
         let session_timeout = millis(request.session_timeout_ms);
         if request.session_timeout_ms < 0
             || session_timeout < self.settings.min_session_timeout
@@ -359,7 +437,7 @@ impl CoordinatorTask {
             }));
             return;
         }
-        let settings = self.settings;
+        let settings = self.settings.clone();
         // A refused join must not leave a new, empty group behind.
         let accepted = match self.groups.get(&request.group_id) {
             Some(group) => group.accepts_protocols(&request.protocol_type, &request.protocols),
@@ -565,6 +643,9 @@ impl CoordinatorTask {
         if check.group_id.is_empty() {
             return Err(BrokerError::InvalidGroupId);
         }
+        if let Some(group) = self.consumer_groups.get(&check.group_id) {
+            return group.check_commit(&check.member_id, check.generation_id);
+        }
         let is_member_commit =
             check.generation_id >= 0 || !check.member_id.is_empty() || check.group_instance_id.is_some();
         let group = match self.groups.get_mut(&check.group_id) {
@@ -595,6 +676,47 @@ impl CoordinatorTask {
         Ok(())
     }
 
+    fn consumer_heartbeat(
+        &mut self,
+        request: ConsumerHeartbeat,
+        now: Instant,
+    ) -> Result<HeartbeatOutcome, BrokerError> {
+        let group_id = request.group_id.clone();
+        let settings = &self.settings.consumer;
+        if matches!(request.member_epoch, LEAVE_GROUP_MEMBER_EPOCH | LEAVE_GROUP_STATIC_MEMBER_EPOCH) {
+            let group = self.consumer_groups.get_mut(&group_id).ok_or(BrokerError::GroupIdNotFound)?;
+            let epoch_before = group.group_epoch;
+            let outcome =
+                group.leave(&request.member_id, request.instance_id.as_deref(), request.member_epoch, settings)?;
+            if group.group_epoch != epoch_before {
+                self.dirty.insert(group_id);
+            }
+            return Ok(outcome);
+        }
+        if !self.consumer_groups.contains_key(&group_id) {
+            // Joining creates the group; an empty classic group (e.g. one that only holds offsets) becomes a
+            // consumer group, keeping its committed offsets.
+            let classic_is_empty =
+                self.groups.get(&group_id).map(|group| group.members.is_empty() && group.pending_members.is_empty());
+            if request.member_epoch != 0 || classic_is_empty == Some(false) {
+                return Err(BrokerError::GroupIdNotFound);
+            }
+            self.groups.remove(&group_id);
+            self.consumer_groups.insert(group_id.clone(), ConsumerGroup::new(group_id.clone(), 0));
+        }
+        let group = self.consumer_groups.get_mut(&group_id).ok_or(BrokerError::GroupIdNotFound)?;
+        let epoch_before = group.group_epoch;
+        let outcome = group.heartbeat(request, settings, now);
+        if group.group_epoch != epoch_before {
+            self.dirty.insert(group_id.clone());
+        }
+        if outcome.is_err() && group.members.is_empty() && group.group_epoch == 0 {
+            // A refused first join must not leave a new, empty group behind.
+            self.consumer_groups.remove(&group_id);
+        }
+        outcome
+    }
+
     /// The earliest deadline of any group, if any.
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
@@ -610,11 +732,21 @@ impl CoordinatorTask {
                 consider(member.session_deadline);
             }
         }
+        for at in self.consumer_groups.values().filter_map(ConsumerGroup::next_deadline) {
+            consider(at);
+        }
         next
     }
 
     /// Expires sessions and member ids handed out, and completes rebalances whose time is up.
     fn fire_deadlines(&mut self, now: Instant) {
+        for group in self.consumer_groups.values_mut() {
+            for member_id in group.expired_members(now) {
+                tracing::info!(group_id = %group.group_id, %member_id, "consumer group member expired or fenced");
+                group.remove_member(&member_id, &self.settings.consumer);
+                self.dirty.insert(group.group_id.clone());
+            }
+        }
         for group in self.groups.values_mut() {
             let pending_before = group.pending_members.len();
             group.pending_members.retain(|_, deadline| *deadline > now);
@@ -647,11 +779,22 @@ impl CoordinatorTask {
 
     async fn save_dirty_groups(&mut self) {
         for group_id in std::mem::take(&mut self.dirty) {
-            let Some(group) = self.groups.get(&group_id) else { continue };
-            let record = GroupRecord {
-                protocol_type: group.protocol_type.clone().unwrap_or_default(),
-                generation_id: group.generation_id,
-                protocol_name: group.protocol_name.clone(),
+            let record = if let Some(group) = self.groups.get(&group_id) {
+                GroupRecord {
+                    protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                    generation_id: group.generation_id,
+                    protocol_name: group.protocol_name.clone(),
+                    group_type: GroupType::Classic,
+                }
+            } else if let Some(group) = self.consumer_groups.get(&group_id) {
+                GroupRecord {
+                    protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
+                    generation_id: group.group_epoch,
+                    protocol_name: None,
+                    group_type: GroupType::Consumer,
+                }
+            } else {
+                continue;
             };
             if let Err(err) = self.store.save_group(&group_id, &record).await {
                 tracing::warn!(%group_id, error = %err, "could not save the group record");
@@ -1060,7 +1203,7 @@ mod tests {
         assert_eq!(left, vec![Ok(())]);
         let listed = coordinator.list().await.expect("list");
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].state, GroupState::Empty);
+        assert_eq!(listed[0].state, "Empty");
         assert_eq!(coordinator.delete("g".into()).await, Ok(()));
         assert_eq!(coordinator.delete("g".into()).await, Err(BrokerError::GroupIdNotFound));
         shutdown.cancel();

@@ -10,6 +10,7 @@ use skein_core::BrokerError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::consumer_group::ConsumerGroupSettings;
 use crate::coordinator::{JoinOutcome, JoinedMember, SyncOutcome};
 
 /// The classic group states, with Kafka's names.
@@ -46,7 +47,7 @@ impl fmt::Display for GroupState {
 }
 
 /// The broker settings the coordinator obeys (`group.*`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct GroupSettings {
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an Empty group waits for more members.
     pub initial_rebalance_delay: Duration,
@@ -54,6 +55,8 @@ pub struct GroupSettings {
     pub min_session_timeout: Duration,
     /// `group.max.session.timeout.ms`.
     pub max_session_timeout: Duration,
+    /// `group.consumer.*`: KIP-848 consumer groups.
+    pub consumer: ConsumerGroupSettings,
 }
 
 impl Default for GroupSettings {
@@ -62,6 +65,7 @@ impl Default for GroupSettings {
             initial_rebalance_delay: Duration::from_millis(3_000),
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
+            consumer: ConsumerGroupSettings::default(),
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod rocks;
 
 pub use cf::ColumnFamily;
 pub use memory::MemoryEngine;
-pub use records::{CommittedOffset, GroupRecord, PartitionState, ProducerBatch, ProducerState, TopicRecord};
+pub use records::{CommittedOffset, GroupRecord, GroupType, PartitionState, ProducerBatch, ProducerState, TopicRecord};
 pub use rocks::RocksEngine;
 
 /// A storage failure. Clients see it as KAFKA_STORAGE_ERROR; the broker logs the cause.

@@ -202,6 +202,19 @@ pub struct GroupRecord {
     pub generation_id: i32,
     /// The protocol (assignor) chosen in that generation, if any.
     pub protocol_name: Option<String>,
+    /// Absent in records written before KIP-848 groups existed: those are classic.
+    #[serde(default)]
+    pub group_type: GroupType,
+}
+
+/// Which group protocol a group speaks. For a consumer group, `generation_id` holds the group epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupType {
+    #[default]
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`).
+    Consumer,
 }
 
 impl GroupRecord {
@@ -235,9 +248,16 @@ mod tests {
             CommittedOffset { offset: 1, leader_epoch: -1, metadata: Some("abc".into()), commit_timestamp: 0 }.encode();
         truncated.pop();
         assert!(CommittedOffset::decode(&truncated).is_err());
-        let record =
-            GroupRecord { protocol_type: "consumer".into(), generation_id: 4, protocol_name: Some("range".into()) };
+        let record = GroupRecord {
+            protocol_type: "consumer".into(),
+            generation_id: 4,
+            protocol_name: Some("range".into()),
+            group_type: GroupType::Consumer,
+        };
         assert_eq!(GroupRecord::decode(&record.encode().expect("encode")).expect("decode"), record);
+        // A record from before group types were stored is a classic group.
+        let old = b"\x01{\"protocol_type\":\"consumer\",\"generation_id\":2,\"protocol_name\":null}";
+        assert_eq!(GroupRecord::decode(old).expect("decode").group_type, GroupType::Classic);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! ListGroups: every group this node coordinates, filtered by state (v4+) and type (v5+; all are classic).
+//! ListGroups: every group this node coordinates (classic and KIP-848 consumer groups), filtered by state (v4+) and
+//! type (v5+).
 
 use std::sync::Arc;
 
@@ -6,11 +7,9 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use skein_core::error_code;
+use skein_storage::GroupType;
 
 use crate::broker::Broker;
-
-/// Every group here speaks the classic protocol.
-const GROUP_TYPE: &str = "classic";
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     let listings = match broker.groups.list().await {
@@ -19,21 +18,23 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, ver
     };
     let wanted =
         |filter: &[StrBytes], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
-    if !wanted(&request.types_filter, GROUP_TYPE) {
-        return ListGroupsResponse::default();
-    }
+    let type_name = |group_type: GroupType| match group_type {
+        GroupType::Classic => "classic",
+        GroupType::Consumer => "consumer",
+    };
     let groups = listings
         .into_iter()
-        .filter(|listing| wanted(&request.states_filter, listing.state.name()))
+        .filter(|listing| wanted(&request.types_filter, type_name(listing.group_type)))
+        .filter(|listing| wanted(&request.states_filter, listing.state))
         .map(|listing| {
             let mut group = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(listing.group_id)))
                 .with_protocol_type(StrBytes::from_string(listing.protocol_type));
             if version >= 4 {
-                group = group.with_group_state(StrBytes::from_static_str(listing.state.name()));
+                group = group.with_group_state(StrBytes::from_static_str(listing.state));
             }
             if version >= 5 {
-                group = group.with_group_type(StrBytes::from_static_str(GROUP_TYPE));
+                group = group.with_group_type(StrBytes::from_static_str(type_name(listing.group_type)));
             }
             group
         })

@@ -9,7 +9,7 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::protocol::Decodable;
 use skein_core::{BrokerError, error_code};
-use skein_group::{GroupDescription, GroupState};
+use skein_group::{ConsumerGroupDescription, GroupDescription, GroupState};
 
 use crate::broker::Broker;
 use crate::handlers::topic_name;
@@ -37,13 +37,35 @@ fn subscribed_topics(group: &GroupDescription) -> Option<BTreeSet<String>> {
     Some(topics)
 }
 
+/// What the members of a KIP-848 consumer group consume: the topics they name and the topics they are assigned
+/// (which covers regex subscriptions).
+fn consumer_group_topics(broker: &Broker, group: &ConsumerGroupDescription) -> BTreeSet<String> {
+    let mut topics = BTreeSet::new();
+    for member in &group.members {
+        topics.extend(member.subscribed_topic_names.iter().cloned());
+        for topic_id in member.assignment.keys().chain(member.target_assignment.keys()) {
+            if let Some(topic) = broker.topics.get_by_id(topic_id) {
+                topics.insert(topic.name.to_string());
+            }
+        }
+    }
+    topics
+}
+
 pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest, _version: i16) -> OffsetDeleteResponse {
-    let group = match broker.groups.describe(request.group_id.0.to_string()).await {
-        Ok(Some(group)) => group,
-        Ok(None) => return OffsetDeleteResponse::default().with_error_code(error_code(&BrokerError::GroupIdNotFound)),
+    let group_id = request.group_id.0.to_string();
+    let subscribed = match broker.groups.describe(group_id.clone()).await {
+        Ok(Some(group)) => subscribed_topics(&group),
+        Ok(None) => match broker.groups.describe_consumer_group(group_id.clone()).await {
+            Ok(Some(group)) => Some(consumer_group_topics(broker, &group)),
+            Ok(None) => {
+                return OffsetDeleteResponse::default().with_error_code(error_code(&BrokerError::GroupIdNotFound));
+            }
+            Err(err) => return OffsetDeleteResponse::default().with_error_code(error_code(&err)),
+        },
         Err(err) => return OffsetDeleteResponse::default().with_error_code(error_code(&err)),
     };
-    let Some(subscribed) = subscribed_topics(&group) else {
+    let Some(subscribed) = subscribed else {
         return OffsetDeleteResponse::default().with_error_code(error_code(&BrokerError::NonEmptyGroup));
     };
     let mut doomed = Vec::new();
@@ -70,7 +92,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest, _
         topics.push(OffsetDeleteResponseTopic::default().with_name(topic_name(name)).with_partitions(partitions));
     }
     if !doomed.is_empty()
-        && let Err(err) = broker.offsets.delete_offsets(group.group_id.as_str(), doomed).await
+        && let Err(err) = broker.offsets.delete_offsets(&group_id, doomed).await
     {
         return OffsetDeleteResponse::default().with_error_code(error_code(&err));
     }
