@@ -140,6 +140,8 @@ fn group_settings(config: &BrokerConfig) -> GroupSettings {
             // Validated at start-up: every name is a known assignor.
             assignors: config.consumer_assignors().into_iter().filter_map(Assignor::from_name).collect(),
         },
+        offsets_retention: millis(config.offsets_retention_minutes.saturating_mul(60_000)),
+        offsets_retention_check_interval: millis(config.offsets_retention_check_interval_ms),
     }
 }
 

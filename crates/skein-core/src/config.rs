@@ -91,9 +91,11 @@ pub struct BrokerConfig {
     /// Comma-separated, as in Kafka: `uniform,range`.
     #[serde(rename = "group.consumer.assignors")]
     pub group_consumer_assignors: String,
-    /// Accepted and reported; expiry of old committed offsets is not enforced yet.
+    /// Committed offsets of a group without members expire this long after their commit.
     #[serde(rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
+    #[serde(rename = "offsets.retention.check.interval.ms")]
+    pub offsets_retention_check_interval_ms: i64,
     /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
     #[serde(skip)]
     pub explicitly_set: BTreeSet<String>,
@@ -134,6 +136,7 @@ impl Default for BrokerConfig {
             group_consumer_max_heartbeat_interval_ms: 15_000,
             group_consumer_assignors: "uniform,range".into(),
             offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
             explicitly_set: BTreeSet::new(),
         }
     }
@@ -242,6 +245,13 @@ impl BrokerConfig {
             self.offsets_retention_minutes >= 1,
             format!("offsets.retention.minutes must be >= 1, got {}", self.offsets_retention_minutes),
         );
+        check(
+            self.offsets_retention_check_interval_ms >= 1,
+            format!(
+                "offsets.retention.check.interval.ms must be >= 1, got {}",
+                self.offsets_retention_check_interval_ms
+            ),
+        );
         for (key, value) in [
             ("log.cleanup.policy", &self.log_cleanup_policy),
             ("log.message.timestamp.type", &self.log_message_timestamp_type),
@@ -298,6 +308,7 @@ impl BrokerConfig {
             ("group.consumer.max.heartbeat.interval.ms", self.group_consumer_max_heartbeat_interval_ms.to_string()),
             ("group.consumer.assignors", self.group_consumer_assignors.clone()),
             ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
+            ("offsets.retention.check.interval.ms", self.offsets_retention_check_interval_ms.to_string()),
         ];
         entries
             .into_iter()

@@ -187,6 +187,8 @@ pub struct CoordinatorTask {
     store: OffsetStore,
     /// Groups whose record must be written after the current command.
     dirty: BTreeSet<String>,
+    /// Since when (wall-clock ms) each group without members has been seen without members, for offset expiry.
+    empty_since: HashMap<String, i64>,
 }
 
 fn unavailable() -> BrokerError {
@@ -218,6 +220,7 @@ impl GroupCoordinator {
             settings: settings.clone(),
             store,
             dirty: BTreeSet::new(),
+            empty_since: HashMap::new(),
         };
         Ok((GroupCoordinator { commands: sender, settings }, task))
     }
@@ -312,6 +315,13 @@ impl GroupCoordinator {
     }
 }
 
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
@@ -324,6 +334,8 @@ impl CoordinatorTask {
     /// Serves commands and fires deadlines until `shutdown` is cancelled. Answers still held are dropped then, which
     /// their callers see as COORDINATOR_NOT_AVAILABLE.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut retention_check = tokio::time::interval(self.settings.offsets_retention_check_interval);
+        retention_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -333,6 +345,7 @@ impl CoordinatorTask {
                     None => break,
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {}
+                _ = retention_check.tick() => self.expire_offsets(wall_clock_ms()).await,
             }
             self.fire_deadlines(Instant::now());
             self.save_dirty_groups().await;
@@ -777,6 +790,55 @@ impl CoordinatorTask {
         }
     }
 
+    /// Kafka's offset expiry: in a group without members, an offset goes once both its commit and the moment the
+    /// group lost its last member are older than `offsets.retention.minutes`; a group left without offsets goes too.
+    async fn expire_offsets(&mut self, now_ms: i64) {
+        let retention_ms = i64::try_from(self.settings.offsets_retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(retention_ms);
+        let without_members: BTreeSet<String> = self
+            .groups
+            .values()
+            .filter(|group| group.state == GroupState::Empty && group.pending_members.is_empty())
+            .map(|group| group.group_id.clone())
+            .chain(self.consumer_groups.values().filter(|g| g.members.is_empty()).map(|g| g.group_id.clone()))
+            .collect();
+        self.empty_since.retain(|group_id, _| without_members.contains(group_id));
+        for group_id in without_members {
+            let since = *self.empty_since.entry(group_id.clone()).or_insert(now_ms);
+            if since > cutoff {
+                continue;
+            }
+            let offsets = match self.store.fetch_all(&group_id).await {
+                Ok(offsets) => offsets,
+                Err(err) => {
+                    tracing::warn!(%group_id, error = %err, "could not read offsets for expiry");
+                    continue;
+                }
+            };
+            let expired: Vec<(String, i32)> = offsets
+                .iter()
+                .filter(|(_, _, committed)| committed.commit_timestamp <= cutoff)
+                .map(|(topic, partition, _)| (topic.clone(), *partition))
+                .collect();
+            let result = if expired.len() == offsets.len() {
+                tracing::info!(%group_id, expired = expired.len(), "group expired with its offsets");
+                self.groups.remove(&group_id);
+                self.consumer_groups.remove(&group_id);
+                self.dirty.remove(&group_id);
+                self.empty_since.remove(&group_id);
+                self.store.delete_group(&group_id).await
+            } else if expired.is_empty() {
+                Ok(())
+            } else {
+                tracing::info!(%group_id, expired = expired.len(), "committed offsets expired");
+                self.store.delete_offsets(&group_id, expired).await
+            };
+            if let Err(err) = result {
+                tracing::warn!(%group_id, error = %err, "could not expire offsets");
+            }
+        }
+    }
+
     async fn save_dirty_groups(&mut self) {
         for group_id in std::mem::take(&mut self.dirty) {
             let record = if let Some(group) = self.groups.get(&group_id) {
@@ -1032,7 +1094,7 @@ fn complete_join(group: &mut Group, now: Instant) {
 mod tests {
     use std::sync::Arc;
 
-    use skein_storage::{Durability, MemoryEngine};
+    use skein_storage::{CommittedOffset, Durability, MemoryEngine};
 
     use super::*;
 
@@ -1044,6 +1106,32 @@ mod tests {
         let shutdown = CancellationToken::new();
         tokio::spawn(task.run(shutdown.clone()));
         (coordinator, shutdown)
+    }
+
+    #[tokio::test]
+    async fn offsets_of_groups_without_members_expire_after_the_retention() {
+        let settings = GroupSettings { offsets_retention: Duration::from_secs(60), ..GroupSettings::default() };
+        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let t0 = 1_000_000_000;
+        let offset =
+            |commit_timestamp| CommittedOffset { offset: 7, leader_epoch: -1, metadata: None, commit_timestamp };
+        store.commit("old", vec![("t".into(), 0, offset(t0 - 500_000))]).await.expect("commit");
+        store.commit("recent", vec![("t".into(), 0, offset(t0 + 30_000))]).await.expect("commit");
+        let mixed = vec![("t".into(), 0, offset(t0 - 500_000)), ("t".into(), 1, offset(t0 + 30_000))];
+        store.commit("mixed", mixed).await.expect("commit");
+        let (_, mut task) = GroupCoordinator::open(settings, store.clone()).expect("open");
+
+        // The first look only notes since when each group has had no members: nothing expires yet.
+        task.expire_offsets(t0).await;
+        assert_eq!(store.fetch_all("old").await.expect("fetch").len(), 1);
+        // A retention later, offsets committed before the cutoff go, and a group left with none goes too.
+        task.expire_offsets(t0 + 60_001).await;
+        assert!(store.fetch_all("old").await.expect("fetch").is_empty());
+        assert!(!task.groups.contains_key("old"));
+        assert_eq!(store.fetch_all("recent").await.expect("fetch").len(), 1);
+        let left: Vec<i32> = store.fetch_all("mixed").await.expect("fetch").iter().map(|(_, p, _)| *p).collect();
+        assert_eq!(left, vec![1]);
+        assert!(task.groups.contains_key("mixed"));
     }
 
     fn settings() -> GroupSettings {

@@ -57,6 +57,10 @@ pub struct GroupSettings {
     pub max_session_timeout: Duration,
     /// `group.consumer.*`: KIP-848 consumer groups.
     pub consumer: ConsumerGroupSettings,
+    /// `offsets.retention.minutes`: how long the offsets of a group without members are kept after their commit.
+    pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are looked for.
+    pub offsets_retention_check_interval: Duration,
 }
 
 impl Default for GroupSettings {
@@ -66,6 +70,8 @@ impl Default for GroupSettings {
             min_session_timeout: Duration::from_millis(6_000),
             max_session_timeout: Duration::from_millis(1_800_000),
             consumer: ConsumerGroupSettings::default(),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            offsets_retention_check_interval: Duration::from_millis(600_000),
         }
     }
 }
