@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka import KafkaConsumer
 
-from support.brokers import BROKER_KINDS, REPO_ROOT, _die_with_parent
+from support.brokers import BROKER_KINDS, _die_with_parent
+from support.java_programs import java_program_command
 from support.kafka_clients import unique_topic_name
 
 PARTITIONS = 6
@@ -296,25 +296,13 @@ def test_survivors_take_over_from_a_killed_member(kind, start_broker, new_topic)
         member.stdout.close()
 
 
-JAVA_SOURCE = REPO_ROOT / "tests" / "support" / "java" / "GroupSplit.java"
-JAVA_LIBS = REPO_ROOT / ".tools" / "java" / "libs"  # kafka-clients jars from conformance/java/setup
-JAVA_CLASSES = REPO_ROOT / ".tools" / "java" / "test-classes"
 JAVA_SPLIT_TIMEOUT_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
 def java_group_split() -> list[str]:
-    """The command that runs GroupSplit, compiled once per module into .tools (never committed)."""
-    if shutil.which("javac") is None or not (JAVA_LIBS / "kafka-clients-4.3.1.jar").is_file():
-        pytest.skip(f"javac or kafka-clients jars missing in {JAVA_LIBS} (run conformance/java/setup)")
-    JAVA_CLASSES.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["javac", "-encoding", "UTF-8", "--release", "17", "-Xlint:all", "-Werror",
-         "-cp", f"{JAVA_LIBS}/*", "-d", str(JAVA_CLASSES), str(JAVA_SOURCE)],
-        check=True, timeout=120, stdin=subprocess.DEVNULL,
-    )
-    return ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
-            "-cp", f"{JAVA_CLASSES}:{JAVA_LIBS}/*", "GroupSplit"]
+    """The command that runs tests/support/java/GroupSplit.java, compiled once per module."""
+    return java_program_command("GroupSplit")
 
 
 @pytest.mark.parametrize("kind", BROKER_KINDS)
