@@ -7,8 +7,8 @@ use skein_core::config::LogFlush;
 use skein_group::{Assignor, ConsumerGroupSettings, CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
-use crate::producer_ids::ProducerIdAllocator;
 use crate::topics::TopicRegistry;
+use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
 
 /// The storage format this build writes; a database with another version is refused at start-up.
 pub const STORAGE_FORMAT_VERSION: u8 = 1;
@@ -18,7 +18,9 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub engine: Arc<dyn Engine>,
     pub topics: TopicRegistry,
-    pub producer_ids: ProducerIdAllocator,
+    pub producer_ids: Arc<ProducerIdAllocator>,
+    /// The transaction coordinator.
+    pub transactions: TransactionCoordinator,
     /// The group coordinator (its task is run by the server).
     pub groups: GroupCoordinator,
     /// Committed offsets.
@@ -76,16 +78,28 @@ impl Broker {
             engine.write(first_start, Durability::PowerLoss)?;
         }
         let topics = TopicRegistry::load(Arc::clone(&engine), config.node_id)?;
-        let producer_ids = ProducerIdAllocator::load(Arc::clone(&engine))?;
+        let producer_ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine))?);
         let (advertised_host, advertised_port) =
             split_host_port(config.advertised()).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
         let offsets = OffsetStore::new(Arc::clone(&engine), durability(&config));
         let (groups, group_task) = GroupCoordinator::open(group_settings(&config), offsets.clone())?;
+        let txn_settings = TxnSettings {
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            abort_check_interval: millis(config.transaction_abort_timed_out_transaction_cleanup_interval_ms),
+        };
+        let transactions = TransactionCoordinator::open(
+            Arc::clone(&engine),
+            durability(&config),
+            offsets.clone(),
+            Arc::clone(&producer_ids),
+            txn_settings,
+        )?;
         let broker = Broker {
             config,
             engine,
             topics,
             producer_ids,
+            transactions,
             groups,
             offsets,
             cluster_id,

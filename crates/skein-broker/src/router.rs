@@ -49,6 +49,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    // v5 (Transactions V2, KIP-890 part 2) is not advertised: clients keep the original protocol.
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The supported version range of `key`, if Skein serves it.
@@ -101,6 +108,16 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_ho
         ApiKey::ConsumerGroupDescribe => {
             respond(frame, |req, v| handlers::consumer_group_describe::handle(broker, req, v)).await
         }
+        ApiKey::AddPartitionsToTxn => {
+            respond(frame, |req, v| handlers::add_partitions_to_txn::handle(broker, req, v)).await
+        }
+        ApiKey::AddOffsetsToTxn => respond(frame, |req, v| handlers::add_offsets_to_txn::handle(broker, req, v)).await,
+        ApiKey::EndTxn => respond(frame, |req, v| handlers::end_txn::handle(broker, req, v)).await,
+        ApiKey::TxnOffsetCommit => respond(frame, |req, v| handlers::txn_offset_commit::handle(broker, req, v)).await,
+        ApiKey::DescribeTransactions => {
+            respond(frame, |req, v| handlers::describe_transactions::handle(broker, req, v)).await
+        }
+        ApiKey::ListTransactions => respond(frame, |req, v| handlers::list_transactions::handle(broker, req, v)).await,
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

@@ -252,3 +252,9 @@ impl TopicRegistry {
             .collect()
     }
 }
+
+impl skein_txn::Partitions for TopicRegistry {
+    fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.get(topic).and_then(|topic| topic.partition(partition).cloned())
+    }
+}

@@ -91,6 +91,15 @@ pub struct BrokerConfig {
     /// Comma-separated, as in Kafka: `uniform,range`.
     #[serde(rename = "group.consumer.assignors")]
     pub group_consumer_assignors: String,
+    /// The longest `transaction.timeout.ms` a transactional producer may use.
+    #[serde(rename = "transaction.max.timeout.ms")]
+    pub transaction_max_timeout_ms: i32,
+    /// How often transactions open longer than their timeout are looked for (and aborted).
+    #[serde(rename = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
+    /// Accepted and reported; idle transactional ids are not expired yet.
+    #[serde(rename = "transactional.id.expiration.ms")]
+    pub transactional_id_expiration_ms: i64,
     /// Committed offsets of a group without members expire this long after their commit.
     #[serde(rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
@@ -135,6 +144,9 @@ impl Default for BrokerConfig {
             group_consumer_min_heartbeat_interval_ms: 5_000,
             group_consumer_max_heartbeat_interval_ms: 15_000,
             group_consumer_assignors: "uniform,range".into(),
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,
             explicitly_set: BTreeSet::new(),
@@ -246,6 +258,21 @@ impl BrokerConfig {
             format!("offsets.retention.minutes must be >= 1, got {}", self.offsets_retention_minutes),
         );
         check(
+            self.transaction_max_timeout_ms >= 1,
+            format!("transaction.max.timeout.ms must be >= 1, got {}", self.transaction_max_timeout_ms),
+        );
+        check(
+            self.transaction_abort_timed_out_transaction_cleanup_interval_ms >= 1,
+            format!(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms must be >= 1, got {}",
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms
+            ),
+        );
+        check(
+            self.transactional_id_expiration_ms >= 1,
+            format!("transactional.id.expiration.ms must be >= 1, got {}", self.transactional_id_expiration_ms),
+        );
+        check(
             self.offsets_retention_check_interval_ms >= 1,
             format!(
                 "offsets.retention.check.interval.ms must be >= 1, got {}",
@@ -307,6 +334,12 @@ impl BrokerConfig {
             ("group.consumer.min.heartbeat.interval.ms", self.group_consumer_min_heartbeat_interval_ms.to_string()),
             ("group.consumer.max.heartbeat.interval.ms", self.group_consumer_max_heartbeat_interval_ms.to_string()),
             ("group.consumer.assignors", self.group_consumer_assignors.clone()),
+            ("transaction.max.timeout.ms", self.transaction_max_timeout_ms.to_string()),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms.to_string(),
+            ),
+            ("transactional.id.expiration.ms", self.transactional_id_expiration_ms.to_string()),
             ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
             ("offsets.retention.check.interval.ms", self.offsets_retention_check_interval_ms.to_string()),
         ];

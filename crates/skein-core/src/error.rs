@@ -88,6 +88,20 @@ pub enum BrokerError {
     UnsupportedAssignor(String),
     #[error("invalid regular expression: {0}")]
     InvalidRegularExpression(String),
+    #[error("the producer id does not match the transactional id's")]
+    InvalidProducerIdMapping,
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    #[error("the producer was fenced by a newer epoch {current}")]
+    ProducerFenced { requested: i16, current: i16 },
+    #[error("another operation on this transactional id is completing")]
+    ConcurrentTransactions,
+    #[error("transaction timeout {requested} ms is outside (0, {max}] ms")]
+    InvalidTransactionTimeout { requested: i32, max: i32 },
+    #[error("unknown transactional id")]
+    TransactionalIdNotFound,
+    #[error("not attempted because another partition of the request failed")]
+    OperationNotAttempted,
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -134,6 +148,13 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
         BrokerError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
         BrokerError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
+        BrokerError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        BrokerError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        BrokerError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+        BrokerError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        BrokerError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+        BrokerError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        BrokerError::OperationNotAttempted => ResponseError::OperationNotAttempted,
     };
     kafka.code()
 }
@@ -184,6 +205,13 @@ mod tests {
         assert_eq!(error_code(&BrokerError::UnsupportedAssignor(String::new())), 112);
         assert_eq!(error_code(&BrokerError::StaleMemberEpoch { requested: 1, current: 2 }), 113);
         assert_eq!(error_code(&BrokerError::InvalidRegularExpression(String::new())), 128);
+        assert_eq!(error_code(&BrokerError::InvalidTxnState(String::new())), 48);
+        assert_eq!(error_code(&BrokerError::InvalidProducerIdMapping), 49);
+        assert_eq!(error_code(&BrokerError::InvalidTransactionTimeout { requested: 0, max: 1 }), 50);
+        assert_eq!(error_code(&BrokerError::ConcurrentTransactions), 51);
+        assert_eq!(error_code(&BrokerError::OperationNotAttempted), 55);
+        assert_eq!(error_code(&BrokerError::ProducerFenced { requested: 0, current: 1 }), 90);
+        assert_eq!(error_code(&BrokerError::TransactionalIdNotFound), 105);
     }
 
     #[test]

@@ -1014,10 +1014,18 @@ fn replace_static_member(
         group.leader_id = Some(new_member_id.clone());
     }
     group.members.insert(new_member_id.clone(), member);
-    let rebalance_needed = protocols_changed || (was_leader && !request.supports_skip_assignment);
     match group.state {
-        GroupState::Stable if !rebalance_needed => {
-            let _ = reply.send(Ok(group.join_outcome(&new_member_id, true)));
+        GroupState::Stable if !protocols_changed => {
+            tracing::info!(group_id = %group.group_id, %new_member_id, "static member rejoined without a rebalance");
+            let mut outcome = group.join_outcome(&new_member_id, true);
+            if was_leader && !request.supports_skip_assignment {
+                // Before JoinGroup v9 a leader cannot be told to skip the assignment: as Kafka does, it is named
+                // the old leader id, so it acts as a follower and gets its assignment back from SyncGroup.
+                outcome.leader = old_member_id.to_string();
+                outcome.members.clear();
+                outcome.skip_assignment = false;
+            }
+            let _ = reply.send(Ok(outcome));
         }
         _ => {
             if let Some(member) = group.members.get_mut(&new_member_id) {
@@ -1332,6 +1340,16 @@ mod tests {
             .await;
         assert_eq!(fenced, Err(BrokerError::FencedInstanceId));
         assert_eq!(heartbeat(&coordinator, &leader).await, Ok(()), "no rebalance for the others");
+
+        // The leader (instance-a) restarts with a JoinGroup older than v9: it is named the old leader id, so it
+        // acts as a follower, and still nobody rebalances.
+        let leader_back = coordinator.join(join_request("", Some("instance-a"), &["range"])).await.expect("rejoin a");
+        assert_eq!(leader_back.generation_id, 2);
+        assert_eq!(leader_back.leader, leader.member_id, "the old leader id");
+        assert!(leader_back.members.is_empty());
+        let sync = SyncGroup { group_instance_id: Some("instance-a".into()), ..sync_request(&leader_back, vec![]) };
+        assert_eq!(coordinator.sync(sync).await.expect("sync").assignment, Bytes::from_static(b"for a"));
+        assert_eq!(heartbeat(&coordinator, &replaced).await, Ok(()), "no rebalance for the others");
         shutdown.cancel();
     }
 

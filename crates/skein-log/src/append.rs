@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use skein_core::BrokerError;
-use skein_protocol::{RecordBatchHeader, rewrite_for_append};
-use skein_storage::{ColumnFamily, Durability, Engine, PartitionState, ProducerState, StoreBatch, keys, run_blocking};
+use skein_protocol::{MarkerType, RecordBatchHeader, marker_batch, rewrite_for_append};
+use skein_storage::{
+    AbortedTxn, ColumnFamily, Durability, Engine, PartitionState, ProducerState, StoreBatch, keys, run_blocking,
+};
 
 use crate::partition::PartitionLog;
 use crate::producers::{SequenceCheck, check_sequence, record_append};
@@ -53,6 +55,8 @@ pub async fn append_batches(
     let mut states: BTreeMap<u32, PartitionState> = logs.iter().map(|(id, log)| (*id, log.state())).collect();
     // Producer states changed by this call, by (partition, producer id).
     let mut producers: BTreeMap<(u32, i64), ProducerState> = BTreeMap::new();
+    // Transactions this call opens: (partition, producer id, first offset).
+    let mut started = Vec::new();
     let mut batch = StoreBatch::default();
     let mut results = Vec::with_capacity(requests.len());
     for request in &requests {
@@ -83,7 +87,12 @@ pub async fn append_batches(
         batch.put(ColumnFamily::Log, keys::log_key(id, base_offset), stored.to_vec());
         state.next_offset = base_offset + i64::from(header.last_offset_delta) + 1;
         if check == SequenceCheck::Append {
-            producers.insert(producer_key, record_append(current, header, base_offset, now_ms));
+            let was_open = current.as_ref().is_some_and(|p| p.txn_first_offset >= 0);
+            let updated = record_append(current, header, base_offset, now_ms);
+            if !was_open && updated.txn_first_offset >= 0 {
+                started.push((id, header.producer_id, updated.txn_first_offset));
+            }
+            producers.insert(producer_key, updated);
         }
         results.push(Ok(AppendResult {
             base_offset,
@@ -112,9 +121,67 @@ pub async fn append_batches(
         for ((_, producer_id), producer) in producers.range((*id, i64::MIN)..=(*id, i64::MAX)) {
             table.insert(*producer_id, producer.clone());
         }
+        for (_, producer_id, first_offset) in started.iter().filter(|(partition, _, _)| partition == id) {
+            log.txn_started(*producer_id, *first_offset);
+        }
     }
     drop(guards);
     Ok(results)
+}
+
+/// Ends `producer_id`'s open transaction in `log` with a COMMIT or ABORT marker written under
+/// `producer_epoch` (the coordinator's, which may be newer than the producer's batches: that fences older
+/// epochs). An aborted transaction goes into the partition's aborted-transaction index in the same write.
+/// Returns the marker's offset, or `None` when no transaction of that producer is open here (a marker already
+/// written, e.g. when recovery completes a transaction again).
+pub async fn append_marker(
+    engine: &Arc<dyn Engine>,
+    log: &Arc<PartitionLog>,
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: MarkerType,
+    durability: Durability,
+    now_ms: i64,
+) -> Result<Option<i64>, BrokerError> {
+    let _append = log.append_lock.lock().await;
+    let Some(mut producer) = log.producer_state(producer_id).filter(|p| p.txn_first_offset >= 0) else {
+        return Ok(None);
+    };
+    if producer_epoch < producer.producer_epoch {
+        return Err(BrokerError::InvalidProducerEpoch {
+            producer_id,
+            epoch: producer_epoch,
+            current: producer.producer_epoch,
+        });
+    }
+    let mut state = log.state();
+    let marker_offset = state.next_offset;
+    let first_offset = producer.txn_first_offset;
+    let records = marker_batch(producer_id, producer_epoch, marker, 0, now_ms).map_err(BrokerError::Storage)?;
+    let stored = rewrite_for_append(&records, marker_offset, state.leader_epoch, None);
+    let id = log.partition_id;
+    let mut batch = StoreBatch::default();
+    batch.put(ColumnFamily::Log, keys::log_key(id, marker_offset), stored.to_vec());
+    state.next_offset = marker_offset + 1;
+    batch.put(ColumnFamily::Partition, keys::partition_key(id), state.encode());
+    if producer_epoch > producer.producer_epoch {
+        producer.producer_epoch = producer_epoch;
+        producer.batches.clear();
+    }
+    producer.txn_first_offset = -1;
+    producer.last_timestamp = now_ms;
+    batch.put(ColumnFamily::Producers, keys::producer_key(id, producer_id), producer.encode());
+    let aborted = marker == MarkerType::Abort;
+    if aborted {
+        let entry = AbortedTxn { producer_id, first_offset };
+        batch.put(ColumnFamily::AbortedTxns, keys::aborted_txn_key(id, marker_offset), entry.encode());
+    }
+    let writer = Arc::clone(engine);
+    run_blocking(move || writer.write(batch, durability)).await?;
+    log.lock_producers().insert(producer_id, producer);
+    log.txn_ended(producer_id, first_offset, marker_offset, aborted);
+    log.publish(state);
+    Ok(Some(marker_offset))
 }
 
 #[cfg(test)]
@@ -203,7 +270,7 @@ mod tests {
         assert_eq!((p0.high_watermark(), p1.high_watermark()), (5, 2));
 
         // A fetch from the middle of the first batch returns it whole, then the next one.
-        let read = p0.read(1, 1 << 20, true).await.expect("read");
+        let read = p0.read(1, 1 << 20, true, crate::Isolation::ReadUncommitted).await.expect("read");
         let first = RecordBatchHeader::parse(&read.records).expect("header");
         assert_eq!((first.base_offset, first.last_offset()), (0, 2));
         let second = RecordBatchHeader::parse(&read.records[first.size_in_bytes()..]).expect("header");
@@ -211,11 +278,14 @@ mod tests {
         assert_eq!(read.records.len(), first.size_in_bytes() + second.size_in_bytes());
 
         // max_bytes smaller than one batch still returns the first batch, and only it.
-        let read = p0.read(0, 10, true).await.expect("read");
+        let read = p0.read(0, 10, true, crate::Isolation::ReadUncommitted).await.expect("read");
         assert_eq!(read.records.len(), first.size_in_bytes());
         // At the log end: empty, not an error. Past it: OFFSET_OUT_OF_RANGE.
-        assert!(p0.read(5, 1 << 20, true).await.expect("read").records.is_empty());
-        assert!(matches!(p0.read(6, 1 << 20, true).await, Err(BrokerError::OffsetOutOfRange { .. })));
+        assert!(p0.read(5, 1 << 20, true, crate::Isolation::ReadUncommitted).await.expect("read").records.is_empty());
+        assert!(matches!(
+            p0.read(6, 1 << 20, true, crate::Isolation::ReadUncommitted).await,
+            Err(BrokerError::OffsetOutOfRange { .. })
+        ));
 
         // Reopening from storage gives the same state.
         let reopened = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 1).expect("open");

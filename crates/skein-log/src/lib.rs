@@ -10,5 +10,5 @@ pub mod append;
 pub mod partition;
 mod producers;
 
-pub use append::{AppendRequest, AppendResult, append_batches};
-pub use partition::{FetchRead, OffsetAndTimestamp, PartitionLog};
+pub use append::{AppendRequest, AppendResult, append_batches, append_marker};
+pub use partition::{FetchRead, Isolation, OffsetAndTimestamp, PartitionLog};

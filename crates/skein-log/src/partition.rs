@@ -1,5 +1,7 @@
 //! One partition's log.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -7,7 +9,9 @@ use kafka_protocol::records::RecordBatchDecoder;
 use skein_core::{BrokerError, TopicPartition};
 use skein_protocol::RecordBatchHeader;
 use skein_storage::keys::{self, PartitionId};
-use skein_storage::{ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch, run_blocking};
+use skein_storage::{
+    AbortedTxn, ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch, run_blocking,
+};
 
 use crate::producers::ProducerTable;
 use tokio::sync::watch;
@@ -20,6 +24,25 @@ pub struct FetchRead {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For `read_committed`: the aborted transactions (producer id, first offset) whose records may be in
+    /// `records`, so the client can drop them. `None` for `read_uncommitted`.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
+}
+
+/// Which records a fetch may see (Kafka's `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Only up to the last stable offset: no record of a transaction still open.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// From the protocol's `isolation_level` (0 = read_uncommitted, 1 = read_committed).
+    pub fn from_level(level: i8) -> Self {
+        if level == 1 { Isolation::ReadCommitted } else { Isolation::ReadUncommitted }
+    }
 }
 
 /// An offset found by timestamp, with the timestamp of the record at that offset.
@@ -39,6 +62,10 @@ pub struct PartitionLog {
     producers: Mutex<ProducerTable>,
     /// Serialises appends so offsets are assigned in write order.
     pub(crate) append_lock: tokio::sync::Mutex<()>,
+    /// Open transactions in this partition: (first offset, producer id). Changed only under `append_lock`.
+    ongoing_txns: Mutex<BTreeSet<(i64, i64)>>,
+    /// The largest `marker offset - first offset` of any aborted transaction here, to bound index scans.
+    max_aborted_span: AtomicI64,
     /// The high watermark; fetches waiting for data subscribe to it.
     high_watermark: watch::Sender<i64>,
 }
@@ -97,7 +124,28 @@ impl PartitionLog {
         if let Some(err) = corrupt {
             return Err(err);
         }
+        let mut max_aborted_span = 0;
+        let (from, to) = keys::aborted_txn_range(partition_id);
+        engine.scan(ColumnFamily::AbortedTxns, &from, &to, &mut |key, value| {
+            match (keys::log_key_offset(key), AbortedTxn::decode(value)) {
+                (Some(marker_offset), Ok(aborted)) => {
+                    max_aborted_span = max_aborted_span.max(marker_offset - aborted.first_offset);
+                }
+                (_, Err(err)) => corrupt = Some(err),
+                (None, _) => {}
+            }
+            corrupt.is_none()
+        })?;
+        if let Some(err) = corrupt {
+            return Err(err);
+        }
         let log = Self::with_state(engine, topic_partition, partition_id, state);
+        *log.lock_ongoing() = producers
+            .iter()
+            .filter(|(_, producer)| producer.txn_first_offset >= 0)
+            .map(|(id, producer)| (producer.txn_first_offset, *id))
+            .collect();
+        log.max_aborted_span.store(max_aborted_span, Ordering::Relaxed);
         *log.lock_producers() = producers;
         Ok(Arc::new(log))
     }
@@ -116,6 +164,8 @@ impl PartitionLog {
             state: Mutex::new(state),
             producers: Mutex::new(ProducerTable::new()),
             append_lock: tokio::sync::Mutex::new(()),
+            ongoing_txns: Mutex::new(BTreeSet::new()),
+            max_aborted_span: AtomicI64::new(0),
             high_watermark,
         }
     }
@@ -127,6 +177,38 @@ impl PartitionLog {
         batch.delete(ColumnFamily::Partition, keys::partition_key(self.partition_id));
         let (from, to) = keys::producer_range(self.partition_id);
         batch.delete_range(ColumnFamily::Producers, from, to);
+        let (from, to) = keys::aborted_txn_range(self.partition_id);
+        batch.delete_range(ColumnFamily::AbortedTxns, from, to);
+    }
+
+    pub(crate) fn lock_ongoing(&self) -> MutexGuard<'_, BTreeSet<(i64, i64)>> {
+        // A set of plain pairs changed by whole inserts and removals.
+        self.ongoing_txns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a transaction that began at `first_offset` (after its first batch is durable).
+    pub(crate) fn txn_started(&self, producer_id: i64, first_offset: i64) {
+        self.lock_ongoing().insert((first_offset, producer_id));
+    }
+
+    /// Records a transaction that ended with a marker at `marker_offset` (after the marker is durable).
+    pub(crate) fn txn_ended(&self, producer_id: i64, first_offset: i64, marker_offset: i64, aborted: bool) {
+        self.lock_ongoing().remove(&(first_offset, producer_id));
+        if aborted {
+            self.max_aborted_span.fetch_max(marker_offset - first_offset, Ordering::Relaxed);
+        }
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, else the high watermark. A
+    /// `read_committed` consumer sees nothing at or beyond it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.lock_ongoing().first().map_or(high_watermark, |(first, _)| (*first).min(high_watermark))
+    }
+
+    /// How many transactions are open in this partition.
+    pub fn ongoing_transaction_count(&self) -> usize {
+        self.lock_ongoing().len()
     }
 
     pub(crate) fn lock_producers(&self) -> MutexGuard<'_, ProducerTable> {
@@ -151,7 +233,8 @@ impl PartitionLog {
         let expired: Vec<i64> = self
             .lock_producers()
             .iter()
-            .filter(|(_, state)| now_ms.saturating_sub(state.last_timestamp) > max_age_ms)
+            // A producer with an open transaction is kept until the transaction ends.
+            .filter(|(_, state)| state.txn_first_offset < 0 && now_ms.saturating_sub(state.last_timestamp) > max_age_ms)
             .map(|(id, _)| *id)
             .collect();
         if expired.is_empty() {
@@ -211,8 +294,10 @@ impl PartitionLog {
         fetch_offset: i64,
         max_bytes: usize,
         at_least_one: bool,
+        isolation: Isolation,
     ) -> Result<FetchRead, BrokerError> {
         let state = self.state();
+        let last_stable_offset = self.last_stable_offset();
         if fetch_offset < state.log_start_offset || fetch_offset > state.next_offset {
             return Err(BrokerError::OffsetOutOfRange {
                 offset: fetch_offset,
@@ -220,18 +305,25 @@ impl PartitionLog {
                 log_end_offset: state.next_offset,
             });
         }
+        let upper = match isolation {
+            Isolation::ReadUncommitted => state.next_offset,
+            Isolation::ReadCommitted => last_stable_offset,
+        };
         let mut read = FetchRead {
             records: Bytes::new(),
             high_watermark: state.next_offset,
-            last_stable_offset: state.next_offset,
+            last_stable_offset,
             log_start_offset: state.log_start_offset,
+            aborted_transactions: (isolation == Isolation::ReadCommitted).then(Vec::new),
         };
-        if fetch_offset == state.next_offset || (max_bytes == 0 && !at_least_one) {
+        if fetch_offset >= upper || (max_bytes == 0 && !at_least_one) {
             return Ok(read);
+        }
+        if isolation == Isolation::ReadCommitted {
+            read.aborted_transactions = Some(self.aborted_transactions(fetch_offset, upper).await?);
         }
         let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
-        let upper = state.next_offset;
         read.records = run_blocking(move || {
             let lower = keys::log_key(partition_id, 0);
             let start = match engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, fetch_offset))? {
@@ -257,6 +349,35 @@ impl PartitionLog {
         })
         .await?;
         Ok(read)
+    }
+
+    /// The aborted transactions with records in `[from, to)`: those whose marker is at or after `from` and whose
+    /// first offset is before `to`. Markers are keyed by offset; no transaction spans more than the largest span
+    /// seen, which bounds the scan.
+    async fn aborted_transactions(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        let scan_to = to.saturating_add(self.max_aborted_span.load(Ordering::Relaxed)).saturating_add(1);
+        run_blocking(move || {
+            let mut found = Vec::new();
+            let mut corrupt = None;
+            let (lower, upper) =
+                (keys::aborted_txn_key(partition_id, from), keys::aborted_txn_key(partition_id, scan_to));
+            engine.scan(ColumnFamily::AbortedTxns, &lower, &upper, &mut |_, value| {
+                match AbortedTxn::decode(value) {
+                    Ok(aborted) if aborted.first_offset < to => found.push((aborted.producer_id, aborted.first_offset)),
+                    Ok(_) => {}
+                    Err(err) => corrupt = Some(err),
+                }
+                corrupt.is_none()
+            })?;
+            match corrupt {
+                Some(err) => Err(err),
+                None => Ok(found),
+            }
+        })
+        .await
+        .map_err(BrokerError::from)
     }
 
     /// Visits every stored batch header (with its bytes) from the log start, in offset order, until `visit`

@@ -95,8 +95,18 @@ pub(crate) fn record_append(
 ) -> ProducerState {
     let mut state = match state {
         Some(state) if state.producer_epoch == header.producer_epoch => state,
-        _ => ProducerState { producer_epoch: header.producer_epoch, last_timestamp: now_ms, batches: Vec::new() },
+        // A new epoch starts its sequences afresh; a transaction open under the old epoch stays open until its
+        // marker (the coordinator writes it with the new epoch).
+        previous => ProducerState {
+            producer_epoch: header.producer_epoch,
+            last_timestamp: now_ms,
+            batches: Vec::new(),
+            txn_first_offset: previous.map_or(-1, |p| p.txn_first_offset),
+        },
     };
+    if header.is_transactional() && state.txn_first_offset < 0 {
+        state.txn_first_offset = base_offset;
+    }
     state.last_timestamp = now_ms;
     state.batches.push(ProducerBatch {
         first_sequence: header.base_sequence,

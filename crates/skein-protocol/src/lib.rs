@@ -7,9 +7,11 @@
 //!   broker does on append (base offset, leader epoch, LogAppendTime). Records themselves are never decoded here.
 
 pub mod batch;
+pub mod control;
 pub mod frame;
 pub mod header;
 
 pub use batch::{BATCH_HEADER_SIZE, BatchError, RecordBatchHeader, rewrite_for_append, validate_client_batch};
+pub use control::{MarkerType, marker_batch};
 pub use frame::{FrameError, check_frame_length};
 pub use header::{EncodeError, RequestFrame, decode_request_frame, encode_response};

@@ -35,6 +35,11 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     })
     .await??;
     let broker = Arc::new(broker);
+    // Transactions decided before a crash but not completed are completed before any client is served.
+    let recovered = broker.transactions.recover(&broker.topics).await.context("cannot recover transactions")?;
+    if recovered > 0 {
+        tracing::info!(recovered, "completed transactions left prepared");
+    }
     tracing::info!(
         node_id = broker.config.node_id,
         cluster_id = %broker.cluster_id,
@@ -61,6 +66,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     tracker.spawn(http::serve(metrics_listener, Arc::clone(&stats), shutdown.child_token()));
     tracker.spawn(expire_producers_periodically(Arc::clone(&broker), shutdown.child_token()));
     tracker.spawn(group_task.run(shutdown.child_token()));
+    tracker.spawn(abort_timed_out_transactions(Arc::clone(&broker), shutdown.child_token()));
 
     let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
@@ -119,6 +125,31 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     Ok(())
 }
 
+/// Every `transaction.abort.timed.out.transaction.cleanup.interval.ms`, aborts transactions open longer than
+/// their timeout.
+async fn abort_timed_out_transactions(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let period = broker.transactions.settings().abort_check_interval;
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let aborted = broker.transactions.abort_timed_out(&broker.topics, wall_clock_ms()).await;
+        if aborted > 0 {
+            tracing::info!(aborted, "aborted timed-out transactions");
+        }
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Every `producer.id.expiration.check.interval.ms`, forgets producers idle longer than `producer.id.expiration.ms`.
 async fn expire_producers_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
     let period =
@@ -130,11 +161,7 @@ async fn expire_producers_periodically(broker: Arc<Broker>, shutdown: Cancellati
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
-        let expired = broker.expire_producers(now_ms).await;
+        let expired = broker.expire_producers(wall_clock_ms()).await;
         if expired > 0 {
             tracing::info!(expired, "expired idle producer ids");
         }

@@ -25,7 +25,6 @@ use skein_test_support::{RawClient, TestBroker};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
@@ -123,7 +122,7 @@ fn heartbeat(client: &mut RawClient, group_id: &str, member_id: &str, generation
 }
 
 #[test]
-fn find_coordinator_names_this_node_for_groups() {
+fn find_coordinator_names_this_node_for_groups_and_transactions() {
     let broker = TestBroker::start().expect("start skein");
     let mut client = broker.client().expect("connect");
     let port = i32::from(broker.addr().port());
@@ -141,7 +140,8 @@ fn find_coordinator_names_this_node_for_groups() {
     }
     let transactions = FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![str("txn")]);
     let response = client.request(4, &transactions).expect("transaction key");
-    assert_eq!(response.coordinators[0].error_code, COORDINATOR_NOT_AVAILABLE);
+    let coordinator = &response.coordinators[0];
+    assert_eq!((coordinator.error_code, coordinator.node_id.0, coordinator.port), (NONE, 1, port));
 }
 
 #[test]

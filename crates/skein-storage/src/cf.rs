@@ -15,16 +15,22 @@ pub enum ColumnFamily {
     Offsets,
     /// Consumer group metadata kept across restarts: `group` → protocol type, generation, protocol name.
     Groups,
+    /// Aborted transactions per partition: `partition id | marker offset` → producer id, first offset.
+    AbortedTxns,
+    /// Transaction coordinator state: `transactional id` → producer id and epoch, state, partitions, offsets.
+    Transactions,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 6] = [
+    pub const ALL: [ColumnFamily; 8] = [
         ColumnFamily::Log,
         ColumnFamily::Partition,
         ColumnFamily::Producers,
         ColumnFamily::Meta,
         ColumnFamily::Offsets,
         ColumnFamily::Groups,
+        ColumnFamily::AbortedTxns,
+        ColumnFamily::Transactions,
     ];
 
     /// The RocksDB column family name.
@@ -36,6 +42,8 @@ impl ColumnFamily {
             ColumnFamily::Meta => "meta",
             ColumnFamily::Offsets => "offsets",
             ColumnFamily::Groups => "groups",
+            ColumnFamily::AbortedTxns => "aborted_txns",
+            ColumnFamily::Transactions => "transactions",
         }
     }
 }

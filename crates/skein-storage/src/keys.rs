@@ -44,6 +44,21 @@ pub fn producer_key_id(key: &[u8]) -> Option<i64> {
     log_key_offset(key)
 }
 
+/// `aborted_txns`: partition id (u32 BE) | offset of the abort marker (i64 BE).
+pub fn aborted_txn_key(partition: PartitionId, marker_offset: i64) -> Vec<u8> {
+    log_key(partition, marker_offset)
+}
+
+/// The half-open key range holding all of a partition's aborted transactions.
+pub fn aborted_txn_range(partition: PartitionId) -> (Vec<u8>, Vec<u8>) {
+    log_range(partition)
+}
+
+/// `transactions`: the transactional id's UTF-8 bytes (the whole key).
+pub fn transaction_key(transactional_id: &str) -> Vec<u8> {
+    transactional_id.as_bytes().to_vec()
+}
+
 /// `meta`: the first producer id not yet handed out in a block (ids below it may have been used).
 pub const META_PRODUCER_ID_BLOCK_END: &[u8] = b"producer_id_block_end";
 

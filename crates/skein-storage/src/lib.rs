@@ -16,7 +16,10 @@ pub mod rocks;
 
 pub use cf::ColumnFamily;
 pub use memory::MemoryEngine;
-pub use records::{CommittedOffset, GroupRecord, GroupType, PartitionState, ProducerBatch, ProducerState, TopicRecord};
+pub use records::{
+    AbortedTxn, CommittedOffset, GroupRecord, GroupType, PartitionState, PendingOffset, ProducerBatch, ProducerState,
+    TopicRecord, TxnRecord, TxnState,
+};
 pub use rocks::RocksEngine;
 
 /// A storage failure. Clients see it as KAFKA_STORAGE_ERROR; the broker logs the cause.

@@ -49,6 +49,8 @@ impl PartitionState {
 }
 
 const PRODUCER_STATE_V1: u8 = 1;
+/// v2 appends the first offset of the producer's ongoing transaction in the partition.
+const PRODUCER_STATE_V2: u8 = 2;
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's number; clients keep at
 /// most 5 requests in flight).
 pub const PRODUCER_BATCHES_KEPT: usize = 5;
@@ -69,12 +71,14 @@ pub struct ProducerState {
     pub last_timestamp: i64,
     /// Oldest first, at most [`PRODUCER_BATCHES_KEPT`].
     pub batches: Vec<ProducerBatch>,
+    /// The first offset of the producer's ongoing transaction in this partition, or -1 when none is open.
+    pub txn_first_offset: i64,
 }
 
 impl ProducerState {
     pub fn encode(&self) -> Vec<u8> {
         let mut value = Vec::with_capacity(1 + 2 + 8 + 1 + 16 * self.batches.len());
-        value.push(PRODUCER_STATE_V1);
+        value.push(PRODUCER_STATE_V2);
         value.extend_from_slice(&self.producer_epoch.to_be_bytes());
         value.extend_from_slice(&self.last_timestamp.to_be_bytes());
         let count = self.batches.len().min(PRODUCER_BATCHES_KEPT);
@@ -84,6 +88,7 @@ impl ProducerState {
             value.extend_from_slice(&batch.last_sequence.to_be_bytes());
             value.extend_from_slice(&batch.base_offset.to_be_bytes());
         }
+        value.extend_from_slice(&self.txn_first_offset.to_be_bytes());
         value
     }
 
@@ -91,13 +96,15 @@ impl ProducerState {
         let corrupt =
             || StorageError::CorruptValue { key: "producers".into(), reason: "malformed producer state".into() };
         let take = |at: usize, len: usize| value.get(at..at + len).ok_or_else(corrupt);
-        if value.first() != Some(&PRODUCER_STATE_V1) {
-            return Err(corrupt());
-        }
+        let trailer = match value.first() {
+            Some(&PRODUCER_STATE_V1) => 0,
+            Some(&PRODUCER_STATE_V2) => 8,
+            _ => return Err(corrupt()),
+        };
         let producer_epoch = i16::from_be_bytes(take(1, 2)?.try_into().map_err(|_| corrupt())?);
         let last_timestamp = i64::from_be_bytes(take(3, 8)?.try_into().map_err(|_| corrupt())?);
         let count = usize::from(*take(11, 1)?.first().ok_or_else(corrupt)?);
-        if count > PRODUCER_BATCHES_KEPT || value.len() != 12 + 16 * count {
+        if count > PRODUCER_BATCHES_KEPT || value.len() != 12 + 16 * count + trailer {
             return Err(corrupt());
         }
         let mut batches = Vec::with_capacity(count);
@@ -109,7 +116,98 @@ impl ProducerState {
                 base_offset: i64::from_be_bytes(take(at + 8, 8)?.try_into().map_err(|_| corrupt())?),
             });
         }
-        Ok(ProducerState { producer_epoch, last_timestamp, batches })
+        let txn_first_offset = if trailer == 0 {
+            -1
+        } else {
+            i64::from_be_bytes(take(12 + 16 * count, 8)?.try_into().map_err(|_| corrupt())?)
+        };
+        Ok(ProducerState { producer_epoch, last_timestamp, batches, txn_first_offset })
+    }
+}
+
+/// One aborted transaction in a partition (the key holds the marker's offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+}
+
+const ABORTED_TXN_V1: u8 = 1;
+
+impl AbortedTxn {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut value = Vec::with_capacity(17);
+        value.push(ABORTED_TXN_V1);
+        value.extend_from_slice(&self.producer_id.to_be_bytes());
+        value.extend_from_slice(&self.first_offset.to_be_bytes());
+        value
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StorageError> {
+        let corrupt = || StorageError::CorruptValue { key: "aborted_txns".into(), reason: "malformed entry".into() };
+        if value.len() != 17 || value.first() != Some(&ABORTED_TXN_V1) {
+            return Err(corrupt());
+        }
+        let field = |at: usize| value.get(at..at + 8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes);
+        Ok(AbortedTxn { producer_id: field(1).ok_or_else(corrupt)?, first_offset: field(9).ok_or_else(corrupt)? })
+    }
+}
+
+/// The state of a transaction, with Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+    Dead,
+}
+
+/// A consumer offset committed inside a transaction, applied to the group only when the transaction commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffset {
+    pub group_id: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// What the transaction coordinator keeps of one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    /// Partitions in the ongoing (or completing) transaction.
+    pub partitions: Vec<(String, i32)>,
+    /// Groups whose offsets the transaction commits (AddOffsetsToTxn).
+    pub groups: Vec<String>,
+    pub pending_offsets: Vec<PendingOffset>,
+    /// When the ongoing transaction started (wall-clock ms), -1 when none is open.
+    pub start_timestamp: i64,
+    pub last_update_timestamp: i64,
+}
+
+const TXN_RECORD_V1: u8 = 1;
+
+impl TxnRecord {
+    pub fn encode(&self) -> Result<Vec<u8>, StorageError> {
+        let mut value = vec![TXN_RECORD_V1];
+        serde_json::to_writer(&mut value, self).map_err(|err| StorageError::Engine(err.to_string()))?;
+        Ok(value)
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StorageError> {
+        let corrupt = |reason: String| StorageError::CorruptValue { key: "transactions".into(), reason };
+        match value.split_first() {
+            Some((&TXN_RECORD_V1, json)) => serde_json::from_slice(json).map_err(|err| corrupt(err.to_string())),
+            _ => Err(corrupt("unknown version".into())),
+        }
     }
 }
 
@@ -279,7 +377,7 @@ mod tests {
                 base_offset: i64::from(i) * 100,
             })
             .collect();
-        let state = ProducerState { producer_epoch: 3, last_timestamp: 42, batches };
+        let state = ProducerState { producer_epoch: 3, last_timestamp: 42, batches, txn_first_offset: 77 };
         let decoded = ProducerState::decode(&state.encode()).expect("decode");
         assert_eq!(decoded.producer_epoch, 3);
         assert_eq!(decoded.batches.len(), PRODUCER_BATCHES_KEPT);

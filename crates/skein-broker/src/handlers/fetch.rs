@@ -1,4 +1,5 @@
-//! Fetch: whole stored batches up to the high watermark, long-polling until `min_bytes` arrive or `max_wait_ms`
+//! Fetch: whole stored batches up to the high watermark (the last stable offset for `read_committed`, with the
+//! aborted transactions in range so the client can drop their records), long-polling until `min_bytes` arrive or `max_wait_ms`
 //! passes. Sessionless: the response's session id is 0, so clients send full fetch requests (KIP-227 allows it).
 
 use std::sync::Arc;
@@ -6,10 +7,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use skein_core::{BrokerError, error_code};
-use skein_log::PartitionLog;
+use skein_log::{Isolation, PartitionLog};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -19,7 +20,6 @@ use crate::handlers::topic_name;
 
 /// Longest a fetch may wait, whatever the client asks (Kafka's request timeout bounds it on the client side).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
-const READ_COMMITTED: i8 = 1;
 
 /// One partition of the request, resolved.
 struct Wanted {
@@ -62,19 +62,19 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
-    let read_committed = request.isolation_level == READ_COMMITTED;
+    let isolation = Isolation::from_level(request.isolation_level);
 
     let partitions = loop {
         // Subscribe before reading so an append between the read and the wait is not missed.
         let mut watchers: Vec<watch::Receiver<i64>> =
             wanted.iter().filter_map(|w| w.log.as_ref().ok()).map(|log| log.subscribe()).collect();
-        let (partitions, total_bytes, any_error) = read_all(&wanted, max_bytes, read_committed).await;
+        let (partitions, total_bytes, any_error) = read_all(&wanted, max_bytes, isolation).await;
         if total_bytes >= min_bytes || any_error || watchers.is_empty() || Instant::now() >= deadline {
             break partitions;
         }
         let changed = select_all(watchers.iter_mut().map(|rx| Box::pin(rx.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            break read_all(&wanted, max_bytes, read_committed).await.0;
+            break read_all(&wanted, max_bytes, isolation).await.0;
         }
     };
 
@@ -104,35 +104,46 @@ fn check_leader_epoch(requested: i32, current: i32) -> Result<(), BrokerError> {
 }
 
 /// Reads every partition once within the request's byte budget.
-async fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> (Vec<PartitionData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let base = PartitionData::default()
             .with_partition_index(w.partition)
-            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_aborted_transactions((isolation == Isolation::ReadCommitted).then(Vec::new))
             .with_records(Some(Bytes::new()));
         let result = match &w.log {
             Ok(log) => {
                 let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
                 // The first batch of the first partition with data is returned whatever its size.
-                log.read(w.fetch_offset, budget, total == 0).await
+                log.read(w.fetch_offset, budget, total == 0, isolation).await
             }
             Err(err) => Err(err.clone()),
         };
         out.push(match result {
             Ok(read) => {
                 total += read.records.len();
+                let aborted = read.aborted_transactions.map(|aborted| {
+                    aborted
+                        .into_iter()
+                        .map(|(producer_id, first_offset)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(producer_id))
+                                .with_first_offset(first_offset)
+                        })
+                        .collect()
+                });
                 base.with_high_watermark(read.high_watermark)
                     .with_last_stable_offset(read.last_stable_offset)
                     .with_log_start_offset(read.log_start_offset)
+                    .with_aborted_transactions(aborted)
                     .with_records(Some(read.records))
             }
             Err(err) => {
                 any_error = true;
                 let (hw, lso, start) = match &w.log {
-                    Ok(log) => (log.high_watermark(), log.high_watermark(), log.log_start_offset()),
+                    Ok(log) => (log.high_watermark(), log.last_stable_offset(), log.log_start_offset()),
                     Err(_) => (-1, -1, -1),
                 };
                 base.with_error_code(error_code(&err))

@@ -1,5 +1,4 @@
-//! FindCoordinator: this node coordinates every group. Transactions are not served yet, so their coordinator is
-//! not available.
+//! FindCoordinator: this node coordinates every group and every transactional id.
 
 use std::sync::Arc;
 
@@ -19,8 +18,7 @@ pub(crate) async fn handle(
     version: i16,
 ) -> FindCoordinatorResponse {
     let found = match request.key_type {
-        GROUP => Ok(()),
-        TRANSACTION => Err(BrokerError::CoordinatorNotAvailable("transactions are not supported yet".into())),
+        GROUP | TRANSACTION => Ok(()),
         other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
     };
     let (code, message, node_id, host, port) = match &found {

@@ -1,31 +1,48 @@
-//! InitProducerId for idempotent producers: every call gets a new producer id with epoch 0, as Kafka's
-//! coordinator answers requests without a transactional id (including KIP-360 epoch-bump requests).
+//! InitProducerId. Without a transactional id: a new producer id with epoch 0 for an idempotent producer (also
+//! for KIP-360 epoch-bump requests, as Kafka answers them). With one: the transaction coordinator's producer id for
+//! that id with a bumped epoch, fencing older incarnations and aborting a transaction they left open.
 
 use std::sync::Arc;
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use skein_core::error_code;
+use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
+use crate::handlers::now_ms;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: InitProducerIdRequest,
     _version: i16,
 ) -> InitProducerIdResponse {
-    let failed = |code: i16| {
-        InitProducerIdResponse::default().with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+    let result = match request.transactional_id.as_ref().filter(|id| !id.0.is_empty()) {
+        Some(transactional_id) => {
+            let expected = (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+            broker
+                .transactions
+                .init_producer_id(
+                    transactional_id.0.as_str(),
+                    request.transaction_timeout_ms,
+                    expected,
+                    &broker.topics,
+                    now_ms(),
+                )
+                .await
+        }
+        None => broker.producer_ids.allocate().await.map(|id| (id, 0)),
     };
-    if request.transactional_id.as_ref().is_some_and(|id| !id.0.is_empty()) {
-        // Transactions are not served yet (FindCoordinator for transactions is not advertised either).
-        return failed(ResponseError::InvalidRequest.code());
-    }
-    match broker.producer_ids.allocate().await {
-        Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
+    match result {
+        Ok((producer_id, epoch)) => {
+            InitProducerIdResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(epoch)
+        }
         Err(err) => {
-            tracing::error!(error = %err, "producer id allocation failed");
-            failed(error_code(&err))
+            if matches!(err, BrokerError::Storage(_)) {
+                tracing::error!(error = %err, "InitProducerId failed");
+            }
+            InitProducerIdResponse::default()
+                .with_error_code(error_code(&err))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use skein_core::{BrokerError, error_code};
-use skein_log::PartitionLog;
+use skein_log::{Isolation, PartitionLog};
 
 use crate::broker::Broker;
 use crate::handlers::topic_name;
@@ -17,6 +17,7 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let isolation = Isolation::from_level(request.isolation_level);
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted_topic in &request.topics {
         let topic = broker.topics.get(wanted_topic.name.0.as_str());
@@ -25,7 +26,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, ve
             let base = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
             let log = topic.as_ref().and_then(|t| t.partition(wanted.partition_index));
             let result = match log {
-                Some(log) => lookup(log, wanted.timestamp, wanted.current_leader_epoch).await,
+                Some(log) => lookup(log, wanted.timestamp, wanted.current_leader_epoch, isolation).await,
                 None => Err(BrokerError::UnknownTopicOrPartition),
             };
             partitions.push(match result {
@@ -47,7 +48,12 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, ve
 }
 
 /// Returns (offset, timestamp, leader epoch) for one partition.
-async fn lookup(log: &PartitionLog, timestamp: i64, current_leader_epoch: i32) -> Result<(i64, i64, i32), BrokerError> {
+async fn lookup(
+    log: &PartitionLog,
+    timestamp: i64,
+    current_leader_epoch: i32,
+    isolation: Isolation,
+) -> Result<(i64, i64, i32), BrokerError> {
     let epoch = log.leader_epoch();
     if current_leader_epoch >= 0 && current_leader_epoch != epoch {
         return Err(if current_leader_epoch < epoch {
@@ -57,7 +63,8 @@ async fn lookup(log: &PartitionLog, timestamp: i64, current_leader_epoch: i32) -
         });
     }
     match timestamp {
-        // Single node, no transactions yet: the last stable offset equals the high watermark.
+        // read_committed consumers start from the last stable offset: nothing of an open transaction.
+        LATEST if isolation == Isolation::ReadCommitted => Ok((log.last_stable_offset(), -1, epoch)),
         LATEST => Ok((log.high_watermark(), -1, epoch)),
         EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1, epoch)),
         // No tiered storage: nothing is tiered.

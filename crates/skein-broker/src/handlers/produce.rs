@@ -88,6 +88,12 @@ enum Slot {
 
 async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceResponse {
     let acks_valid = matches!(request.acks, -1..=1);
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
+    // Held until the append is durable, so the transaction cannot end between its check and the append.
+    let mut verifier = match &transactional_id {
+        Some(_) => Some(broker.transactions.produce_verifier().await),
+        None => None,
+    };
     let mut appends = Vec::new();
     let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Slot>)> = Vec::new();
     for topic_data in request.topic_data {
@@ -113,6 +119,15 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceRespon
                     )));
                 }
                 let header = validate_client_batch(&records)?;
+                if header.is_transactional() {
+                    let (Some(transactional_id), Some(verifier)) = (&transactional_id, verifier.as_mut()) else {
+                        return Err(BrokerError::InvalidRecord(
+                            "transactional batch without a transactional id".into(),
+                        ));
+                    };
+                    let partition = (topic.name.to_string(), index);
+                    verifier.verify(transactional_id, header.producer_id, header.producer_epoch, &partition)?;
+                }
                 let log_append_time = topic.uses_log_append_time(&broker.config).then(now_ms);
                 Ok(AppendRequest { log: Arc::clone(log), records, header, log_append_time })
             })();
@@ -135,6 +150,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceRespon
     } else {
         append_batches(&broker.engine, appends, broker.durability(), now_ms()).await
     };
+    drop(verifier);
     if let Err(err) = &appended {
         tracing::error!(error = %err, "append failed");
     }

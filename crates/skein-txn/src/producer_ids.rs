@@ -24,7 +24,7 @@ impl std::fmt::Debug for ProducerIdAllocator {
 
 impl ProducerIdAllocator {
     /// Loads the persisted block end (blocking); allocation resumes after it.
-    pub(crate) fn load(engine: Arc<dyn Engine>) -> Result<Self, StorageError> {
+    pub fn load(engine: Arc<dyn Engine>) -> Result<Self, StorageError> {
         let block_end = match engine.get(ColumnFamily::Meta, keys::META_PRODUCER_ID_BLOCK_END)? {
             Some(value) => {
                 let bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| StorageError::CorruptValue {

@@ -1,0 +1,98 @@
+//! AddPartitionsToTxn: partitions join a producer's transaction. v0-v3 is the client's form (one transaction);
+//! v4+ is the batched form brokers use, whose `verify_only` checks that partitions were added (KIP-890).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use skein_core::{BrokerError, error_code};
+
+use crate::broker::Broker;
+use crate::handlers::{now_ms, topic_name};
+
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: AddPartitionsToTxnRequest,
+    version: i16,
+) -> AddPartitionsToTxnResponse {
+    if version <= 3 {
+        let results = add(
+            broker,
+            request.v3_and_below_transactional_id.0.as_str(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            false,
+            &request.v3_and_below_topics,
+        )
+        .await;
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    let mut by_transaction = Vec::with_capacity(request.transactions.len());
+    for transaction in &request.transactions {
+        let results = add(
+            broker,
+            transaction.transactional_id.0.as_str(),
+            transaction.producer_id.0,
+            transaction.producer_epoch,
+            transaction.verify_only,
+            &transaction.topics,
+        )
+        .await;
+        by_transaction.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(transaction.transactional_id.clone())
+                .with_topic_results(results),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
+}
+
+/// One transaction's partitions: unknown partitions fail alone and the others are OPERATION_NOT_ATTEMPTED, as in
+/// Kafka; otherwise every partition gets the coordinator's answer.
+async fn add(
+    broker: &Broker,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    verify_only: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let known = |name: &str, partition: i32| broker.topics.get(name).is_some_and(|t| t.partition(partition).is_some());
+    let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t.name.0.as_str(), *p)));
+    let partitions: Vec<(String, i32)> =
+        topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p))).collect();
+    let outcome = if !all_known {
+        Err(BrokerError::OperationNotAttempted)
+    } else if verify_only {
+        broker.transactions.verify_partitions(transactional_id, producer_id, producer_epoch, &partitions).await
+    } else {
+        broker.transactions.add_partitions(transactional_id, producer_id, producer_epoch, &partitions, now_ms()).await
+    };
+    topics
+        .iter()
+        .map(|topic| {
+            let results = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let code = match &outcome {
+                        Err(BrokerError::OperationNotAttempted) if !known(topic.name.0.as_str(), *partition) => {
+                            error_code(&BrokerError::UnknownTopicOrPartition)
+                        }
+                        Err(err) => error_code(err),
+                        Ok(()) => 0,
+                    };
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*partition)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(topic_name(topic.name.0.as_str()))
+                .with_results_by_partition(results)
+        })
+        .collect()
+}

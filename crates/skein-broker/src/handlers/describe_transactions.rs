@@ -1,0 +1,52 @@
+//! DescribeTransactions: the coordinator's view of transactional ids.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
+use skein_core::{BrokerError, error_code};
+use skein_txn::state_name;
+
+use crate::broker::Broker;
+use crate::handlers::topic_name;
+
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: DescribeTransactionsRequest,
+    _version: i16,
+) -> DescribeTransactionsResponse {
+    let mut states = Vec::with_capacity(request.transactional_ids.len());
+    for transactional_id in request.transactional_ids {
+        let answer = TransactionState::default().with_transactional_id(transactional_id.clone());
+        states.push(match broker.transactions.describe(transactional_id.0.as_str()).await {
+            Some(record) => {
+                let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+                for (topic, partition) in &record.partitions {
+                    by_topic.entry(topic).or_default().push(*partition);
+                }
+                answer
+                    .with_transaction_state(StrBytes::from_static_str(state_name(record.state)))
+                    .with_transaction_timeout_ms(record.timeout_ms)
+                    .with_transaction_start_time_ms(record.start_timestamp)
+                    .with_producer_id(ProducerId(record.producer_id))
+                    .with_producer_epoch(record.producer_epoch)
+                    .with_topics(
+                        by_topic
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                TopicData::default().with_topic(topic_name(topic)).with_partitions(partitions)
+                            })
+                            .collect(),
+                    )
+            }
+            None => answer
+                .with_error_code(error_code(&BrokerError::TransactionalIdNotFound))
+                .with_transaction_state(StrBytes::default())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        });
+    }
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}

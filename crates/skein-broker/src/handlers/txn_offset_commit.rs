@@ -1,0 +1,95 @@
+//! TxnOffsetCommit: consumer offsets committed inside a transaction. The group coordinator checks the member
+//! (when the request names one, KIP-447); the offsets are held by the transaction and become the group's
+//! committed offsets when it commits.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use skein_core::{BrokerError, error_code};
+use skein_group::CommitCheck;
+use skein_storage::PendingOffset;
+
+use crate::broker::Broker;
+use crate::handlers::topic_name;
+
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: TxnOffsetCommitRequest,
+    version: i16,
+) -> TxnOffsetCommitResponse {
+    let group_id = request.group_id.0.to_string();
+    let names_member = version >= 3 && (request.generation_id >= 0 || !request.member_id.is_empty());
+    let member_check = if group_id.is_empty() {
+        Err(BrokerError::InvalidGroupId)
+    } else if names_member {
+        broker
+            .groups
+            .check_commit(CommitCheck {
+                group_id: group_id.clone(),
+                generation_id: request.generation_id,
+                member_id: request.member_id.to_string(),
+                group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
+            })
+            .await
+    } else {
+        Ok(())
+    };
+    let known = |name: &str, partition: i32| broker.topics.get(name).is_some_and(|t| t.partition(partition).is_some());
+    let mut pending = Vec::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            if known(topic.name.0.as_str(), partition.partition_index) {
+                pending.push(PendingOffset {
+                    group_id: group_id.clone(),
+                    topic: topic.name.0.to_string(),
+                    partition: partition.partition_index,
+                    offset: partition.committed_offset,
+                    leader_epoch: if version >= 2 { partition.committed_leader_epoch } else { -1 },
+                    metadata: partition.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+            }
+        }
+    }
+    let outcome = match member_check {
+        Ok(()) if pending.is_empty() => Ok(()),
+        Ok(()) => {
+            broker
+                .transactions
+                .add_pending_offsets(
+                    request.transactional_id.0.as_str(),
+                    request.producer_id.0,
+                    request.producer_epoch,
+                    pending,
+                )
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let code = if !known(topic.name.0.as_str(), partition.partition_index) {
+                        error_code(&BrokerError::UnknownTopicOrPartition)
+                    } else {
+                        outcome.as_ref().err().map_or(0, error_code)
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(partition.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic_name(topic.name.0.as_str()))
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}

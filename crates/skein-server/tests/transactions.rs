@@ -1,0 +1,229 @@
+//! Transactions at the wire level: InitProducerId with a transactional id, AddPartitionsToTxn, transactional
+//! produce (refused for partitions not added), the last stable offset, read_committed fetch with the aborted
+//! transactions listed, EndTxn, zombie fencing, the timeout abort, describe/list, and state across kill -9.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest,
+    InitProducerIdRequest, ListOffsetsRequest, ListTransactionsRequest, ProducerId, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use skein_test_support::records::simple_batch;
+use skein_test_support::requests::{create_topic, fetch_request, produce, produce_request, topic_name};
+use skein_test_support::{RawClient, TestBroker};
+
+const NONE: i16 = 0;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const INVALID_RECORD: i16 = 87;
+const PRODUCER_FENCED: i16 = 90;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+const TS: i64 = 1_700_000_000_000;
+/// Batch attributes: the transactional bit.
+const TRANSACTIONAL: i16 = 0x10;
+
+fn str(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+/// A transactional batch of `count` records of a producer (CRC recomputed).
+fn transactional_batch(count: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    let mut batch = simple_batch(count, TS, 16).expect("batch").to_vec();
+    batch[21..23].copy_from_slice(&TRANSACTIONAL.to_be_bytes());
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(batch)
+}
+
+/// Produces a transactional batch of `transactional_id` to partition 0; returns (error code, base offset).
+fn produce_in_txn(client: &mut RawClient, transactional_id: &str, topic: &str, batch: Bytes) -> (i16, i64) {
+    let request =
+        produce_request(topic, 0, batch, -1).with_transactional_id(Some(TransactionalId(str(transactional_id))));
+    let response = client.request(9, &request).expect("Produce");
+    let partition = &response.responses[0].partition_responses[0];
+    (partition.error_code, partition.base_offset)
+}
+
+fn init(client: &mut RawClient, transactional_id: &str, timeout_ms: i32) -> (i16, i64, i16) {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(str(transactional_id))))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response = client.request(4, &request).expect("InitProducerId");
+    (response.error_code, response.producer_id.0, response.producer_epoch)
+}
+
+fn add_partitions(client: &mut RawClient, transactional_id: &str, producer_id: i64, epoch: i16, topic: &str) -> i16 {
+    let request = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(str(transactional_id)))
+        .with_v3_and_below_producer_id(ProducerId(producer_id))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![
+            AddPartitionsToTxnTopic::default().with_name(topic_name(topic)).with_partitions(vec![0]),
+        ]);
+    let response = client.request(3, &request).expect("AddPartitionsToTxn");
+    response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+fn end_txn(client: &mut RawClient, transactional_id: &str, producer_id: i64, epoch: i16, commit: bool) -> i16 {
+    let request = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(str(transactional_id)))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    client.request(3, &request).expect("EndTxn").error_code
+}
+
+/// Fetches partition 0 from offset 0 with the isolation level (0 = read_uncommitted, 1 = read_committed).
+fn fetch_from_start(client: &mut RawClient, topic: &str, isolation_level: i8) -> PartitionData {
+    let request = fetch_request(topic, 0, 0, 0, 0).with_isolation_level(isolation_level);
+    let response = client.request(12, &request).expect("Fetch");
+    response.responses[0].partitions[0].clone()
+}
+
+fn latest_offset(client: &mut RawClient, topic: &str, isolation_level: i8) -> i64 {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)]),
+        ]);
+    client.request(7, &request).expect("ListOffsets").topics[0].partitions[0].offset
+}
+
+#[test]
+fn commit_and_abort_with_the_last_stable_offset_and_aborted_transactions() {
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "tx", 1, &[]).expect("create").error_code, NONE);
+    let coordinator = client
+        .request(3, &FindCoordinatorRequest::default().with_key(str("t")).with_key_type(1))
+        .expect("FindCoordinator");
+    assert_eq!(coordinator.error_code, NONE);
+
+    assert_eq!(init(&mut client, "t", 0).0, INVALID_TRANSACTION_TIMEOUT);
+    let (code, producer_id, epoch) = init(&mut client, "t", 60_000);
+    assert_eq!((code, epoch), (NONE, 0));
+
+    // Not added to the transaction yet: the transactional produce is refused.
+    let refused = produce_in_txn(&mut client, "t", "tx", transactional_batch(3, producer_id, epoch, 0));
+    assert_eq!(refused.0, INVALID_TXN_STATE);
+    // A transactional batch without a transactional id is refused too.
+    let anonymous = produce(&mut client, "tx", 0, transactional_batch(3, producer_id, epoch, 0), -1).expect("produce");
+    assert_eq!(anonymous.error_code, INVALID_RECORD);
+
+    // Transaction 1 (aborted): 3 records at 0..2, marker at 3.
+    assert_eq!(add_partitions(&mut client, "t", producer_id, epoch, "tx"), NONE);
+    assert_eq!(produce_in_txn(&mut client, "t", "tx", transactional_batch(3, producer_id, epoch, 0)), (NONE, 0));
+    // While it is open, read_committed sees nothing and the last stable offset is its first offset.
+    let open = fetch_from_start(&mut client, "tx", 1);
+    assert_eq!((open.high_watermark, open.last_stable_offset), (3, 0));
+    assert!(open.records.as_ref().is_some_and(Bytes::is_empty));
+    assert_eq!((latest_offset(&mut client, "tx", 1), latest_offset(&mut client, "tx", 0)), (0, 3));
+    assert_eq!(end_txn(&mut client, "t", producer_id, epoch, false), NONE);
+    // A retried abort succeeds; a commit of the aborted transaction is refused.
+    assert_eq!(end_txn(&mut client, "t", producer_id, epoch, false), NONE);
+    assert_eq!(end_txn(&mut client, "t", producer_id, epoch, true), INVALID_TXN_STATE);
+
+    // Transaction 2 (committed): 2 records at 4..5, marker at 6.
+    assert_eq!(add_partitions(&mut client, "t", producer_id, epoch, "tx"), NONE);
+    assert_eq!(produce_in_txn(&mut client, "t", "tx", transactional_batch(2, producer_id, epoch, 3)), (NONE, 4));
+    assert_eq!(end_txn(&mut client, "t", producer_id, epoch, true), NONE);
+
+    let committed = fetch_from_start(&mut client, "tx", 1);
+    assert_eq!((committed.high_watermark, committed.last_stable_offset), (7, 7));
+    let aborted = committed.aborted_transactions.expect("read_committed lists aborted transactions");
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].producer_id.0, aborted[0].first_offset), (producer_id, 0));
+    assert!(committed.records.as_ref().is_some_and(|r| !r.is_empty()));
+    let uncommitted = fetch_from_start(&mut client, "tx", 0);
+    assert!(uncommitted.aborted_transactions.is_none());
+
+    // DescribeTransactions and ListTransactions.
+    let described = client
+        .request(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(str("t")), TransactionalId(str("nope"))]),
+        )
+        .expect("DescribeTransactions");
+    let state = &described.transaction_states[0];
+    assert_eq!((state.error_code, state.transaction_state.as_str()), (NONE, "CompleteCommit"));
+    assert_eq!((state.producer_id.0, state.transaction_timeout_ms), (producer_id, 60_000));
+    assert_eq!(described.transaction_states[1].error_code, TRANSACTIONAL_ID_NOT_FOUND);
+    let listed = client.request(1, &ListTransactionsRequest::default().with_duration_filter(-1)).expect("list");
+    assert_eq!(listed.transaction_states.len(), 1);
+    assert_eq!(listed.transaction_states[0].transactional_id.0.as_str(), "t");
+}
+
+#[test]
+fn a_new_incarnation_fences_the_old_one_and_aborts_its_transaction() {
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "tx", 1, &[]).expect("create").error_code, NONE);
+    let (_, producer_id, epoch) = init(&mut client, "z", 60_000);
+    assert_eq!(add_partitions(&mut client, "z", producer_id, epoch, "tx"), NONE);
+    assert_eq!(produce_in_txn(&mut client, "z", "tx", transactional_batch(2, producer_id, epoch, 0)), (NONE, 0));
+
+    // The new incarnation gets a newer epoch; the open transaction is aborted.
+    let (code, same_id, new_epoch) = init(&mut client, "z", 60_000);
+    assert_eq!((code, same_id), (NONE, producer_id));
+    assert!(new_epoch > epoch);
+    let after = fetch_from_start(&mut client, "tx", 1);
+    assert_eq!((after.high_watermark, after.last_stable_offset), (3, 3));
+    assert_eq!(after.aborted_transactions.expect("aborted").len(), 1);
+
+    // The zombie is refused everywhere.
+    let late = produce_in_txn(&mut client, "z", "tx", transactional_batch(1, producer_id, epoch, 2));
+    assert_eq!(late.0, INVALID_PRODUCER_EPOCH);
+    assert_eq!(add_partitions(&mut client, "z", producer_id, epoch, "tx"), PRODUCER_FENCED);
+    assert_eq!(end_txn(&mut client, "z", producer_id, epoch, true), PRODUCER_FENCED);
+    assert_eq!(end_txn(&mut client, "z", producer_id + 1000, new_epoch, true), INVALID_PRODUCER_ID_MAPPING);
+}
+
+#[test]
+fn a_transaction_past_its_timeout_is_aborted_and_an_open_one_survives_kill_9() {
+    let yaml = "transaction.abort.timed.out.transaction.cleanup.interval.ms: 200\n";
+    let mut broker = TestBroker::start_with_yaml(yaml).expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "tx", 1, &[]).expect("create").error_code, NONE);
+    let (_, producer_id, epoch) = init(&mut client, "slow", 5_000);
+    assert_eq!(add_partitions(&mut client, "slow", producer_id, epoch, "tx"), NONE);
+    assert_eq!(produce_in_txn(&mut client, "slow", "tx", transactional_batch(2, producer_id, epoch, 0)), (NONE, 0));
+    drop(client);
+
+    // The open transaction is durable: after kill -9 the last stable offset still holds at its first record.
+    broker.kill9().expect("kill -9");
+    broker.restart().expect("restart");
+    let mut client = broker.client().expect("reconnect");
+    let restarted = fetch_from_start(&mut client, "tx", 1);
+    assert_eq!((restarted.high_watermark, restarted.last_stable_offset), (2, 0));
+
+    // Past its timeout the coordinator aborts it and fences the producer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = fetch_from_start(&mut client, "tx", 1);
+        if now.last_stable_offset == 3 {
+            assert_eq!(now.aborted_transactions.expect("aborted").len(), 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the timed-out transaction was not aborted: {now:?}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(end_txn(&mut client, "slow", producer_id, epoch, true), PRODUCER_FENCED);
+}

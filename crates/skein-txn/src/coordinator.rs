@@ -1,0 +1,509 @@
+//! The transaction coordinator: the state of every transactional id, stored in the `transactions` key space
+//! before any answer depends on it.
+//!
+//! Ending a transaction is three durable steps: the decision (PrepareCommit / PrepareAbort), a COMMIT or ABORT
+//! marker in every partition of the transaction (and, on commit, the transaction's consumer offsets), then the
+//! completion (CompleteCommit / CompleteAbort). A crash between them leaves a Prepare state that recovery finishes
+//! at start-up; markers are idempotent (a partition without an open transaction of the producer gets none).
+//!
+//! All operations on transactional ids are serialised by one lock: transactional control requests are rare next
+//! to produce and fetch, and the lock makes every state change atomic with its write.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skein_core::BrokerError;
+use skein_group::OffsetStore;
+use skein_log::{PartitionLog, append_marker};
+use skein_protocol::MarkerType;
+use skein_storage::{
+    ColumnFamily, CommittedOffset, Durability, Engine, PendingOffset, StorageError, StoreBatch, TxnRecord, TxnState,
+    keys, run_blocking,
+};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::producer_ids::ProducerIdAllocator;
+
+/// Finds partition logs by topic name and partition index (the broker's topic registry).
+pub trait Partitions: Send + Sync {
+    fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>>;
+}
+
+/// The transaction settings (`transaction.*`).
+#[derive(Debug, Clone)]
+pub struct TxnSettings {
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub abort_check_interval: Duration,
+}
+
+impl Default for TxnSettings {
+    fn default() -> Self {
+        TxnSettings { max_timeout_ms: 900_000, abort_check_interval: Duration::from_millis(10_000) }
+    }
+}
+
+/// One transactional id as DescribeTransactions and ListTransactions report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnDescription {
+    pub transactional_id: String,
+    pub record: TxnRecord,
+}
+
+/// The name Kafka gives a transaction state in DescribeTransactions and ListTransactions.
+pub fn state_name(state: TxnState) -> &'static str {
+    match state {
+        TxnState::Empty => "Empty",
+        TxnState::Ongoing => "Ongoing",
+        TxnState::PrepareCommit => "PrepareCommit",
+        TxnState::PrepareAbort => "PrepareAbort",
+        TxnState::CompleteCommit => "CompleteCommit",
+        TxnState::CompleteAbort => "CompleteAbort",
+        TxnState::Dead => "Dead",
+    }
+}
+
+pub struct TransactionCoordinator {
+    engine: Arc<dyn Engine>,
+    durability: Durability,
+    offsets: OffsetStore,
+    producer_ids: Arc<ProducerIdAllocator>,
+    settings: TxnSettings,
+    txns: Mutex<HashMap<String, TxnRecord>>,
+}
+
+impl std::fmt::Debug for TransactionCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionCoordinator").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl TransactionCoordinator {
+    /// Loads every transactional id's state (blocking: call before serving).
+    pub fn open(
+        engine: Arc<dyn Engine>,
+        durability: Durability,
+        offsets: OffsetStore,
+        producer_ids: Arc<ProducerIdAllocator>,
+        settings: TxnSettings,
+    ) -> Result<Self, StorageError> {
+        let mut txns = HashMap::new();
+        let mut corrupt = None;
+        engine.scan(ColumnFamily::Transactions, &[], &[0xff; 4], &mut |key, value| {
+            match TxnRecord::decode(value) {
+                Ok(record) => {
+                    txns.insert(String::from_utf8_lossy(key).into_owned(), record);
+                }
+                Err(err) => corrupt = Some(err),
+            }
+            corrupt.is_none()
+        })?;
+        if let Some(err) = corrupt {
+            return Err(err);
+        }
+        Ok(TransactionCoordinator { engine, durability, offsets, producer_ids, settings, txns: Mutex::new(txns) })
+    }
+
+    pub fn settings(&self) -> &TxnSettings {
+        &self.settings
+    }
+
+    /// Finishes transactions a crash left between their decision and their completion. Returns how many.
+    pub async fn recover(&self, partitions: &dyn Partitions) -> Result<usize, BrokerError> {
+        let mut txns = self.txns.lock().await;
+        let mut recovered = 0;
+        for (transactional_id, record) in txns.iter_mut() {
+            let commit = match record.state {
+                TxnState::PrepareCommit => true,
+                TxnState::PrepareAbort => false,
+                _ => continue,
+            };
+            tracing::info!(%transactional_id, commit, "completing a transaction left prepared");
+            self.complete(transactional_id, record, commit, partitions).await?;
+            recovered += 1;
+        }
+        Ok(recovered)
+    }
+
+    /// InitProducerId with a transactional id: the producer id of the id (new on first use) with a bumped epoch,
+    /// which fences every older incarnation. A transaction the previous incarnation left open is aborted first.
+    /// `expected` is the (producer id, epoch) a producer re-initialising after an error sends (KIP-360).
+    pub async fn init_producer_id(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        partitions: &dyn Partitions,
+        now_ms: i64,
+    ) -> Result<(i64, i16), BrokerError> {
+        if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
+            return Err(BrokerError::InvalidTransactionTimeout {
+                requested: timeout_ms,
+                max: self.settings.max_timeout_ms,
+            });
+        }
+        let mut txns = self.txns.lock().await;
+        let Some(record) = txns.get_mut(transactional_id) else {
+            let producer_id = self.producer_ids.allocate().await?;
+            let record = TxnRecord {
+                producer_id,
+                producer_epoch: 0,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: Vec::new(),
+                groups: Vec::new(),
+                pending_offsets: Vec::new(),
+                start_timestamp: -1,
+                last_update_timestamp: now_ms,
+            };
+            self.save(transactional_id, &record).await?;
+            txns.insert(transactional_id.to_string(), record);
+            return Ok((producer_id, 0));
+        };
+        if let Some((producer_id, epoch)) = expected
+            && (producer_id != record.producer_id || epoch != record.producer_epoch)
+        {
+            return Err(BrokerError::ProducerFenced { requested: epoch, current: record.producer_epoch });
+        }
+        match record.state {
+            TxnState::PrepareCommit => self.complete(transactional_id, record, true, partitions).await?,
+            TxnState::PrepareAbort => self.complete(transactional_id, record, false, partitions).await?,
+            TxnState::Ongoing => {
+                // Fence the previous incarnation: its transaction is aborted under a newer epoch.
+                tracing::info!(%transactional_id, "aborting the transaction of a fenced producer");
+                self.bump_epoch(record).await?;
+                self.complete(transactional_id, record, false, partitions).await?;
+            }
+            _ => {}
+        }
+        self.bump_epoch(record).await?;
+        record.timeout_ms = timeout_ms;
+        record.last_update_timestamp = now_ms;
+        self.save(transactional_id, record).await?;
+        Ok((record.producer_id, record.producer_epoch))
+    }
+
+    /// AddPartitionsToTxn: the partitions join the producer's transaction, which starts if it had not.
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        added: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<(), BrokerError> {
+        let mut txns = self.txns.lock().await;
+        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        let mut changed = begin(record, now_ms);
+        for partition in added {
+            if !record.partitions.contains(partition) {
+                record.partitions.push(partition.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            record.last_update_timestamp = now_ms;
+            self.save(transactional_id, record).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the partitions are in the producer's ongoing transaction (KIP-890 verification of transactional
+    /// produce, and AddPartitionsToTxn's verify-only form).
+    pub async fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        wanted: &[(String, i32)],
+    ) -> Result<(), BrokerError> {
+        let mut txns = self.txns.lock().await;
+        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        if record.state != TxnState::Ongoing || wanted.iter().any(|p| !record.partitions.contains(p)) {
+            return Err(BrokerError::InvalidTxnState("the partition was not added to the transaction".into()));
+        }
+        Ok(())
+    }
+
+    /// Holds the coordinator while a produce request with transactional batches is verified and appended, so no
+    /// marker can end the transaction between the check and the append (which would leave a hanging
+    /// transaction in the partition).
+    pub async fn produce_verifier(&self) -> ProduceVerifier<'_> {
+        ProduceVerifier { txns: self.txns.lock().await }
+    }
+
+    /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
+    pub async fn add_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+        now_ms: i64,
+    ) -> Result<(), BrokerError> {
+        let mut txns = self.txns.lock().await;
+        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        let mut changed = begin(record, now_ms);
+        if !record.groups.iter().any(|g| g == group_id) {
+            record.groups.push(group_id.to_string());
+            changed = true;
+        }
+        if changed {
+            record.last_update_timestamp = now_ms;
+            self.save(transactional_id, record).await?;
+        }
+        Ok(())
+    }
+
+    /// TxnOffsetCommit: offsets that become the group's committed offsets only if the transaction commits.
+    pub async fn add_pending_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), BrokerError> {
+        let mut txns = self.txns.lock().await;
+        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        if record.state != TxnState::Ongoing || offsets.iter().any(|o| !record.groups.contains(&o.group_id)) {
+            return Err(BrokerError::InvalidTxnState("the group was not added to the transaction".into()));
+        }
+        for offset in offsets {
+            record.pending_offsets.retain(|pending| {
+                (&pending.group_id, &pending.topic, pending.partition)
+                    != (&offset.group_id, &offset.topic, offset.partition)
+            });
+            record.pending_offsets.push(offset);
+        }
+        self.save(transactional_id, record).await
+    }
+
+    /// EndTxn: commits or aborts the ongoing transaction. A retried EndTxn of a completed transaction succeeds.
+    pub async fn end_txn(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        partitions: &dyn Partitions,
+    ) -> Result<(), BrokerError> {
+        let mut txns = self.txns.lock().await;
+        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        match (record.state, commit) {
+            (TxnState::Ongoing, _) => self.complete(transactional_id, record, commit, partitions).await,
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (state, _) => Err(BrokerError::InvalidTxnState(format!(
+                "cannot {} a transaction in state {}",
+                if commit { "commit" } else { "abort" },
+                state_name(state)
+            ))),
+        }
+    }
+
+    /// Aborts transactions open longer than their timeout, fencing their producers (the epoch is bumped, so the
+    /// stale producer's next request is refused). Returns how many were aborted.
+    pub async fn abort_timed_out(&self, partitions: &dyn Partitions, now_ms: i64) -> usize {
+        let mut txns = self.txns.lock().await;
+        let mut aborted = 0;
+        for (transactional_id, record) in txns.iter_mut() {
+            // A completion that failed half-way (e.g. a storage error) is retried here.
+            let retry = match record.state {
+                TxnState::PrepareCommit => Some(true),
+                TxnState::PrepareAbort => Some(false),
+                _ => None,
+            };
+            if let Some(commit) = retry {
+                if let Err(err) = self.complete(transactional_id, record, commit, partitions).await {
+                    tracing::warn!(%transactional_id, error = %err, "could not complete a prepared transaction");
+                }
+                continue;
+            }
+            let expired = record.state == TxnState::Ongoing
+                && now_ms.saturating_sub(record.start_timestamp) > i64::from(record.timeout_ms);
+            if !expired {
+                continue;
+            }
+            tracing::info!(%transactional_id, timeout_ms = record.timeout_ms, "aborting a timed-out transaction");
+            let result = match self.bump_epoch(record).await {
+                Ok(()) => self.complete(transactional_id, record, false, partitions).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => aborted += 1,
+                Err(err) => tracing::warn!(%transactional_id, error = %err, "could not abort a timed-out transaction"),
+            }
+        }
+        aborted
+    }
+
+    pub async fn describe(&self, transactional_id: &str) -> Option<TxnRecord> {
+        self.txns.lock().await.get(transactional_id).cloned()
+    }
+
+    pub async fn list(&self) -> Vec<TxnDescription> {
+        let txns = self.txns.lock().await;
+        let mut listed: Vec<TxnDescription> = txns
+            .iter()
+            .map(|(id, record)| TxnDescription { transactional_id: id.clone(), record: record.clone() })
+            .collect();
+        listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        listed
+    }
+
+    /// Transactions currently open.
+    pub async fn ongoing_count(&self) -> usize {
+        self.txns.lock().await.values().filter(|r| r.state == TxnState::Ongoing).count()
+    }
+
+    /// The decision, the markers (and offsets on commit), then the completion — each durable before the next.
+    async fn complete(
+        &self,
+        transactional_id: &str,
+        record: &mut TxnRecord,
+        commit: bool,
+        partitions: &dyn Partitions,
+    ) -> Result<(), BrokerError> {
+        record.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        self.save(transactional_id, record).await?;
+        let marker = if commit { MarkerType::Commit } else { MarkerType::Abort };
+        let now = wall_clock_ms();
+        for (topic, partition) in &record.partitions {
+            // A partition deleted since it joined the transaction has nothing left to mark.
+            if let Some(log) = partitions.partition_log(topic, *partition) {
+                append_marker(
+                    &self.engine,
+                    &log,
+                    record.producer_id,
+                    record.producer_epoch,
+                    marker,
+                    self.durability,
+                    now,
+                )
+                .await?;
+            }
+        }
+        if commit {
+            let mut by_group: HashMap<&str, Vec<(String, i32, CommittedOffset)>> = HashMap::new();
+            for pending in &record.pending_offsets {
+                by_group.entry(pending.group_id.as_str()).or_default().push((
+                    pending.topic.clone(),
+                    pending.partition,
+                    CommittedOffset {
+                        offset: pending.offset,
+                        leader_epoch: pending.leader_epoch,
+                        metadata: pending.metadata.clone(),
+                        commit_timestamp: now,
+                    },
+                ));
+            }
+            for (group_id, offsets) in by_group {
+                self.offsets.commit(group_id, offsets).await?;
+            }
+        }
+        record.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        record.partitions.clear();
+        record.groups.clear();
+        record.pending_offsets.clear();
+        record.start_timestamp = -1;
+        record.last_update_timestamp = now;
+        self.save(transactional_id, record).await
+    }
+
+    /// A newer epoch for the id's producer (a new producer id when the epoch is exhausted).
+    async fn bump_epoch(&self, record: &mut TxnRecord) -> Result<(), BrokerError> {
+        if record.producer_epoch >= i16::MAX - 1 {
+            record.producer_id = self.producer_ids.allocate().await?;
+            record.producer_epoch = 0;
+        } else {
+            record.producer_epoch += 1;
+        }
+        Ok(())
+    }
+
+    async fn save(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), BrokerError> {
+        let mut batch = StoreBatch::default();
+        batch.put(ColumnFamily::Transactions, keys::transaction_key(transactional_id), record.encode()?);
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        run_blocking(move || engine.write(batch, durability)).await.map_err(BrokerError::from)
+    }
+}
+
+/// See [`TransactionCoordinator::produce_verifier`].
+pub struct ProduceVerifier<'a> {
+    txns: MutexGuard<'a, HashMap<String, TxnRecord>>,
+}
+
+impl ProduceVerifier<'_> {
+    /// Whether a transactional batch of `producer_id`/`producer_epoch` may be appended to the partition: it must
+    /// have been added to the producer's ongoing transaction (KIP-890 part 1).
+    pub fn verify(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &(String, i32),
+    ) -> Result<(), BrokerError> {
+        let record =
+            checked(&mut self.txns, transactional_id, producer_id, producer_epoch).map_err(|err| match err {
+                // Produce reports a stale epoch as Kafka's partition leader does.
+                BrokerError::ProducerFenced { requested, current } => {
+                    BrokerError::InvalidProducerEpoch { producer_id, epoch: requested, current }
+                }
+                other => other,
+            })?;
+        if record.state != TxnState::Ongoing || !record.partitions.contains(partition) {
+            return Err(BrokerError::InvalidTxnState(format!(
+                "{}-{} was not added to the transaction of {transactional_id}",
+                partition.0, partition.1
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The id's record, after the checks every transactional request makes: the producer id must be the id's, the
+/// epoch current, and no completion under way.
+fn checked<'a>(
+    txns: &'a mut HashMap<String, TxnRecord>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<&'a mut TxnRecord, BrokerError> {
+    let record = txns.get_mut(transactional_id).ok_or(BrokerError::InvalidProducerIdMapping)?;
+    if record.producer_id != producer_id {
+        return Err(BrokerError::InvalidProducerIdMapping);
+    }
+    if record.producer_epoch != producer_epoch {
+        return Err(BrokerError::ProducerFenced { requested: producer_epoch, current: record.producer_epoch });
+    }
+    if matches!(record.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+        return Err(BrokerError::ConcurrentTransactions);
+    }
+    if record.state == TxnState::Dead {
+        return Err(BrokerError::InvalidProducerIdMapping);
+    }
+    Ok(record)
+}
+
+/// Starts a transaction if none is open. Returns whether the record changed.
+fn begin(record: &mut TxnRecord, now_ms: i64) -> bool {
+    if record.state == TxnState::Ongoing {
+        return false;
+    }
+    record.state = TxnState::Ongoing;
+    record.start_timestamp = now_ms;
+    record.partitions.clear();
+    record.groups.clear();
+    record.pending_offsets.clear();
+    true
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
