@@ -27,7 +27,7 @@ pub enum Outcome {
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // Produce is advertised from v0 like Kafka 4 (librdkafka disables compression when the minimum is above 0);
     // v0-v2 are refused per request with UNSUPPORTED_VERSION.
-    (ApiKey::Produce, 0, 11),
+    (ApiKey::Produce, 0, 12),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 12),
@@ -51,8 +51,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    // v5 (Transactions V2, KIP-890 part 2) is not advertised: clients keep the original protocol.
-    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),

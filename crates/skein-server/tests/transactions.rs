@@ -227,3 +227,51 @@ fn a_transaction_past_its_timeout_is_aborted_and_an_open_one_survives_kill_9() {
     }
     assert_eq!(end_txn(&mut client, "slow", producer_id, epoch, true), PRODUCER_FENCED);
 }
+
+#[test]
+fn transactions_v2_add_partitions_on_produce_and_bump_the_epoch_on_every_end() {
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "tx", 1, &[]).expect("create").error_code, NONE);
+    let versions = client.request(3, &kafka_protocol::messages::ApiVersionsRequest::default()).expect("ApiVersions");
+    let feature = versions.finalized_features.iter().find(|f| f.name.as_str() == "transaction.version");
+    assert_eq!(feature.map(|f| f.max_version_level), Some(2));
+
+    let (_, producer_id, epoch) = init(&mut client, "v2", 60_000);
+    // Produce v12 adds the partition to the transaction: no AddPartitionsToTxn.
+    let request = produce_request("tx", 0, transactional_batch(2, producer_id, epoch, 0), -1)
+        .with_transactional_id(Some(TransactionalId(str("v2"))));
+    let response = client.request(12, &request).expect("Produce v12");
+    assert_eq!(response.responses[0].partition_responses[0].error_code, NONE);
+
+    let end = |client: &mut RawClient, epoch: i16, commit: bool| {
+        let request = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(str("v2")))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_committed(commit);
+        let response = client.request(5, &request).expect("EndTxn v5");
+        (response.error_code, response.producer_id.0, response.producer_epoch)
+    };
+    // The commit bumps the epoch and answers it; a retry with the old epoch gets the same answer.
+    assert_eq!(end(&mut client, epoch, true), (NONE, producer_id, epoch + 1));
+    assert_eq!(end(&mut client, epoch, true), (NONE, producer_id, epoch + 1));
+    let committed = fetch_from_start(&mut client, "tx", 1);
+    assert_eq!((committed.high_watermark, committed.last_stable_offset), (3, 3));
+
+    // The marker carries the new epoch: a late batch of the old one is fenced.
+    let late = produce_request("tx", 0, transactional_batch(1, producer_id, epoch, 2), -1)
+        .with_transactional_id(Some(TransactionalId(str("v2"))));
+    let response = client.request(12, &late).expect("Produce v12");
+    assert_eq!(response.responses[0].partition_responses[0].error_code, INVALID_PRODUCER_EPOCH);
+
+    // The next transaction runs under the new epoch, sequences from 0; aborting it bumps again.
+    let next = produce_request("tx", 0, transactional_batch(1, producer_id, epoch + 1, 0), -1)
+        .with_transactional_id(Some(TransactionalId(str("v2"))));
+    assert_eq!(client.request(12, &next).expect("Produce v12").responses[0].partition_responses[0].error_code, NONE);
+    assert_eq!(end(&mut client, epoch + 1, false), (NONE, producer_id, epoch + 2));
+    let aborted = fetch_from_start(&mut client, "tx", 1);
+    assert_eq!(aborted.aborted_transactions.expect("aborted").len(), 1);
+    // Committing an aborted transaction is refused.
+    assert_eq!(end(&mut client, epoch + 1, true).0, INVALID_TXN_STATE);
+}

@@ -231,7 +231,7 @@ impl TransactionCoordinator {
     /// marker can end the transaction between the check and the append (which would leave a hanging
     /// transaction in the partition).
     pub async fn produce_verifier(&self) -> ProduceVerifier<'_> {
-        ProduceVerifier { txns: self.txns.lock().await }
+        ProduceVerifier { coordinator: self, txns: self.txns.lock().await }
     }
 
     /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
@@ -281,25 +281,62 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: commits or aborts the ongoing transaction. A retried EndTxn of a completed transaction succeeds.
+    /// With Transactions V2 (`bump_epoch`, EndTxn v5+) every EndTxn also bumps the producer epoch — the markers
+    /// carry the new epoch, so nothing of the old one can be appended after them — and the answer carries the new
+    /// producer id and epoch. Returns them (unchanged without V2).
     pub async fn end_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        bump_epoch: bool,
         partitions: &dyn Partitions,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(i64, i16), BrokerError> {
         let mut txns = self.txns.lock().await;
-        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
-        match (record.state, commit) {
-            (TxnState::Ongoing, _) => self.complete(transactional_id, record, commit, partitions).await,
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
-            (state, _) => Err(BrokerError::InvalidTxnState(format!(
-                "cannot {} a transaction in state {}",
-                if commit { "commit" } else { "abort" },
-                state_name(state)
-            ))),
+        if !bump_epoch {
+            let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+            return match (record.state, commit) {
+                (TxnState::Ongoing, _) => {
+                    self.complete(transactional_id, record, commit, partitions).await?;
+                    Ok((record.producer_id, record.producer_epoch))
+                }
+                (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                    Ok((record.producer_id, record.producer_epoch))
+                }
+                (state, _) => Err(invalid_transition(state, commit)),
+            };
         }
+        let record = txns.get_mut(transactional_id).ok_or(BrokerError::InvalidProducerIdMapping)?;
+        if record.producer_id != producer_id {
+            return Err(BrokerError::InvalidProducerIdMapping);
+        }
+        // A retry of an EndTxn that already completed (and bumped the epoch) carries the epoch before the bump.
+        let retry = producer_epoch.checked_add(1) == Some(record.producer_epoch);
+        let current = producer_epoch == record.producer_epoch;
+        let valid_epoch = match record.state {
+            TxnState::Ongoing | TxnState::Empty | TxnState::Dead => current,
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => retry || current,
+        };
+        if !valid_epoch {
+            return Err(BrokerError::ProducerFenced { requested: producer_epoch, current: record.producer_epoch });
+        }
+        match (record.state, commit) {
+            (TxnState::Ongoing, _) => {
+                self.bump_epoch(record).await?;
+                self.complete(transactional_id, record, commit, partitions).await?;
+            }
+            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => return Err(BrokerError::ConcurrentTransactions),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if retry => {}
+            // Aborting a transaction with nothing in it: only the epoch moves.
+            (TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Empty, false) => {
+                self.bump_epoch(record).await?;
+                self.complete(transactional_id, record, false, partitions).await?;
+            }
+            (state, _) => return Err(invalid_transition(state, commit)),
+        }
+        Ok((record.producer_id, record.producer_epoch))
     }
 
     /// Aborts transactions open longer than their timeout, fencing their producers (the epoch is bumped, so the
@@ -431,20 +468,32 @@ impl TransactionCoordinator {
     }
 }
 
+fn invalid_transition(state: TxnState, commit: bool) -> BrokerError {
+    BrokerError::InvalidTxnState(format!(
+        "cannot {} a transaction in state {}",
+        if commit { "commit" } else { "abort" },
+        state_name(state)
+    ))
+}
+
 /// See [`TransactionCoordinator::produce_verifier`].
 pub struct ProduceVerifier<'a> {
+    coordinator: &'a TransactionCoordinator,
     txns: MutexGuard<'a, HashMap<String, TxnRecord>>,
 }
 
 impl ProduceVerifier<'_> {
     /// Whether a transactional batch of `producer_id`/`producer_epoch` may be appended to the partition: it must
-    /// have been added to the producer's ongoing transaction (KIP-890 part 1).
-    pub fn verify(
+    /// have been added to the producer's ongoing transaction (KIP-890 part 1). With Transactions V2 (`add`,
+    /// Produce v12+) the partition is added here instead, starting the transaction if needed (part 2).
+    pub async fn verify(
         &mut self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partition: &(String, i32),
+        add: bool,
+        now_ms: i64,
     ) -> Result<(), BrokerError> {
         let record =
             checked(&mut self.txns, transactional_id, producer_id, producer_epoch).map_err(|err| match err {
@@ -454,6 +503,12 @@ impl ProduceVerifier<'_> {
                 }
                 other => other,
             })?;
+        if add && (record.state != TxnState::Ongoing || !record.partitions.contains(partition)) {
+            begin(record, now_ms);
+            record.partitions.push(partition.clone());
+            record.last_update_timestamp = now_ms;
+            return self.coordinator.save(transactional_id, record).await;
+        }
         if record.state != TxnState::Ongoing || !record.partitions.contains(partition) {
             return Err(BrokerError::InvalidTxnState(format!(
                 "{}-{} was not added to the transaction of {transactional_id}",
@@ -506,4 +561,149 @@ fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use skein_core::TopicPartition;
+    use skein_log::{AppendRequest, Isolation, append_batches};
+    use skein_protocol::validate_client_batch;
+    use skein_storage::{MemoryEngine, PartitionState};
+
+    /// One partition "t-0" on a shared in-memory engine.
+    struct OnePartition(Arc<PartitionLog>);
+
+    impl Partitions for OnePartition {
+        fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+            (topic == "t" && partition == 0).then(|| Arc::clone(&self.0))
+        }
+    }
+
+    /// A transactional batch of `count` records, built with the codec's encoder.
+    fn transactional_batch(count: i64, producer_id: i64, epoch: i16) -> Bytes {
+        use kafka_protocol::indexmap::IndexMap;
+        use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+        let records: Vec<Record> = (0..count)
+            .map(|offset| Record {
+                transactional: true,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                sequence: i32::try_from(offset).unwrap_or(0),
+                timestamp: 1_000 + offset,
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
+        buf.freeze()
+    }
+
+    async fn setup() -> (Arc<dyn Engine>, OnePartition, OffsetStore, Arc<ProducerIdAllocator>) {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut batch = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut batch);
+        engine.write(batch, Durability::ProcessCrash).expect("setup");
+        let offsets = OffsetStore::new(Arc::clone(&engine), Durability::ProcessCrash);
+        let ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine)).expect("ids"));
+        (engine, OnePartition(log), offsets, ids)
+    }
+
+    fn open(engine: &Arc<dyn Engine>, offsets: &OffsetStore, ids: &Arc<ProducerIdAllocator>) -> TransactionCoordinator {
+        TransactionCoordinator::open(
+            Arc::clone(engine),
+            Durability::ProcessCrash,
+            offsets.clone(),
+            Arc::clone(ids),
+            TxnSettings::default(),
+        )
+        .expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_commit_decided_before_a_crash_is_completed_by_recovery() {
+        let (engine, partitions, offsets, ids) = setup().await;
+        let coordinator = open(&engine, &offsets, &ids);
+        let (producer_id, epoch) =
+            coordinator.init_producer_id("app", 60_000, None, &partitions, 0).await.expect("init");
+        let tp = ("t".to_string(), 0);
+        coordinator.add_partitions("app", producer_id, epoch, std::slice::from_ref(&tp), 0).await.expect("add");
+        coordinator.add_offsets("app", producer_id, epoch, "group", 0).await.expect("offsets");
+        let pending = PendingOffset {
+            group_id: "group".into(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 42,
+            leader_epoch: -1,
+            metadata: None,
+        };
+        coordinator.add_pending_offsets("app", producer_id, epoch, vec![pending]).await.expect("pending");
+        let records = transactional_batch(3, producer_id, epoch);
+        let header = validate_client_batch(&records).expect("valid");
+        let request = AppendRequest { log: Arc::clone(&partitions.0), records, header, log_append_time: None };
+        append_batches(&engine, vec![request], Durability::ProcessCrash, 0)
+            .await
+            .expect("append")
+            .remove(0)
+            .expect("ok");
+        assert_eq!(partitions.0.last_stable_offset(), 0);
+
+        // The crash: the decision is durable, nothing after it happened.
+        let mut record = coordinator.describe("app").await.expect("record");
+        record.state = TxnState::PrepareCommit;
+        coordinator.save("app", &record).await.expect("save");
+        drop(coordinator);
+
+        let restarted = open(&engine, &offsets, &ids);
+        // Reopening the partition from storage, as a restart does.
+        let log = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 1).expect("reopen");
+        let partitions = OnePartition(log);
+        assert_eq!(partitions.0.last_stable_offset(), 0, "the open transaction survives the restart");
+        assert_eq!(restarted.recover(&partitions).await.expect("recover"), 1);
+        assert_eq!(restarted.describe("app").await.expect("record").state, TxnState::CompleteCommit);
+        assert_eq!(partitions.0.last_stable_offset(), 4, "3 records and the COMMIT marker");
+        let read = partitions.0.read(0, 1 << 20, true, Isolation::ReadCommitted).await.expect("read");
+        assert_eq!(read.aborted_transactions, Some(Vec::new()));
+        let committed = offsets.fetch_all("group").await.expect("offsets");
+        assert_eq!(committed.len(), 1);
+        assert_eq!(committed[0].2.offset, 42);
+        // Recovery is idempotent: nothing left to do, no second marker.
+        assert_eq!(restarted.recover(&partitions).await.expect("recover"), 0);
+        assert_eq!(partitions.0.state(), PartitionState { log_start_offset: 0, next_offset: 4, leader_epoch: 0 });
+    }
+
+    #[tokio::test]
+    async fn states_and_errors_follow_kafka() {
+        let (engine, partitions, offsets, ids) = setup().await;
+        let coordinator = open(&engine, &offsets, &ids);
+        let too_long = coordinator.init_producer_id("x", 900_001, None, &partitions, 0).await;
+        assert!(matches!(too_long, Err(BrokerError::InvalidTransactionTimeout { .. })));
+        let (producer_id, epoch) = coordinator.init_producer_id("x", 1_000, None, &partitions, 0).await.expect("init");
+        let tp = [("t".to_string(), 0)];
+        // Ending a transaction that never started is refused; unknown ids and other producer ids are unmapped.
+        let empty = coordinator.end_txn("x", producer_id, epoch, true, false, &partitions).await;
+        assert!(matches!(empty, Err(BrokerError::InvalidTxnState(_))));
+        let unknown = coordinator.add_partitions("nope", producer_id, epoch, &tp, 0).await;
+        assert_eq!(unknown, Err(BrokerError::InvalidProducerIdMapping));
+        let stale = coordinator.add_partitions("x", producer_id, epoch - 1, &tp, 0).await;
+        assert!(matches!(stale, Err(BrokerError::ProducerFenced { .. })));
+        // An ongoing transaction past its timeout is aborted and the producer fenced.
+        coordinator.add_partitions("x", producer_id, epoch, &tp, 10).await.expect("add");
+        assert_eq!(coordinator.ongoing_count().await, 1);
+        assert_eq!(coordinator.abort_timed_out(&partitions, 500).await, 0, "not yet");
+        assert_eq!(coordinator.abort_timed_out(&partitions, 2_000).await, 1);
+        let record = coordinator.describe("x").await.expect("record");
+        assert_eq!((record.state, record.producer_epoch), (TxnState::CompleteAbort, epoch + 1));
+        let late = coordinator.end_txn("x", producer_id, epoch, true, false, &partitions).await;
+        assert!(matches!(late, Err(BrokerError::ProducerFenced { .. })));
+    }
 }

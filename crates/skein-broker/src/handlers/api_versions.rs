@@ -1,16 +1,21 @@
-//! ApiVersions: derived from the router's table of supported APIs.
+//! ApiVersions: derived from the router's table of supported APIs, plus the finalized `transaction.version`
+//! feature (level 2: Transactions V2, KIP-890), which clients read from v3 on.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::StrBytes;
 use skein_protocol::{RequestFrame, encode_response};
 
 use crate::router::{Outcome, SUPPORTED_APIS};
 
 /// The highest ApiVersions version Skein speaks.
 const MAX_VERSION: i16 = 4;
+/// Features this broker finalizes: (name, level). Their epoch never changes on a single node.
+const FEATURES: &[(&str, i16)] = &[("transaction.version", 2)];
+const FEATURES_EPOCH: i64 = 1;
 
 fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
     let api_keys = SUPPORTED_APIS
@@ -19,7 +24,30 @@ fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
             ApiVersion::default().with_api_key(*key as i16).with_min_version(*min).with_max_version(*max)
         })
         .collect();
-    ApiVersionsResponse::default().with_error_code(error.map_or(0, |e| e.code())).with_api_keys(api_keys)
+    let supported = FEATURES
+        .iter()
+        .map(|(name, level)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(0)
+                .with_max_version(*level)
+        })
+        .collect();
+    let finalized = FEATURES
+        .iter()
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(*level)
+                .with_max_version_level(*level)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(error.map_or(0, |e| e.code()))
+        .with_api_keys(api_keys)
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(FEATURES_EPOCH)
+        .with_finalized_features(finalized)
 }
 
 /// Answers ApiVersions. Whatever the request version, the response header is v0 (no tagged fields). A version

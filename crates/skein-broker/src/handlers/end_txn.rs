@@ -1,5 +1,6 @@
 //! EndTxn: commits or aborts the producer's transaction: markers in every partition of it, and on commit its
-//! consumer offsets, all durable before the answer.
+//! consumer offsets, all durable before the answer. From v5 (Transactions V2) the epoch is bumped each time and the
+//! new producer id and epoch are answered.
 
 use std::sync::Arc;
 
@@ -8,7 +9,10 @@ use skein_core::error_code;
 
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: EndTxnRequest, _version: i16) -> EndTxnResponse {
+/// From this version every EndTxn bumps the producer epoch and answers the new one (Transactions V2).
+const BUMPS_EPOCH_VERSION: i16 = 5;
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: EndTxnRequest, version: i16) -> EndTxnResponse {
     let result = broker
         .transactions
         .end_txn(
@@ -16,14 +20,20 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: EndTxnRequest, _versio
             request.producer_id.0,
             request.producer_epoch,
             request.committed,
+            version >= BUMPS_EPOCH_VERSION,
             &broker.topics,
         )
         .await;
-    if let Err(err) = &result {
-        tracing::debug!(transactional_id = %request.transactional_id.0, error = %err, "EndTxn refused");
+    match result {
+        Ok((producer_id, producer_epoch)) => {
+            EndTxnResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(producer_epoch)
+        }
+        Err(err) => {
+            tracing::debug!(transactional_id = %request.transactional_id.0, error = %err, "EndTxn refused");
+            EndTxnResponse::default()
+                .with_error_code(error_code(&err))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
     }
-    EndTxnResponse::default()
-        .with_error_code(result.err().map_or(0, |err| error_code(&err)))
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
 }

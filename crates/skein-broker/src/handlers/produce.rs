@@ -28,7 +28,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome
         Err(err) => return Outcome::Close(format!("malformed Produce v{version}: {err}")),
     };
     let acks = request.acks;
-    let response = produce(broker, request).await;
+    let response = produce(broker, request, version).await;
     if acks == 0 {
         // With acks=0 there is no response to carry an error; Kafka closes the connection so the client notices.
         let failed = response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);
@@ -86,7 +86,11 @@ enum Slot {
     Appending { index: i32, request_position: usize },
 }
 
-async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceResponse {
+/// From this version a transactional produce adds its partition to the transaction itself (Transactions V2).
+const ADDS_PARTITIONS_VERSION: i16 = 12;
+
+async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> ProduceResponse {
+    let adds_partitions = version >= ADDS_PARTITIONS_VERSION;
     let acks_valid = matches!(request.acks, -1..=1);
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
     // Held until the append is durable, so the transaction cannot end between its check and the append.
@@ -119,18 +123,33 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest) -> ProduceRespon
                     )));
                 }
                 let header = validate_client_batch(&records)?;
-                if header.is_transactional() {
-                    let (Some(transactional_id), Some(verifier)) = (&transactional_id, verifier.as_mut()) else {
-                        return Err(BrokerError::InvalidRecord(
-                            "transactional batch without a transactional id".into(),
-                        ));
-                    };
-                    let partition = (topic.name.to_string(), index);
-                    verifier.verify(transactional_id, header.producer_id, header.producer_epoch, &partition)?;
-                }
                 let log_append_time = topic.uses_log_append_time(&broker.config).then(now_ms);
                 Ok(AppendRequest { log: Arc::clone(log), records, header, log_append_time })
             })();
+            let prepared = match prepared {
+                Ok(append) if append.header.is_transactional() => {
+                    // Transactional batches go in only for partitions of the producer's ongoing transaction.
+                    let partition = (topic_data.name.0.to_string(), index);
+                    let verified = match (&transactional_id, verifier.as_mut()) {
+                        (Some(transactional_id), Some(verifier)) => {
+                            let header = &append.header;
+                            verifier
+                                .verify(
+                                    transactional_id,
+                                    header.producer_id,
+                                    header.producer_epoch,
+                                    &partition,
+                                    adds_partitions,
+                                    now_ms(),
+                                )
+                                .await
+                        }
+                        _ => Err(BrokerError::InvalidRecord("transactional batch without a transactional id".into())),
+                    };
+                    verified.map(|()| append)
+                }
+                other => other,
+            };
             slots.push(match prepared {
                 Ok(append) => {
                     appends.push(append);

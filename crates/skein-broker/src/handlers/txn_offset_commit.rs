@@ -13,7 +13,10 @@ use skein_group::CommitCheck;
 use skein_storage::PendingOffset;
 
 use crate::broker::Broker;
-use crate::handlers::topic_name;
+use crate::handlers::{now_ms, topic_name};
+
+/// From this version the request adds the group to the transaction itself (Transactions V2).
+const ADDS_GROUP_VERSION: i16 = 5;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -56,15 +59,26 @@ pub(crate) async fn handle(
     let outcome = match member_check {
         Ok(()) if pending.is_empty() => Ok(()),
         Ok(()) => {
-            broker
-                .transactions
-                .add_pending_offsets(
-                    request.transactional_id.0.as_str(),
-                    request.producer_id.0,
-                    request.producer_epoch,
-                    pending,
-                )
-                .await
+            let transactional_id = request.transactional_id.0.as_str();
+            let (producer_id, producer_epoch) = (request.producer_id.0, request.producer_epoch);
+            // Transactions V2 clients skip AddOffsetsToTxn: the group joins the transaction here.
+            let added = if version >= ADDS_GROUP_VERSION {
+                broker
+                    .transactions
+                    .add_offsets(transactional_id, producer_id, producer_epoch, &group_id, now_ms())
+                    .await
+            } else {
+                Ok(())
+            };
+            match added {
+                Ok(()) => {
+                    broker
+                        .transactions
+                        .add_pending_offsets(transactional_id, producer_id, producer_epoch, pending)
+                        .await
+                }
+                Err(err) => Err(err),
+            }
         }
         Err(err) => Err(err),
     };
