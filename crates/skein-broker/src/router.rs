@@ -55,6 +55,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// The supported version range of `key`, if Skein serves it.
@@ -117,6 +126,21 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_ho
             respond(frame, |req, v| handlers::describe_transactions::handle(broker, req, v)).await
         }
         ApiKey::ListTransactions => respond(frame, |req, v| handlers::list_transactions::handle(broker, req, v)).await,
+        ApiKey::CreatePartitions => respond(frame, |req, v| handlers::create_partitions::handle(broker, req, v)).await,
+        ApiKey::DeleteRecords => respond(frame, |req, v| handlers::delete_records::handle(broker, req, v)).await,
+        ApiKey::AlterConfigs => respond(frame, |req, v| handlers::alter_configs::handle_alter(broker, req, v)).await,
+        ApiKey::IncrementalAlterConfigs => {
+            respond(frame, |req, v| handlers::alter_configs::handle_incremental(broker, req, v)).await
+        }
+        ApiKey::DescribeCluster => respond(frame, |req, v| handlers::describe_cluster::handle(broker, req, v)).await,
+        ApiKey::DescribeLogDirs => respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, req, v)).await,
+        ApiKey::ListPartitionReassignments => {
+            respond(frame, |req, v| handlers::list_partition_reassignments::handle(broker, req, v)).await
+        }
+        ApiKey::ElectLeaders => respond(frame, |req, v| handlers::elect_leaders::handle(broker, req, v)).await,
+        ApiKey::DescribeProducers => {
+            respond(frame, |req, v| handlers::describe_producers::handle(broker, req, v)).await
+        }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

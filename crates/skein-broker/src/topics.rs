@@ -39,6 +39,16 @@ impl Topic {
             .unwrap_or(usize::try_from(broker.message_max_bytes).unwrap_or(0))
     }
 
+    /// The stored form of this topic.
+    fn record(&self) -> TopicRecord {
+        TopicRecord {
+            name: self.name.to_string(),
+            topic_id: *self.id.as_bytes(),
+            partitions: self.partitions.iter().map(|p| p.partition_id).collect(),
+            configs: self.configs.clone(),
+        }
+    }
+
     /// Whether `message.timestamp.type=LogAppendTime`.
     pub fn uses_log_append_time(&self, broker: &BrokerConfig) -> bool {
         self.config_value(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
@@ -239,6 +249,85 @@ impl TopicRegistry {
         maps.by_name.remove(name);
         maps.by_id.remove(&topic.id);
         Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions (Kafka never shrinks one). With `validate_only` nothing changes.
+    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().await;
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let current = topic.partitions.len();
+        let wanted = usize::try_from(count).unwrap_or(0);
+        if wanted <= current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than the requested {count}"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let first_id = self.read().next_partition_id;
+        let added = u32::try_from(wanted - current).map_err(|_| BrokerError::InvalidPartitions("too many".into()))?;
+        let next_id = first_id
+            .checked_add(added)
+            .ok_or_else(|| BrokerError::InvalidPartitions("partition id space exhausted".into()))?;
+        let mut batch = StoreBatch::default();
+        let mut partitions = topic.partitions.clone();
+        for (index, partition_id) in (current..wanted).zip(first_id..next_id) {
+            let tp = TopicPartition::new(Arc::clone(&topic.name), i32::try_from(index).unwrap_or(i32::MAX));
+            partitions.push(PartitionLog::create(
+                Arc::clone(&self.engine),
+                tp,
+                partition_id,
+                self.leader_epoch,
+                &mut batch,
+            ));
+        }
+        let grown = Topic { name: Arc::clone(&topic.name), id: topic.id, partitions, configs: topic.configs.clone() };
+        batch.put(ColumnFamily::Meta, keys::topic_key(name), grown.record().encode()?);
+        batch.put(ColumnFamily::Meta, keys::META_NEXT_PARTITION_ID.to_vec(), next_id.to_be_bytes().to_vec());
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
+        let mut maps = self.write();
+        maps.next_partition_id = next_id;
+        self.replace(&mut maps, grown);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (validated; persisted before they apply). With `validate_only` nothing
+    /// changes.
+    pub async fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().await;
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        for (key, value) in &configs {
+            let def = topic_config_def(key)
+                .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {key}")))?;
+            (def.validate)(value)
+                .map_err(|msg| BrokerError::InvalidConfig(format!("invalid value for {key}: {msg}")))?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let changed =
+            Topic { name: Arc::clone(&topic.name), id: topic.id, partitions: topic.partitions.clone(), configs };
+        let mut batch = StoreBatch::default();
+        batch.put(ColumnFamily::Meta, keys::topic_key(name), changed.record().encode()?);
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
+        let mut maps = self.write();
+        self.replace(&mut maps, changed);
+        Ok(())
+    }
+
+    /// Swaps in a new version of a topic; requests holding the old one finish with it.
+    fn replace(&self, maps: &mut Maps, topic: Topic) {
+        let topic = Arc::new(topic);
+        maps.by_id.insert(topic.id, Arc::clone(&topic));
+        maps.by_name.insert(Arc::clone(&topic.name), topic);
     }
 
     /// The configs a topic reports, in [`TOPIC_CONFIGS`] order: (name, value, is an override).

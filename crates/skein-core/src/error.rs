@@ -102,6 +102,12 @@ pub enum BrokerError {
     TransactionalIdNotFound,
     #[error("not attempted because another partition of the request failed")]
     OperationNotAttempted,
+    #[error("endpoint type {0} is not supported")]
+    UnsupportedEndpointType(i8),
+    #[error("no reassignment is in progress")]
+    NoReassignmentInProgress,
+    #[error("election not needed: the preferred leader is already the leader")]
+    ElectionNotNeeded,
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -155,6 +161,9 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
         BrokerError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
         BrokerError::OperationNotAttempted => ResponseError::OperationNotAttempted,
+        BrokerError::UnsupportedEndpointType(_) => ResponseError::UnsupportedEndpointType,
+        BrokerError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
     };
     kafka.code()
 }

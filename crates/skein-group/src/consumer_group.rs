@@ -411,14 +411,32 @@ impl ConsumerGroup {
         self.members.values().flat_map(|m| [Some(m.session_deadline), m.revocation_deadline]).flatten().min()
     }
 
-    /// Checks an OffsetCommit by a member of this group (`member_epoch` is the request's generation id field).
-    pub(crate) fn check_commit(&self, member_id: &str, member_epoch: i32) -> Result<(), BrokerError> {
+    /// Checks an OffsetCommit by a member of this group (`member_epoch` is the request's generation id field), as
+    /// Kafka does: a newer epoch than the member's is stale; an older one is accepted only for partitions the
+    /// member still holds (assigned or being revoked), since its commits may trail its heartbeats.
+    pub(crate) fn check_commit(
+        &self,
+        member_id: &str,
+        member_epoch: i32,
+        partitions: &[(Uuid, i32)],
+    ) -> Result<(), BrokerError> {
         if member_epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
         let member = self.members.get(member_id).ok_or(BrokerError::UnknownMemberId)?;
-        if member_epoch != member.member_epoch {
-            return Err(BrokerError::StaleMemberEpoch { requested: member_epoch, current: member.member_epoch });
+        let stale = || BrokerError::StaleMemberEpoch { requested: member_epoch, current: member.member_epoch };
+        if member_epoch > member.member_epoch {
+            return Err(stale());
+        }
+        if member_epoch < member.member_epoch {
+            let holds = |(topic, partition): &(Uuid, i32)| {
+                [&member.assigned, &member.pending_revocation]
+                    .iter()
+                    .any(|owned| owned.get(topic).is_some_and(|set| set.contains(partition)))
+            };
+            if !partitions.iter().all(holds) {
+                return Err(stale());
+            }
         }
         Ok(())
     }
@@ -719,10 +737,16 @@ mod tests {
         assert_eq!(group.target.get("a").and_then(|t| t.get(&TOPIC)).map(BTreeSet::len), Some(6));
         // a has not heartbeated since it joined: commits are checked against its own epoch (1), not the group's.
         assert_eq!(group.group_epoch, 3);
-        assert!(group.check_commit("a", 1).is_ok());
-        let stale = group.check_commit("a", 3).expect_err("not a's epoch");
+        assert!(group.check_commit("a", 1, &[(TOPIC, 0)]).is_ok());
+        let stale = group.check_commit("a", 3, &[]).expect_err("newer than a's epoch");
         assert_eq!(skein_core::error_code(&stale), 113);
-        assert_eq!(skein_core::error_code(&group.check_commit("b", 2).expect_err("b left")), 25);
+        assert_eq!(skein_core::error_code(&group.check_commit("b", 2, &[]).expect_err("b left")), 25);
+        // An older epoch is accepted for partitions a still holds, refused for others.
+        let a = group.heartbeat(beat("a", 1, &Assignment::new()), &settings, now).expect("a catches up");
+        assert_eq!(a.member_epoch, 3);
+        assert!(group.check_commit("a", 2, &[(TOPIC, 0), (TOPIC, 5)]).is_ok());
+        let unknown_topic = Uuid::from_u128(0xdead);
+        assert!(group.check_commit("a", 2, &[(unknown_topic, 0)]).is_err());
     }
 
     #[test]

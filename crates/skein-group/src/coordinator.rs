@@ -107,6 +107,9 @@ pub struct CommitCheck {
     pub generation_id: i32,
     pub member_id: String,
     pub group_instance_id: Option<String>,
+    /// The committed partitions by topic id: a KIP-848 member may commit with its previous epoch for partitions
+    /// it still owns.
+    pub partitions: Vec<(uuid::Uuid, i32)>,
 }
 
 /// A group in ListGroups.
@@ -515,6 +518,8 @@ impl CoordinatorTask {
             GroupState::CompletingRebalance | GroupState::Stable => {
                 update_member(member, request, reply);
                 prepare_rebalance(group, now);
+                // If it was the only member (or every member is already back), the rebalance completes now.
+                maybe_complete_join(group, now);
             }
             GroupState::Empty | GroupState::Dead => {
                 let _ = reply.send(Err(BrokerError::UnknownMemberId));
@@ -657,7 +662,7 @@ impl CoordinatorTask {
             return Err(BrokerError::InvalidGroupId);
         }
         if let Some(group) = self.consumer_groups.get(&check.group_id) {
-            return group.check_commit(&check.member_id, check.generation_id);
+            return group.check_commit(&check.member_id, check.generation_id, &check.partitions);
         }
         let is_member_commit =
             check.generation_id >= 0 || !check.member_id.is_empty() || check.group_instance_id.is_some();
@@ -1354,6 +1359,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_sole_leader_rejoining_with_new_metadata_gets_the_next_generation_at_once() {
+        let (coordinator, shutdown) =
+            start(GroupSettings { initial_rebalance_delay: Duration::ZERO, ..GroupSettings::default() });
+        let member_id = match coordinator.join(join_request("", None, &["range"])).await {
+            Err(BrokerError::MemberIdRequired { member_id }) => member_id,
+            other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
+        };
+        let first = coordinator.join(join_request(&member_id, None, &["range"])).await.expect("join");
+        coordinator.sync(sync_request(&first, vec![(member_id.clone(), Bytes::new())])).await.expect("sync");
+        // New subscription metadata (e.g. metadata for a topic arrived): a rebalance that completes at once.
+        let mut changed = join_request(&member_id, None, &["range"]);
+        changed.protocols = vec![("range".into(), Bytes::from_static(b"new metadata"))];
+        let started = Instant::now();
+        let rejoined = coordinator.join(changed).await.expect("rejoin");
+        assert_eq!(rejoined.generation_id, first.generation_id + 1);
+        assert_eq!(rejoined.leader, member_id);
+        assert_eq!(Instant::now(), started, "answered without waiting for a timeout");
+        shutdown.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn offset_commit_checks_follow_the_group_state() {
         let (coordinator, shutdown) = start(settings());
         let simple = |group_id: &str| CommitCheck {
@@ -1361,6 +1387,7 @@ mod tests {
             generation_id: -1,
             member_id: String::new(),
             group_instance_id: None,
+            partitions: Vec::new(),
         };
         assert_eq!(coordinator.check_commit(simple("standalone")).await, Ok(()));
         assert_eq!(coordinator.check_commit(simple("")).await, Err(BrokerError::InvalidGroupId));
@@ -1373,6 +1400,7 @@ mod tests {
             generation_id,
             member_id: leader.member_id.clone(),
             group_instance_id: None,
+            partitions: Vec::new(),
         };
         assert_eq!(coordinator.check_commit(member(1)).await, Err(BrokerError::RebalanceInProgress));
         coordinator.sync(sync_request(&leader, Vec::new())).await.expect("sync");

@@ -351,6 +351,77 @@ impl PartitionLog {
         Ok(read)
     }
 
+    /// Moves the log start offset forward to `offset` (DeleteRecords): records before it are no longer served,
+    /// and stored batches entirely before it are deleted in the same write as the new state (so is the
+    /// aborted-transaction index below it). `offset` beyond the high watermark is OFFSET_OUT_OF_RANGE; an offset
+    /// at or before the current start changes nothing. Returns the log start offset afterwards.
+    pub async fn advance_log_start(&self, offset: i64) -> Result<i64, BrokerError> {
+        let _append = self.append_lock.lock().await;
+        let mut state = self.state();
+        if offset < 0 || offset > state.next_offset {
+            return Err(BrokerError::OffsetOutOfRange {
+                offset,
+                log_start_offset: state.log_start_offset,
+                log_end_offset: state.next_offset,
+            });
+        }
+        if offset <= state.log_start_offset {
+            return Ok(state.log_start_offset);
+        }
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        // Batches wholly before `offset` go; the batch holding `offset` stays (a fetch from `offset` reads it).
+        let cut = run_blocking(move || {
+            let lower = keys::log_key(partition_id, 0);
+            let holding = engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, offset))?;
+            Ok(match holding.and_then(|(key, value)| Some((keys::log_key_offset(&key)?, value))) {
+                Some((base, value)) if RecordBatchHeader::parse(&value).is_ok_and(|h| h.last_offset() >= offset) => {
+                    base
+                }
+                _ => offset,
+            })
+        })
+        .await?;
+        state.log_start_offset = offset;
+        let mut batch = StoreBatch::default();
+        batch.delete_range(ColumnFamily::Log, keys::log_key(partition_id, 0), keys::log_key(partition_id, cut));
+        batch.delete_range(
+            ColumnFamily::AbortedTxns,
+            keys::aborted_txn_key(partition_id, 0),
+            keys::aborted_txn_key(partition_id, offset),
+        );
+        batch.put(ColumnFamily::Partition, keys::partition_key(partition_id), state.encode());
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
+        self.publish(state);
+        Ok(offset)
+    }
+
+    /// The bytes of the batches stored for this partition (read by scanning: for admin requests only).
+    pub async fn size_in_bytes(&self) -> Result<u64, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let (from, to) = keys::log_range(self.partition_id);
+        run_blocking(move || {
+            let mut total = 0u64;
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
+                total += (key.len() + value.len()) as u64;
+                true
+            })?;
+            Ok(total)
+        })
+        .await
+        .map_err(BrokerError::from)
+    }
+
+    /// The producers with an open transaction or recent appends here, for DescribeProducers:
+    /// (producer id, state).
+    pub fn producers(&self) -> Vec<(i64, ProducerState)> {
+        let mut producers: Vec<(i64, ProducerState)> =
+            self.lock_producers().iter().map(|(id, state)| (*id, state.clone())).collect();
+        producers.sort_by_key(|(id, _)| *id);
+        producers
+    }
+
     /// The aborted transactions with records in `[from, to)`: those whose marker is at or after `from` and whose
     /// first offset is before `to`. Markers are keyed by offset; no transaction spans more than the largest span
     /// seen, which bounds the scan.

@@ -15,9 +15,9 @@ use crate::handlers::message;
 use crate::topics::TopicRegistry;
 
 /// Kafka's `ConfigResource.Type` codes.
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+pub(crate) const RESOURCE_BROKER_LOGGER: i8 = 8;
 
 /// Kafka's `DescribeConfigsResponse.ConfigSource` codes.
 pub(crate) const SOURCE_TOPIC_CONFIG: i8 = 1;

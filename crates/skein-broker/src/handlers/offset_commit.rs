@@ -22,6 +22,12 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, v
         generation_id: request.generation_id_or_member_epoch,
         member_id: request.member_id.to_string(),
         group_instance_id: if version >= 7 { request.group_instance_id.map(|id| id.to_string()) } else { None },
+        partitions: request
+            .topics
+            .iter()
+            .filter_map(|topic| broker.topics.get(topic.name.0.as_str()).map(|t| (t.id, topic)))
+            .flat_map(|(id, topic)| topic.partitions.iter().map(move |p| (id, p.partition_index)))
+            .collect(),
     };
     let verdict = broker.groups.check_commit(check).await;
     let commit_timestamp = now_ms();

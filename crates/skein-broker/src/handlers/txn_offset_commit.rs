@@ -35,6 +35,12 @@ pub(crate) async fn handle(
                 generation_id: request.generation_id,
                 member_id: request.member_id.to_string(),
                 group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
+                partitions: request
+                    .topics
+                    .iter()
+                    .filter_map(|topic| broker.topics.get(topic.name.0.as_str()).map(|t| (t.id, topic)))
+                    .flat_map(|(id, topic)| topic.partitions.iter().map(move |p| (id, p.partition_index)))
+                    .collect(),
             })
             .await
     } else {

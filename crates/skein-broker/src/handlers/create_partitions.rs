@@ -1,0 +1,46 @@
+//! CreatePartitions: grows topics (manual replica assignments must name this node).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use skein_core::{BrokerError, error_code};
+
+use crate::broker::Broker;
+use crate::handlers::{message, topic_name};
+
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for (position, topic) in request.topics.iter().enumerate() {
+        let name = topic.name.0.as_str();
+        let duplicate = request.topics.iter().enumerate().any(|(other, t)| other != position && t.name == topic.name);
+        let current = broker.topics.get(name).map_or(0, |t| t.partitions.len());
+        let result = if duplicate {
+            Err(BrokerError::InvalidRequest(format!("duplicate topic {name} in the request")))
+        } else if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty()) {
+            let wanted_new = usize::try_from(topic.count).unwrap_or(0).saturating_sub(current);
+            let single_node =
+                assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.config.node_id);
+            if assignments.len() != wanted_new || !single_node {
+                Err(BrokerError::InvalidReplicaAssignment(format!(
+                    "expected {wanted_new} assignments, each naming only broker {}",
+                    broker.config.node_id
+                )))
+            } else {
+                broker.topics.create_partitions(name, topic.count, request.validate_only).await
+            }
+        } else {
+            broker.topics.create_partitions(name, topic.count, request.validate_only).await
+        };
+        let answer = CreatePartitionsTopicResult::default().with_name(topic_name(name));
+        results.push(match result {
+            Ok(()) => answer,
+            Err(err) => answer.with_error_code(error_code(&err)).with_error_message(message(err.to_string())),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,46 @@
+//! DeleteRecords: moves partitions' log start offsets forward (offset -1 = the high watermark); the records before
+//! it are no longer served and whole batches before it are deleted.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use skein_core::{BrokerError, error_code};
+
+use crate::broker::Broker;
+use crate::handlers::topic_name;
+
+/// The offset that means "up to the high watermark".
+const HIGH_WATERMARK: i64 = -1;
+
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for wanted_topic in &request.topics {
+        let topic = broker.topics.get(wanted_topic.name.0.as_str());
+        let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
+        for wanted in &wanted_topic.partitions {
+            let result = match topic.as_ref().and_then(|t| t.partition(wanted.partition_index)) {
+                Some(log) => {
+                    let offset = if wanted.offset == HIGH_WATERMARK { log.high_watermark() } else { wanted.offset };
+                    log.advance_log_start(offset).await
+                }
+                None => Err(BrokerError::UnknownTopicOrPartition),
+            };
+            let answer = DeleteRecordsPartitionResult::default().with_partition_index(wanted.partition_index);
+            partitions.push(match result {
+                Ok(low_watermark) => answer.with_low_watermark(low_watermark),
+                Err(err) => answer.with_low_watermark(-1).with_error_code(error_code(&err)),
+            });
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(topic_name(wanted_topic.name.0.as_str()))
+                .with_partitions(partitions),
+        );
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}

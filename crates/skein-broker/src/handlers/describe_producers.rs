@@ -1,0 +1,54 @@
+//! DescribeProducers: the idempotent and transactional producers a partition tracks, with their last sequence and
+//! the start of their open transaction.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use skein_core::{BrokerError, error_code};
+
+use crate::broker::Broker;
+use crate::handlers::{message, topic_name};
+
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: DescribeProducersRequest,
+    _version: i16,
+) -> DescribeProducersResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|wanted| {
+            let topic = broker.topics.get(wanted.name.0.as_str());
+            let partitions = wanted
+                .partition_indexes
+                .iter()
+                .map(|index| {
+                    let answer = PartitionResponse::default().with_partition_index(*index);
+                    match topic.as_ref().and_then(|t| t.partition(*index)) {
+                        Some(log) => answer.with_active_producers(
+                            log.producers()
+                                .into_iter()
+                                .map(|(producer_id, state)| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(producer_id))
+                                        .with_producer_epoch(i32::from(state.producer_epoch))
+                                        .with_last_sequence(state.batches.last().map_or(-1, |b| b.last_sequence))
+                                        .with_last_timestamp(state.last_timestamp)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(state.txn_first_offset)
+                                })
+                                .collect(),
+                        ),
+                        None => {
+                            let err = BrokerError::UnknownTopicOrPartition;
+                            answer.with_error_code(error_code(&err)).with_error_message(message(err.to_string()))
+                        }
+                    }
+                })
+                .collect();
+            TopicResponse::default().with_name(topic_name(wanted.name.0.as_str())).with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
