@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 CLIENT_TIMEOUT_SECONDS = 30
 
@@ -80,6 +80,63 @@ def read_partitions(bootstrap: str, topic: str, partitions: int = 3,
                 raise KafkaException(message.error())
             messages[message.partition()].append(message)
             next_offsets[message.partition()] = message.offset() + 1
+    finally:
+        consumer.close()
+    return messages
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int = 3, isolation_level: str = "read_uncommitted",
+                timeout: float = CLIENT_TIMEOUT_SECONDS) -> list[int]:
+    """ListOffsets(latest) per partition: the high watermark for read_uncommitted, the last stable
+    offset (below every open transaction) for read_committed."""
+    level = {"read_uncommitted": IsolationLevel.READ_UNCOMMITTED,
+             "read_committed": IsolationLevel.READ_COMMITTED}[isolation_level]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)},
+                                 isolation_level=level, request_timeout=timeout)
+    offsets = {tp.partition: future.result(timeout=timeout).offset for tp, future in futures.items()}
+    return [offsets[p] for p in range(partitions)]
+
+
+def read_to_end(bootstrap: str, topic: str, partitions: int = 3, isolation_level: str = "read_committed",
+                timeout: float = CLIENT_TIMEOUT_SECONDS) -> dict[int, list]:
+    """What a consumer with this isolation level gets from the beginning of every partition up to its
+    current end (end_offsets for that level). Unlike read_partitions this also works on partitions with
+    transaction markers or aborted records, whose offsets the consumer never returns.
+
+    Returns {partition: [confluent_kafka.Message, ...]} in offset order. Raises on any consume error or
+    when the consumer has not reached the end of every partition within `timeout`.
+    """
+    ends = end_offsets(bootstrap, topic, partitions, isolation_level, timeout)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": unique_topic_name("reader"),  # never joined: partitions are assigned directly
+        "enable.auto.commit": False,
+        "isolation.level": isolation_level,
+        # The consumer reports reaching the end of a partition (past any trailing markers).
+        "enable.partition.eof": True,
+    })
+    messages: dict[int, list] = {partition: [] for partition in range(partitions)}
+    reached_end = [end == 0 for end in ends]
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        deadline = time.monotonic() + timeout
+        while not all(reached_end):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"read {[len(messages[p]) for p in range(partitions)]} messages of {topic} "
+                    f"({isolation_level}); ends {ends}, reached {reached_end} within {timeout}s"
+                )
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    if message.offset() >= ends[message.partition()]:
+                        reached_end[message.partition()] = True
+                    continue
+                raise KafkaException(message.error())
+            messages[message.partition()].append(message)
     finally:
         consumer.close()
     return messages
