@@ -7,6 +7,7 @@ use skein_core::config::LogFlush;
 use skein_group::{Assignor, ConsumerGroupSettings, CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
+use crate::metrics::Metrics;
 use crate::topics::TopicRegistry;
 use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
 
@@ -25,6 +26,7 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Committed offsets.
     pub offsets: OffsetStore,
+    pub metrics: Arc<Metrics>,
     pub cluster_id: String,
     /// Host and port given to clients in Metadata.
     pub advertised_host: String,
@@ -52,7 +54,11 @@ impl Broker {
     /// Opens the broker's state from `engine` (blocking: run before serving). Creates the cluster id on first start
     /// and loads every topic and partition and the known groups. The group coordinator's task is returned for the
     /// caller to run until shutdown.
-    pub fn open(config: BrokerConfig, engine: Arc<dyn Engine>) -> Result<(Self, CoordinatorTask), StorageError> {
+    pub fn open(
+        config: BrokerConfig,
+        engine: Arc<dyn Engine>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, CoordinatorTask), StorageError> {
         let mut first_start = StoreBatch::default();
         match engine.get(ColumnFamily::Meta, keys::META_FORMAT_VERSION)? {
             Some(version) if version.as_slice() == [STORAGE_FORMAT_VERSION] => {}
@@ -102,6 +108,7 @@ impl Broker {
             transactions,
             groups,
             offsets,
+            metrics,
             cluster_id,
             advertised_host,
             advertised_port,

@@ -6,12 +6,16 @@
 //! - [`router`]: the table of supported APIs and versions, dispatch by api key, and the ApiVersions answer derived
 //!   from that table.
 //! - [`handlers`]: one module per ApiKey, named after it.
+//! - [`metrics`]: [`Metrics`], every Prometheus metric the broker exports (counted by the router, a few handlers and
+//!   the server), and [`metrics::render`], the `/metrics` text with the gauges read from the broker's state.
 
 pub mod broker;
 pub mod handlers;
+pub mod metrics;
 pub mod router;
 pub mod topics;
 
 pub use broker::Broker;
+pub use metrics::Metrics;
 pub use router::{Outcome, handle_request};
 pub use topics::{Topic, TopicRegistry};

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -10,12 +11,14 @@ use skein_protocol::{RequestFrame, encode_response};
 
 use crate::broker::Broker;
 use crate::handlers;
+use crate::metrics::ErrorCodes;
 
 /// What the connection does after a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Write this response frame (length prefix included).
-    Respond(Bytes),
+    /// Write this response frame (length prefix included); `error_codes` are the response's non-zero error codes,
+    /// for the metrics.
+    Respond { frame: Bytes, error_codes: Vec<i16> },
     /// Send nothing (produce with acks=0).
     NoResponse,
     /// Close the connection, as Kafka does for requests it cannot parse or serve; the reason is logged.
@@ -71,8 +74,17 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
 }
 
-/// Serves one request. `client_host` is the peer's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
+/// Serves one request and counts it in the metrics. `client_host` is the peer's address as Kafka reports it in
+/// DescribeGroups (`/127.0.0.1`).
 pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) -> Outcome {
+    let started = Instant::now();
+    let (api_key, api_version) = (frame.api_key, frame.api_version);
+    let outcome = dispatch(broker, frame, client_host).await;
+    broker.metrics.record_request(api_key, api_version, &outcome, started.elapsed());
+    outcome
+}
+
+async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) -> Outcome {
     let Ok(key) = ApiKey::try_from(frame.api_key) else {
         return Outcome::Close(format!("unknown api key {}", frame.api_key));
     };
@@ -149,6 +161,7 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_ho
 pub(crate) async fn respond<R, F, Fut>(frame: RequestFrame, handler: F) -> Outcome
 where
     R: Request,
+    R::Response: ErrorCodes,
     F: FnOnce(R, i16) -> Fut,
     Fut: Future<Output = R::Response>,
 {
@@ -163,10 +176,13 @@ where
 }
 
 /// Encodes a response of `R` at `version` with the header version the protocol prescribes.
-pub(crate) fn encode<R: Request>(correlation_id: i32, version: i16, response: &R::Response) -> Outcome {
+pub(crate) fn encode<R: Request>(correlation_id: i32, version: i16, response: &R::Response) -> Outcome
+where
+    R::Response: ErrorCodes,
+{
     let header_version = <R::Response as HeaderVersion>::header_version(version);
     match encode_response(correlation_id, header_version, response, version) {
-        Ok(frame) => Outcome::Respond(frame),
+        Ok(frame) => Outcome::Respond { frame, error_codes: response.error_codes() },
         Err(err) => Outcome::Close(format!("could not encode response (api key {}, v{version}): {err}", R::KEY)),
     }
 }

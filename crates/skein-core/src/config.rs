@@ -1,7 +1,8 @@
 //! Broker settings under Kafka's names and defaults, and the topic-level configs derived from them.
 //!
 //! Settings Kafka has keep Kafka's exact names and defaults, so `server.properties` knowledge carries over; Skein's
-//! own settings (`listen`, `data.dir`, `metrics.listen`, `log.flush`) use the same dotted lowercase style.
+//! own settings (`listen`, `data.dir`, `metrics.listen`, `metrics.partition.level`, `log.flush`) use the same dotted
+//! lowercase style.
 
 use std::collections::BTreeSet;
 
@@ -36,6 +37,10 @@ pub struct BrokerConfig {
     pub data_dir: String,
     #[serde(rename = "metrics.listen")]
     pub metrics_listen: String,
+    /// Whether `/metrics` has series per partition and per group partition (high watermark, log start offset,
+    /// committed offset, lag); turned off, series stay per topic or broker-wide however many partitions there are.
+    #[serde(rename = "metrics.partition.level")]
+    pub metrics_partition_level: bool,
     #[serde(rename = "log.flush")]
     pub log_flush: LogFlush,
     #[serde(rename = "num.partitions")]
@@ -118,6 +123,7 @@ impl Default for BrokerConfig {
             advertised_listener: None,
             data_dir: "./data".into(),
             metrics_listen: "127.0.0.1:9644".into(),
+            metrics_partition_level: true,
             log_flush: LogFlush::Os,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -309,6 +315,7 @@ impl BrokerConfig {
         let entries: Vec<(&'static str, String)> = vec![
             ("node.id", self.node_id.to_string()),
             ("broker.id", self.node_id.to_string()),
+            ("metrics.partition.level", self.metrics_partition_level.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),

@@ -120,6 +120,8 @@ pub struct GroupListing {
     /// As Kafka names the state of a group of this type.
     pub state: &'static str,
     pub group_type: GroupType,
+    /// Its members (a classic member told to rejoin with its new member id counts once it has).
+    pub members: usize,
 }
 
 /// A member in DescribeGroups.
@@ -379,12 +381,14 @@ impl CoordinatorTask {
                         protocol_type: group.protocol_type.clone().unwrap_or_default(),
                         state: group.state.name(),
                         group_type: GroupType::Classic,
+                        members: group.members.len(),
                     })
                     .chain(self.consumer_groups.values().map(|group| GroupListing {
                         group_id: group.group_id.clone(),
                         protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
                         state: group.state().name(),
                         group_type: GroupType::Consumer,
+                        members: group.members.len(),
                     }))
                     .collect();
                 listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));

@@ -80,6 +80,35 @@ impl OffsetStore {
         .await
     }
 
+    /// Every committed offset of every group, by group, topic and partition.
+    pub async fn fetch_every_group(&self) -> Result<Vec<(String, TopicPartitionOffset)>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        blocking(move || {
+            let mut found = Vec::new();
+            let mut corrupt = None;
+            engine.scan(ColumnFamily::Offsets, &[], &[0xff; 3], &mut |key, value| {
+                match (keys::decode_offset_key(key), CommittedOffset::decode(value)) {
+                    (Some((group_id, topic, partition)), Ok(committed)) => {
+                        found.push((group_id, (topic, partition, committed)))
+                    }
+                    (_, Err(err)) => corrupt = Some(err),
+                    (None, _) => {
+                        corrupt = Some(StorageError::CorruptValue {
+                            key: "offsets".into(),
+                            reason: "malformed offsets key".into(),
+                        })
+                    }
+                }
+                corrupt.is_none()
+            })?;
+            match corrupt {
+                Some(err) => Err(err),
+                None => Ok(found),
+            }
+        })
+        .await
+    }
+
     /// The committed offsets of the given partitions (`None` where nothing was committed).
     pub async fn fetch(
         &self,
@@ -187,5 +216,39 @@ fn group_ids_with_offsets(engine: &dyn Engine) -> Result<Vec<String>, StorageErr
         let Some(group_id) = next_group else { return Ok(group_ids) };
         from = keys::offset_group_range(&group_id).1;
         group_ids.push(group_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use skein_storage::MemoryEngine;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_group_lists_all_committed_offsets_by_group() {
+        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let offset = |offset| CommittedOffset { offset, leader_epoch: -1, metadata: None, commit_timestamp: 0 };
+        store
+            .commit("payments", vec![("orders".into(), 1, offset(7)), ("orders".into(), 0, offset(5))])
+            .await
+            .expect("commit");
+        store.commit("audit", vec![("refunds".into(), 0, offset(2))]).await.expect("commit");
+
+        let found: Vec<(String, String, i32, i64)> = store
+            .fetch_every_group()
+            .await
+            .expect("fetch")
+            .into_iter()
+            .map(|(group_id, (topic, partition, committed))| (group_id, topic, partition, committed.offset))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("audit".into(), "refunds".into(), 0, 2),
+                ("payments".into(), "orders".into(), 0, 5),
+                ("payments".into(), "orders".into(), 1, 7),
+            ]
+        );
     }
 }

@@ -86,6 +86,14 @@ mod tests {
     }
 
     #[test]
+    fn partition_level_metrics_are_on_unless_turned_off() {
+        assert!(parse_yaml("").expect("parse").metrics_partition_level);
+        assert!(!parse_yaml("metrics.partition.level: false\n").expect("parse").metrics_partition_level);
+        let err = parse_yaml("metrics.partition.level: sometimes\n").expect_err("not a boolean");
+        assert!(err.contains("metrics.partition.level"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors_naming_the_key() {
         let err = parse_yaml("num.partitions: 3\nnum.partition: 4\n").expect_err("unknown key");
         assert!(err.contains("num.partition"), "{err}");

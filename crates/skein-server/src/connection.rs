@@ -63,8 +63,8 @@ where
         let api_key = frame.api_key;
         let correlation_id = frame.correlation_id;
         match handle_request(&broker, frame, &client_host).await {
-            Outcome::Respond(response) => {
-                if let Err(err) = writer.write_all(&response).await {
+            Outcome::Respond { frame, .. } => {
+                if let Err(err) = writer.write_all(&frame).await {
                     return Closed::Io(err);
                 }
                 if let Err(err) = writer.flush().await {

@@ -2,41 +2,22 @@
 //! is open and recovered — true once the listener runs, since it starts after recovery).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use skein_broker::{Broker, metrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-/// Counters the server keeps until the full metrics registry lands.
-#[derive(Debug, Default)]
-pub struct ServerStats {
-    pub connections_accepted: AtomicU64,
-    pub connections_active: AtomicU64,
-    pub protocol_errors: AtomicU64,
-}
-
-impl ServerStats {
-    fn render(&self) -> String {
-        format!(
-            "# HELP skein_connections_accepted_total Client connections accepted.\n\
-             # TYPE skein_connections_accepted_total counter\n\
-             skein_connections_accepted_total {}\n\
-             # HELP skein_connections_active Client connections open now.\n\
-             # TYPE skein_connections_active gauge\n\
-             skein_connections_active {}\n\
-             # HELP skein_protocol_errors_total Connections closed for breaking the protocol.\n\
-             # TYPE skein_protocol_errors_total counter\n\
-             skein_protocol_errors_total {}\n",
-            self.connections_accepted.load(Ordering::Relaxed),
-            self.connections_active.load(Ordering::Relaxed),
-            self.protocol_errors.load(Ordering::Relaxed),
-        )
-    }
-}
+/// The content type of Prometheus' text exposition format.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+/// The most of a request read; only the request line matters.
+const MAX_REQUEST_HEAD_BYTES: usize = 4096;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves HTTP/1.x GETs, one request per connection, until shutdown.
-pub async fn serve(listener: TcpListener, stats: Arc<ServerStats>, shutdown: CancellationToken) {
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
     loop {
         let (mut stream, _) = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -44,20 +25,26 @@ pub async fn serve(listener: TcpListener, stats: Arc<ServerStats>, shutdown: Can
                 Ok(accepted) => accepted,
                 Err(err) => {
                     tracing::warn!(error = %err, "metrics listener accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
-        let stats = Arc::clone(&stats);
+        let broker = Arc::clone(&broker);
         tokio::spawn(async move {
-            let mut request = [0u8; 1024];
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut request)).await;
-            let Ok(Ok(n)) = read else { return };
-            let line = String::from_utf8_lossy(&request[..n]);
+            let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_request_head(&mut stream)).await else {
+                return;
+            };
+            let line = String::from_utf8_lossy(&head);
             let path = line.split_whitespace().nth(1).unwrap_or("/");
             let (status, content_type, body) = match path {
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", stats.render()),
+                "/metrics" => match metrics::render(&broker).await {
+                    Ok(text) => ("200 OK", METRICS_CONTENT_TYPE, text),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot render the metrics");
+                        ("500 Internal Server Error", "text/plain", "cannot render the metrics\n".to_string())
+                    }
+                },
                 "/health" | "/ready" => ("200 OK", "text/plain", "ok\n".to_string()),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
@@ -69,4 +56,19 @@ pub async fn serve(listener: TcpListener, stats: Arc<ServerStats>, shutdown: Can
             let _ = stream.shutdown().await;
         });
     }
+}
+
+/// Reads the request up to the blank line ending its headers (a client may send it in several writes), the end of
+/// the stream, or [`MAX_REQUEST_HEAD_BYTES`]; `None` on a read error.
+async fn read_request_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD_BYTES {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Some(head)
 }

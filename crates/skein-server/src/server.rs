@@ -3,11 +3,10 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use skein_broker::Broker;
+use skein_broker::{Broker, Metrics};
 use skein_core::BrokerConfig;
 use skein_group::CoordinatorTask;
 use skein_storage::{Engine, RocksEngine};
@@ -17,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{self, Closed};
-use crate::http::{self, ServerStats};
+use crate::http;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -28,10 +27,11 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let data_dir = PathBuf::from(&config.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data.dir {}", data_dir.display()))?;
     let db_path = data_dir.join("rocksdb");
+    let metrics = Arc::new(Metrics::new(config.metrics_partition_level).context("cannot set up the metrics")?);
     let (broker, group_task) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Broker, CoordinatorTask)> {
         let engine: Arc<dyn Engine> =
             Arc::new(RocksEngine::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?);
-        Ok(Broker::open(config, engine)?)
+        Ok(Broker::open(config, engine, metrics)?)
     })
     .await??;
     let broker = Arc::new(broker);
@@ -62,8 +62,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let stats = Arc::new(ServerStats::default());
-    tracker.spawn(http::serve(metrics_listener, Arc::clone(&stats), shutdown.child_token()));
+    tracker.spawn(http::serve(metrics_listener, Arc::clone(&broker), shutdown.child_token()));
     tracker.spawn(expire_producers_periodically(Arc::clone(&broker), shutdown.child_token()));
     tracker.spawn(group_task.run(shutdown.child_token()));
     tracker.spawn(abort_timed_out_transactions(Arc::clone(&broker), shutdown.child_token()));
@@ -92,22 +91,18 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
             },
         };
         let _ = stream.set_nodelay(true);
-        stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
-        stats.connections_active.fetch_add(1, Ordering::Relaxed);
+        broker.metrics.connection_opened();
         let broker = Arc::clone(&broker);
-        let stats = Arc::clone(&stats);
         let token = shutdown.child_token();
         tracker.spawn(async move {
+            let metrics = Arc::clone(&broker.metrics);
             let closed = connection::serve(broker, stream, peer, max_frame_bytes, token).await;
+            metrics.connection_closed(matches!(closed, Closed::ProtocolError(_)));
             match closed {
                 Closed::Normally => tracing::debug!(%peer, "connection closed"),
-                Closed::ProtocolError(reason) => {
-                    stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%peer, %reason, "closing connection: protocol error");
-                }
+                Closed::ProtocolError(reason) => tracing::warn!(%peer, %reason, "closing connection: protocol error"),
                 Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
             }
-            stats.connections_active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }

@@ -117,4 +117,26 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Makes everything written so far durable (used at shutdown).
     fn flush(&self) -> Result<(), StorageError>;
+
+    /// The engine's own figures for the metrics, or `None` for an engine that keeps none.
+    fn stats(&self) -> Result<Option<EngineStats>, StorageError>;
+}
+
+/// What the storage engine reports about itself (RocksDB: per-column-family figures summed over the key spaces).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// SST files the current version of the data uses.
+    pub live_sst_files_bytes: u64,
+    /// All SST files, including obsolete ones still held by a reader or not yet deleted.
+    pub total_sst_files_bytes: u64,
+    /// Active and not yet flushed memtables.
+    pub memtable_bytes: u64,
+    /// Bytes compaction estimates it must rewrite to bring every level under its target size.
+    pub pending_compaction_bytes: u64,
+    /// The rate writes are slowed to while compaction catches up; 0 when writes are not delayed.
+    pub delayed_write_rate_bytes_per_second: u64,
+    /// Whether writes are stopped until compaction or flushes catch up.
+    pub write_stopped: bool,
+    /// Bytes held in the block cache (one cache shared by every key space).
+    pub block_cache_usage_bytes: u64,
 }

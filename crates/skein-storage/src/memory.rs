@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Mutex;
 
-use crate::{ColumnFamily, Durability, Engine, KeyValue, StorageError, StoreBatch, WriteOp};
+use crate::{ColumnFamily, Durability, Engine, EngineStats, KeyValue, StorageError, StoreBatch, WriteOp};
 
 type Space = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -89,5 +89,9 @@ impl Engine for MemoryEngine {
 
     fn flush(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+
+    fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
+        Ok(None)
     }
 }

@@ -315,6 +315,16 @@ pub enum GroupType {
     Consumer,
 }
 
+impl GroupType {
+    /// Kafka's name of the group type, as ListGroups reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+        }
+    }
+}
+
 impl GroupRecord {
     pub fn encode(&self) -> Result<Vec<u8>, StorageError> {
         let mut value = vec![GROUP_RECORD_V1];

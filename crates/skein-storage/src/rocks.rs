@@ -2,12 +2,13 @@
 
 use std::path::Path;
 
+use rocksdb::properties::{self, PropName};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions, WriteBatch,
     WriteOptions,
 };
 
-use crate::{ColumnFamily, Durability, Engine, KeyValue, StorageError, StoreBatch, WriteOp};
+use crate::{ColumnFamily, Durability, Engine, EngineStats, KeyValue, StorageError, StoreBatch, WriteOp};
 
 /// RocksDB behind the [`Engine`] trait.
 pub struct RocksEngine {
@@ -118,6 +119,29 @@ impl Engine for RocksEngine {
         }
         Ok(())
     }
+
+    fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
+        let int_property = |cf: ColumnFamily, name: &PropName| -> Result<u64, StorageError> {
+            Ok(self.db.property_int_value_cf(self.handle(cf)?, name).map_err(engine_error)?.unwrap_or(0))
+        };
+        let sum = |name: &PropName| -> Result<u64, StorageError> {
+            ColumnFamily::ALL.iter().try_fold(0u64, |total, cf| Ok(total.saturating_add(int_property(*cf, name)?)))
+        };
+        // Write stalls are decided for the whole database, so any column family answers for all; the block cache is
+        // shared, so one column family's figure is the whole cache's.
+        Ok(Some(EngineStats {
+            live_sst_files_bytes: sum(properties::LIVE_SST_FILES_SIZE)?,
+            total_sst_files_bytes: sum(properties::TOTAL_SST_FILES_SIZE)?,
+            memtable_bytes: sum(properties::CUR_SIZE_ALL_MEM_TABLES)?,
+            pending_compaction_bytes: sum(properties::ESTIMATE_PENDING_COMPACTION_BYTES)?,
+            delayed_write_rate_bytes_per_second: int_property(
+                ColumnFamily::Log,
+                properties::ACTUAL_DELAYED_WRITE_RATE,
+            )?,
+            write_stopped: int_property(ColumnFamily::Log, properties::IS_WRITE_STOPPED)? != 0,
+            block_cache_usage_bytes: int_property(ColumnFamily::Log, properties::BLOCK_CACHE_USAGE)?,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +201,27 @@ mod tests {
         assert_eq!(expected[3], "10,20,30");
         assert_eq!(expected[4], "20,30,other");
         assert_eq!(exercise(&rocks), expected);
+    }
+
+    #[test]
+    fn rocks_engine_reports_its_figures_and_the_memory_engine_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rocks = RocksEngine::open(dir.path()).expect("open");
+        let mut batch = StoreBatch::default();
+        batch.put(ColumnFamily::Log, log_key(1, 0), vec![7; 4096]);
+        rocks.write(batch, Durability::ProcessCrash).expect("write");
+        let written = rocks.stats().expect("stats").expect("RocksDB has figures");
+        assert_eq!(written.live_sst_files_bytes, 0, "nothing flushed yet");
+        assert!(written.memtable_bytes > 4096, "{written:?}");
+
+        rocks.flush().expect("flush");
+        let flushed = rocks.stats().expect("stats").expect("RocksDB has figures");
+        assert!(flushed.live_sst_files_bytes > 0, "{flushed:?}");
+        assert!(flushed.total_sst_files_bytes >= flushed.live_sst_files_bytes, "{flushed:?}");
+        assert!(!flushed.write_stopped);
+        assert_eq!(flushed.delayed_write_rate_bytes_per_second, 0);
+
+        assert_eq!(MemoryEngine::new().stats().expect("stats"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::Decodable;
 use kafka_protocol::protocol::StrBytes;
 use skein_protocol::{RequestFrame, encode_response};
 
+use crate::metrics::ErrorCodes;
 use crate::router::{Outcome, SUPPORTED_APIS};
 
 /// The highest ApiVersions version Skein speaks.
@@ -64,7 +65,7 @@ pub(crate) fn handle(frame: &RequestFrame) -> Outcome {
         }
     };
     match encode_response(frame.correlation_id, 0, &body, version) {
-        Ok(bytes) => Outcome::Respond(bytes),
+        Ok(frame) => Outcome::Respond { frame, error_codes: body.error_codes() },
         Err(err) => Outcome::Close(format!("could not encode ApiVersions response: {err}")),
     }
 }
@@ -78,7 +79,7 @@ mod tests {
     }
 
     fn decode(outcome: Outcome, version: i16) -> ApiVersionsResponse {
-        let Outcome::Respond(bytes) = outcome else { panic!("expected a response") };
+        let Outcome::Respond { frame: bytes, .. } = outcome else { panic!("expected a response") };
         // length(4) + correlation id(4), header v0
         let mut body = bytes.slice(8..);
         ApiVersionsResponse::decode(&mut body, version).expect("decode")

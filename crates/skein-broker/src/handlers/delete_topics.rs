@@ -30,6 +30,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, v
         responses.push(match result {
             Ok((deleted, topic_id)) => {
                 tracing::info!(topic = %deleted, "deleted topic");
+                broker.metrics.forget_topic(&deleted);
                 // The topic is gone either way; stale offsets would only be inherited by a topic of the same name.
                 if let Err(err) = broker.offsets.delete_topic(&deleted).await {
                     tracing::warn!(topic = %deleted, error = %err, "could not delete the topic's committed offsets");

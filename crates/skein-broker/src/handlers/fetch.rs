@@ -86,6 +86,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
         })
         .collect();
     for (w, data) in wanted.iter().zip(partitions) {
+        if let (Ok(log), Some(records)) = (&w.log, &data.records) {
+            broker.metrics.record_fetched(&log.topic_partition.topic, records.len());
+        }
         if let Some(topic) = responses.get_mut(w.topic_index) {
             topic.partitions.push(data);
         }

@@ -7,7 +7,6 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use skein_core::error_code;
-use skein_storage::GroupType;
 
 use crate::broker::Broker;
 
@@ -18,13 +17,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, ver
     };
     let wanted =
         |filter: &[StrBytes], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
-    let type_name = |group_type: GroupType| match group_type {
-        GroupType::Classic => "classic",
-        GroupType::Consumer => "consumer",
-    };
     let groups = listings
         .into_iter()
-        .filter(|listing| wanted(&request.types_filter, type_name(listing.group_type)))
+        .filter(|listing| wanted(&request.types_filter, listing.group_type.name()))
         .filter(|listing| wanted(&request.states_filter, listing.state))
         .map(|listing| {
             let mut group = ListedGroup::default()
@@ -34,7 +29,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, ver
                 group = group.with_group_state(StrBytes::from_static_str(listing.state));
             }
             if version >= 5 {
-                group = group.with_group_type(StrBytes::from_static_str(type_name(listing.group_type)));
+                group = group.with_group_type(StrBytes::from_static_str(listing.group_type.name()));
             }
             group
         })

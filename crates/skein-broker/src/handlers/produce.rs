@@ -28,7 +28,8 @@ pub(crate) async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome
         Err(err) => return Outcome::Close(format!("malformed Produce v{version}: {err}")),
     };
     let acks = request.acks;
-    let response = produce(broker, request, version).await;
+    let response = produce(broker, request.clone(), version).await;
+    broker.metrics.record_produced(&request, &response);
     if acks == 0 {
         // With acks=0 there is no response to carry an error; Kafka closes the connection so the client notices.
         let failed = response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);
