@@ -132,6 +132,49 @@ impl Broker {
         expired
     }
 
+    /// Applies each `cleanup.policy=delete` topic's `retention.ms` and `retention.bytes`: moves partitions' log
+    /// start offsets forward, deletes the batches before them and gives their space back. Returns how many
+    /// partitions moved.
+    pub async fn enforce_retention(&self, now_ms: i64) -> usize {
+        let mut moved = 0;
+        for topic in self.topics.all() {
+            let policy = topic.config_value(&self.config, "cleanup.policy").unwrap_or_default();
+            if !policy.split(',').any(|p| p.trim() == "delete") {
+                continue;
+            }
+            let number = |name: &str| {
+                topic.config_value(&self.config, name).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(-1)
+            };
+            let (retention_ms, retention_bytes) = (number("retention.ms"), number("retention.bytes"));
+            for partition in &topic.partitions {
+                let result = async {
+                    let Some(start) = partition.retention_point(retention_ms, retention_bytes, now_ms).await? else {
+                        return Ok::<bool, skein_core::BrokerError>(false);
+                    };
+                    partition.advance_log_start(start).await?;
+                    partition.reclaim_space().await?;
+                    Ok(true)
+                }
+                .await;
+                match result {
+                    Ok(true) => {
+                        moved += 1;
+                        tracing::info!(
+                            partition = %partition.topic_partition,
+                            log_start_offset = partition.log_start_offset(),
+                            "retention moved the log start"
+                        );
+                    }
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(partition = %partition.topic_partition, error = %err, "retention failed")
+                    }
+                }
+            }
+        }
+        moved
+    }
+
     /// How durable an acknowledged write is, from `log.flush`.
     pub fn durability(&self) -> Durability {
         durability(&self.config)

@@ -61,6 +61,9 @@ pub struct BrokerConfig {
     pub log_retention_ms: i64,
     #[serde(rename = "log.retention.bytes")]
     pub log_retention_bytes: i64,
+    /// How often retention (`retention.ms`, `retention.bytes`) is applied.
+    #[serde(rename = "log.retention.check.interval.ms")]
+    pub log_retention_check_interval_ms: i64,
     #[serde(rename = "log.cleanup.policy")]
     pub log_cleanup_policy: String,
     #[serde(rename = "log.message.timestamp.type")]
@@ -134,6 +137,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             log_retention_ms: 604_800_000,
             log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
             log_cleanup_policy: "delete".into(),
             log_message_timestamp_type: "CreateTime".into(),
             min_insync_replicas: 1,
@@ -186,6 +190,10 @@ impl BrokerConfig {
         check(
             self.log_retention_bytes >= -1,
             format!("log.retention.bytes must be >= -1, got {}", self.log_retention_bytes),
+        );
+        check(
+            self.log_retention_check_interval_ms >= 1,
+            format!("log.retention.check.interval.ms must be >= 1, got {}", self.log_retention_check_interval_ms),
         );
         check(
             self.producer_id_expiration_ms >= 1,
@@ -325,6 +333,7 @@ impl BrokerConfig {
             ("max.connections", self.max_connections.to_string()),
             ("log.retention.ms", self.log_retention_ms.to_string()),
             ("log.retention.bytes", self.log_retention_bytes.to_string()),
+            ("log.retention.check.interval.ms", self.log_retention_check_interval_ms.to_string()),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),

@@ -397,6 +397,76 @@ impl PartitionLog {
         Ok(offset)
     }
 
+    /// Where retention moves the log start (Kafka's `cleanup.policy=delete`), if anywhere: past the oldest batches
+    /// whose newest timestamp is older than `retention_ms` (-1 = no time limit), and past the oldest batches while
+    /// the partition holds more than `retention_bytes` (-1 = no size limit). Never past the last stable offset, so
+    /// an open transaction keeps its records.
+    pub async fn retention_point(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        now_ms: i64,
+    ) -> Result<Option<i64>, BrokerError> {
+        if retention_ms < 0 && retention_bytes < 0 {
+            return Ok(None);
+        }
+        let state = self.state();
+        let limit = self.last_stable_offset();
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        let (from, to) = (keys::log_key(partition_id, state.log_start_offset), keys::log_key(partition_id, limit));
+        // (bytes, newest timestamp, next offset) of each batch from the log start, oldest first.
+        let batches = run_blocking(move || {
+            let mut batches = Vec::new();
+            let cutoff = now_ms.saturating_sub(retention_ms);
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |_, value| {
+                if let Ok(header) = RecordBatchHeader::parse(value) {
+                    batches.push((value.len() as i64, header.max_timestamp, header.last_offset() + 1));
+                    // Time alone only needs the expired prefix; size needs every batch.
+                    return retention_bytes >= 0 || header.max_timestamp < cutoff;
+                }
+                true
+            })?;
+            Ok(batches)
+        })
+        .await?;
+        let mut start = state.log_start_offset;
+        if retention_ms >= 0 {
+            let cutoff = now_ms.saturating_sub(retention_ms);
+            for (_, _, next) in batches.iter().take_while(|(_, max_timestamp, _)| *max_timestamp < cutoff) {
+                start = start.max(*next);
+            }
+        }
+        if retention_bytes >= 0 {
+            let mut total: i64 = batches.iter().map(|(bytes, _, _)| *bytes).sum();
+            for (bytes, _, next) in &batches {
+                if total <= retention_bytes {
+                    break;
+                }
+                total -= bytes;
+                start = start.max(*next);
+            }
+        }
+        let start = start.min(limit);
+        Ok((start > state.log_start_offset).then_some(start))
+    }
+
+    /// Gives the space of batches before the log start back to the file system.
+    pub async fn reclaim_space(&self) -> Result<(), BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        let start = self.log_start_offset();
+        run_blocking(move || {
+            engine.compact_range(
+                ColumnFamily::Log,
+                &keys::log_key(partition_id, 0),
+                &keys::log_key(partition_id, start),
+            )
+        })
+        .await
+        .map_err(BrokerError::from)
+    }
+
     /// The bytes of the batches stored for this partition (read by scanning: for admin requests only).
     pub async fn size_in_bytes(&self) -> Result<u64, BrokerError> {
         let engine = Arc::clone(&self.engine);

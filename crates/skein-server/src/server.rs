@@ -66,6 +66,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     tracker.spawn(expire_producers_periodically(Arc::clone(&broker), shutdown.child_token()));
     tracker.spawn(group_task.run(shutdown.child_token()));
     tracker.spawn(abort_timed_out_transactions(Arc::clone(&broker), shutdown.child_token()));
+    tracker.spawn(enforce_retention_periodically(Arc::clone(&broker), shutdown.child_token()));
 
     let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
@@ -135,6 +136,20 @@ async fn abort_timed_out_transactions(broker: Arc<Broker>, shutdown: Cancellatio
         if aborted > 0 {
             tracing::info!(aborted, "aborted timed-out transactions");
         }
+    }
+}
+
+/// Every `log.retention.check.interval.ms`, applies topics' retention.
+async fn enforce_retention_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let period = Duration::from_millis(u64::try_from(broker.config.log_retention_check_interval_ms).unwrap_or(300_000));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        broker.enforce_retention(wall_clock_ms()).await;
     }
 }
 

@@ -118,6 +118,10 @@ pub trait Engine: Send + Sync + 'static {
     /// Makes everything written so far durable (used at shutdown).
     fn flush(&self) -> Result<(), StorageError>;
 
+    /// Rewrites the files holding keys in `[from, to)` so space freed by deletes there is given back to the file
+    /// system now rather than whenever background compaction gets to it.
+    fn compact_range(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<(), StorageError>;
+
     /// The engine's own figures for the metrics, or `None` for an engine that keeps none.
     fn stats(&self) -> Result<Option<EngineStats>, StorageError>;
 }

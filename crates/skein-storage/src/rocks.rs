@@ -120,6 +120,11 @@ impl Engine for RocksEngine {
         Ok(())
     }
 
+    fn compact_range(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<(), StorageError> {
+        self.db.compact_range_cf(self.handle(cf)?, Some(from), Some(to));
+        Ok(())
+    }
+
     fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
         let int_property = |cf: ColumnFamily, name: &PropName| -> Result<u64, StorageError> {
             Ok(self.db.property_int_value_cf(self.handle(cf)?, name).map_err(engine_error)?.unwrap_or(0))
