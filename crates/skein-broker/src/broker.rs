@@ -9,6 +9,7 @@ use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, 
 
 use crate::metrics::Metrics;
 use crate::topics::TopicRegistry;
+use skein_log::CompactionSettings;
 use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
 
 /// The storage format this build writes; a database with another version is refused at start-up.
@@ -173,6 +174,44 @@ impl Broker {
             }
         }
         moved
+    }
+
+    /// Compacts every partition of the topics whose `cleanup.policy` includes `compact`, with each topic's
+    /// settings. Returns the records removed.
+    pub async fn compact_topics(&self, now_ms: i64) -> u64 {
+        let mut removed = 0;
+        for topic in self.topics.all() {
+            let value = |name: &str| topic.config_value(&self.config, name).unwrap_or_default();
+            if !value("cleanup.policy").split(',').any(|p| p.trim() == "compact") {
+                continue;
+            }
+            let number = |name: &str| value(name).trim().parse::<i64>().unwrap_or(0);
+            let settings = CompactionSettings {
+                delete_retention_ms: number("delete.retention.ms"),
+                min_compaction_lag_ms: number("min.compaction.lag.ms"),
+                max_compaction_lag_ms: number("max.compaction.lag.ms"),
+                min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse::<f64>().unwrap_or(0.5),
+            };
+            for partition in &topic.partitions {
+                match partition.compact(settings, self.durability(), now_ms).await {
+                    Ok(outcome) if outcome.records_removed > 0 => {
+                        removed += outcome.records_removed;
+                        tracing::info!(
+                            partition = %partition.topic_partition,
+                            records_removed = outcome.records_removed,
+                            bytes_reclaimed = outcome.bytes_reclaimed,
+                            "compacted"
+                        );
+                        self.metrics.record_compaction(outcome.records_removed, outcome.bytes_reclaimed);
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(partition = %partition.topic_partition, error = %err, "compaction failed")
+                    }
+                }
+            }
+        }
+        removed
     }
 
     /// How durable an acknowledged write is, from `log.flush`.

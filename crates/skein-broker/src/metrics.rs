@@ -49,6 +49,8 @@ pub struct Metrics {
     connections_accepted: IntCounter,
     connections_active: IntGauge,
     protocol_errors: IntCounter,
+    compacted_records: IntCounter,
+    compacted_bytes: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,6 +114,14 @@ impl Metrics {
             "Connections the broker closed because a request broke the protocol or an acks=0 Produce failed.",
         )?;
         registry.register(Box::new(protocol_errors.clone()))?;
+        let compacted_records = IntCounter::new(
+            "skein_cleaner_records_removed_total",
+            "Records log compaction removed (superseded values, expired tombstones, aborted transactions).",
+        )?;
+        registry.register(Box::new(compacted_records.clone()))?;
+        let compacted_bytes =
+            IntCounter::new("skein_cleaner_bytes_reclaimed_total", "Bytes of record batches log compaction removed.")?;
+        registry.register(Box::new(compacted_bytes.clone()))?;
         Ok(Metrics {
             registry,
             partition_level,
@@ -124,7 +134,15 @@ impl Metrics {
             connections_accepted,
             connections_active,
             protocol_errors,
+            compacted_records,
+            compacted_bytes,
         })
+    }
+
+    /// Counts what one compaction pass removed.
+    pub fn record_compaction(&self, records: u64, bytes: u64) {
+        self.compacted_records.inc_by(records);
+        self.compacted_bytes.inc_by(bytes);
     }
 
     /// Counts one request the router handled: its api and version, the error codes of its response and how long

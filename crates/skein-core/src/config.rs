@@ -61,6 +61,12 @@ pub struct BrokerConfig {
     pub log_retention_ms: i64,
     #[serde(rename = "log.retention.bytes")]
     pub log_retention_bytes: i64,
+    /// Whether compacted topics (`cleanup.policy=compact`) are compacted.
+    #[serde(rename = "log.cleaner.enable")]
+    pub log_cleaner_enable: bool,
+    /// The pause between compaction passes over the compacted topics.
+    #[serde(rename = "log.cleaner.backoff.ms")]
+    pub log_cleaner_backoff_ms: i64,
     /// How often retention (`retention.ms`, `retention.bytes`) is applied.
     #[serde(rename = "log.retention.check.interval.ms")]
     pub log_retention_check_interval_ms: i64,
@@ -138,6 +144,8 @@ impl Default for BrokerConfig {
             log_retention_ms: 604_800_000,
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 300_000,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
             log_cleanup_policy: "delete".into(),
             log_message_timestamp_type: "CreateTime".into(),
             min_insync_replicas: 1,
@@ -190,6 +198,10 @@ impl BrokerConfig {
         check(
             self.log_retention_bytes >= -1,
             format!("log.retention.bytes must be >= -1, got {}", self.log_retention_bytes),
+        );
+        check(
+            self.log_cleaner_backoff_ms >= 1,
+            format!("log.cleaner.backoff.ms must be >= 1, got {}", self.log_cleaner_backoff_ms),
         );
         check(
             self.log_retention_check_interval_ms >= 1,
@@ -334,6 +346,8 @@ impl BrokerConfig {
             ("log.retention.ms", self.log_retention_ms.to_string()),
             ("log.retention.bytes", self.log_retention_bytes.to_string()),
             ("log.retention.check.interval.ms", self.log_retention_check_interval_ms.to_string()),
+            ("log.cleaner.enable", self.log_cleaner_enable.to_string()),
+            ("log.cleaner.backoff.ms", self.log_cleaner_backoff_ms.to_string()),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),

@@ -108,6 +108,8 @@ pub enum BrokerError {
     NoReassignmentInProgress,
     #[error("election not needed: the preferred leader is already the leader")]
     ElectionNotNeeded,
+    #[error("policy violation: {0}")]
+    PolicyViolation(String),
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -164,6 +166,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::UnsupportedEndpointType(_) => ResponseError::UnsupportedEndpointType,
         BrokerError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+        BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
     };
     kafka.code()
 }
@@ -221,6 +224,7 @@ mod tests {
         assert_eq!(error_code(&BrokerError::OperationNotAttempted), 55);
         assert_eq!(error_code(&BrokerError::ProducerFenced { requested: 0, current: 1 }), 90);
         assert_eq!(error_code(&BrokerError::TransactionalIdNotFound), 105);
+        assert_eq!(error_code(&BrokerError::PolicyViolation(String::new())), 44);
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //!   with idempotent producers' sequence checks (`producers`).
 
 pub mod append;
+pub mod compaction;
 pub mod partition;
 mod producers;
 
 pub use append::{AppendRequest, AppendResult, append_batches, append_marker};
+pub use compaction::{CompactionOutcome, CompactionSettings};
 pub use partition::{FetchRead, Isolation, OffsetAndTimestamp, PartitionLog};

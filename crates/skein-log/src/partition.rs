@@ -56,7 +56,7 @@ pub struct OffsetAndTimestamp {
 pub struct PartitionLog {
     pub topic_partition: TopicPartition,
     pub partition_id: PartitionId,
-    engine: Arc<dyn Engine>,
+    pub(crate) engine: Arc<dyn Engine>,
     state: Mutex<PartitionState>,
     /// Idempotent producers' state, mirrored from the `producers` key space; changed only under `append_lock`.
     producers: Mutex<ProducerTable>,
@@ -320,7 +320,9 @@ impl PartitionLog {
             return Ok(read);
         }
         if isolation == Isolation::ReadCommitted {
-            read.aborted_transactions = Some(self.aborted_transactions(fetch_offset, upper).await?);
+            let aborted = self.aborted_transactions(fetch_offset, upper).await?;
+            read.aborted_transactions =
+                Some(aborted.into_iter().map(|(producer, first, _)| (producer, first)).collect());
         }
         let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
@@ -495,7 +497,8 @@ impl PartitionLog {
     /// The aborted transactions with records in `[from, to)`: those whose marker is at or after `from` and whose
     /// first offset is before `to`. Markers are keyed by offset; no transaction spans more than the largest span
     /// seen, which bounds the scan.
-    async fn aborted_transactions(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, BrokerError> {
+    /// Each as (producer id, first offset, marker offset).
+    pub(crate) async fn aborted_transactions(&self, from: i64, to: i64) -> Result<Vec<(i64, i64, i64)>, BrokerError> {
         let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
         let scan_to = to.saturating_add(self.max_aborted_span.load(Ordering::Relaxed)).saturating_add(1);
@@ -504,9 +507,12 @@ impl PartitionLog {
             let mut corrupt = None;
             let (lower, upper) =
                 (keys::aborted_txn_key(partition_id, from), keys::aborted_txn_key(partition_id, scan_to));
-            engine.scan(ColumnFamily::AbortedTxns, &lower, &upper, &mut |_, value| {
+            engine.scan(ColumnFamily::AbortedTxns, &lower, &upper, &mut |key, value| {
+                let marker = keys::log_key_offset(key).unwrap_or(i64::MAX);
                 match AbortedTxn::decode(value) {
-                    Ok(aborted) if aborted.first_offset < to => found.push((aborted.producer_id, aborted.first_offset)),
+                    Ok(aborted) if aborted.first_offset < to => {
+                        found.push((aborted.producer_id, aborted.first_offset, marker));
+                    }
                     Ok(_) => {}
                     Err(err) => corrupt = Some(err),
                 }

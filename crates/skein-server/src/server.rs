@@ -67,6 +67,9 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     tracker.spawn(group_task.run(shutdown.child_token()));
     tracker.spawn(abort_timed_out_transactions(Arc::clone(&broker), shutdown.child_token()));
     tracker.spawn(enforce_retention_periodically(Arc::clone(&broker), shutdown.child_token()));
+    if broker.config.log_cleaner_enable {
+        tracker.spawn(compact_periodically(Arc::clone(&broker), shutdown.child_token()));
+    }
 
     let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
     let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
@@ -150,6 +153,18 @@ async fn enforce_retention_periodically(broker: Arc<Broker>, shutdown: Cancellat
             _ = ticks.tick() => {}
         }
         broker.enforce_retention(wall_clock_ms()).await;
+    }
+}
+
+/// Compacts the compacted topics, pausing `log.cleaner.backoff.ms` between passes.
+async fn compact_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let pause = Duration::from_millis(u64::try_from(broker.config.log_cleaner_backoff_ms).unwrap_or(15_000));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        broker.compact_topics(wall_clock_ms()).await;
     }
 }
 

@@ -1,5 +1,6 @@
 //! DeleteRecords: moves partitions' log start offsets forward (offset -1 = the high watermark); the records before
-//! it are no longer served and whole batches before it are deleted.
+//! it are no longer served and whole batches before it are deleted. Compacted-only topics refuse it
+//! (POLICY_VIOLATION), as in Kafka.
 
 use std::sync::Arc;
 
@@ -23,7 +24,15 @@ pub(crate) async fn handle(
         let topic = broker.topics.get(wanted_topic.name.0.as_str());
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
+            let deletable = topic.as_ref().is_some_and(|t| {
+                let policy = t.config_value(&broker.config, "cleanup.policy").unwrap_or_default();
+                policy.split(',').any(|p| p.trim() == "delete")
+            });
             let result = match topic.as_ref().and_then(|t| t.partition(wanted.partition_index)) {
+                // As Kafka: records are only deleted from topics whose cleanup policy includes `delete`.
+                Some(_) if !deletable => {
+                    Err(BrokerError::PolicyViolation("DeleteRecords needs cleanup.policy to include delete".into()))
+                }
                 Some(log) => {
                     let offset = if wanted.offset == HIGH_WATERMARK { log.high_watermark() } else { wanted.offset };
                     log.advance_log_start(offset).await

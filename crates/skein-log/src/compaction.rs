@@ -1,0 +1,362 @@
+//! Log compaction (`cleanup.policy=compact`): in the cleanable part of a partition, only the latest record of
+//! each key is kept; a tombstone (null value) that is the latest of its key goes once it is older than
+//! `delete.retention.ms`; records of aborted transactions go. Offsets never change: a compacted batch keeps the
+//! offsets of the records it still holds, and a batch left empty is deleted (clients skip the gaps).
+//!
+//! What is cleanable stops before the last stable offset (an open transaction is never touched) and before records
+//! younger than `min.compaction.lag.ms`. Control batches (transaction markers) and the batches producers' sequence
+//! state still refers to (so retries of recent batches are still recognised) are kept whole.
+//!
+//! A pass reads the cleanable range without blocking producers, then applies its rewrites in one write under the
+//! partition's append lock, after checking that the log start did not move meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use skein_core::BrokerError;
+use skein_protocol::RecordBatchHeader;
+use skein_storage::{ColumnFamily, Durability, StoreBatch, keys, run_blocking};
+
+use crate::partition::PartitionLog;
+
+/// The topic settings a compaction pass obeys.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionSettings {
+    /// `delete.retention.ms`: how long a tombstone stays readable.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a removable record older than this is compacted whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of removable records (in the cleanable range) that makes a pass
+    /// worth writing.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionOutcome {
+    pub records_removed: u64,
+    pub bytes_reclaimed: u64,
+    pub batches_rewritten: u64,
+}
+
+/// One stored batch of the cleanable range.
+struct StoredBatch {
+    key: Vec<u8>,
+    bytes: Vec<u8>,
+    header: RecordBatchHeader,
+}
+
+impl PartitionLog {
+    /// Compacts the cleanable part of this partition once. Returns what was removed (nothing when the dirty ratio
+    /// is below the setting and no removable record is older than `max.compaction.lag.ms`).
+    pub async fn compact(
+        &self,
+        settings: CompactionSettings,
+        durability: Durability,
+        now_ms: i64,
+    ) -> Result<CompactionOutcome, BrokerError> {
+        let state = self.state();
+        // Batches producers' sequence state refers to are kept whole, so a retry is still recognised.
+        let remembered: std::collections::HashSet<i64> =
+            self.producers().iter().flat_map(|(_, p)| p.batches.iter().map(|b| b.base_offset)).collect();
+        let end = self.last_stable_offset();
+        if end <= state.log_start_offset {
+            return Ok(CompactionOutcome::default());
+        }
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        let (from, to) = (keys::log_key(partition_id, state.log_start_offset), keys::log_key(partition_id, end));
+        let lag_cutoff = now_ms.saturating_sub(settings.min_compaction_lag_ms);
+        let stored: Vec<StoredBatch> = run_blocking(move || {
+            let mut stored = Vec::new();
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
+                match RecordBatchHeader::parse(value) {
+                    // The cleanable range ends at the first batch still within the compaction lag.
+                    Ok(header) if header.max_timestamp > lag_cutoff => false,
+                    Ok(header) if header.last_offset() >= end => false,
+                    Ok(header) => {
+                        stored.push(StoredBatch { key: key.to_vec(), bytes: value.to_vec(), header });
+                        true
+                    }
+                    Err(_) => true,
+                }
+            })?;
+            Ok(stored)
+        })
+        .await?;
+        let Some(last) = stored.last() else { return Ok(CompactionOutcome::default()) };
+        let cleanable_end = last.header.last_offset() + 1;
+        let aborted = self.aborted_transactions(state.log_start_offset, cleanable_end).await?;
+
+        // The latest offset of every key in the cleanable range (later records win).
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        let mut decoded = Vec::with_capacity(stored.len());
+        for batch in &stored {
+            if batch.header.is_control() || is_aborted(&batch.header, &aborted) {
+                decoded.push(None);
+                continue;
+            }
+            let mut buf = Bytes::copy_from_slice(&batch.bytes);
+            let records = RecordBatchDecoder::decode(&mut buf)
+                .map_err(|err| BrokerError::Storage(format!("cannot decode a stored batch for compaction: {err}")))?;
+            for record in &records.records {
+                if let Some(key) = &record.key {
+                    latest.insert(key.clone(), record.offset);
+                }
+            }
+            decoded.push(Some(records));
+        }
+
+        let tombstone_cutoff = now_ms.saturating_sub(settings.delete_retention_ms);
+        let overdue_cutoff = now_ms.saturating_sub(settings.max_compaction_lag_ms);
+        let mut outcome = CompactionOutcome::default();
+        let mut total_records = 0u64;
+        let mut overdue = false;
+        let mut write = StoreBatch::default();
+        for (batch, records) in stored.iter().zip(decoded) {
+            let removed_whole = |outcome: &mut CompactionOutcome, write: &mut StoreBatch, count: u64| {
+                outcome.records_removed += count;
+                outcome.bytes_reclaimed += batch.bytes.len() as u64;
+                write.delete(ColumnFamily::Log, batch.key.clone());
+            };
+            if batch.header.is_control() {
+                continue;
+            }
+            let count = u64::try_from(batch.header.records_count).unwrap_or(0);
+            total_records += count;
+            if remembered.contains(&batch.header.base_offset) {
+                continue;
+            }
+            let Some(set) = records else {
+                // A batch of an aborted transaction: none of it is ever read by read_committed consumers.
+                removed_whole(&mut outcome, &mut write, count);
+                continue;
+            };
+            let keep: Vec<_> = set
+                .records
+                .iter()
+                .filter(|record| match &record.key {
+                    None => true,
+                    Some(key) => {
+                        let is_latest = latest.get(key) == Some(&record.offset);
+                        let expired_tombstone = record.value.is_none() && batch.header.max_timestamp < tombstone_cutoff;
+                        is_latest && !expired_tombstone
+                    }
+                })
+                .cloned()
+                .collect();
+            if keep.len() == set.records.len() {
+                continue;
+            }
+            overdue |= batch.header.max_timestamp < overdue_cutoff;
+            if keep.is_empty() {
+                removed_whole(&mut outcome, &mut write, count);
+                continue;
+            }
+            let compression = compression_of(batch.header.compression_codec());
+            let mut rewritten = BytesMut::new();
+            let options = RecordEncodeOptions { version: 2, compression };
+            RecordBatchEncoder::encode(&mut rewritten, &keep, &options)
+                .map_err(|err| BrokerError::Storage(format!("cannot encode a compacted batch: {err}")))?;
+            outcome.records_removed += (set.records.len() - keep.len()) as u64;
+            outcome.bytes_reclaimed += (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64);
+            outcome.batches_rewritten += 1;
+            // The batch stays under its original key: offsets, and so fetch positions, do not move.
+            write.put(ColumnFamily::Log, batch.key.clone(), rewritten.to_vec());
+        }
+        let dirty_ratio = if total_records == 0 { 0.0 } else { outcome.records_removed as f64 / total_records as f64 };
+        if write.is_empty() || (dirty_ratio < settings.min_cleanable_dirty_ratio && !overdue) {
+            return Ok(CompactionOutcome::default());
+        }
+        let _append = self.append_lock.lock().await;
+        if self.log_start_offset() != state.log_start_offset {
+            // Retention or DeleteRecords moved the start meanwhile: the next pass starts afresh.
+            return Ok(CompactionOutcome::default());
+        }
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(write, durability)).await?;
+        Ok(outcome)
+    }
+}
+
+/// Whether a transactional batch belongs to an aborted transaction (producer id, first offset, marker offset).
+fn is_aborted(header: &RecordBatchHeader, aborted: &[(i64, i64, i64)]) -> bool {
+    header.is_transactional()
+        && aborted.iter().any(|(producer_id, first_offset, marker_offset)| {
+            *producer_id == header.producer_id && (*first_offset..*marker_offset).contains(&header.base_offset)
+        })
+}
+
+fn compression_of(codec: i16) -> Compression {
+    match codec {
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::append::{AppendRequest, append_batches, append_marker};
+    use crate::partition::Isolation;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::records::{Record, TimestampType};
+    use skein_core::TopicPartition;
+    use skein_protocol::{MarkerType, validate_client_batch};
+    use skein_storage::{Engine, MemoryEngine};
+
+    const HOUR_AGO: i64 = 1_700_000_000_000;
+    const NOW: i64 = HOUR_AGO + 3_600_000;
+
+    fn settings(delete_retention_ms: i64) -> CompactionSettings {
+        CompactionSettings {
+            delete_retention_ms,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.0,
+        }
+    }
+
+    /// A batch of (key, value) records (value `None` = tombstone), optionally transactional.
+    fn batch(records: &[(&str, Option<&str>)], producer: Option<(i64, i16, i32)>) -> Bytes {
+        let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
+        let encoded: Vec<Record> = records
+            .iter()
+            .zip(0i64..)
+            .map(|((key, value), offset)| Record {
+                transactional: producer.is_some(),
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                sequence: if producer.is_some() { base_sequence + offset as i32 } else { offset as i32 - 1 },
+                timestamp: HOUR_AGO + offset,
+                key: Some(Bytes::copy_from_slice(key.as_bytes())),
+                value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::Lz4 };
+        RecordBatchEncoder::encode(&mut buf, &encoded, &options).expect("encode");
+        buf.freeze()
+    }
+
+    async fn append(engine: &Arc<dyn Engine>, log: &Arc<PartitionLog>, records: Bytes) {
+        let header = validate_client_batch(&records).expect("valid");
+        let request = AppendRequest { log: Arc::clone(log), records, header, log_append_time: None };
+        append_batches(engine, vec![request], Durability::ProcessCrash, NOW)
+            .await
+            .expect("append")
+            .remove(0)
+            .expect("ok");
+    }
+
+    /// What read_committed sees, filtered as clients filter: (offset, key, value) of every data record. A
+    /// producer's records are dropped from an aborted transaction's first offset until its ABORT marker.
+    async fn committed(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+        let read = log.read(log.log_start_offset(), usize::MAX, true, Isolation::ReadCommitted).await.expect("read");
+        let mut pending = read.aborted_transactions.unwrap_or_default();
+        let mut aborting = std::collections::HashSet::new();
+        let mut buf = read.records.clone();
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let set = RecordBatchDecoder::decode(&mut buf).expect("decode");
+            for record in set.records {
+                pending.retain(|(producer, first)| {
+                    let starts = *first <= record.offset;
+                    if starts {
+                        aborting.insert(*producer);
+                    }
+                    !starts
+                });
+                if record.control {
+                    aborting.remove(&record.producer_id);
+                } else if !(record.transactional && aborting.contains(&record.producer_id)) {
+                    let text = |b: Option<Bytes>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
+                    out.push((record.offset, text(record.key).unwrap_or_default(), text(record.value)));
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn keeps_the_latest_value_per_key_at_its_offset_and_drops_old_tombstones_and_aborted_records() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut setup = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        engine.write(setup, Durability::ProcessCrash).expect("setup");
+
+        // Offsets 0..5: a=1 b=1 c=1 a=2 b=2 c=(tombstone).
+        append(&engine, &log, batch(&[("a", Some("1")), ("b", Some("1")), ("c", Some("1"))], None)).await;
+        append(&engine, &log, batch(&[("a", Some("2")), ("b", Some("2")), ("c", None)], None)).await;
+        // Offsets 6..7: an aborted transaction writing a=bad, then its ABORT marker at 8.
+        append(&engine, &log, batch(&[("a", Some("bad")), ("d", Some("bad"))], Some((9, 0, 0)))).await;
+        append_marker(&engine, &log, 9, 0, MarkerType::Abort, Durability::ProcessCrash, NOW).await.expect("abort");
+        // Offset 9: d=1, written by a plain producer.
+        append(&engine, &log, batch(&[("d", Some("1"))], None)).await;
+        // Producer 9 commits five batches of e (offsets 10..14, marker 15): its sequence state no longer
+        // refers to the aborted batch, which may now go.
+        for (sequence, value) in (2..).zip(["1", "2", "3", "4", "5"]) {
+            append(&engine, &log, batch(&[("e", Some(value))], Some((9, 0, sequence)))).await;
+        }
+        append_marker(&engine, &log, 9, 0, MarkerType::Commit, Durability::ProcessCrash, NOW).await.expect("commit");
+
+        // 5 of 14 records are removable: below a dirty ratio of 0.5 nothing is written.
+        let picky = CompactionSettings { min_cleanable_dirty_ratio: 0.5, ..settings(i64::MAX) };
+        assert_eq!(log.compact(picky, Durability::ProcessCrash, NOW).await.expect("compact").records_removed, 0);
+        let outcome = log.compact(settings(i64::MAX), Durability::ProcessCrash, NOW).await.expect("compact");
+        assert_eq!(outcome.records_removed, 3 + 2, "a=1 b=1 c=1 and the aborted pair; e's batches are remembered");
+        let expected = vec![
+            (3, "a".into(), Some("2".into())),
+            (4, "b".into(), Some("2".into())),
+            (5, "c".into(), None),
+            (9, "d".into(), Some("1".into())),
+            (10, "e".into(), Some("1".into())),
+            (11, "e".into(), Some("2".into())),
+            (12, "e".into(), Some("3".into())),
+            (13, "e".into(), Some("4".into())),
+            (14, "e".into(), Some("5".into())),
+        ];
+        assert_eq!(committed(&log).await, expected, "latest per key, offsets unchanged, tombstone kept");
+        assert_eq!(log.high_watermark(), 16);
+
+        // With delete.retention.ms passed, the tombstone goes too; a second pass changes nothing more.
+        let outcome = log.compact(settings(1_000), Durability::ProcessCrash, NOW).await.expect("compact");
+        assert_eq!(outcome.records_removed, 1);
+        let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
+        assert_eq!(left, vec![3, 4, 9, 10, 11, 12, 13, 14]);
+        assert_eq!(
+            log.compact(settings(1_000), Durability::ProcessCrash, NOW).await.expect("again").records_removed,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn leaves_open_transactions_and_recent_records_alone() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut setup = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        engine.write(setup, Durability::ProcessCrash).expect("setup");
+        append(&engine, &log, batch(&[("a", Some("1"))], None)).await;
+        // An open transaction at offset 1: the last stable offset is 1, nothing after it is cleanable.
+        append(&engine, &log, batch(&[("a", Some("2"))], Some((5, 0, 0)))).await;
+        append(&engine, &log, batch(&[("a", Some("3"))], None)).await;
+        let outcome = log.compact(settings(0), Durability::ProcessCrash, NOW).await.expect("compact");
+        assert_eq!(outcome, CompactionOutcome::default());
+        // Within min.compaction.lag.ms nothing is cleanable either.
+        let lagging = CompactionSettings { min_compaction_lag_ms: 7_200_000, ..settings(0) };
+        assert_eq!(log.compact(lagging, Durability::ProcessCrash, NOW).await.expect("compact").records_removed, 0);
+    }
+}
