@@ -2,13 +2,13 @@
 """The client conformance matrix: every client driver (conformance/*/run) x every scenario, against
 Apache Kafka first (the oracle) and then against Skein.
 
-    conformance/run.py [--clients a,b] [--scenarios x,y] [--kafka-only]
+    conformance/run.py [--clients a,b] [--scenarios x,y] [--kafka-only] [--out PATH]
 
 A cell is `pass` (Kafka and Skein pass), `FAIL` (Kafka passes, Skein fails), `oracle-fail` (the scenario
 fails against Kafka itself, so the driver or the scenario is wrong; Skein is not tried), `n/a` (the client
 cannot express the scenario: driver exit 2) or `kafka-pass` (passes against Kafka; Skein not run because of
 --kafka-only or because target/release/skein is missing). The last line is `N passed, N failed`; the exit
-status is non-zero if anything failed. Prints the table and writes conformance/MATRIX.md.
+status is non-zero if anything failed. Prints the table and writes conformance/MATRIX.md (or --out PATH).
 """
 
 from __future__ import annotations
@@ -55,13 +55,25 @@ SCENARIOS_WITHOUT_TOPIC = {"admin-topics"}
 PARTITIONS = 3
 # The scenarios' record timestamps are from November 2023 (1700000000000 + i). With the default 7-day
 # time retention, Kafka's periodic retention check (every 5 minutes) deletes those records mid-run, so
-# both brokers keep data forever; everything else is the brokers' default configuration.
-BROKER_CONFIG = {"log.retention.ms": -1}
+# both brokers keep data forever. For the consumer-group scenarios: a classic group forms as soon as its
+# first member joins instead of waiting 3 s for more, and KIP-848 members (group.protocol=consumer)
+# heartbeat every second instead of every 5 s, so a member learns of partitions to give up or take over
+# quickly (the minimum interval must allow that). Everything else is the brokers' default configuration.
+BROKER_CONFIG = {
+    "log.retention.ms": -1,
+    "group.initial.rebalance.delay.ms": 0,
+    "group.consumer.heartbeat.interval.ms": 1000,
+    "group.consumer.min.heartbeat.interval.ms": 1000,
+}
 CELL_TIMEOUT_SECONDS = 180
 VERSION_TIMEOUT_SECONDS = 60
 BROKER_START_TIMEOUT_SECONDS = 90
 SERVING_TIMEOUT_SECONDS = 60
 FAILURE_TAIL_LINES = 25
+# Lines of the broker's own log (written while a failing cell ran) kept beside the cell's log, and how many
+# of them the report prints.
+BROKER_LOG_EXCERPT_LINES = 200
+BROKER_LOG_PRINTED_LINES = 10
 
 PASS, FAIL, ORACLE_FAIL, NOT_APPLICABLE, KAFKA_PASS = "pass", "FAIL", "oracle-fail", "n/a", "kafka-pass"
 
@@ -82,6 +94,7 @@ class Attempt:
     reason: str
     log_path: Path
     seconds: float
+    broker_log_path: Path | None = None  # what the broker logged while the cell ran, kept when it failed
 
     @property
     def passed(self) -> bool:
@@ -199,6 +212,26 @@ def wait_until_serving(bootstrap: str, topic: str) -> float:
         consumer.close()
 
 
+def broker_log_size(broker) -> int:
+    try:
+        return broker.log_path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def save_broker_log_excerpt(broker, since: int, excerpt_path: Path) -> Path:
+    """Keeps the last lines the broker logged since byte `since` (while the cell ran) in excerpt_path: the
+    brokers' own logs live in temp dirs that are removed when the run ends."""
+    try:
+        with open(broker.log_path, "rb") as broker_log:
+            broker_log.seek(since)
+            lines = broker_log.read().decode(errors="replace").splitlines()[-BROKER_LOG_EXCERPT_LINES:]
+    except FileNotFoundError:
+        lines = []
+    excerpt_path.write_text("".join(f"{line}\n" for line in lines))
+    return excerpt_path
+
+
 def ensure_running(broker) -> None:
     if not broker.is_running():
         broker.start(timeout=BROKER_START_TIMEOUT_SECONDS)
@@ -206,13 +239,19 @@ def ensure_running(broker) -> None:
 
 def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
     log_path = LOG_DIR / client / f"{scenario}.{broker_kind}.log"
+    broker_log_excerpt_path = LOG_DIR / client / f"{scenario}.{broker_kind}.broker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_bytes(b"")
+    broker_log_excerpt_path.unlink(missing_ok=True)
     started = time.monotonic()
     deadline = started + CELL_TIMEOUT_SECONDS
+    broker_log_start = broker_log_size(broker)
 
     def finish(exit_code: int | None, reason: str) -> Attempt:
-        return Attempt(exit_code, reason, log_path, time.monotonic() - started)
+        excerpt = None
+        if exit_code not in (0, 2):
+            excerpt = save_broker_log_excerpt(broker, broker_log_start, broker_log_excerpt_path)
+        return Attempt(exit_code, reason, log_path, time.monotonic() - started, excerpt)
 
     try:
         ensure_running(broker)
@@ -290,10 +329,18 @@ def report_cell(cell: Cell) -> None:
         print(f"  !!! ORACLE-FAIL: {cell.client} {cell.scenario} fails against Apache Kafka: {cell.reason}")
         print(f"  !!! the driver or the scenario is wrong; log {failed.log_path.relative_to(REPO_ROOT)}:")
         print(indent(log_tail(failed.log_path)), flush=True)
+        report_broker_log(failed)
     elif cell.result == FAIL:
         failed = cell.attempts["skein"]
         print(f"  FAIL against Skein: {cell.reason}\n  log {failed.log_path.relative_to(REPO_ROOT)}:")
         print(indent(log_tail(failed.log_path)), flush=True)
+        report_broker_log(failed)
+
+
+def report_broker_log(failed: Attempt) -> None:
+    if failed.broker_log_path is not None:
+        print(f"  broker log while it ran: {failed.broker_log_path.relative_to(REPO_ROOT)}, last lines:")
+        print(indent(log_tail(failed.broker_log_path, BROKER_LOG_PRINTED_LINES)), flush=True)
 
 
 def indent(text: str) -> str:
@@ -317,7 +364,7 @@ def format_table(cells: dict[tuple[str, str], Cell], clients: list[str], scenari
 
 
 def write_matrix(cells: dict[tuple[str, str], Cell], clients: list[str], scenarios: list[str],
-                 versions: dict[str, str], skein_note: str, command: str) -> None:
+                 versions: dict[str, str], skein_note: str, command: str, matrix_path: Path) -> None:
     lines = [
         "# Client conformance matrix",
         "",
@@ -338,7 +385,7 @@ def write_matrix(cells: dict[tuple[str, str], Cell], clients: list[str], scenari
         for cell in problems:
             reason = cell.reason.replace("|", "\\|").replace("`", "'")
             lines.append(f"- {cell.client} / {cell.scenario} ({cell.result}): {reason}")
-    MATRIX_PATH.write_text("\n".join(lines) + "\n")
+    matrix_path.write_text("\n".join(lines) + "\n")
 
 
 def parse_list(value: str | None, allowed: list[str], what: str) -> list[str]:
@@ -356,7 +403,10 @@ def main() -> int:
     parser.add_argument("--clients", help="comma-separated client names (default: every conformance/*/run)")
     parser.add_argument("--scenarios", help="comma-separated scenarios (default: all)")
     parser.add_argument("--kafka-only", action="store_true", help="only validate the scenarios against Apache Kafka")
+    parser.add_argument("--out", type=Path, default=MATRIX_PATH,
+                        help="where to write the matrix (default: conformance/MATRIX.md)")
     args = parser.parse_args()
+    matrix_path = args.out.resolve()
 
     clients = parse_list(args.clients, discover_clients(), "client")
     scenarios = parse_list(args.scenarios, SCENARIOS, "scenario")
@@ -422,8 +472,8 @@ def main() -> int:
         seconds = sum(cells[(client, scenario)].seconds for scenario in scenarios)
         print(f"{client}: {seconds:.1f} s")
     print(f"total: {time.monotonic() - started:.1f} s")
-    write_matrix(cells, clients, scenarios, versions, skein_note, command)
-    print(f"wrote {MATRIX_PATH.relative_to(REPO_ROOT)}")
+    write_matrix(cells, clients, scenarios, versions, skein_note, command, matrix_path)
+    print(f"wrote {os.path.relpath(matrix_path, REPO_ROOT)}")
 
     results = [cell.result for cell in cells.values()]
     oracle_failures = results.count(ORACLE_FAIL)

@@ -16,8 +16,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from .messages import (COMPRESSION_DEFAULT_COUNT, DEFAULT_SEED, ROUNDTRIP_DEFAULT_COUNT, ScenarioFailed,
-                       ScenarioNotSupported)
+from .messages import (COMPRESSION_DEFAULT_COUNT, CONSUMER_GROUP_DEFAULT_COUNT, DEFAULT_SEED,
+                       ROUNDTRIP_DEFAULT_COUNT, ScenarioFailed, ScenarioNotSupported)
 
 SCENARIOS = [
     "roundtrip",
@@ -30,6 +30,9 @@ SCENARIOS = [
     "list-offsets",
     "admin-topics",
     "idempotent-produce",
+    "consumer-group",
+    "consumer-group-kip848",
+    "admin-configs-partitions-records",
     "produce",
     "verify",
 ]
@@ -52,6 +55,8 @@ class ScenarioArgs:
 def default_count(scenario: str) -> int:
     if scenario.startswith("compression-"):
         return COMPRESSION_DEFAULT_COUNT
+    if scenario.startswith("consumer-group"):
+        return CONSUMER_GROUP_DEFAULT_COUNT
     return ROUNDTRIP_DEFAULT_COUNT
 
 

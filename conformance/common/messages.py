@@ -18,6 +18,8 @@ LIST_OFFSETS_TIMESTAMP_STEP_MS = 10
 LIST_OFFSETS_QUERY_TIMESTAMP_MS = BASE_TIMESTAMP_MS + 505  # first record at or after it: i=51 (ts +510)
 LIST_OFFSETS_EXPECTED_OFFSET = 51
 LIST_OFFSETS_FAR_FUTURE_MS = BASE_TIMESTAMP_MS + 10 ** 12  # later than every record's timestamp
+CONSUMER_GROUP_DEFAULT_COUNT = 3_000
+CONSUMER_GROUP_RESUME_COUNT = 10  # messages produced after the first two members closed
 
 
 @dataclass(frozen=True)

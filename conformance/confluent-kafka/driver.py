@@ -13,14 +13,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import confluent_kafka
 from confluent_kafka import (OFFSET_BEGINNING, TIMESTAMP_CREATE_TIME, Consumer, KafkaError, KafkaException,
                              Producer, TopicPartition)
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                   NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
 from common.driver import CALL_TIMEOUT_SECONDS, Deadline, ScenarioArgs, main
+from common.groups import (CLASSIC_HEARTBEAT_INTERVAL_MS, GROUP_CONSUME_TIMEOUT_SECONDS, GROUP_PROTOCOLS,
+                           RESUME_CONSUME_TIMEOUT_SECONDS, STRAY_WAIT_SECONDS, GroupTally, group_id,
+                           message_index, roundtrip_positions)
 from common.messages import (BASE_TIMESTAMP_MS, LIST_OFFSETS_COUNT, LIST_OFFSETS_EXPECTED_OFFSET,
                              LIST_OFFSETS_FAR_FUTURE_MS, LIST_OFFSETS_QUERY_TIMESTAMP_MS,
                              LIST_OFFSETS_TIMESTAMP_STEP_MS, OFFSET_OUT_OF_RANGE_COUNT,
                              OFFSET_OUT_OF_RANGE_FETCH_OFFSET, PARTITIONS, ConsumedRecord, Message,
-                             ScenarioFailed, check_delivery_offsets, check_records_match,
+                             CONSUMER_GROUP_RESUME_COUNT, ScenarioFailed, check_delivery_offsets, check_record,
+                             check_records_match, roundtrip_message,
                              expected_counts_by_partition, large_value, message_too_large_small_message,
                              roundtrip_messages, single_partition_messages)
 
@@ -392,6 +397,265 @@ def admin_topics(args: ScenarioArgs) -> None:
         time.sleep(0.2)
 
 
+def new_group_member(args: ScenarioArgs, protocol: str) -> Consumer:
+    """A subscribing member of the scenario's group that commits only when told to."""
+    config = {
+        **base_config(),
+        "bootstrap.servers": args.bootstrap,
+        "group.id": group_id(args.topic),
+        "group.protocol": protocol,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
+    if protocol == "classic":
+        # With group.protocol=consumer the broker sets the heartbeat interval (librdkafka refuses this setting).
+        config["heartbeat.interval.ms"] = CLASSIC_HEARTBEAT_INTERVAL_MS
+    consumer = Consumer(config)
+    consumer.subscribe([args.topic])
+    return consumer
+
+
+def consume_in_group(args: ScenarioArgs, members: dict[str, Consumer], tally: GroupTally, timeout: float,
+                     stray_wait: float = 0.0) -> None:
+    """Polls the members in turn until every expected record arrived and the members' assignments have
+    settled, then (stray_wait) a little longer. Each record is checked byte for byte and counted once;
+    after each non-empty batch the member commits, synchronously, the offset after the batch's last
+    record of each partition."""
+    deadline = Deadline(timeout)
+    strays_until = None
+    while True:
+        for name, consumer in members.items():
+            batch = consumer.consume(num_messages=500, timeout=0.1)
+            next_offsets: dict[int, int] = {}
+            for msg in batch:
+                if msg.error() is not None:
+                    raise ScenarioFailed(f"{name}: consume error: {msg.error()}")
+                record = to_record(msg)
+                tally.record(name, record.partition, record.offset)
+                index = message_index(record.partition, record.offset)
+                check_record(roundtrip_message(args.seed, index), record, expected_offset=record.offset)
+                next_offsets[record.partition] = record.offset + 1
+            if next_offsets:
+                committed = consumer.commit(offsets=[TopicPartition(args.topic, partition, offset)
+                                                     for partition, offset in next_offsets.items()],
+                                            asynchronous=False)
+                failed = [tp for tp in committed if tp.error is not None]
+                if failed:
+                    raise ScenarioFailed(f"{name}: commit of {next_offsets} failed: {failed}")
+            tally.note_assignment(name, {tp.partition for tp in consumer.assignment()})
+        if strays_until is None and tally.all_received() and tally.settled():
+            if stray_wait <= 0:
+                break
+            strays_until = Deadline(stray_wait)
+        if strays_until is not None and strays_until.expired():
+            break
+        if strays_until is None and deadline.expired():
+            raise ScenarioFailed(f"not done within {timeout:.0f} s: {tally.progress()}")
+    sys.stderr.write(f"group: {tally.progress()}\n")
+
+
+def consumer_group(args: ScenarioArgs) -> None:
+    """Two members of a new group share the topic, committing after every batch; a third member that
+    joins after both closed receives exactly the messages produced since (messages.md)."""
+    protocol = GROUP_PROTOCOLS[args.scenario]
+    messages = roundtrip_messages(args.seed, args.count)
+    check_delivery_offsets(messages, produce_messages(new_producer(args), args.topic, messages))
+
+    members = {name: new_group_member(args, protocol) for name in ("member-1", "member-2")}
+    tally = GroupTally(list(members), roundtrip_positions(0, args.count))
+    consume_in_group(args, members, tally, GROUP_CONSUME_TIMEOUT_SECONDS)
+    for consumer in members.values():
+        consumer.close()
+
+    resume = [roundtrip_message(args.seed, index)
+              for index in range(args.count, args.count + CONSUMER_GROUP_RESUME_COUNT)]
+    delivered = produce_messages(new_producer(args), args.topic, resume)
+    for message in resume:
+        expected = (message.partition, message.index // PARTITIONS)
+        if delivered[message.index] != expected:
+            raise ScenarioFailed(f"message {message.index} acknowledged at (partition, offset) "
+                                 f"{delivered[message.index]}, expected {expected}")
+    third = {"member-3": new_group_member(args, protocol)}
+    tally = GroupTally(list(third), roundtrip_positions(args.count, CONSUMER_GROUP_RESUME_COUNT))
+    consume_in_group(args, third, tally, RESUME_CONSUME_TIMEOUT_SECONDS, stray_wait=STRAY_WAIT_SECONDS)
+    third["member-3"].close()
+
+
+# admin-configs-partitions-records (messages.md): 30 messages, 10 per partition.
+ADMIN_MESSAGE_COUNT = 30
+ADMIN_DELETE_BEFORE_OFFSET = 5
+ADMIN_GROWN_PARTITIONS = 5
+ADMIN_WATCHED_CONFIGS = ("retention.ms", "cleanup.policy")
+ADMIN_CONFIG_OVERRIDES = {"retention.ms": "123456", "cleanup.policy": "compact"}
+INVALID_PARTITIONS = 37
+INVALID_CONFIG = 40
+POLICY_VIOLATION = 44
+
+
+def admin_error(future) -> KafkaError | None:
+    """The error an admin future fails with, None when it succeeds."""
+    try:
+        future.result(timeout=CALL_TIMEOUT_SECONDS)
+    except KafkaException as exc:
+        return exc.args[0]
+    return None
+
+
+def describe_error(err: KafkaError | None) -> str:
+    return "success" if err is None else f"{err.name()} ({err.code()}): {err.str()}"
+
+
+def topic_configs(admin: AdminClient, topic: str) -> dict[str, tuple[str, ConfigSource]]:
+    """name -> (value, source) of the watched configs of TOPIC (DescribeConfigs)."""
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = retrying(lambda: admin.describe_configs([resource], request_timeout=CALL_TIMEOUT_SECONDS)[resource]
+                       .result(timeout=CALL_TIMEOUT_SECONDS), "describe_configs")
+    missing = [name for name in ADMIN_WATCHED_CONFIGS if name not in configs]
+    if missing:
+        raise ScenarioFailed(f"describe_configs of {topic} lacks {missing}")
+    return {name: (configs[name].value, ConfigSource(configs[name].source)) for name in ADMIN_WATCHED_CONFIGS}
+
+
+def alter_topic_configs(admin: AdminClient, topic: str, entries: list[ConfigEntry]) -> KafkaError | None:
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+    return admin_error(admin.incremental_alter_configs([resource], request_timeout=CALL_TIMEOUT_SECONDS)[resource])
+
+
+def partition_offsets(admin: AdminClient, topic: str, partitions, spec) -> dict[int, int]:
+    wanted = {TopicPartition(topic, partition): spec for partition in partitions}
+    results = retrying(lambda: {tp.partition: future.result(timeout=CALL_TIMEOUT_SECONDS).offset for tp, future in
+                                admin.list_offsets(wanted, request_timeout=CALL_TIMEOUT_SECONDS).items()},
+                       "list_offsets")
+    return dict(sorted(results.items()))
+
+
+def delete_records(admin: AdminClient, topic: str, before: dict[int, int]) -> dict[int, int | KafkaError]:
+    """DeleteRecords in one request: partition -> low watermark, or the partition's error."""
+    futures = admin.delete_records([TopicPartition(topic, partition, offset) for partition, offset in before.items()],
+                                   request_timeout=CALL_TIMEOUT_SECONDS, operation_timeout=CALL_TIMEOUT_SECONDS)
+    outcomes: dict[int, int | KafkaError] = {}
+    for tp, future in futures.items():
+        err = admin_error(future)
+        outcomes[tp.partition] = err if err is not None else future.result().low_watermark
+    return outcomes
+
+
+def admin_configs_partitions_records(args: ScenarioArgs) -> None:
+    """Cluster, topic configs, DeleteRecords and CreatePartitions through the AdminClient (messages.md).
+    confluent-kafka has no DescribeLogDirs, so step 4 is skipped."""
+    admin = new_admin(args)
+
+    # 1. Cluster.
+    cluster = retrying(lambda: admin.describe_cluster(request_timeout=CALL_TIMEOUT_SECONDS)
+                       .result(timeout=CALL_TIMEOUT_SECONDS), "describe_cluster")
+    if len(cluster.nodes) != 1:
+        raise ScenarioFailed(f"describe_cluster: {len(cluster.nodes)} brokers, expected 1: {cluster.nodes}")
+    if cluster.controller is None or cluster.controller.id != cluster.nodes[0].id:
+        raise ScenarioFailed(f"describe_cluster: controller {cluster.controller}, expected broker {cluster.nodes[0]}")
+    if not cluster.cluster_id:
+        raise ScenarioFailed("describe_cluster: empty cluster id")
+
+    # 2. Topic configs.
+    initial = topic_configs(admin, args.topic)
+    if any(source == ConfigSource.DYNAMIC_TOPIC_CONFIG for _, source in initial.values()):
+        raise ScenarioFailed(f"the new topic already has overrides: {initial}")
+    err = alter_topic_configs(admin, args.topic, [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in ADMIN_CONFIG_OVERRIDES.items()])
+    if err is not None:
+        raise ScenarioFailed(f"incremental_alter_configs SET {ADMIN_CONFIG_OVERRIDES}: {describe_error(err)}")
+    overridden = {name: (value, ConfigSource.DYNAMIC_TOPIC_CONFIG) for name, value in ADMIN_CONFIG_OVERRIDES.items()}
+    if topic_configs(admin, args.topic) != overridden:
+        raise ScenarioFailed(f"after SET: {topic_configs(admin, args.topic)}, expected {overridden}")
+    # Kafka deletes no records of a topic whose cleanup policy lacks `delete`.
+    outcome = delete_records(admin, args.topic, {0: 0})[0]
+    if not isinstance(outcome, KafkaError) or outcome.code() != POLICY_VIOLATION:
+        got = f"low watermark {outcome}" if isinstance(outcome, int) else describe_error(outcome)
+        raise ScenarioFailed(f"delete_records with cleanup.policy=compact: {got}; "
+                             f"expected POLICY_VIOLATION ({POLICY_VIOLATION})")
+    err = alter_topic_configs(admin, args.topic, [
+        ConfigEntry("retention.ms", "abc", incremental_operation=AlterConfigOpType.SET)])
+    if err is None or err.code() != INVALID_CONFIG:
+        raise ScenarioFailed(f"SET retention.ms=abc: {describe_error(err)}; expected INVALID_CONFIG ({INVALID_CONFIG})")
+    if topic_configs(admin, args.topic) != overridden:
+        raise ScenarioFailed(f"after the refused SET: {topic_configs(admin, args.topic)}, expected {overridden}")
+    err = alter_topic_configs(admin, args.topic, [
+        ConfigEntry(name, None, incremental_operation=AlterConfigOpType.DELETE) for name in ADMIN_WATCHED_CONFIGS])
+    if err is not None:
+        raise ScenarioFailed(f"incremental_alter_configs DELETE {ADMIN_WATCHED_CONFIGS}: {describe_error(err)}")
+    if topic_configs(admin, args.topic) != initial:
+        raise ScenarioFailed(f"after DELETE: {topic_configs(admin, args.topic)}, expected the initial {initial}")
+
+    # 3. Records.
+    messages = roundtrip_messages(args.seed, ADMIN_MESSAGE_COUNT)
+    check_delivery_offsets(messages, produce_messages(new_producer(args), args.topic, messages))
+    counts = expected_counts_by_partition(messages)
+    outcomes = delete_records(admin, args.topic, {0: ADMIN_DELETE_BEFORE_OFFSET, 1: -1})
+    if outcomes != {0: ADMIN_DELETE_BEFORE_OFFSET, 1: counts[1]}:
+        raise ScenarioFailed(f"delete_records low watermarks {outcomes}, expected "
+                             f"{ {0: ADMIN_DELETE_BEFORE_OFFSET, 1: counts[1]} }")
+    earliest = partition_offsets(admin, args.topic, range(PARTITIONS), OffsetSpec.earliest())
+    latest = partition_offsets(admin, args.topic, range(PARTITIONS), OffsetSpec.latest())
+    if earliest != {0: ADMIN_DELETE_BEFORE_OFFSET, 1: counts[1], 2: 0} or latest != counts:
+        raise ScenarioFailed(f"after delete_records: earliest {earliest}, latest {latest}; expected earliest "
+                             f"{ {0: ADMIN_DELETE_BEFORE_OFFSET, 1: counts[1], 2: 0} }, latest {counts}")
+    consumer = new_consumer(args)
+    try:
+        consumer.assign([TopicPartition(args.topic, 0, OFFSET_BEGINNING)])
+        expected_offsets = list(range(ADMIN_DELETE_BEFORE_OFFSET, counts[0]))
+        records: list[ConsumedRecord] = []
+        deadline = Deadline(CONSUME_TIMEOUT_SECONDS)
+        while len(records) < len(expected_offsets) and not deadline.expired():
+            for msg in consumer.consume(num_messages=100, timeout=min(1.0, deadline.remaining())):
+                if msg.error() is not None:
+                    raise ScenarioFailed(f"consume error on partition 0: {msg.error()}")
+                records.append(to_record(msg))
+        if [record.offset for record in records] != expected_offsets:
+            raise ScenarioFailed(f"partition 0 from the beginning: offsets {[r.offset for r in records]}, "
+                                 f"expected {expected_offsets}")
+        for record in records:
+            check_record(roundtrip_message(args.seed, PARTITIONS * record.offset), record, expected_offset=record.offset)
+    finally:
+        consumer.close()
+    beyond = counts[2] + 1
+    outcomes = delete_records(admin, args.topic, {2: beyond})
+    if not isinstance(outcomes[2], KafkaError) or outcomes[2].code() != OFFSET_OUT_OF_RANGE:
+        got = f"low watermark {outcomes[2]}" if isinstance(outcomes[2], int) else describe_error(outcomes[2])
+        raise ScenarioFailed(f"delete_records partition 2 before {beyond}: {got}; "
+                             f"expected OFFSET_OUT_OF_RANGE ({OFFSET_OUT_OF_RANGE})")
+    if partition_offsets(admin, args.topic, [2], OffsetSpec.earliest()) != {2: 0}:
+        raise ScenarioFailed("partition 2's earliest offset moved after the refused delete_records")
+
+    # 5. Partitions.
+    err = admin_error(admin.create_partitions([NewPartitions(args.topic, ADMIN_GROWN_PARTITIONS)],
+                                              request_timeout=CALL_TIMEOUT_SECONDS)[args.topic])
+    if err is not None:
+        raise ScenarioFailed(f"create_partitions to {ADMIN_GROWN_PARTITIONS}: {describe_error(err)}")
+    deadline = Deadline(CALL_TIMEOUT_SECONDS)
+    while True:
+        topic_metadata = admin.list_topics(topic=args.topic, timeout=CALL_TIMEOUT_SECONDS).topics[args.topic]
+        leaders = {partition: metadata.leader for partition, metadata in topic_metadata.partitions.items()}
+        if sorted(leaders) == list(range(ADMIN_GROWN_PARTITIONS)) and all(leader >= 0 for leader in leaders.values()):
+            break
+        if deadline.expired():
+            raise ScenarioFailed(f"metadata after create_partitions: leaders {leaders}, expected partitions "
+                                 f"0..{ADMIN_GROWN_PARTITIONS - 1} with leaders")
+        time.sleep(0.2)
+    new_partitions = range(PARTITIONS, ADMIN_GROWN_PARTITIONS)
+    for spec_name, spec in (("earliest", OffsetSpec.earliest()), ("latest", OffsetSpec.latest())):
+        offsets = partition_offsets(admin, args.topic, new_partitions, spec)
+        if offsets != {partition: 0 for partition in new_partitions}:
+            raise ScenarioFailed(f"new partitions' {spec_name} offsets {offsets}, expected 0")
+    err = admin_error(admin.create_partitions([NewPartitions(args.topic, ADMIN_GROWN_PARTITIONS - 1)],
+                                              request_timeout=CALL_TIMEOUT_SECONDS)[args.topic])
+    if err is None or err.code() != INVALID_PARTITIONS:
+        raise ScenarioFailed(f"create_partitions to {ADMIN_GROWN_PARTITIONS - 1}: {describe_error(err)}; "
+                             f"expected INVALID_PARTITIONS ({INVALID_PARTITIONS})")
+    if topic_partition_count(admin, args.topic) != ADMIN_GROWN_PARTITIONS:
+        raise ScenarioFailed(f"the topic has {topic_partition_count(admin, args.topic)} partitions after the "
+                             f"refused shrink, expected {ADMIN_GROWN_PARTITIONS}")
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "compression-gzip": compression_scenario("gzip"),
@@ -403,6 +667,9 @@ SCENARIOS = {
     "list-offsets": list_offsets,
     "admin-topics": admin_topics,
     "idempotent-produce": idempotent_produce,
+    "consumer-group": consumer_group,
+    "consumer-group-kip848": consumer_group,
+    "admin-configs-partitions-records": admin_configs_partitions_records,
     "produce": produce_phase,
     "verify": verify,
 }

@@ -2,29 +2,46 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.ReplicaInfo;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.consumer.OffsetOutOfRangeException;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaFuture;
+import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -154,12 +171,15 @@ public final class Driver {
             case "compression-lz4" -> roundtrip(count != null ? count : Messages.COMPRESSION_DEFAULT_COUNT, "lz4");
             case "compression-zstd" -> roundtrip(count != null ? count : Messages.COMPRESSION_DEFAULT_COUNT, "zstd");
             case "idempotent-produce" -> idempotentProduce(count != null ? count : Messages.ROUNDTRIP_DEFAULT_COUNT);
+            case "consumer-group" -> consumerGroup(count != null ? count : Messages.CONSUMER_GROUP_DEFAULT_COUNT, "classic");
+            case "consumer-group-kip848" -> consumerGroup(count != null ? count : Messages.CONSUMER_GROUP_DEFAULT_COUNT, "consumer");
             case "produce" -> produceMessages(count != null ? count : Messages.ROUNDTRIP_DEFAULT_COUNT, "none");
             case "verify" -> consumeAndVerify(count != null ? count : Messages.ROUNDTRIP_DEFAULT_COUNT);
             case "message-too-large" -> messageTooLarge();
             case "offset-out-of-range" -> offsetOutOfRange();
             case "list-offsets" -> listOffsets();
             case "admin-topics" -> adminTopics();
+            case "admin-configs-partitions-records" -> adminConfigsPartitionsRecords();
             default -> {
                 System.err.println("n/a: java does not implement scenario " + scenario);
                 return EXIT_NOT_SUPPORTED;
@@ -231,6 +251,31 @@ public final class Driver {
 
     ProducerRecord<byte[], byte[]> message(long i) {
         return message(i, Messages.partition(i), Messages.timestamp(i));
+    }
+
+    /**
+     * A subscribing member of the scenario's group (conformance/common/messages.md, "Consumer group scenarios"):
+     * the given group.protocol, no auto commit, earliest when the group has no committed offset.
+     */
+    KafkaConsumer<byte[], byte[]> newGroupMember(String protocol) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.CLIENT_ID_CONFIG, "skein-conformance-java");
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, GroupTally.groupId(topic));
+        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
+        props.put(ConsumerConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+        if (protocol.equals("classic")) {
+            // A classic member learns of a rebalance through its heartbeat. With group.protocol=consumer the
+            // broker sets the interval (the client rejects this setting).
+            props.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, Integer.toString(GroupTally.CLASSIC_HEARTBEAT_INTERVAL_MS));
+        }
+        KafkaConsumer<byte[], byte[]> consumer =
+                new KafkaConsumer<>(props, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+        consumer.subscribe(List.of(topic));
+        return consumer;
     }
 
     /** Checks key, value, headers (order and duplicates) and CreateTime timestamp of one consumed record. */
@@ -315,16 +360,24 @@ public final class Driver {
 
     /** Sends messages 0..count-1 with acks=all; every acknowledgement must carry the expected partition and offset. */
     void produceMessages(int count, String compression, Properties extra) throws Exception {
+        produceMessages(0, count, compression, extra);
+    }
+
+    /**
+     * Sends messages first..first+count-1 with acks=all to a topic that holds messages 0..first-1; every
+     * acknowledgement must carry the expected partition and offset.
+     */
+    void produceMessages(long first, int count, String compression, Properties extra) throws Exception {
         try (KafkaProducer<byte[], byte[]> producer = newProducer(compression, extra)) {
             List<Future<RecordMetadata>> acks = new ArrayList<>(count);
-            for (long i = 0; i < count; i++) {
+            for (long i = first; i < first + count; i++) {
                 acks.add(producer.send(message(i)));
             }
             producer.flush();
-            for (int i = 0; i < count; i++) {
+            for (long i = first; i < first + count; i++) {
                 RecordMetadata metadata;
                 try {
-                    metadata = acks.get(i).get(30, TimeUnit.SECONDS);
+                    metadata = acks.get((int) (i - first)).get(30, TimeUnit.SECONDS);
                 } catch (ExecutionException e) {
                     throw new Failure("message " + i + " was not acknowledged: " + e.getCause());
                 }
@@ -440,6 +493,86 @@ public final class Driver {
             }
             checkRecord(records.get(0), Messages.SMALL_MESSAGE_INDEX, Messages.timestamp(Messages.SMALL_MESSAGE_INDEX));
         }
+    }
+
+    /**
+     * consumer-group / consumer-group-kip848: two members of a new group share the topic, committing after
+     * every batch; a third member that joins after both closed receives exactly the messages produced since.
+     */
+    void consumerGroup(int count, String protocol) throws Exception {
+        produceMessages(count, "none");
+        Map<String, KafkaConsumer<byte[], byte[]>> members = new LinkedHashMap<>();
+        try {
+            members.put("member-1", newGroupMember(protocol));
+            members.put("member-2", newGroupMember(protocol));
+            GroupTally tally = new GroupTally(members.keySet(), 0, count);
+            consumeInGroup(members, tally, GroupTally.GROUP_CONSUME_TIME_LIMIT, Duration.ZERO);
+        } finally {
+            for (KafkaConsumer<byte[], byte[]> member : members.values()) {
+                member.close();
+            }
+        }
+
+        produceMessages(count, GroupTally.RESUME_COUNT, "none", new Properties());
+        Map<String, KafkaConsumer<byte[], byte[]>> third = new LinkedHashMap<>();
+        try {
+            third.put("member-3", newGroupMember(protocol));
+            GroupTally tally = new GroupTally(third.keySet(), count, GroupTally.RESUME_COUNT);
+            consumeInGroup(third, tally, GroupTally.RESUME_CONSUME_TIME_LIMIT, GroupTally.STRAY_WAIT);
+        } finally {
+            for (KafkaConsumer<byte[], byte[]> member : third.values()) {
+                member.close();
+            }
+        }
+    }
+
+    /**
+     * Polls the members in turn until every expected record arrived and their assignments have settled, then
+     * (strayWait) a little longer. Each record is checked byte for byte and counted once; after each non-empty
+     * batch the member commits, synchronously, the offset after the batch's last record of each partition.
+     */
+    void consumeInGroup(Map<String, KafkaConsumer<byte[], byte[]>> members, GroupTally tally, Duration limit,
+                        Duration strayWait) throws Failure {
+        long deadline = System.nanoTime() + limit.toNanos();
+        Long straysUntil = null;
+        while (true) {
+            for (Map.Entry<String, KafkaConsumer<byte[], byte[]>> entry : members.entrySet()) {
+                String name = entry.getKey();
+                KafkaConsumer<byte[], byte[]> consumer = entry.getValue();
+                Map<TopicPartition, OffsetAndMetadata> next = new HashMap<>();
+                for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(100))) {
+                    tally.record(name, record.partition(), record.offset());
+                    long i = GroupTally.messageIndex(record.partition(), record.offset());
+                    checkRecord(record, i, Messages.timestamp(i));
+                    next.put(new TopicPartition(topic, record.partition()), new OffsetAndMetadata(record.offset() + 1));
+                }
+                if (!next.isEmpty()) {
+                    try {
+                        consumer.commitSync(next);
+                    } catch (RuntimeException e) {
+                        throw new Failure(name + ": commit of " + next + " failed: " + e);
+                    }
+                }
+                Set<Integer> assigned = new TreeSet<>();
+                for (TopicPartition partition : consumer.assignment()) {
+                    assigned.add(partition.partition());
+                }
+                tally.noteAssignment(name, assigned);
+            }
+            if (straysUntil == null && tally.allReceived() && tally.settled()) {
+                if (strayWait.isZero()) {
+                    break;
+                }
+                straysUntil = System.nanoTime() + strayWait.toNanos();
+            }
+            if (straysUntil != null && System.nanoTime() > straysUntil) {
+                break;
+            }
+            if (straysUntil == null && System.nanoTime() > deadline) {
+                throw new Failure("not done within " + limit.toSeconds() + " s: " + tally.progress());
+            }
+        }
+        System.err.println("group: " + tally.progress());
     }
 
     /** Polls until at least `wanted` records arrived or the consume time limit passed. */
@@ -606,6 +739,226 @@ public final class Driver {
             if (!expectedType.isInstance(cause) || error != expectedError) {
                 throw new Failure("creating topic '" + name + "' failed with " + cause + " (error " + error + " code "
                         + error.code() + "), expected " + expectedError + " (" + expectedError.code() + ")");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- admin-configs-partitions-records
+
+    /** conformance/common/messages.md "Admin scenario": 30 messages, 10 per partition. */
+    static final int ADMIN_MESSAGE_COUNT = 30;
+    static final long ADMIN_DELETE_BEFORE_OFFSET = 5;
+    static final int ADMIN_GROWN_PARTITIONS = 5;
+    static final List<String> ADMIN_WATCHED_CONFIGS = List.of("retention.ms", "cleanup.policy");
+    static final Map<String, String> ADMIN_CONFIG_OVERRIDES = Map.of("retention.ms", "123456", "cleanup.policy", "compact");
+
+    /** The result of an admin call that must succeed. */
+    static <T> T adminResult(KafkaFuture<T> future, String what) throws Exception {
+        try {
+            return future.get(ADMIN_TIME_LIMIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            throw new Failure(what + " failed: " + e.getCause());
+        }
+    }
+
+    /** An admin call that must fail with `expected`. */
+    static void expectAdminError(KafkaFuture<?> future, String what, Errors expected) throws Exception {
+        try {
+            future.get(ADMIN_TIME_LIMIT.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            Errors error = Errors.forException(e.getCause());
+            if (error != expected) {
+                throw new Failure(what + " failed with " + e.getCause() + " (" + error + ", " + error.code()
+                        + "), expected " + expected + " (" + expected.code() + ")");
+            }
+            return;
+        }
+        throw new Failure(what + " succeeded, expected " + expected + " (" + expected.code() + ")");
+    }
+
+    /** name -> "value SOURCE" of the watched configs of TOPIC (DescribeConfigs). */
+    Map<String, String> topicConfigs(Admin admin) throws Exception {
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        Config config = adminResult(admin.describeConfigs(List.of(resource)).all(), "describeConfigs").get(resource);
+        Map<String, String> watched = new LinkedHashMap<>();
+        for (String name : ADMIN_WATCHED_CONFIGS) {
+            ConfigEntry entry = config.get(name);
+            if (entry == null) {
+                throw new Failure("describeConfigs of " + topic + " lacks " + name);
+            }
+            watched.put(name, entry.value() + " " + entry.source());
+        }
+        return watched;
+    }
+
+    KafkaFuture<Void> alterTopicConfigs(Admin admin, List<AlterConfigOp> ops) {
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+        return admin.incrementalAlterConfigs(Map.of(resource, ops)).all();
+    }
+
+    Map<Integer, Long> partitionOffsets(Admin admin, List<Integer> partitions, OffsetSpec spec) throws Exception {
+        Map<TopicPartition, OffsetSpec> wanted = new HashMap<>();
+        partitions.forEach(p -> wanted.put(new TopicPartition(topic, p), spec));
+        Map<Integer, Long> offsets = new java.util.TreeMap<>();
+        adminResult(admin.listOffsets(wanted).all(), "listOffsets").forEach((tp, info) -> offsets.put(tp.partition(), info.offset()));
+        return offsets;
+    }
+
+    /** Cluster, topic configs, DeleteRecords, DescribeLogDirs and CreatePartitions through the Admin API. */
+    void adminConfigsPartitionsRecords() throws Exception {
+        try (Admin admin = newAdmin()) {
+            // 1. Cluster.
+            DescribeClusterResult cluster = admin.describeCluster();
+            List<Node> nodes = new ArrayList<>(adminResult(cluster.nodes(), "describeCluster nodes"));
+            Node controller = adminResult(cluster.controller(), "describeCluster controller");
+            String clusterId = adminResult(cluster.clusterId(), "describeCluster clusterId");
+            if (nodes.size() != 1) {
+                throw new Failure("describeCluster: " + nodes.size() + " brokers, expected 1: " + nodes);
+            }
+            int nodeId = nodes.get(0).id();
+            if (controller == null || controller.id() != nodeId) {
+                throw new Failure("describeCluster: controller " + controller + ", expected broker " + nodes.get(0));
+            }
+            if (clusterId == null || clusterId.isEmpty()) {
+                throw new Failure("describeCluster: empty cluster id");
+            }
+
+            // 2. Topic configs.
+            Map<String, String> initial = topicConfigs(admin);
+            for (String described : initial.values()) {
+                if (described.endsWith(" " + ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG)) {
+                    throw new Failure("the new topic already has overrides: " + initial);
+                }
+            }
+            List<AlterConfigOp> sets = new ArrayList<>();
+            ADMIN_CONFIG_OVERRIDES.forEach((name, value) -> sets.add(new AlterConfigOp(new ConfigEntry(name, value), AlterConfigOp.OpType.SET)));
+            adminResult(alterTopicConfigs(admin, sets), "incrementalAlterConfigs SET " + ADMIN_CONFIG_OVERRIDES);
+            Map<String, String> overridden = new LinkedHashMap<>();
+            for (String name : ADMIN_WATCHED_CONFIGS) {
+                overridden.put(name, ADMIN_CONFIG_OVERRIDES.get(name) + " " + ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG);
+            }
+            if (!topicConfigs(admin).equals(overridden)) {
+                throw new Failure("after SET: " + topicConfigs(admin) + ", expected " + overridden);
+            }
+            // Kafka deletes no records of a topic whose cleanup policy lacks `delete`.
+            TopicPartition first = new TopicPartition(topic, 0);
+            expectAdminError(admin.deleteRecords(Map.of(first, RecordsToDelete.beforeOffset(0))).lowWatermarks().get(first),
+                    "deleteRecords with cleanup.policy=compact", Errors.POLICY_VIOLATION);
+            expectAdminError(alterTopicConfigs(admin, List.of(new AlterConfigOp(new ConfigEntry("retention.ms", "abc"), AlterConfigOp.OpType.SET))),
+                    "incrementalAlterConfigs SET retention.ms=abc", Errors.INVALID_CONFIG);
+            if (!topicConfigs(admin).equals(overridden)) {
+                throw new Failure("after the refused SET: " + topicConfigs(admin) + ", expected " + overridden);
+            }
+            List<AlterConfigOp> deletes = new ArrayList<>();
+            ADMIN_WATCHED_CONFIGS.forEach(name -> deletes.add(new AlterConfigOp(new ConfigEntry(name, null), AlterConfigOp.OpType.DELETE)));
+            adminResult(alterTopicConfigs(admin, deletes), "incrementalAlterConfigs DELETE " + ADMIN_WATCHED_CONFIGS);
+            if (!topicConfigs(admin).equals(initial)) {
+                throw new Failure("after DELETE: " + topicConfigs(admin) + ", expected the initial " + initial);
+            }
+
+            // 3. Records.
+            produceMessages(ADMIN_MESSAGE_COUNT, "none");
+            long[] counts = expectedCountsPerPartition(ADMIN_MESSAGE_COUNT);
+            TopicPartition partition0 = new TopicPartition(topic, 0);
+            TopicPartition partition1 = new TopicPartition(topic, 1);
+            TopicPartition partition2 = new TopicPartition(topic, 2);
+            // -1: up to the high watermark.
+            Map<TopicPartition, KafkaFuture<org.apache.kafka.clients.admin.DeletedRecords>> lowWatermarks = admin.deleteRecords(Map.of(
+                    partition0, RecordsToDelete.beforeOffset(ADMIN_DELETE_BEFORE_OFFSET),
+                    partition1, RecordsToDelete.beforeOffset(-1))).lowWatermarks();
+            long low0 = adminResult(lowWatermarks.get(partition0), "deleteRecords partition 0").lowWatermark();
+            long low1 = adminResult(lowWatermarks.get(partition1), "deleteRecords partition 1").lowWatermark();
+            if (low0 != ADMIN_DELETE_BEFORE_OFFSET || low1 != counts[1]) {
+                throw new Failure("deleteRecords low watermarks " + low0 + ", " + low1 + ", expected "
+                        + ADMIN_DELETE_BEFORE_OFFSET + ", " + counts[1]);
+            }
+            Map<Integer, Long> earliest = partitionOffsets(admin, List.of(0, 1, 2), OffsetSpec.earliest());
+            Map<Integer, Long> latest = partitionOffsets(admin, List.of(0, 1, 2), OffsetSpec.latest());
+            Map<Integer, Long> expectedEarliest = Map.of(0, ADMIN_DELETE_BEFORE_OFFSET, 1, counts[1], 2, 0L);
+            Map<Integer, Long> expectedLatest = Map.of(0, counts[0], 1, counts[1], 2, counts[2]);
+            if (!earliest.equals(expectedEarliest) || !latest.equals(expectedLatest)) {
+                throw new Failure("after deleteRecords: earliest " + earliest + ", latest " + latest
+                        + "; expected earliest " + expectedEarliest + ", latest " + expectedLatest);
+            }
+            try (KafkaConsumer<byte[], byte[]> consumer = newConsumer("none")) {
+                consumer.assign(List.of(partition0));
+                consumer.seekToBeginning(List.of(partition0));
+                int wanted = (int) (counts[0] - ADMIN_DELETE_BEFORE_OFFSET);
+                List<ConsumerRecord<byte[], byte[]>> records = pollUntil(consumer, wanted);
+                List<Long> offsets = records.stream().map(ConsumerRecord::offset).toList();
+                List<Long> expectedOffsets = new ArrayList<>();
+                for (long offset = ADMIN_DELETE_BEFORE_OFFSET; offset < counts[0]; offset++) {
+                    expectedOffsets.add(offset);
+                }
+                if (!offsets.equals(expectedOffsets)) {
+                    throw new Failure("partition 0 from the beginning: offsets " + offsets + ", expected " + expectedOffsets);
+                }
+                for (ConsumerRecord<byte[], byte[]> record : records) {
+                    long i = Messages.PARTITIONS * record.offset();
+                    checkRecord(record, i, Messages.timestamp(i));
+                }
+            }
+            long beyond = counts[2] + 1;
+            expectAdminError(admin.deleteRecords(Map.of(partition2, RecordsToDelete.beforeOffset(beyond))).lowWatermarks().get(partition2),
+                    "deleteRecords partition 2 before " + beyond, Errors.OFFSET_OUT_OF_RANGE);
+            if (partitionOffsets(admin, List.of(2), OffsetSpec.earliest()).get(2) != 0L) {
+                throw new Failure("partition 2's earliest offset moved after the refused deleteRecords");
+            }
+
+            // 4. Log dirs.
+            Map<String, LogDirDescription> dirs = adminResult(admin.describeLogDirs(List.of(nodeId)).allDescriptions(),
+                    "describeLogDirs").get(nodeId);
+            if (dirs == null || dirs.size() != 1) {
+                throw new Failure("describeLogDirs: " + (dirs == null ? "no answer for broker " + nodeId : dirs.size() + " log dirs") + ", expected 1");
+            }
+            LogDirDescription dir = dirs.values().iterator().next();
+            if (dir.error() != null) {
+                throw new Failure("describeLogDirs: log dir error " + dir.error());
+            }
+            long partition2Bytes = 0;
+            for (long i = 0; i < ADMIN_MESSAGE_COUNT; i++) {
+                if (Messages.partition(i) == 2) {
+                    partition2Bytes += Messages.valueLength(seed, i);
+                }
+            }
+            for (int p = 0; p < Messages.PARTITIONS; p++) {
+                if (!dir.replicaInfos().containsKey(new TopicPartition(topic, p))) {
+                    throw new Failure("describeLogDirs does not list partition " + p + ": " + dir.replicaInfos().keySet());
+                }
+            }
+            ReplicaInfo replica2 = dir.replicaInfos().get(partition2);
+            if (replica2.size() < partition2Bytes) {
+                throw new Failure("describeLogDirs: partition 2 size " + replica2.size() + " bytes, expected at least "
+                        + partition2Bytes + " (its values)");
+            }
+
+            // 5. Partitions.
+            adminResult(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(ADMIN_GROWN_PARTITIONS))).all(),
+                    "createPartitions to " + ADMIN_GROWN_PARTITIONS);
+            long deadline = System.nanoTime() + METADATA_SETTLE_LIMIT.toNanos();
+            while (true) {
+                TopicDescription description = describeWhenVisible(admin);
+                List<Integer> ids = description.partitions().stream().map(p -> p.partition()).toList();
+                boolean led = description.partitions().stream().allMatch(p -> p.leader() != null && p.leader().id() >= 0);
+                if (ids.equals(List.of(0, 1, 2, 3, 4)) && led) {
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new Failure("after createPartitions: partitions " + ids + " (all led: " + led + "), expected [0, 1, 2, 3, 4]");
+                }
+                Thread.sleep(200);
+            }
+            Map<Integer, Long> zeros = Map.of(3, 0L, 4, 0L);
+            Map<Integer, Long> newEarliest = partitionOffsets(admin, List.of(3, 4), OffsetSpec.earliest());
+            Map<Integer, Long> newLatest = partitionOffsets(admin, List.of(3, 4), OffsetSpec.latest());
+            if (!newEarliest.equals(zeros) || !newLatest.equals(zeros)) {
+                throw new Failure("new partitions: earliest " + newEarliest + ", latest " + newLatest + ", expected 0");
+            }
+            expectAdminError(admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(ADMIN_GROWN_PARTITIONS - 1))).all(),
+                    "createPartitions to " + (ADMIN_GROWN_PARTITIONS - 1), Errors.INVALID_PARTITIONS);
+            int partitionCount = describeWhenVisible(admin).partitions().size();
+            if (partitionCount != ADMIN_GROWN_PARTITIONS) {
+                throw new Failure("the topic has " + partitionCount + " partitions after the refused shrink, expected " + ADMIN_GROWN_PARTITIONS);
             }
         }
     }

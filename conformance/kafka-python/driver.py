@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -12,14 +13,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import kafka
 import kafka.codec
 import kafka.errors
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 
 from common.driver import CALL_TIMEOUT_SECONDS, Deadline, ScenarioArgs, main
+from common.groups import (CLASSIC_HEARTBEAT_INTERVAL_MS, GROUP_CONSUME_TIMEOUT_SECONDS,
+                           RESUME_CONSUME_TIMEOUT_SECONDS, STRAY_WAIT_SECONDS, GroupTally, group_id,
+                           message_index, roundtrip_positions)
 from common.messages import (BASE_TIMESTAMP_MS, LIST_OFFSETS_COUNT, LIST_OFFSETS_EXPECTED_OFFSET,
                              LIST_OFFSETS_FAR_FUTURE_MS, LIST_OFFSETS_QUERY_TIMESTAMP_MS,
                              LIST_OFFSETS_TIMESTAMP_STEP_MS, OFFSET_OUT_OF_RANGE_COUNT,
-                             OFFSET_OUT_OF_RANGE_FETCH_OFFSET, PARTITIONS, ConsumedRecord, Message,
-                             ScenarioFailed, ScenarioNotSupported, check_delivery_offsets, check_records_match,
+                             OFFSET_OUT_OF_RANGE_FETCH_OFFSET, PARTITIONS, CONSUMER_GROUP_RESUME_COUNT,
+                             ConsumedRecord, Message, ScenarioFailed, ScenarioNotSupported, check_delivery_offsets,
+                             check_record, check_records_match, roundtrip_message,
                              expected_counts_by_partition, large_value, message_too_large_small_message,
                              roundtrip_messages, single_partition_messages)
 
@@ -165,13 +170,16 @@ def idempotent_produce(args: ScenarioArgs) -> None:
     verify(args)
 
 
-def produce_phase(args: ScenarioArgs) -> None:
-    messages = roundtrip_messages(args.seed, args.count)
+def produce_to_topic(args: ScenarioArgs, messages: list[Message]) -> None:
     producer = new_producer(args)
     try:
         check_delivery_offsets(messages, send_messages(producer, args.topic, messages))
     finally:
         producer.close(timeout=CALL_TIMEOUT_SECONDS)
+
+
+def produce_phase(args: ScenarioArgs) -> None:
+    produce_to_topic(args, roundtrip_messages(args.seed, args.count))
 
 
 def verify(args: ScenarioArgs) -> None:
@@ -320,6 +328,125 @@ def admin_topics(args: ScenarioArgs) -> None:
         admin.close()
 
 
+def new_group_member(args: ScenarioArgs) -> KafkaConsumer:
+    """A subscribing member of the scenario's group (classic protocol) that commits only when told to."""
+    consumer = KafkaConsumer(
+        **common_config(args),
+        group_id=group_id(args.topic),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        heartbeat_interval_ms=CLASSIC_HEARTBEAT_INTERVAL_MS,
+    )
+    consumer.subscribe([args.topic])
+    return consumer
+
+
+def poll_and_commit(args: ScenarioArgs, name: str, consumer: KafkaConsumer, tally: GroupTally,
+                    tally_lock: threading.Lock) -> None:
+    """One poll of one member: each record is checked byte for byte and counted once; after a non-empty
+    batch the member commits, synchronously, the offset after the batch's last record of each partition."""
+    batch = consumer.poll(timeout_ms=100)
+    next_offsets: dict[int, int] = {}
+    for tp_records in batch.values():
+        for consumer_record in tp_records:
+            record = to_record(consumer_record)
+            with tally_lock:
+                tally.record(name, record.partition, record.offset)
+            index = message_index(record.partition, record.offset)
+            check_record(roundtrip_message(args.seed, index), record, expected_offset=record.offset)
+            next_offsets[record.partition] = record.offset + 1
+    if next_offsets:
+        try:
+            consumer.commit({TopicPartition(args.topic, partition): OffsetAndMetadata(offset)
+                             for partition, offset in next_offsets.items()}, timeout_ms=CALL_TIMEOUT_MS)
+        except kafka.errors.KafkaError as exc:
+            raise ScenarioFailed(f"{name}: commit of {next_offsets} failed: {exc!r}")
+    with tally_lock:
+        tally.note_assignment(name, {tp.partition for tp in consumer.assignment()})
+
+
+def consume_in_group(args: ScenarioArgs, members: dict[str, KafkaConsumer], tally: GroupTally, timeout: float,
+                     stray_wait: float = 0.0) -> None:
+    """Each member polls in its own thread (kafka-python drives its group membership from poll(); a member
+    that only gets its turn between another member's polls can miss a rebalance and be dropped from the
+    group) until every expected record arrived and the members' assignments have settled, then (stray_wait)
+    a little longer."""
+    tally_lock = threading.Lock()
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run_member(name: str, consumer: KafkaConsumer) -> None:
+        try:
+            while not stop.is_set():
+                poll_and_commit(args, name, consumer, tally, tally_lock)
+        except BaseException as failure:  # reported by the main thread
+            failures.append(failure)
+            stop.set()
+
+    threads = [threading.Thread(target=run_member, args=item, daemon=True) for item in members.items()]
+    for thread in threads:
+        thread.start()
+    deadline = Deadline(timeout)
+    strays_until = None
+    try:
+        while not failures:
+            with tally_lock:
+                done = tally.all_received() and tally.settled()
+            if strays_until is None and done:
+                strays_until = Deadline(stray_wait)
+            if strays_until is not None and strays_until.expired():
+                break
+            if strays_until is None and deadline.expired():
+                with tally_lock:
+                    raise ScenarioFailed(f"not done within {timeout:.0f} s: {tally.progress()}")
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=CALL_TIMEOUT_SECONDS)
+    if failures:
+        raise failures[0]
+    with tally_lock:
+        if not (tally.all_received() and tally.settled()):
+            raise ScenarioFailed(f"the members' state changed after they had settled: {tally.progress()}")
+        sys.stderr.write(f"group: {tally.progress()}\n")
+
+
+def consumer_group(args: ScenarioArgs) -> None:
+    """Two members of a new group share the topic, committing after every batch; a third member that
+    joins after both closed receives exactly the messages produced since (messages.md)."""
+    messages = roundtrip_messages(args.seed, args.count)
+    produce_to_topic(args, messages)
+
+    members = {name: new_group_member(args) for name in ("member-1", "member-2")}
+    tally = GroupTally(list(members), roundtrip_positions(0, args.count))
+    consume_in_group(args, members, tally, GROUP_CONSUME_TIMEOUT_SECONDS)
+    for consumer in members.values():
+        consumer.close(autocommit=False)
+
+    resume = [roundtrip_message(args.seed, index)
+              for index in range(args.count, args.count + CONSUMER_GROUP_RESUME_COUNT)]
+    producer = new_producer(args)
+    try:
+        delivered = send_messages(producer, args.topic, resume)
+    finally:
+        producer.close(timeout=CALL_TIMEOUT_SECONDS)
+    for message in resume:
+        expected = (message.partition, message.index // PARTITIONS)
+        if delivered[message.index] != expected:
+            raise ScenarioFailed(f"message {message.index} acknowledged at (partition, offset) "
+                                 f"{delivered[message.index]}, expected {expected}")
+    third = {"member-3": new_group_member(args)}
+    tally = GroupTally(list(third), roundtrip_positions(args.count, CONSUMER_GROUP_RESUME_COUNT))
+    consume_in_group(args, third, tally, RESUME_CONSUME_TIMEOUT_SECONDS, stray_wait=STRAY_WAIT_SECONDS)
+    third["member-3"].close(autocommit=False)
+
+
+def consumer_group_kip848(args: ScenarioArgs) -> None:
+    raise ScenarioNotSupported("kafka-python has no KIP-848 consumer (group.protocol=consumer); "
+                               "it speaks only the classic group protocol")
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "compression-gzip": compression_scenario("gzip"),
@@ -331,6 +458,8 @@ SCENARIOS = {
     "list-offsets": list_offsets,
     "admin-topics": admin_topics,
     "idempotent-produce": idempotent_produce,
+    "consumer-group": consumer_group,
+    "consumer-group-kip848": consumer_group_kip848,
     "produce": produce_phase,
     "verify": verify,
 }

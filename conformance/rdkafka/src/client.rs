@@ -144,6 +144,35 @@ pub fn consumer(
         .map_err(|e| format!("cannot create consumer: {e}"))
 }
 
+/// A subscribing member of the consumer-group scenarios' group (conformance/common/messages.md, "Consumer
+/// group scenarios"): the given group.protocol, no auto commit, earliest when the group has no committed
+/// offset.
+pub fn group_member(
+    bootstrap: &str,
+    topic: &str,
+    group_id: &str,
+    protocol: &str,
+    classic_heartbeat_interval_ms: u32,
+) -> Result<BaseConsumer<ErrorLog>, String> {
+    let mut config = base_config(bootstrap);
+    config
+        .set("group.id", group_id)
+        .set("group.protocol", protocol)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    if protocol == "classic" {
+        // A classic member learns of a rebalance through its heartbeat. With group.protocol=consumer the
+        // broker sets the interval (librdkafka rejects this setting).
+        config.set("heartbeat.interval.ms", classic_heartbeat_interval_ms.to_string());
+    }
+    let consumer = BaseConsumer::from_config_and_context(&config, ErrorLog::default())
+        .map_err(|e| format!("cannot create group member: {e}"))?;
+    consumer
+        .subscribe(&[topic])
+        .map_err(|e| format!("subscribe failed: {e}"))?;
+    Ok(consumer)
+}
+
 fn owned_headers(headers: &[(String, Vec<u8>)]) -> OwnedHeaders {
     let mut owned = OwnedHeaders::new_with_capacity(headers.len());
     for (name, value) in headers {
@@ -202,6 +231,17 @@ pub fn produce_in_order(
     topic: &str,
     messages: &[TestMessage],
 ) -> Result<(), String> {
+    produce_in_order_from(producer, topic, messages, [0; crate::messages::PARTITIONS as usize])
+}
+
+/// `produce_in_order` to partitions that already hold records: partition p's first message must be
+/// acknowledged at offset `first_offsets[p]`, the next at the offset after it, and so on.
+pub fn produce_in_order_from(
+    producer: &RecordingProducer,
+    topic: &str,
+    messages: &[TestMessage],
+    first_offsets: [i64; crate::messages::PARTITIONS as usize],
+) -> Result<(), String> {
     for (index, message) in messages.iter().enumerate() {
         send(producer, topic, message, index)?;
         if index % 1000 == 999 {
@@ -218,7 +258,7 @@ pub fn produce_in_order(
         ));
     }
     deliveries.sort_by_key(|delivery| delivery.index);
-    let mut next_offset = [0i64; crate::messages::PARTITIONS as usize];
+    let mut next_offset = first_offsets;
     for (expected_index, delivery) in deliveries.iter().enumerate() {
         if delivery.index != expected_index {
             return Err(format!(
@@ -260,7 +300,7 @@ pub struct Received {
     pub timestamp: Timestamp,
 }
 
-fn received<M: Message>(message: &M) -> Received {
+pub fn received<M: Message>(message: &M) -> Received {
     let headers = message
         .headers()
         .map(|headers| {

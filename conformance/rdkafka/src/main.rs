@@ -6,6 +6,7 @@
 //! Exit 0 = pass, 1 = fail (reason on stderr), 2 = scenario not supported.
 
 mod client;
+mod groups;
 mod messages;
 mod scenarios;
 
@@ -97,6 +98,8 @@ fn main() -> ExitCode {
         "compression-lz4" => scenarios::roundtrip(&ctx, count(2_000), "lz4"),
         "compression-zstd" => scenarios::roundtrip(&ctx, count(2_000), "zstd"),
         "idempotent-produce" => scenarios::idempotent_produce(&ctx, count(10_000)),
+        "consumer-group" => groups::consumer_group(&ctx, count(3_000), "classic"),
+        "consumer-group-kip848" => groups::consumer_group(&ctx, count(3_000), "consumer"),
         "produce" => scenarios::produce(&ctx, count(10_000)),
         "verify" => scenarios::verify(&ctx, count(10_000)),
         "message-too-large" => scenarios::message_too_large(&ctx),
