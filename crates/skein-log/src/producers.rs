@@ -102,8 +102,10 @@ pub(crate) fn record_append(
             last_timestamp: now_ms,
             batches: Vec::new(),
             txn_first_offset: previous.map_or(-1, |p| p.txn_first_offset),
+            last_batch_timestamp: -1,
         },
     };
+    state.last_batch_timestamp = header.max_timestamp;
     if header.is_transactional() && state.txn_first_offset < 0 {
         state.txn_first_offset = base_offset;
     }

@@ -49,7 +49,8 @@ impl PartitionState {
 }
 
 const PRODUCER_STATE_V1: u8 = 1;
-/// v2 appends the first offset of the producer's ongoing transaction in the partition.
+/// v2 appends the first offset of the producer's ongoing transaction in the partition and the last batch's newest
+/// record timestamp.
 const PRODUCER_STATE_V2: u8 = 2;
 /// How many recent batches per producer are remembered for duplicate detection (Kafka's number; clients keep at
 /// most 5 requests in flight).
@@ -73,6 +74,8 @@ pub struct ProducerState {
     pub batches: Vec<ProducerBatch>,
     /// The first offset of the producer's ongoing transaction in this partition, or -1 when none is open.
     pub txn_first_offset: i64,
+    /// The newest record timestamp of its last batch (DescribeProducers' `last_timestamp`), -1 if unknown.
+    pub last_batch_timestamp: i64,
 }
 
 impl ProducerState {
@@ -89,6 +92,7 @@ impl ProducerState {
             value.extend_from_slice(&batch.base_offset.to_be_bytes());
         }
         value.extend_from_slice(&self.txn_first_offset.to_be_bytes());
+        value.extend_from_slice(&self.last_batch_timestamp.to_be_bytes());
         value
     }
 
@@ -98,7 +102,7 @@ impl ProducerState {
         let take = |at: usize, len: usize| value.get(at..at + len).ok_or_else(corrupt);
         let trailer = match value.first() {
             Some(&PRODUCER_STATE_V1) => 0,
-            Some(&PRODUCER_STATE_V2) => 8,
+            Some(&PRODUCER_STATE_V2) => 16,
             _ => return Err(corrupt()),
         };
         let producer_epoch = i16::from_be_bytes(take(1, 2)?.try_into().map_err(|_| corrupt())?);
@@ -116,12 +120,14 @@ impl ProducerState {
                 base_offset: i64::from_be_bytes(take(at + 8, 8)?.try_into().map_err(|_| corrupt())?),
             });
         }
-        let txn_first_offset = if trailer == 0 {
-            -1
-        } else {
-            i64::from_be_bytes(take(12 + 16 * count, 8)?.try_into().map_err(|_| corrupt())?)
+        let trailing = |at: usize| -> Result<i64, StorageError> {
+            if trailer == 0 {
+                return Ok(-1);
+            }
+            Ok(i64::from_be_bytes(take(12 + 16 * count + at, 8)?.try_into().map_err(|_| corrupt())?))
         };
-        Ok(ProducerState { producer_epoch, last_timestamp, batches, txn_first_offset })
+        let (txn_first_offset, last_batch_timestamp) = (trailing(0)?, trailing(8)?);
+        Ok(ProducerState { producer_epoch, last_timestamp, batches, txn_first_offset, last_batch_timestamp })
     }
 }
 
@@ -387,7 +393,13 @@ mod tests {
                 base_offset: i64::from(i) * 100,
             })
             .collect();
-        let state = ProducerState { producer_epoch: 3, last_timestamp: 42, batches, txn_first_offset: 77 };
+        let state = ProducerState {
+            producer_epoch: 3,
+            last_timestamp: 42,
+            batches,
+            txn_first_offset: 77,
+            last_batch_timestamp: 1_700_000_000_000,
+        };
         let decoded = ProducerState::decode(&state.encode()).expect("decode");
         assert_eq!(decoded.producer_epoch, 3);
         assert_eq!(decoded.batches.len(), PRODUCER_BATCHES_KEPT);

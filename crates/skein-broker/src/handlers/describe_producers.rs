@@ -34,7 +34,7 @@ pub(crate) async fn handle(
                                         .with_producer_id(ProducerId(producer_id))
                                         .with_producer_epoch(i32::from(state.producer_epoch))
                                         .with_last_sequence(state.batches.last().map_or(-1, |b| b.last_sequence))
-                                        .with_last_timestamp(state.last_timestamp)
+                                        .with_last_timestamp(state.last_batch_timestamp)
                                         .with_coordinator_epoch(-1)
                                         .with_current_txn_start_offset(state.txn_first_offset)
                                 })
