@@ -63,12 +63,46 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(http::serve(metrics_listener, Arc::clone(&broker), shutdown.child_token()));
-    tracker.spawn(expire_producers_periodically(Arc::clone(&broker), shutdown.child_token()));
+    // Background work: producer-id expiry, transaction timeouts, retention and compaction.
+    let b = Arc::clone(&broker);
+    let period = millis(broker.config.producer_id_expiration_check_interval_ms, 600_000);
+    tracker.spawn(every(period, shutdown.child_token(), move || {
+        let broker = Arc::clone(&b);
+        async move {
+            let expired = broker.expire_producers(wall_clock_ms()).await;
+            if expired > 0 {
+                tracing::info!(expired, "expired idle producer ids");
+            }
+        }
+    }));
     tracker.spawn(group_task.run(shutdown.child_token()));
-    tracker.spawn(abort_timed_out_transactions(Arc::clone(&broker), shutdown.child_token()));
-    tracker.spawn(enforce_retention_periodically(Arc::clone(&broker), shutdown.child_token()));
+    let b = Arc::clone(&broker);
+    tracker.spawn(every(broker.transactions.settings().abort_check_interval, shutdown.child_token(), move || {
+        let broker = Arc::clone(&b);
+        async move {
+            let aborted = broker.transactions.abort_timed_out(&broker.topics, wall_clock_ms()).await;
+            if aborted > 0 {
+                tracing::info!(aborted, "aborted timed-out transactions");
+            }
+        }
+    }));
+    let b = Arc::clone(&broker);
+    let period = millis(broker.config.log_retention_check_interval_ms, 300_000);
+    tracker.spawn(every(period, shutdown.child_token(), move || {
+        let broker = Arc::clone(&b);
+        async move {
+            broker.enforce_retention(wall_clock_ms()).await;
+        }
+    }));
     if broker.config.log_cleaner_enable {
-        tracker.spawn(compact_periodically(Arc::clone(&broker), shutdown.child_token()));
+        let b = Arc::clone(&broker);
+        let pause = millis(broker.config.log_cleaner_backoff_ms, 15_000);
+        tracker.spawn(every(pause, shutdown.child_token(), move || {
+            let broker = Arc::clone(&b);
+            async move {
+                broker.compact_topics(wall_clock_ms()).await;
+            }
+        }));
     }
 
     let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
@@ -124,48 +158,26 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     Ok(())
 }
 
-/// Every `transaction.abort.timed.out.transaction.cleanup.interval.ms`, aborts transactions open longer than
-/// their timeout.
-async fn abort_timed_out_transactions(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let period = broker.transactions.settings().abort_check_interval;
+/// Runs `work` every `period` (the first time one period after start) until shutdown. A run that takes longer than
+/// the period delays the next one instead of piling up.
+async fn every<F, Fut>(period: Duration, shutdown: CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let aborted = broker.transactions.abort_timed_out(&broker.topics, wall_clock_ms()).await;
-        if aborted > 0 {
-            tracing::info!(aborted, "aborted timed-out transactions");
-        }
+        work().await;
     }
 }
 
-/// Every `log.retention.check.interval.ms`, applies topics' retention.
-async fn enforce_retention_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let period = Duration::from_millis(u64::try_from(broker.config.log_retention_check_interval_ms).unwrap_or(300_000));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        broker.enforce_retention(wall_clock_ms()).await;
-    }
-}
-
-/// Compacts the compacted topics, pausing `log.cleaner.backoff.ms` between passes.
-async fn compact_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let pause = Duration::from_millis(u64::try_from(broker.config.log_cleaner_backoff_ms).unwrap_or(15_000));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-        broker.compact_topics(wall_clock_ms()).await;
-    }
+fn millis(ms: i64, default: u64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(default))
 }
 
 fn wall_clock_ms() -> i64 {
@@ -173,22 +185,4 @@ fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Every `producer.id.expiration.check.interval.ms`, forgets producers idle longer than `producer.id.expiration.ms`.
-async fn expire_producers_periodically(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let period =
-        Duration::from_millis(u64::try_from(broker.config.producer_id_expiration_check_interval_ms).unwrap_or(600_000));
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let expired = broker.expire_producers(wall_clock_ms()).await;
-        if expired > 0 {
-            tracing::info!(expired, "expired idle producer ids");
-        }
-    }
 }

@@ -3,23 +3,16 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::InitProducerIdRequest;
+use skein_test_support::records::producer_batch;
 use skein_test_support::requests::{create_topic, produce};
-use skein_test_support::{RawClient, TestBroker, simple_batch};
+use skein_test_support::{RawClient, TestBroker};
 
 const NONE: i16 = 0;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
-const TS: i64 = 1_700_000_000_000;
 
-/// A batch of `count` records stamped with a producer id, epoch and base sequence (CRC recomputed).
 fn idempotent_batch(count: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
-    let mut batch = simple_batch(count, TS, 16).expect("batch").to_vec();
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
-    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(batch)
+    producer_batch(count, producer_id, epoch, base_sequence, false).expect("batch")
 }
 
 fn init_producer_id(client: &mut RawClient, version: i16) -> (i64, i16) {

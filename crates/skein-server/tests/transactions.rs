@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, ListOffsetsRequest, ListTransactionsRequest, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use skein_test_support::records::simple_batch;
+use skein_test_support::records::producer_batch;
 use skein_test_support::requests::{create_topic, fetch_request, produce, produce_request, topic_name};
 use skein_test_support::{RawClient, TestBroker};
 
@@ -27,24 +27,13 @@ const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const INVALID_RECORD: i16 = 87;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-const TS: i64 = 1_700_000_000_000;
-/// Batch attributes: the transactional bit.
-const TRANSACTIONAL: i16 = 0x10;
 
 fn str(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
 }
 
-/// A transactional batch of `count` records of a producer (CRC recomputed).
 fn transactional_batch(count: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
-    let mut batch = simple_batch(count, TS, 16).expect("batch").to_vec();
-    batch[21..23].copy_from_slice(&TRANSACTIONAL.to_be_bytes());
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&epoch.to_be_bytes());
-    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(batch)
+    producer_batch(count, producer_id, epoch, base_sequence, true).expect("batch")
 }
 
 /// Produces a transactional batch of `transactional_id` to partition 0; returns (error code, base offset).

@@ -91,6 +91,36 @@ pub fn simple_batch(count: usize, base_timestamp: i64, value_len: usize) -> anyh
     record_batch(&records)
 }
 
+/// Byte offsets of v2 batch header fields a producer stamps.
+const ATTRIBUTES: std::ops::Range<usize> = 21..23;
+const CRC: std::ops::Range<usize> = 17..21;
+const PRODUCER_ID: std::ops::Range<usize> = 43..51;
+const PRODUCER_EPOCH: std::ops::Range<usize> = 51..53;
+const BASE_SEQUENCE: std::ops::Range<usize> = 53..57;
+/// The transactional bit of the batch attributes.
+const TRANSACTIONAL: i16 = 0x10;
+
+/// A `simple_batch` of `count` records as an idempotent producer sends it: stamped with its producer id, epoch
+/// and base sequence (and the transactional bit when `transactional`), CRC recomputed.
+pub fn producer_batch(
+    count: usize,
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) -> anyhow::Result<Bytes> {
+    let mut batch = simple_batch(count, 1_700_000_000_000, 16)?.to_vec();
+    if transactional {
+        batch[ATTRIBUTES].copy_from_slice(&TRANSACTIONAL.to_be_bytes());
+    }
+    batch[PRODUCER_ID].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH].copy_from_slice(&epoch.to_be_bytes());
+    batch[BASE_SEQUENCE].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES.start..]);
+    batch[CRC].copy_from_slice(&crc.to_be_bytes());
+    Ok(Bytes::from(batch))
+}
+
 /// The bytes the broker stores for `batch` appended at `base_offset` under `partition_leader_epoch`: the producer's
 /// bytes with those two header fields (outside the CRC) rewritten. CreateTime topics only.
 pub fn as_stored(batch: &[u8], base_offset: i64, partition_leader_epoch: i32) -> Vec<u8> {

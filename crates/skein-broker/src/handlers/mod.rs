@@ -45,6 +45,17 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+/// (topic id, partition) of the partitions named, for topics that exist (commit checks of KIP-848 groups).
+pub(crate) fn partition_ids<'a, P: Iterator<Item = i32>>(
+    broker: &crate::broker::Broker,
+    topics: impl Iterator<Item = (&'a str, P)>,
+) -> Vec<(uuid::Uuid, i32)> {
+    topics
+        .filter_map(|(name, partitions)| broker.topics.get(name).map(|topic| (topic.id, partitions)))
+        .flat_map(|(id, partitions)| partitions.map(move |partition| (id, partition)))
+        .collect()
+}
+
 /// An optional error message for a response.
 pub(crate) fn message(text: impl Into<String>) -> Option<StrBytes> {
     Some(StrBytes::from_string(text.into()))

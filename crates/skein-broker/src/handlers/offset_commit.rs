@@ -10,7 +10,7 @@ use skein_group::CommitCheck;
 use skein_storage::CommittedOffset;
 
 use crate::broker::Broker;
-use crate::handlers::{now_ms, topic_name};
+use crate::handlers::{now_ms, partition_ids, topic_name};
 
 /// Kafka's `offset.metadata.max.bytes` default: longer metadata is refused per partition.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -22,12 +22,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, v
         generation_id: request.generation_id_or_member_epoch,
         member_id: request.member_id.to_string(),
         group_instance_id: if version >= 7 { request.group_instance_id.map(|id| id.to_string()) } else { None },
-        partitions: request
-            .topics
-            .iter()
-            .filter_map(|topic| broker.topics.get(topic.name.0.as_str()).map(|t| (t.id, topic)))
-            .flat_map(|(id, topic)| topic.partitions.iter().map(move |p| (id, p.partition_index)))
-            .collect(),
+        partitions: partition_ids(
+            broker,
+            request.topics.iter().map(|t| (t.name.0.as_str(), t.partitions.iter().map(|p| p.partition_index))),
+        ),
     };
     let verdict = broker.groups.check_commit(check).await;
     let commit_timestamp = now_ms();

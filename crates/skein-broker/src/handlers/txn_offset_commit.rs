@@ -13,7 +13,7 @@ use skein_group::CommitCheck;
 use skein_storage::PendingOffset;
 
 use crate::broker::Broker;
-use crate::handlers::{now_ms, topic_name};
+use crate::handlers::{now_ms, partition_ids, topic_name};
 
 /// From this version the request adds the group to the transaction itself (Transactions V2).
 const ADDS_GROUP_VERSION: i16 = 5;
@@ -35,12 +35,10 @@ pub(crate) async fn handle(
                 generation_id: request.generation_id,
                 member_id: request.member_id.to_string(),
                 group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
-                partitions: request
-                    .topics
-                    .iter()
-                    .filter_map(|topic| broker.topics.get(topic.name.0.as_str()).map(|t| (t.id, topic)))
-                    .flat_map(|(id, topic)| topic.partitions.iter().map(move |p| (id, p.partition_index)))
-                    .collect(),
+                partitions: partition_ids(
+                    broker,
+                    request.topics.iter().map(|t| (t.name.0.as_str(), t.partitions.iter().map(|p| p.partition_index))),
+                ),
             })
             .await
     } else {
