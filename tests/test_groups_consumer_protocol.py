@@ -209,10 +209,17 @@ def partition_of(value: bytes) -> int:
     return int(value.split(b"-")[1])
 
 
-def consume_batch(members, expected: list[bytes]) -> dict[str, list[bytes]]:
-    """Polls the members until they have consumed len(expected) messages more, then QUIET_SECONDS more;
-    asserts that they consumed exactly `expected`, each message once. Returns what each member consumed."""
-    starts = {member.name: len(member.consumed) for member in members}
+def consumed_counts(members) -> dict[str, int]:
+    """How many messages each member has consumed so far."""
+    return {member.name: len(member.consumed) for member in members}
+
+
+def consume_batch(members, expected: list[bytes], starts: dict[str, int] | None = None) -> dict[str, list[bytes]]:
+    """Polls the members until they have consumed len(expected) messages more than `starts` (default: now),
+    then QUIET_SECONDS more; asserts that they consumed exactly `expected`, each message once. Returns what each
+    member consumed. A member in its own process consumes while the batch is still being produced: take
+    `starts` before producing."""
+    starts = starts if starts is not None else consumed_counts(members)
 
     def consumed_now() -> dict[str, list[bytes]]:
         return {member.name: member.consumed[starts[member.name]:] for member in members}
@@ -297,8 +304,9 @@ def test_survivors_take_over_from_a_killed_member(kind, start_broker, new_topic)
         members += survivors
         wait_for_split(members, per_member=2)
 
+        starts = consumed_counts(members)
         first = produce_batch(broker.bootstrap, topic, "first")
-        consume_batch(members, first)
+        consume_batch(members, first, starts)
         assert killed.consumed, "the member process consumed nothing"
 
         killed.kill()

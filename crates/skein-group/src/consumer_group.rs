@@ -244,10 +244,11 @@ impl ConsumerGroup {
             member.subscribed_topic_names = names;
         }
         if let Some(regex) = regex {
-            let changed = member.subscribed_topic_regex.as_ref().map(Regex::as_str) != Some(regex.as_str());
             // An empty regex clears a regex subscription, as in Kafka.
-            subscription_changed |= changed;
-            member.subscribed_topic_regex = if regex.as_str() == EMPTY_REGEX { None } else { Some(regex) };
+            let regex = if regex.as_str() == EMPTY_REGEX { None } else { Some(regex) };
+            subscription_changed |=
+                member.subscribed_topic_regex.as_ref().map(Regex::as_str) != regex.as_ref().map(Regex::as_str);
+            member.subscribed_topic_regex = regex;
         }
         if let Some(assignor) = server_assignor {
             subscription_changed |= member.server_assignor != Some(assignor);
@@ -265,6 +266,13 @@ impl ConsumerGroup {
 
         let subscribed_topics = self.resolve_subscriptions(&request.topics);
         if subscription_changed || self.group_epoch == 0 || subscribed_topics != self.subscribed_topics {
+            tracing::debug!(
+                group_id = %self.group_id,
+                %member_id,
+                subscription_changed,
+                topics_changed = subscribed_topics != self.subscribed_topics,
+                "group epoch bump"
+            );
             self.subscribed_topics = subscribed_topics;
             self.bump_epoch(settings);
         }

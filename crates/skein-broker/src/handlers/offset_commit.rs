@@ -28,6 +28,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, v
         ),
     };
     let verdict = broker.groups.check_commit(check).await;
+    if let Err(err) = &verdict {
+        tracing::debug!(%group_id, member_id = %request.member_id, generation = request.generation_id_or_member_epoch, error = %err, "offset commit refused");
+    }
     let commit_timestamp = now_ms();
     // (topic index, partition index in the response) of every partition whose offset is written.
     let mut to_write = Vec::new();
