@@ -54,39 +54,27 @@ impl OffsetStore {
 
     /// Every committed offset of a group, by topic then partition.
     pub async fn fetch_all(&self, group_id: &str) -> Result<Vec<TopicPartitionOffset>, BrokerError> {
-        let engine = Arc::clone(&self.engine);
         let (from, to) = keys::offset_group_range(group_id);
-        blocking(move || {
-            let mut found = Vec::new();
-            let mut corrupt = None;
-            engine.scan(ColumnFamily::Offsets, &from, &to, &mut |key, value| {
-                match (keys::decode_offset_key(key), CommittedOffset::decode(value)) {
-                    (Some((_, topic, partition)), Ok(committed)) => found.push((topic, partition, committed)),
-                    (_, Err(err)) => corrupt = Some(err),
-                    (None, _) => {
-                        corrupt = Some(StorageError::CorruptValue {
-                            key: "offsets".into(),
-                            reason: "malformed offsets key".into(),
-                        })
-                    }
-                }
-                corrupt.is_none()
-            })?;
-            match corrupt {
-                Some(err) => Err(err),
-                None => Ok(found),
-            }
-        })
-        .await
+        let found = self.scan_offsets(from, to).await?;
+        Ok(found.into_iter().map(|(_, offset)| offset).collect())
     }
 
     /// Every committed offset of every group, by group, topic and partition.
     pub async fn fetch_every_group(&self) -> Result<Vec<(String, TopicPartitionOffset)>, BrokerError> {
+        self.scan_offsets(Vec::new(), vec![0xff; 3]).await
+    }
+
+    /// The committed offsets stored under keys in `[from, to)`, with their group ids.
+    async fn scan_offsets(
+        &self,
+        from: Vec<u8>,
+        to: Vec<u8>,
+    ) -> Result<Vec<(String, TopicPartitionOffset)>, BrokerError> {
         let engine = Arc::clone(&self.engine);
         blocking(move || {
             let mut found = Vec::new();
             let mut corrupt = None;
-            engine.scan(ColumnFamily::Offsets, &[], &[0xff; 3], &mut |key, value| {
+            engine.scan(ColumnFamily::Offsets, &from, &to, &mut |key, value| {
                 match (keys::decode_offset_key(key), CommittedOffset::decode(value)) {
                     (Some((group_id, topic, partition)), Ok(committed)) => {
                         found.push((group_id, (topic, partition, committed)))
