@@ -176,6 +176,16 @@ def dynamic_topic_configs(kafka_tool, broker, topic: str) -> dict[str, str]:
     return configs
 
 
+def settled_dynamic_topic_configs(kafka_tool, broker, topic: str, expected: dict[str, str]) -> dict[str, str]:
+    """dynamic_topic_configs once it shows `expected` (or the timeout passes); see settled_topic_configs."""
+    deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+    while True:
+        configs = dynamic_topic_configs(kafka_tool, broker, topic)
+        if configs == expected or time.monotonic() > deadline:
+            return configs
+        time.sleep(0.2)
+
+
 def alter_topic_configs(kafka_tool, broker, topic: str, *arguments: str) -> subprocess.CompletedProcess:
     return kafka_tool(CONFIG_COMMAND, "--bootstrap-server", broker.bootstrap, "--entity-type", "topics",
                       "--entity-name", topic, "--alter", *arguments)
@@ -187,11 +197,12 @@ def test_cli_configs_add_delete_and_invalid_value(broker, kafka_tool, new_topic)
 
     added = alter_topic_configs(kafka_tool, broker, topic, "--add-config", "retention.ms=123456,cleanup.policy=compact")
     assert added.returncode == 0 and f"Completed updating config for topic {topic}." in added.stdout, tool_output(added)
-    assert dynamic_topic_configs(kafka_tool, broker, topic) == {"retention.ms": "123456", "cleanup.policy": "compact"}
+    expected = {"retention.ms": "123456", "cleanup.policy": "compact"}
+    assert settled_dynamic_topic_configs(kafka_tool, broker, topic, expected) == expected
 
     deleted = alter_topic_configs(kafka_tool, broker, topic, "--delete-config", "retention.ms")
     assert deleted.returncode == 0, tool_output(deleted)
-    assert dynamic_topic_configs(kafka_tool, broker, topic) == {"cleanup.policy": "compact"}
+    assert settled_dynamic_topic_configs(kafka_tool, broker, topic, {"cleanup.policy": "compact"}) == {"cleanup.policy": "compact"}
 
     # Kafka: "InvalidConfigurationException: Invalid value abc for configuration retention.ms: Not a number of type LONG".
     invalid = alter_topic_configs(kafka_tool, broker, topic, "--add-config", "retention.ms=abc")
@@ -446,6 +457,17 @@ def describe_topic_configs(admin: AdminClient, topic: str) -> dict[str, tuple[st
     return {name: (entry.value, ConfigSource(entry.source)) for name, entry in configs.items()}
 
 
+def settled_topic_configs(admin: AdminClient, topic: str, expected: dict[str, tuple[str, ConfigSource]]):
+    """The topic's configs once `expected` shows (or the timeout passes). Apache Kafka applies an
+    acknowledged config change to what DescribeConfigs reads a moment later (via its metadata log)."""
+    deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+    while True:
+        configs = describe_topic_configs(admin, topic)
+        if all(configs.get(name) == value for name, value in expected.items()) or time.monotonic() > deadline:
+            return configs
+        time.sleep(0.2)
+
+
 def incremental_alter(admin: AdminClient, resource_type: ResourceType, name: str, *entries: ConfigEntry):
     resource = ConfigResource(resource_type, name, incremental_configs=list(entries))
     return kafka_error(admin.incremental_alter_configs([resource])[resource])
@@ -462,20 +484,22 @@ def test_confluent_incremental_alter_and_describe_configs(broker, new_topic):
         admin, ResourceType.TOPIC, topic,
         ConfigEntry("retention.ms", "123456", incremental_operation=AlterConfigOpType.SET),
         ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)) is None
-    configs = describe_topic_configs(admin, topic)
-    assert configs["retention.ms"] == ("123456", ConfigSource.DYNAMIC_TOPIC_CONFIG)
-    # APPEND adds to the current (default) value.
-    assert configs["cleanup.policy"] == ("delete,compact", ConfigSource.DYNAMIC_TOPIC_CONFIG)
+    expected = {"retention.ms": ("123456", ConfigSource.DYNAMIC_TOPIC_CONFIG),
+                # APPEND adds to the current (default) value.
+                "cleanup.policy": ("delete,compact", ConfigSource.DYNAMIC_TOPIC_CONFIG)}
+    configs = settled_topic_configs(admin, topic, expected)
+    assert {name: configs[name] for name in expected} == expected
 
     assert incremental_alter(
         admin, ResourceType.TOPIC, topic,
         ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)) is None
-    assert describe_topic_configs(admin, topic)["retention.ms"] == (DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
+    default_retention = {"retention.ms": (DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)}
+    assert settled_topic_configs(admin, topic, default_retention)["retention.ms"] == default_retention["retention.ms"]
 
     err = incremental_alter(admin, ResourceType.TOPIC, topic,
                             ConfigEntry("retention.ms", "abc", incremental_operation=AlterConfigOpType.SET))
     assert err is not None and err.code() == INVALID_CONFIG, err
-    assert describe_topic_configs(admin, topic)["retention.ms"] == (DEFAULT_RETENTION_MS, ConfigSource.DEFAULT_CONFIG)
+    assert describe_topic_configs(admin, topic)["retention.ms"] == default_retention["retention.ms"]
 
 
 @pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")
@@ -485,14 +509,15 @@ def test_confluent_legacy_alter_configs_replaces_topic_config(broker, new_topic)
     admin = admin_client(broker)
     resource = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.ms": "777"})
     assert kafka_error(admin.alter_configs([resource])[resource]) is None
-    configs = describe_topic_configs(admin, topic)
-    assert configs["retention.ms"] == ("777", ConfigSource.DYNAMIC_TOPIC_CONFIG)
-    assert configs["cleanup.policy"] == ("delete", ConfigSource.DEFAULT_CONFIG)
+    expected = {"retention.ms": ("777", ConfigSource.DYNAMIC_TOPIC_CONFIG),
+                "cleanup.policy": ("delete", ConfigSource.DEFAULT_CONFIG)}
+    configs = settled_topic_configs(admin, topic, expected)
+    assert {name: configs[name] for name in expected} == expected
 
     invalid = ConfigResource(ResourceType.TOPIC, topic, set_config={"retention.ms": "abc"})
     err = kafka_error(admin.alter_configs([invalid])[invalid])
     assert err is not None and err.code() == INVALID_CONFIG, err
-    assert describe_topic_configs(admin, topic)["retention.ms"] == ("777", ConfigSource.DYNAMIC_TOPIC_CONFIG)
+    assert describe_topic_configs(admin, topic)["retention.ms"] == expected["retention.ms"]
 
 
 @pytest.mark.filterwarnings("ignore:alter_configs has been deprecated:DeprecationWarning")

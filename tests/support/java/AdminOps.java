@@ -57,6 +57,8 @@ import org.apache.kafka.common.utils.ProducerIdAndEpoch;
 public final class AdminOps {
     static final long CALL_TIMEOUT_SECONDS = 30;
     static final int BROKER_ID = 1;
+    /** retention.ms when neither the topic nor the broker sets it (7 days), as both brokers report it. */
+    static final long DEFAULT_RETENTION_MS = 604_800_000L;
     /** Records the idempotent producer writes to PREFIX-records partition 0, each VALUE_SIZE bytes. */
     static final int IDEMPOTENT_RECORDS = 7;
     /** Records the transaction writes to PREFIX-records partition 1. */
@@ -222,6 +224,20 @@ public final class AdminOps {
         return entry == null ? "absent" : entry.value() + " " + entry.source();
     }
 
+    /**
+     * configValue once it reads `expected` (or the call timeout passes): Apache Kafka applies an
+     * acknowledged config change to what DescribeConfigs reads a moment later (via its metadata log).
+     */
+    String settledConfigValue(ConfigResource resource, String name, String expected) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(CALL_TIMEOUT_SECONDS);
+        String value = configValue(resource, name);
+        while (!value.equals(expected) && System.nanoTime() < deadline) {
+            Thread.sleep(100);
+            value = configValue(resource, name);
+        }
+        return value;
+    }
+
     void incrementalAlter(ConfigResource resource, AlterConfigOp... ops) throws Exception {
         get(admin.incrementalAlterConfigs(Map.of(resource, List.of(ops))).all());
     }
@@ -237,22 +253,22 @@ public final class AdminOps {
                     op("cleanup.policy", "delete", AlterConfigOp.OpType.SET));
             print("configs.set", "ok");
         });
-        step("configs.after-set.retention.ms", () -> print("configs.after-set.retention.ms", configValue(resource, "retention.ms")));
+        step("configs.after-set.retention.ms", () -> print("configs.after-set.retention.ms", settledConfigValue(resource, "retention.ms", "123456 DYNAMIC_TOPIC_CONFIG")));
         step("configs.append", () -> {
             incrementalAlter(resource, op("cleanup.policy", "compact", AlterConfigOp.OpType.APPEND));
             print("configs.append", "ok");
         });
-        step("configs.after-append.cleanup.policy", () -> print("configs.after-append.cleanup.policy", configValue(resource, "cleanup.policy")));
+        step("configs.after-append.cleanup.policy", () -> print("configs.after-append.cleanup.policy", settledConfigValue(resource, "cleanup.policy", "delete,compact DYNAMIC_TOPIC_CONFIG")));
         step("configs.subtract", () -> {
             incrementalAlter(resource, op("cleanup.policy", "delete", AlterConfigOp.OpType.SUBTRACT));
             print("configs.subtract", "ok");
         });
-        step("configs.after-subtract.cleanup.policy", () -> print("configs.after-subtract.cleanup.policy", configValue(resource, "cleanup.policy")));
+        step("configs.after-subtract.cleanup.policy", () -> print("configs.after-subtract.cleanup.policy", settledConfigValue(resource, "cleanup.policy", "compact DYNAMIC_TOPIC_CONFIG")));
         step("configs.delete", () -> {
             incrementalAlter(resource, op("retention.ms", null, AlterConfigOp.OpType.DELETE));
             print("configs.delete", "ok");
         });
-        step("configs.after-delete.retention.ms", () -> print("configs.after-delete.retention.ms", configValue(resource, "retention.ms")));
+        step("configs.after-delete.retention.ms", () -> print("configs.after-delete.retention.ms", settledConfigValue(resource, "retention.ms", DEFAULT_RETENTION_MS + " DEFAULT_CONFIG")));
         expectError("configs.invalid-value", () -> incrementalAlter(resource, op("retention.ms", "abc", AlterConfigOp.OpType.SET)));
         expectError("configs.unknown-name", () -> incrementalAlter(resource, op("no.such.config", "1", AlterConfigOp.OpType.SET)));
         step("configs.validate-only", () -> {
