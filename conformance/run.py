@@ -298,14 +298,6 @@ def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
     return finish(exit_code, reason)
 
 
-# Cells whose failure against Skein is known to be intermittent and not yet understood: a failure is run once more
-# (both attempts are printed). Each entry names the defect being investigated; remove it once fixed.
-RETRIED_ONCE = {
-    ("kafka-python", "consumer-group"):
-        "the third kafka-python member, joining the emptied group, is sometimes never assigned a partition",
-}
-
-
 def run_cell(client: str, scenario: str, kafka, skein) -> Cell:
     cell = Cell(client, scenario)
     oracle = attempt(client, scenario, kafka, "kafka")
@@ -321,12 +313,6 @@ def run_cell(client: str, scenario: str, kafka, skein) -> Cell:
         return cell
     outcome = attempt(client, scenario, skein, "skein")
     cell.attempts["skein"] = outcome
-    known = RETRIED_ONCE.get((client, scenario))
-    if not outcome.passed and not outcome.not_applicable and known is not None:
-        print(f"  {client} {scenario} failed against Skein ({outcome.reason}); known intermittent defect: {known}; "
-              f"running it once more", flush=True)
-        outcome = attempt(client, scenario, skein, "skein-retry")
-        cell.attempts["skein-retry"] = outcome
     if outcome.passed:
         cell.result = PASS
     elif outcome.not_applicable:
@@ -345,7 +331,7 @@ def report_cell(cell: Cell) -> None:
         print(indent(log_tail(failed.log_path)), flush=True)
         report_broker_log(failed)
     elif cell.result == FAIL:
-        failed = cell.attempts.get("skein-retry", cell.attempts["skein"])
+        failed = cell.attempts["skein"]
         print(f"  FAIL against Skein: {cell.reason}\n  log {failed.log_path.relative_to(REPO_ROOT)}:")
         print(indent(log_tail(failed.log_path)), flush=True)
         report_broker_log(failed)

@@ -151,9 +151,12 @@ class KafkaPythonMember:
 
     def __init__(self, bootstrap: str, group_id: str, topic: str):
         self.consumer = KafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=group_id, session_timeout_ms=6000,
+            bootstrap_servers=bootstrap, group_id=group_id, session_timeout_ms=6000,
             heartbeat_interval_ms=500, enable_auto_commit=False, auto_offset_reset="earliest",
         )
+        # Partitions looked up before subscribing: see conformance/README.md on kafka-python 3.0.12's rejoin race.
+        assert self.consumer.partitions_for_topic(topic), f"no partitions known for {topic}"
+        self.consumer.subscribe([topic])
         self.assignment: set[int] = set()
         self.error: BaseException | None = None
         self._stop = threading.Event()

@@ -363,8 +363,11 @@ impl CoordinatorTask {
             Command::Join(request, reply) => self.join(request, reply, now),
             Command::Sync(request, reply) => self.sync(request, reply, now),
             Command::Heartbeat { group_id, member_id, group_instance_id, generation_id, reply } => {
-                let _ =
-                    reply.send(self.heartbeat(&group_id, &member_id, group_instance_id.as_deref(), generation_id, now));
+                let result = self.heartbeat(&group_id, &member_id, group_instance_id.as_deref(), generation_id, now);
+                if let Err(err) = &result {
+                    tracing::debug!(%group_id, %member_id, generation_id, error = %err, "Heartbeat refused");
+                }
+                let _ = reply.send(result);
             }
             Command::Leave { group_id, members, reply } => {
                 let _ = reply.send(Ok(self.leave(&group_id, &members, now)));
@@ -430,6 +433,14 @@ impl CoordinatorTask {
     }
 
     fn join(&mut self, request: JoinGroup, reply: JoinReply, now: Instant) {
+        tracing::debug!(
+            group_id = %request.group_id,
+            member_id = %request.member_id,
+            group_instance_id = ?request.group_instance_id,
+            client_id = %request.client_id,
+            state = ?self.groups.get(&request.group_id).map(|group| group.state),
+            "JoinGroup"
+        );
         if request.group_id.is_empty() {
             let _ = reply.send(Err(BrokerError::InvalidGroupId));
             return;
@@ -532,6 +543,14 @@ impl CoordinatorTask {
     }
 
     fn sync(&mut self, request: SyncGroup, reply: SyncReply, now: Instant) {
+        tracing::debug!(
+            group_id = %request.group_id,
+            member_id = %request.member_id,
+            generation_id = request.generation_id,
+            assignments = request.assignments.len(),
+            state = ?self.groups.get(&request.group_id).map(|group| group.state),
+            "SyncGroup"
+        );
         let Some(group) = self.groups.get_mut(&request.group_id) else {
             let _ = reply.send(Err(BrokerError::UnknownMemberId));
             return;
@@ -583,6 +602,12 @@ impl CoordinatorTask {
                         member.assignment = assignments.get(&member.member_id).cloned().unwrap_or_default();
                     }
                     group.state = GroupState::Stable;
+                    tracing::info!(
+                        group_id = %group.group_id,
+                        generation_id = group.generation_id,
+                        members = group.members.len(),
+                        "group stable: the leader's assignments are handed out"
+                    );
                     self.dirty.insert(group.group_id.clone());
                     for member in group.members.values_mut() {
                         if let Some(reply) = member.awaiting_sync.take() {
@@ -622,6 +647,12 @@ impl CoordinatorTask {
     }
 
     fn leave(&mut self, group_id: &str, members: &[LeaveMember], now: Instant) -> Vec<Result<(), BrokerError>> {
+        tracing::debug!(
+            %group_id,
+            members = ?members.iter().map(|m| m.member_id.as_str()).collect::<Vec<_>>(),
+            state = ?self.groups.get(group_id).map(|group| group.state),
+            "LeaveGroup"
+        );
         let Some(group) = self.groups.get_mut(group_id) else {
             return members.iter().map(|_| Err(BrokerError::UnknownMemberId)).collect();
         };
@@ -1050,6 +1081,14 @@ fn replace_static_member(
 
 /// Starts a rebalance: members must rejoin within the group's rebalance timeout.
 fn prepare_rebalance(group: &mut Group, now: Instant) {
+    tracing::info!(
+        group_id = %group.group_id,
+        generation_id = group.generation_id,
+        from = %group.state,
+        members = group.members.len(),
+        rebalance_timeout_ms = group.max_rebalance_timeout().as_millis(),
+        "rebalance started"
+    );
     if group.state == GroupState::CompletingRebalance {
         for member in group.members.values_mut() {
             if let Some(reply) = member.awaiting_sync.take() {
@@ -1083,6 +1122,13 @@ fn complete_join(group: &mut Group, now: Instant) {
     group.rebalance_deadline = None;
     group.initial_delay_limit = None;
     group.generation_id = group.generation_id.wrapping_add(1);
+    tracing::info!(
+        group_id = %group.group_id,
+        generation_id = group.generation_id,
+        members = group.members.len(),
+        dropped = ?missing,
+        "join phase complete"
+    );
     if group.members.is_empty() {
         group.state = GroupState::Empty;
         group.protocol_name = None;
