@@ -8,9 +8,10 @@ kafka-delete-records, kafka-get-offsets, kafka-console-consumer from the referen
 the Java AdminClient (tests/support/java/AdminOps.java) and confluent-kafka's AdminClient (which also
 has the legacy AlterConfigs, gone from the Java client since 4.0).
 
-The one deliberate difference: broker settings are static in Skein (YAML file or command line), so Skein
-refuses to alter a BROKER config resource with INVALID_REQUEST, where Kafka applies a dynamic broker
-setting such as log.cleaner.threads. Each test asserts that broker's documented behaviour.
+Broker settings: both brokers take dynamic settings (AlterConfigs on the BROKER resource, cluster-wide under
+the name "" or per broker under its id), apply those that topics inherit, keep them across a restart, and refuse
+one read only at start-up with INVALID_REQUEST. Both accept a setting they do not know (Kafka: plugins may read
+it; Skein: e.g. log.cleaner.threads, which it has no use for) and report it as sensitive.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import pytest
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, ElectionType, KafkaException, Producer,
                              TopicPartition)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
-                                   NewPartitions, OffsetSpec, ResourceType)
+                                   NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
-from support.brokers import KAFKA_DIR, _die_with_parent
+from support.brokers import BROKER_KINDS, KAFKA_DIR, _die_with_parent
 from support.java_programs import java_program_command
 from support.kafka_clients import unique_topic_name
 
@@ -356,16 +357,10 @@ def test_java_incremental_alter_configs(java_admin):
     assert java_admin["configs.validate-only"] == f"ok {DEFAULT_RETENTION_MS} DEFAULT_CONFIG"
 
 
-def test_java_broker_configs(broker, java_admin):
+def test_java_broker_configs(java_admin):
     assert java_admin["broker-configs.describe.message.max.bytes"] == "1048588 DEFAULT_CONFIG"
-    outcome = java_admin["broker-configs.incremental-alter"]
-    if broker.kind == "kafka":
-        # log.cleaner.threads is a dynamic broker setting in Kafka.
-        assert outcome == "ok"
-    else:
-        # Skein's broker settings are static (YAML file or command line): INVALID_REQUEST.
-        assert error_class(outcome) == "InvalidRequestException", outcome
-        assert "static" in outcome, outcome
+    # log.cleaner.threads: dynamic in Kafka; stored (and unused) by Skein.
+    assert java_admin["broker-configs.incremental-alter"] == "ok"
 
 
 def test_java_describe_producers(java_admin):
@@ -532,13 +527,63 @@ def test_confluent_broker_configs(broker):
     incremental_error = incremental_alter(
         admin, ResourceType.BROKER, str(NODE_ID),
         ConfigEntry("log.cleaner.threads", "2", incremental_operation=AlterConfigOpType.SET))
-    if broker.kind == "kafka":
-        # log.cleaner.threads is a dynamic broker setting in Kafka.
-        assert (legacy_error, incremental_error) == (None, None)
-    else:
-        # Skein's broker settings are static (YAML file or command line): INVALID_REQUEST.
-        for err in (legacy_error, incremental_error):
-            assert err is not None and err.code() == INVALID_REQUEST and "static" in err.str(), err
+    # log.cleaner.threads: dynamic in Kafka; stored (and unused) by Skein.
+    assert (legacy_error, incremental_error) == (None, None)
+
+    # A setting read only at start-up: "Cannot update these configs dynamically: [node.id]".
+    err = incremental_alter(admin, ResourceType.BROKER, str(NODE_ID),
+                            ConfigEntry("node.id", "5", incremental_operation=AlterConfigOpType.SET))
+    assert err is not None and err.code() == INVALID_REQUEST, err
+    assert "Cannot update these configs dynamically" in err.str() and "node.id" in err.str(), err
+
+
+def alter_broker_default(kafka_tool, broker, *arguments: str) -> subprocess.CompletedProcess:
+    return kafka_tool(CONFIG_COMMAND, "--bootstrap-server", broker.bootstrap, "--entity-type", "brokers",
+                      "--entity-default", "--alter", *arguments)
+
+
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+def test_dynamic_broker_configs_apply_to_topics_and_survive_restart(kind, start_broker, kafka_tool):
+    """A cluster-wide default (kafka-configs --entity-default) and a per-broker setting (AdminClient, broker "1")
+    of log.retention.ms are what a topic without its own retention.ms inherits, with their sources; both survive a
+    restart; deleting the per-broker one falls back to the default. A fresh broker: these change every topic."""
+    broker = start_broker(kind)
+    admin = admin_client(broker)
+    topic = unique_topic_name("dynamic-broker-configs")
+    kafka_error(admin.create_topics([NewTopic(topic, 1, 1)])[topic])
+
+    added = alter_broker_default(kafka_tool, broker, "--add-config", "log.retention.ms=3600000")
+    assert added.returncode == 0, tool_output(added)
+    assert "Completed updating default config for brokers in the cluster." in added.stdout, tool_output(added)
+    cluster_default = {"retention.ms": ("3600000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)}
+    assert settled_topic_configs(admin, topic, cluster_default)["retention.ms"] == cluster_default["retention.ms"]
+
+    assert incremental_alter(admin, ResourceType.BROKER, str(NODE_ID),
+                             ConfigEntry("log.retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET)) is None
+    per_broker = {"retention.ms": ("7200000", ConfigSource.DYNAMIC_BROKER_CONFIG)}
+    assert settled_topic_configs(admin, topic, per_broker)["retention.ms"] == per_broker["retention.ms"]
+    resource = ConfigResource(ResourceType.BROKER, str(NODE_ID))
+    entry = admin.describe_configs([resource])[resource].result(timeout=CLIENT_TIMEOUT_SECONDS)["log.retention.ms"]
+    assert (entry.value, ConfigSource(entry.source), entry.is_read_only) == \
+        ("7200000", ConfigSource.DYNAMIC_BROKER_CONFIG, False)
+
+    # Kafka: "InvalidRequestException: Invalid value abc for configuration log.retention.ms: Not a number of type LONG".
+    invalid = alter_broker_default(kafka_tool, broker, "--add-config", "log.retention.ms=abc")
+    assert invalid.returncode != 0, tool_output(invalid)
+    assert "org.apache.kafka.common.errors.InvalidRequestException" in invalid.stderr, tool_output(invalid)
+    described = kafka_tool(CONFIG_COMMAND, "--bootstrap-server", broker.bootstrap, "--entity-type", "brokers",
+                           "--entity-default", "--describe")
+    assert described.returncode == 0, tool_output(described)
+    assert ("  log.retention.ms=3600000 sensitive=false "
+            "synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=3600000}") in described.stdout.splitlines(), \
+        tool_output(described)
+
+    broker.restart()
+    admin = admin_client(broker)
+    assert settled_topic_configs(admin, topic, per_broker)["retention.ms"] == per_broker["retention.ms"]
+    assert incremental_alter(admin, ResourceType.BROKER, str(NODE_ID),
+                             ConfigEntry("log.retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)) is None
+    assert settled_topic_configs(admin, topic, cluster_default)["retention.ms"] == cluster_default["retention.ms"]
 
 
 def test_confluent_delete_records_and_list_offsets(broker, new_topic):

@@ -7,9 +7,10 @@ use skein_core::config::LogFlush;
 use skein_group::{Assignor, ConsumerGroupSettings, CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
+use crate::broker_configs::{CurrentConfig, DynamicConfigs};
 use crate::metrics::Metrics;
 use crate::topics::TopicRegistry;
-use skein_log::CompactionSettings;
+use skein_log::{CompactionSettings, IoBudget};
 use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
 
 /// The storage format this build writes; a database with another version is refused at start-up.
@@ -17,7 +18,10 @@ pub const STORAGE_FORMAT_VERSION: u8 = 1;
 
 /// Everything request handlers share.
 pub struct Broker {
+    /// The static settings (YAML file, command line); [`Broker::current_config`] adds the dynamic ones.
     pub config: BrokerConfig,
+    /// Settings changed at run time through AlterConfigs on the BROKER resource.
+    pub dynamic_configs: DynamicConfigs,
     pub engine: Arc<dyn Engine>,
     pub topics: TopicRegistry,
     pub producer_ids: Arc<ProducerIdAllocator>,
@@ -85,6 +89,7 @@ impl Broker {
             engine.write(first_start, Durability::PowerLoss)?;
         }
         let topics = TopicRegistry::load(Arc::clone(&engine), config.node_id)?;
+        let dynamic_configs = DynamicConfigs::load(Arc::clone(&engine))?;
         let producer_ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine))?);
         let (advertised_host, advertised_port) =
             split_host_port(config.advertised()).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
@@ -103,6 +108,7 @@ impl Broker {
         )?;
         let broker = Broker {
             config,
+            dynamic_configs,
             engine,
             topics,
             producer_ids,
@@ -115,6 +121,11 @@ impl Broker {
             advertised_port,
         };
         Ok((broker, group_task))
+    }
+
+    /// The settings in effect now: the static config with the dynamic settings as they stand.
+    pub fn current_config(&self) -> CurrentConfig<'_> {
+        CurrentConfig { config: &self.config, dynamic: self.dynamic_configs.snapshot() }
     }
 
     /// Forgets idempotent producers idle for longer than `producer.id.expiration.ms` in every partition.
@@ -139,12 +150,13 @@ impl Broker {
     pub async fn enforce_retention(&self, now_ms: i64) -> usize {
         let mut moved = 0;
         for topic in self.topics.all() {
-            let policy = topic.config_value(&self.config, "cleanup.policy").unwrap_or_default();
+            let current = self.current_config();
+            let policy = topic.config_value(&current, "cleanup.policy").unwrap_or_default();
             if !policy.split(',').any(|p| p.trim() == "delete") {
                 continue;
             }
             let number = |name: &str| {
-                topic.config_value(&self.config, name).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(-1)
+                topic.config_value(&current, name).and_then(|v| v.trim().parse::<i64>().ok()).unwrap_or(-1)
             };
             let (retention_ms, retention_bytes) = (number("retention.ms"), number("retention.bytes"));
             for partition in &topic.partitions {
@@ -180,8 +192,12 @@ impl Broker {
     /// settings. Returns the records removed.
     pub async fn compact_topics(&self, now_ms: i64) -> u64 {
         let mut removed = 0;
+        // One budget for the whole round, re-read each round so a dynamic change applies at the next one.
+        let budget = IoBudget::new(self.current_config().cleaner_io_max_bytes_per_second());
+        self.metrics.record_cleaner_run();
         for topic in self.topics.all() {
-            let value = |name: &str| topic.config_value(&self.config, name).unwrap_or_default();
+            let current = self.current_config();
+            let value = |name: &str| topic.config_value(&current, name).unwrap_or_default();
             if !value("cleanup.policy").split(',').any(|p| p.trim() == "compact") {
                 continue;
             }
@@ -193,7 +209,7 @@ impl Broker {
                 min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse::<f64>().unwrap_or(0.5),
             };
             for partition in &topic.partitions {
-                match partition.compact(settings, self.durability(), now_ms).await {
+                match partition.compact(settings, &budget, self.durability(), now_ms).await {
                     Ok(outcome) if outcome.records_removed > 0 => {
                         removed += outcome.records_removed;
                         tracing::info!(

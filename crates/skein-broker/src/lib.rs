@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`broker`]: [`Broker`], the shared state every handler sees (config, engine, topics, cluster id).
+//! - [`broker_configs`]: the broker settings in effect: static ones overlaid with dynamic ones (AlterConfigs).
 //! - [`topics`]: [`TopicRegistry`] — topic names, ids, partitions and config overrides, persisted in `meta`.
 //! - [`router`]: the table of supported APIs and versions, dispatch by api key, and the ApiVersions answer derived
 //!   from that table.
@@ -10,6 +11,7 @@
 //!   the server), and [`metrics::render`], the `/metrics` text with the gauges read from the broker's state.
 
 pub mod broker;
+pub mod broker_configs;
 pub mod handlers;
 pub mod metrics;
 pub mod router;

@@ -51,6 +51,7 @@ pub struct Metrics {
     protocol_errors: IntCounter,
     compacted_records: IntCounter,
     compacted_bytes: IntCounter,
+    cleaner_runs: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -122,6 +123,11 @@ impl Metrics {
         let compacted_bytes =
             IntCounter::new("skein_cleaner_bytes_reclaimed_total", "Bytes of record batches log compaction removed.")?;
         registry.register(Box::new(compacted_bytes.clone()))?;
+        let cleaner_runs = IntCounter::new(
+            "skein_cleaner_runs_total",
+            "Cleaning rounds over the compacted topics (one every log.cleaner.backoff.ms).",
+        )?;
+        registry.register(Box::new(cleaner_runs.clone()))?;
         Ok(Metrics {
             registry,
             partition_level,
@@ -136,10 +142,16 @@ impl Metrics {
             protocol_errors,
             compacted_records,
             compacted_bytes,
+            cleaner_runs,
         })
     }
 
     /// Counts what one compaction pass removed.
+    /// Counts one cleaning round over the compacted topics.
+    pub fn record_cleaner_run(&self) {
+        self.cleaner_runs.inc();
+    }
+
     pub fn record_compaction(&self, records: u64, bytes: u64) {
         self.compacted_records.inc_by(records);
         self.compacted_bytes.inc_by(bytes);
@@ -279,6 +291,12 @@ async fn state_gauges(broker: &Broker) -> Result<Vec<MetricFamily>, prometheus::
     )?;
     let log_start_offset =
         gauge_vec("skein_partition_log_start_offset", "The partition's first offset.", &["topic", "partition"])?;
+    let disk_bytes = gauge_vec(
+        "skein_partition_disk_bytes",
+        "Approximate bytes the partition's record batches take on disk (flushed RocksDB files, after compression; \
+         what is still only in memory is not counted).",
+        &["topic", "partition"],
+    )?;
     let topics = broker.topics.all();
     topic_count.set(count(topics.len()));
     for topic in &topics {
@@ -290,6 +308,9 @@ async fn state_gauges(broker: &Broker) -> Result<Vec<MetricFamily>, prometheus::
                 let labels = [&*topic.name, partition.as_str()];
                 high_watermark.with_label_values(&labels).set(log.high_watermark());
                 log_start_offset.with_label_values(&labels).set(log.log_start_offset());
+                if let Ok(bytes) = log.disk_bytes() {
+                    disk_bytes.with_label_values(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                }
             }
         }
     }

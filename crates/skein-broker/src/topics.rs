@@ -3,13 +3,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use skein_core::config::{TOPIC_CONFIGS, topic_config_def};
+use skein_core::config::{ConfigSource, TOPIC_CONFIGS, topic_config_def};
 use skein_core::types::validate_topic_name;
-use skein_core::{BrokerConfig, BrokerError, TopicPartition};
+use skein_core::{BrokerError, TopicPartition};
 use skein_log::PartitionLog;
 use skein_storage::keys::{self, PartitionId};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, TopicRecord, run_blocking};
 use uuid::Uuid;
+
+use crate::broker_configs::CurrentConfig;
 
 /// A topic and its partitions' logs.
 #[derive(Debug)]
@@ -27,16 +29,16 @@ impl Topic {
     }
 
     /// The effective value of a topic config: the override, or the broker's default for it.
-    pub fn config_value(&self, broker: &BrokerConfig, name: &str) -> Option<String> {
+    pub fn config_value(&self, current: &CurrentConfig, name: &str) -> Option<String> {
         let def = topic_config_def(name)?;
-        Some(self.configs.get(name).cloned().unwrap_or_else(|| broker.topic_default(def)))
+        Some(self.configs.get(name).cloned().unwrap_or_else(|| current.topic_default(def).0))
     }
 
     /// `max.message.bytes`: the largest batch the topic accepts.
-    pub fn max_message_bytes(&self, broker: &BrokerConfig) -> usize {
-        self.config_value(broker, "max.message.bytes")
+    pub fn max_message_bytes(&self, current: &CurrentConfig) -> usize {
+        self.config_value(current, "max.message.bytes")
             .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(usize::try_from(broker.message_max_bytes).unwrap_or(0))
+            .unwrap_or(usize::try_from(current.config.message_max_bytes).unwrap_or(0))
     }
 
     /// The stored form of this topic.
@@ -50,8 +52,8 @@ impl Topic {
     }
 
     /// Whether `message.timestamp.type=LogAppendTime`.
-    pub fn uses_log_append_time(&self, broker: &BrokerConfig) -> bool {
-        self.config_value(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
+    pub fn uses_log_append_time(&self, current: &CurrentConfig) -> bool {
+        self.config_value(current, "message.timestamp.type").as_deref() == Some("LogAppendTime")
     }
 }
 
@@ -330,13 +332,16 @@ impl TopicRegistry {
         maps.by_name.insert(Arc::clone(&topic.name), topic);
     }
 
-    /// The configs a topic reports, in [`TOPIC_CONFIGS`] order: (name, value, is an override).
-    pub fn describe_configs(topic: &Topic, broker: &BrokerConfig) -> Vec<(&'static str, String, bool)> {
+    /// The configs a topic reports, in [`TOPIC_CONFIGS`] order: (name, value, where the value comes from).
+    pub fn describe_configs(topic: &Topic, current: &CurrentConfig) -> Vec<(&'static str, String, ConfigSource)> {
         TOPIC_CONFIGS
             .iter()
             .map(|def| match topic.configs.get(def.name) {
-                Some(value) => (def.name, value.clone(), true),
-                None => (def.name, broker.topic_default(def), false),
+                Some(value) => (def.name, value.clone(), ConfigSource::DynamicTopic),
+                None => {
+                    let (value, source) = current.topic_default(def);
+                    (def.name, value, source)
+                }
             })
             .collect()
     }

@@ -67,6 +67,9 @@ pub struct BrokerConfig {
     /// The pause between compaction passes over the compacted topics.
     #[serde(rename = "log.cleaner.backoff.ms")]
     pub log_cleaner_backoff_ms: i64,
+    /// The cleaner's I/O budget: bytes per second compaction may read and rewrite (unlimited by default).
+    #[serde(rename = "log.cleaner.io.max.bytes.per.second")]
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// How often retention (`retention.ms`, `retention.bytes`) is applied.
     #[serde(rename = "log.retention.check.interval.ms")]
     pub log_retention_check_interval_ms: i64,
@@ -146,6 +149,7 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
             log_cleanup_policy: "delete".into(),
             log_message_timestamp_type: "CreateTime".into(),
             min_insync_replicas: 1,
@@ -202,6 +206,13 @@ impl BrokerConfig {
         check(
             self.log_cleaner_backoff_ms >= 1,
             format!("log.cleaner.backoff.ms must be >= 1, got {}", self.log_cleaner_backoff_ms),
+        );
+        check(
+            self.log_cleaner_io_max_bytes_per_second > 0.0,
+            format!(
+                "log.cleaner.io.max.bytes.per.second must be > 0, got {}",
+                self.log_cleaner_io_max_bytes_per_second
+            ),
         );
         check(
             self.log_retention_check_interval_ms >= 1,
@@ -348,6 +359,7 @@ impl BrokerConfig {
             ("log.retention.check.interval.ms", self.log_retention_check_interval_ms.to_string()),
             ("log.cleaner.enable", self.log_cleaner_enable.to_string()),
             ("log.cleaner.backoff.ms", self.log_cleaner_backoff_ms.to_string()),
+            ("log.cleaner.io.max.bytes.per.second", format_double(self.log_cleaner_io_max_bytes_per_second)),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
@@ -570,6 +582,69 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
 /// Looks up a topic config by name.
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|def| def.name == name)
+}
+
+/// A double as Kafka prints it (Java's `Double.toString`), for the values Skein reports: the unlimited
+/// default is `1.7976931348623157E308`.
+pub fn format_double(value: f64) -> String {
+    if value == f64::MAX {
+        "1.7976931348623157E308".to_string()
+    } else if value.fract() == 0.0 && value.abs() < 1e7 {
+        format!("{value:.1}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// Where a config's value comes from, with Kafka's `ConfigSource` codes (DescribeConfigs). Higher in this list
+/// wins: a topic override, then this broker's dynamic setting, the cluster-wide dynamic default, the static
+/// setting (YAML or command line), and Kafka's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+impl ConfigSource {
+    pub fn code(self) -> i8 {
+        self as i8
+    }
+}
+
+/// The broker settings AlterConfigs may change while Skein runs (Kafka's dynamic broker configs that Skein reads
+/// at each use): the defaults topics inherit and the cleaner's I/O budget. Every other setting Skein has is read
+/// once at start-up.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.cleanup.policy",
+    "log.message.timestamp.type",
+    "message.max.bytes",
+    "min.insync.replicas",
+    "compression.type",
+    "log.cleaner.io.max.bytes.per.second",
+];
+
+/// Checks a value for a dynamic broker setting; settings topics inherit use their topic config's rules.
+pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), String> {
+    if name == "log.cleaner.io.max.bytes.per.second" {
+        return match value.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 => Ok(()),
+            _ => Err(format!("'{value}' must be a number above 0")),
+        };
+    }
+    match TOPIC_CONFIGS.iter().find(|def| def.broker_key == Some(name)) {
+        Some(def) => (def.validate)(value),
+        None => Ok(()),
+    }
+}
+
+/// Whether a broker setting is a list (comma separated), so IncrementalAlterConfigs may APPEND and SUBTRACT.
+pub fn is_list_broker_config(name: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|def| def.broker_key == Some(name) && def.config_type == 7)
 }
 
 #[cfg(test)]

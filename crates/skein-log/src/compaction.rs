@@ -7,11 +7,14 @@
 //! younger than `min.compaction.lag.ms`. Control batches (transaction markers) and the batches producers' sequence
 //! state still refers to (so retries of recent batches are still recognised) are kept whole.
 //!
-//! A pass reads the cleanable range without blocking producers, then applies its rewrites in one write under the
-//! partition's append lock, after checking that the log start did not move meanwhile.
+//! A pass reads the cleanable range without blocking producers, then applies its rewrites in writes of about
+//! [`WRITE_CHUNK_BYTES`], each under the partition's append lock (held briefly, so producers wait little) and each
+//! after checking that the log start did not move meanwhile. Reading and writing keep to the I/O budget
+//! (`log.cleaner.io.max.bytes.per.second`): the pass pauses whenever it is ahead of it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
@@ -35,6 +38,51 @@ pub struct CompactionSettings {
     pub min_cleanable_dirty_ratio: f64,
 }
 
+/// The most a pass writes under the append lock at once.
+pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// How often (in bytes read) a pass checks it is within its I/O budget.
+const READ_CHECK_BYTES: usize = 1 << 20;
+
+/// The cleaner's I/O budget (`log.cleaner.io.max.bytes.per.second`), shared by the passes of one cleaning round:
+/// tells how long to pause so the bytes read and written since the round started took at least
+/// bytes / budget seconds.
+#[derive(Debug, Clone)]
+pub struct IoBudget {
+    bytes_per_second: f64,
+    spent: Arc<Mutex<(Instant, f64)>>,
+}
+
+impl IoBudget {
+    pub fn new(bytes_per_second: f64) -> Self {
+        IoBudget { bytes_per_second, spent: Arc::new(Mutex::new((Instant::now(), 0.0))) }
+    }
+
+    /// Counts `bytes` of I/O and returns the pause that keeps the round within budget (zero when unlimited).
+    fn spend(&self, bytes: usize) -> Duration {
+        let unlimited = !self.bytes_per_second.is_finite() || self.bytes_per_second == f64::MAX;
+        if unlimited || self.bytes_per_second <= 0.0 {
+            return Duration::ZERO;
+        }
+        let mut spent = match self.spent.lock() {
+            Ok(spent) => spent,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        spent.1 += bytes as f64;
+        let due = Duration::from_secs_f64((spent.1 / self.bytes_per_second).min(3600.0));
+        due.saturating_sub(spent.0.elapsed())
+    }
+}
+
+/// One change a pass makes to a stored batch.
+struct Rewrite {
+    key: Vec<u8>,
+    /// The batch with fewer records, or `None` when it goes whole.
+    value: Option<Vec<u8>>,
+    records_removed: u64,
+    bytes_reclaimed: u64,
+    batch_rewritten: bool,
+}
+
 /// What a pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompactionOutcome {
@@ -56,6 +104,7 @@ impl PartitionLog {
     pub async fn compact(
         &self,
         settings: CompactionSettings,
+        budget: &IoBudget,
         durability: Durability,
         now_ms: i64,
     ) -> Result<CompactionOutcome, BrokerError> {
@@ -71,9 +120,17 @@ impl PartitionLog {
         let partition_id = self.partition_id;
         let (from, to) = (keys::log_key(partition_id, state.log_start_offset), keys::log_key(partition_id, end));
         let lag_cutoff = now_ms.saturating_sub(settings.min_compaction_lag_ms);
+        let read_budget = budget.clone();
         let stored: Vec<StoredBatch> = run_blocking(move || {
             let mut stored = Vec::new();
+            let mut unchecked = 0;
             engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
+                unchecked += key.len() + value.len();
+                if unchecked >= READ_CHECK_BYTES {
+                    // A blocking thread: the pause holds up nothing else.
+                    std::thread::sleep(read_budget.spend(unchecked));
+                    unchecked = 0;
+                }
                 match RecordBatchHeader::parse(value) {
                     // The cleanable range ends at the first batch still within the compaction lag.
                     Ok(header) if header.max_timestamp > lag_cutoff => false,
@@ -113,15 +170,18 @@ impl PartitionLog {
 
         let tombstone_cutoff = now_ms.saturating_sub(settings.delete_retention_ms);
         let overdue_cutoff = now_ms.saturating_sub(settings.max_compaction_lag_ms);
-        let mut outcome = CompactionOutcome::default();
         let mut total_records = 0u64;
         let mut overdue = false;
-        let mut write = StoreBatch::default();
+        let mut write: Vec<Rewrite> = Vec::new();
         for (batch, records) in stored.iter().zip(decoded) {
-            let removed_whole = |outcome: &mut CompactionOutcome, write: &mut StoreBatch, count: u64| {
-                outcome.records_removed += count;
-                outcome.bytes_reclaimed += batch.bytes.len() as u64;
-                write.delete(ColumnFamily::Log, batch.key.clone());
+            let removed_whole = |write: &mut Vec<Rewrite>, count: u64| {
+                write.push(Rewrite {
+                    key: batch.key.clone(),
+                    value: None,
+                    records_removed: count,
+                    bytes_reclaimed: batch.bytes.len() as u64,
+                    batch_rewritten: false,
+                });
             };
             if batch.header.is_control() {
                 continue;
@@ -133,7 +193,7 @@ impl PartitionLog {
             }
             let Some(set) = records else {
                 // A batch of an aborted transaction: none of it is ever read by read_committed consumers.
-                removed_whole(&mut outcome, &mut write, count);
+                removed_whole(&mut write, count);
                 continue;
             };
             let keep: Vec<_> = set
@@ -154,7 +214,7 @@ impl PartitionLog {
             }
             overdue |= batch.header.max_timestamp < overdue_cutoff;
             if keep.is_empty() {
-                removed_whole(&mut outcome, &mut write, count);
+                removed_whole(&mut write, count);
                 continue;
             }
             let compression = compression_of(batch.header.compression_codec());
@@ -162,23 +222,55 @@ impl PartitionLog {
             let options = RecordEncodeOptions { version: 2, compression };
             RecordBatchEncoder::encode(&mut rewritten, &keep, &options)
                 .map_err(|err| BrokerError::Storage(format!("cannot encode a compacted batch: {err}")))?;
-            outcome.records_removed += (set.records.len() - keep.len()) as u64;
-            outcome.bytes_reclaimed += (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64);
-            outcome.batches_rewritten += 1;
+            let records_removed = (set.records.len() - keep.len()) as u64;
             // The batch stays under its original key: offsets, and so fetch positions, do not move.
-            write.put(ColumnFamily::Log, batch.key.clone(), rewritten.to_vec());
+            write.push(Rewrite {
+                key: batch.key.clone(),
+                bytes_reclaimed: (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64),
+                value: Some(rewritten.to_vec()),
+                records_removed,
+                batch_rewritten: true,
+            });
         }
-        let dirty_ratio = if total_records == 0 { 0.0 } else { outcome.records_removed as f64 / total_records as f64 };
+        let removable: u64 = write.iter().map(|rewrite| rewrite.records_removed).sum();
+        let dirty_ratio = if total_records == 0 { 0.0 } else { removable as f64 / total_records as f64 };
         if write.is_empty() || (dirty_ratio < settings.min_cleanable_dirty_ratio && !overdue) {
             return Ok(CompactionOutcome::default());
         }
-        let _append = self.append_lock.lock().await;
-        if self.log_start_offset() != state.log_start_offset {
-            // Retention or DeleteRecords moved the start meanwhile: the next pass starts afresh.
-            return Ok(CompactionOutcome::default());
+        // What was written, counted chunk by chunk.
+        let mut outcome = CompactionOutcome::default();
+        let mut rewrites = write.into_iter().peekable();
+        while rewrites.peek().is_some() {
+            let mut chunk = StoreBatch::default();
+            let mut chunk_bytes = 0;
+            let mut chunk_outcome = CompactionOutcome::default();
+            while chunk_bytes < WRITE_CHUNK_BYTES
+                && let Some(rewrite) = rewrites.next()
+            {
+                chunk_bytes += rewrite.key.len() + rewrite.value.as_ref().map_or(0, Vec::len);
+                chunk_outcome.records_removed += rewrite.records_removed;
+                chunk_outcome.bytes_reclaimed += rewrite.bytes_reclaimed;
+                chunk_outcome.batches_rewritten += u64::from(rewrite.batch_rewritten);
+                match rewrite.value {
+                    Some(value) => chunk.put(ColumnFamily::Log, rewrite.key, value),
+                    None => chunk.delete(ColumnFamily::Log, rewrite.key),
+                }
+            }
+            {
+                let _append = self.append_lock.lock().await;
+                if self.log_start_offset() != state.log_start_offset {
+                    // Retention or DeleteRecords moved the start meanwhile: a rewrite could bring back a deleted
+                    // batch, so the pass stops here (what it wrote stands) and the next one starts afresh.
+                    return Ok(outcome);
+                }
+                let engine = Arc::clone(&self.engine);
+                run_blocking(move || engine.write(chunk, durability)).await?;
+            }
+            outcome.records_removed += chunk_outcome.records_removed;
+            outcome.bytes_reclaimed += chunk_outcome.bytes_reclaimed;
+            outcome.batches_rewritten += chunk_outcome.batches_rewritten;
+            tokio::time::sleep(budget.spend(chunk_bytes)).await;
         }
-        let engine = Arc::clone(&self.engine);
-        run_blocking(move || engine.write(write, durability)).await?;
         Ok(outcome)
     }
 }
@@ -315,8 +407,17 @@ mod tests {
 
         // 5 of 14 records are removable: below a dirty ratio of 0.5 nothing is written.
         let picky = CompactionSettings { min_cleanable_dirty_ratio: 0.5, ..settings(i64::MAX) };
-        assert_eq!(log.compact(picky, Durability::ProcessCrash, NOW).await.expect("compact").records_removed, 0);
-        let outcome = log.compact(settings(i64::MAX), Durability::ProcessCrash, NOW).await.expect("compact");
+        assert_eq!(
+            log.compact(picky, &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
+                .await
+                .expect("compact")
+                .records_removed,
+            0
+        );
+        let outcome = log
+            .compact(settings(i64::MAX), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
+            .await
+            .expect("compact");
         assert_eq!(outcome.records_removed, 3 + 2, "a=1 b=1 c=1 and the aborted pair; e's batches are remembered");
         let expected = vec![
             (3, "a".into(), Some("2".into())),
@@ -333,12 +434,18 @@ mod tests {
         assert_eq!(log.high_watermark(), 16);
 
         // With delete.retention.ms passed, the tombstone goes too; a second pass changes nothing more.
-        let outcome = log.compact(settings(1_000), Durability::ProcessCrash, NOW).await.expect("compact");
+        let outcome = log
+            .compact(settings(1_000), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
+            .await
+            .expect("compact");
         assert_eq!(outcome.records_removed, 1);
         let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
         assert_eq!(left, vec![3, 4, 9, 10, 11, 12, 13, 14]);
         assert_eq!(
-            log.compact(settings(1_000), Durability::ProcessCrash, NOW).await.expect("again").records_removed,
+            log.compact(settings(1_000), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
+                .await
+                .expect("again")
+                .records_removed,
             0
         );
     }
@@ -353,10 +460,59 @@ mod tests {
         // An open transaction at offset 1: the last stable offset is 1, nothing after it is cleanable.
         append(&engine, &log, batch(&[("a", Some("2"))], Some((5, 0, 0)))).await;
         append(&engine, &log, batch(&[("a", Some("3"))], None)).await;
-        let outcome = log.compact(settings(0), Durability::ProcessCrash, NOW).await.expect("compact");
+        let outcome =
+            log.compact(settings(0), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW).await.expect("compact");
         assert_eq!(outcome, CompactionOutcome::default());
         // Within min.compaction.lag.ms nothing is cleanable either.
         let lagging = CompactionSettings { min_compaction_lag_ms: 7_200_000, ..settings(0) };
-        assert_eq!(log.compact(lagging, Durability::ProcessCrash, NOW).await.expect("compact").records_removed, 0);
+        assert_eq!(
+            log.compact(lagging, &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
+                .await
+                .expect("compact")
+                .records_removed,
+            0
+        );
+    }
+
+    #[test]
+    fn the_budget_asks_for_the_pause_that_keeps_io_within_it() {
+        assert_eq!(IoBudget::new(f64::MAX).spend(1 << 30), Duration::ZERO, "unlimited");
+        let budget = IoBudget::new(1_000_000.0);
+        let pause = budget.spend(500_000);
+        assert!(pause > Duration::from_millis(400) && pause <= Duration::from_millis(500), "{pause:?}");
+        // A clone shares the spending: the next 500 kB are due after a second in all.
+        let pause = budget.clone().spend(500_000);
+        assert!(pause > Duration::from_millis(900) && pause <= Duration::from_millis(1000), "{pause:?}");
+    }
+
+    #[tokio::test]
+    async fn a_pass_keeps_to_its_io_budget_and_compacts_the_same() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut setup = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        engine.write(setup, Durability::ProcessCrash).expect("setup");
+        // 300 updates of one key, ~4 kB each (pseudo-random digits, so compression keeps them large): about
+        // 1.2 MB to read.
+        let mut state = 12_345u64;
+        for _ in 0..300 {
+            let value: String = (0..4_000)
+                .map(|_| {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    char::from(b'0' + ((state >> 33) % 10) as u8)
+                })
+                .collect();
+            append(&engine, &log, batch(&[("k", Some(value.as_str()))], None)).await;
+        }
+        let started = std::time::Instant::now();
+        let outcome = log
+            .compact(settings(i64::MAX), &IoBudget::new(2_000_000.0), Durability::ProcessCrash, NOW)
+            .await
+            .expect("compact");
+        let elapsed = started.elapsed();
+        assert_eq!(outcome.records_removed, 299);
+        // Reading the first MiB at 2 MB/s is due after about half a second.
+        assert!(elapsed >= Duration::from_millis(450), "a budgeted pass took only {elapsed:?}");
+        let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
+        assert_eq!(left, vec![299]);
     }
 }

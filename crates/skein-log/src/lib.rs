@@ -12,5 +12,5 @@ pub mod partition;
 mod producers;
 
 pub use append::{AppendRequest, AppendResult, append_batches, append_marker};
-pub use compaction::{CompactionOutcome, CompactionSettings};
+pub use compaction::{CompactionOutcome, CompactionSettings, IoBudget};
 pub use partition::{FetchRead, Isolation, OffsetAndTimestamp, PartitionLog};

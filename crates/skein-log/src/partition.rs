@@ -469,6 +469,13 @@ impl PartitionLog {
         .map_err(BrokerError::from)
     }
 
+    /// The approximate bytes this partition's batches take on disk (see [`skein_storage::Engine::disk_size`]);
+    /// cheap enough for every metrics scrape.
+    pub fn disk_bytes(&self) -> Result<u64, BrokerError> {
+        let (from, to) = keys::log_range(self.partition_id);
+        self.engine.disk_size(ColumnFamily::Log, &from, &to).map_err(BrokerError::from)
+    }
+
     /// The bytes of the batches stored for this partition (read by scanning: for admin requests only).
     pub async fn size_in_bytes(&self) -> Result<u64, BrokerError> {
         let engine = Arc::clone(&self.engine);

@@ -133,14 +133,15 @@ fn topic_configs_are_altered_validated_and_persisted() {
     let big = simple_batch(1, 1_700_000_000_000, 4_000).expect("batch");
     assert_eq!(produce(&mut client, "c", 0, big, -1).expect("produce").error_code, 10);
 
-    // AlterConfigs replaces all overrides; broker settings are refused.
+    // AlterConfigs replaces all overrides; a broker setting read only at start-up is refused.
     let replace = AlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default().with_resource_type(TOPIC).with_resource_name(str("c")).with_configs(vec![
             AlterableConfig::default().with_name(str("retention.ms")).with_value(Some(str("60000"))),
         ]),
-        AlterConfigsResource::default().with_resource_type(BROKER).with_resource_name(str("1")).with_configs(vec![
-            AlterableConfig::default().with_name(str("log.retention.ms")).with_value(Some(str("1"))),
-        ]),
+        AlterConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(str("1"))
+            .with_configs(vec![AlterableConfig::default().with_name(str("node.id")).with_value(Some(str("2")))]),
     ]);
     let response = client.request(2, &replace).expect("AlterConfigs");
     assert_eq!((response.responses[0].error_code, response.responses[1].error_code), (NONE, INVALID_REQUEST));

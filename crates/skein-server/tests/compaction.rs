@@ -67,4 +67,14 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key_at_its_offset() {
     assert_eq!(status, 200);
     let removed = (KEYS * (UPDATES_PER_KEY - 1)).to_string();
     assert!(body.lines().any(|l| l == format!("skein_cleaner_records_removed_total {removed}")), "{body}");
+    let runs = body
+        .lines()
+        .find_map(|l| l.strip_prefix("skein_cleaner_runs_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(runs >= 1, "no cleaner run counted:\n{body}");
+    assert!(
+        body.lines().any(|l| l.starts_with("skein_partition_disk_bytes{partition=\"0\",topic=\"compacted\"} ")),
+        "{body}"
+    );
 }

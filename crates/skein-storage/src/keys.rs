@@ -68,6 +68,8 @@ pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 /// `meta`: the next unused partition id.
 pub const META_NEXT_PARTITION_ID: &[u8] = b"next_partition_id";
+/// `meta`: the broker settings changed at run time (AlterConfigs on the BROKER resource).
+pub const META_DYNAMIC_BROKER_CONFIGS: &[u8] = b"dynamic_broker_configs";
 /// `meta`: prefix of topic records, followed by the topic name.
 pub const META_TOPIC_PREFIX: &[u8] = b"topic/";
 /// `meta`: the end of the topic key range (`'/' + 1`).

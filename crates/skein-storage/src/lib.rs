@@ -17,8 +17,8 @@ pub mod rocks;
 pub use cf::ColumnFamily;
 pub use memory::MemoryEngine;
 pub use records::{
-    AbortedTxn, CommittedOffset, GroupRecord, GroupType, PartitionState, PendingOffset, ProducerBatch, ProducerState,
-    TopicRecord, TxnRecord, TxnState,
+    AbortedTxn, CommittedOffset, DynamicBrokerConfigsRecord, GroupRecord, GroupType, PartitionState, PendingOffset,
+    ProducerBatch, ProducerState, TopicRecord, TxnRecord, TxnState,
 };
 pub use rocks::RocksEngine;
 
@@ -121,6 +121,10 @@ pub trait Engine: Send + Sync + 'static {
     /// Rewrites the files holding keys in `[from, to)` so space freed by deletes there is given back to the file
     /// system now rather than whenever background compaction gets to it.
     fn compact_range(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<(), StorageError>;
+
+    /// The approximate file-system bytes the keys in `[from, to)` take (data flushed to disk, after compression;
+    /// what is only in memory counts nothing).
+    fn disk_size(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<u64, StorageError>;
 
     /// The engine's own figures for the metrics, or `None` for an engine that keeps none.
     fn stats(&self) -> Result<Option<EngineStats>, StorageError>;

@@ -96,6 +96,11 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
+    fn disk_size(&self, _cf: ColumnFamily, _from: &[u8], _to: &[u8]) -> Result<u64, StorageError> {
+        // Nothing of it is on disk.
+        Ok(0)
+    }
+
     fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
         Ok(None)
     }

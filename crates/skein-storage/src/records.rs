@@ -217,6 +217,34 @@ impl TxnRecord {
     }
 }
 
+/// The broker settings changed at run time, by Kafka name: for every broker of the cluster (the BROKER resource
+/// named "") and for this broker (named by its node id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DynamicBrokerConfigsRecord {
+    pub cluster_default: BTreeMap<String, String>,
+    pub this_broker: BTreeMap<String, String>,
+}
+
+const DYNAMIC_BROKER_CONFIGS_V1: u8 = 1;
+
+impl DynamicBrokerConfigsRecord {
+    pub fn encode(&self) -> Result<Vec<u8>, StorageError> {
+        let mut value = vec![DYNAMIC_BROKER_CONFIGS_V1];
+        serde_json::to_writer(&mut value, self).map_err(|err| StorageError::Engine(err.to_string()))?;
+        Ok(value)
+    }
+
+    pub fn decode(value: &[u8]) -> Result<Self, StorageError> {
+        let corrupt = |reason: String| StorageError::CorruptValue { key: "dynamic_broker_configs".into(), reason };
+        match value.split_first() {
+            Some((&DYNAMIC_BROKER_CONFIGS_V1, json)) => {
+                serde_json::from_slice(json).map_err(|err| corrupt(err.to_string()))
+            }
+            _ => Err(corrupt("unknown version".into())),
+        }
+    }
+}
+
 /// A topic's metadata: its id, the storage ids of its partitions (index = partition number), and config overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {

@@ -125,6 +125,11 @@ impl Engine for RocksEngine {
         Ok(())
     }
 
+    fn disk_size(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<u64, StorageError> {
+        let sizes = self.db.get_approximate_sizes_cf(self.handle(cf)?, &[rocksdb::Range::new(from, to)]);
+        Ok(sizes.first().copied().unwrap_or(0))
+    }
+
     fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
         let int_property = |cf: ColumnFamily, name: &PropName| -> Result<u64, StorageError> {
             Ok(self.db.property_int_value_cf(self.handle(cf)?, name).map_err(engine_error)?.unwrap_or(0))

@@ -1,7 +1,7 @@
 //! AlterConfigs (replace a resource's overrides) and IncrementalAlterConfigs (set, delete, append, subtract one
-//! config at a time). Topic configs are validated and persisted before they apply. Broker settings are static:
-//! they come from the YAML file and flags, so altering them is refused with INVALID_REQUEST, as Kafka refuses a
-//! setting it cannot change at run time.
+//! config at a time), for topics and for the broker (its dynamic settings, cluster-wide under the name "" or for
+//! this broker under its node id). Values are validated and persisted before they apply; a broker setting Skein
+//! reads only at start-up is refused with INVALID_REQUEST, as Kafka refuses one it cannot change at run time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,10 +10,11 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use skein_core::config::topic_config_def;
+use skein_core::config::{is_list_broker_config, topic_config_def};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
+use crate::broker_configs::DynamicLevel;
 use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
 use crate::handlers::message;
 
@@ -35,10 +36,19 @@ fn outcome(result: Result<(), BrokerError>) -> (i16, Option<StrBytes>) {
 
 fn refuse_other_resources(resource_type: i8) -> BrokerError {
     match resource_type {
-        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => BrokerError::InvalidRequest(
-            "broker settings are static in Skein: set them in the YAML file or on the command line".into(),
-        ),
+        RESOURCE_BROKER_LOGGER => BrokerError::InvalidRequest("Skein's log levels are set with RUST_LOG".into()),
         other => BrokerError::InvalidResourceType(format!("resource type {other}")),
+    }
+}
+
+/// Which dynamic level a BROKER resource name means: "" for the cluster-wide default, or this broker's id.
+fn broker_level(broker: &Broker, name: &str) -> Result<DynamicLevel, BrokerError> {
+    if name.is_empty() {
+        Ok(DynamicLevel::ClusterDefault)
+    } else if name.parse::<i32>().ok() == Some(broker.config.node_id) {
+        Ok(DynamicLevel::ThisBroker)
+    } else {
+        Err(BrokerError::InvalidRequest(format!("broker {name} is not this broker ({})", broker.config.node_id)))
     }
 }
 
@@ -50,15 +60,21 @@ pub(crate) async fn handle_alter(
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
-        let result = if resource.resource_type == RESOURCE_TOPIC {
-            let configs: BTreeMap<String, String> = resource
-                .configs
-                .iter()
-                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
-                .collect();
-            broker.topics.set_configs(resource.resource_name.as_str(), configs, request.validate_only).await
-        } else {
-            Err(refuse_other_resources(resource.resource_type))
+        let configs: BTreeMap<String, String> = resource
+            .configs
+            .iter()
+            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .collect();
+        let name = resource.resource_name.as_str();
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => broker.topics.set_configs(name, configs, request.validate_only).await,
+            RESOURCE_BROKER => match broker_level(broker, name) {
+                Ok(level) => {
+                    broker.dynamic_configs.replace(&broker.config, level, configs, request.validate_only).await
+                }
+                Err(err) => Err(err),
+            },
+            other => Err(refuse_other_resources(other)),
         };
         let (code, text) = outcome(result);
         responses.push(
@@ -80,29 +96,54 @@ pub(crate) async fn handle_incremental(
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
-        let result = if resource.resource_type == RESOURCE_TOPIC {
-            let name = resource.resource_name.as_str();
-            match broker.topics.get(name) {
+        let name = resource.resource_name.as_str();
+        let current = broker.current_config();
+        let result = match resource.resource_type {
+            RESOURCE_TOPIC => match broker.topics.get(name) {
                 None => Err(BrokerError::UnknownTopicOrPartition),
                 Some(topic) => {
                     let mut configs = topic.configs.clone();
                     let applied = resource.configs.iter().try_for_each(|change| {
-                        apply(
-                            &mut configs,
-                            change.name.as_str(),
-                            change.config_operation,
-                            change.value.as_ref().map(|v| v.as_str()),
-                            &topic.config_value(&broker.config, change.name.as_str()),
-                        )
+                        let name = change.name.as_str();
+                        let def = topic_config_def(name)
+                            .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {name}")))?;
+                        let effective = topic.config_value(&current, name);
+                        let value = change.value.as_ref().map(|v| v.as_str());
+                        let is_list = def.config_type == LIST_CONFIG_TYPE;
+                        apply(&mut configs, name, change.config_operation, value, effective.as_deref(), is_list)
                     });
                     match applied {
                         Ok(()) => broker.topics.set_configs(name, configs, request.validate_only).await,
                         Err(err) => Err(err),
                     }
                 }
-            }
-        } else {
-            Err(refuse_other_resources(resource.resource_type))
+            },
+            RESOURCE_BROKER => match broker_level(broker, name) {
+                Ok(level) => {
+                    let mut settings = broker.dynamic_configs.level(level);
+                    let described = broker.config.describe();
+                    let applied = resource.configs.iter().try_for_each(|change| {
+                        let name = change.name.as_str();
+                        let static_value =
+                            described.iter().find(|(known, _, _)| *known == name).map(|(_, v, set)| (v.clone(), *set));
+                        let effective = settings
+                            .get(name)
+                            .cloned()
+                            .or_else(|| current.broker_setting(name, static_value).into_iter().next().map(|(v, _)| v));
+                        let value = change.value.as_ref().map(|v| v.as_str());
+                        let is_list = is_list_broker_config(name);
+                        apply(&mut settings, name, change.config_operation, value, effective.as_deref(), is_list)
+                    });
+                    match applied {
+                        Ok(()) => {
+                            broker.dynamic_configs.replace(&broker.config, level, settings, request.validate_only).await
+                        }
+                        Err(err) => Err(err),
+                    }
+                }
+                Err(err) => Err(err),
+            },
+            other => Err(refuse_other_resources(other)),
         };
         let (code, text) = outcome(result);
         responses.push(
@@ -116,17 +157,16 @@ pub(crate) async fn handle_incremental(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Applies one incremental change to a topic's overrides. APPEND and SUBTRACT work on list configs (comma
+/// Applies one incremental change to a resource's settings. APPEND and SUBTRACT work on list configs (comma
 /// separated, e.g. `cleanup.policy`), starting from the effective value.
 fn apply(
     configs: &mut BTreeMap<String, String>,
     name: &str,
     operation: i8,
     value: Option<&str>,
-    effective: &Option<String>,
+    effective: Option<&str>,
+    is_list: bool,
 ) -> Result<(), BrokerError> {
-    let def = topic_config_def(name)
-        .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {name}")))?;
     let list =
         |text: &str| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
     match operation {
@@ -137,8 +177,8 @@ fn apply(
         DELETE => {
             configs.remove(name);
         }
-        APPEND | SUBTRACT if def.config_type == LIST_CONFIG_TYPE => {
-            let mut items = list(effective.as_deref().unwrap_or(""));
+        APPEND | SUBTRACT if is_list => {
+            let mut items = list(effective.unwrap_or(""));
             for item in list(value.unwrap_or("")) {
                 if operation == APPEND && !items.contains(&item) {
                     items.push(item);

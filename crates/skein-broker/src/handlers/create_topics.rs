@@ -10,7 +10,6 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
-use crate::handlers::describe_configs::{SOURCE_DEFAULT_CONFIG, SOURCE_STATIC_BROKER_CONFIG, SOURCE_TOPIC_CONFIG};
 use crate::handlers::{message, topic_name};
 use crate::topics::{NewTopic, TopicRegistry};
 
@@ -97,22 +96,13 @@ async fn create_one(
     };
     let probe =
         crate::topics::Topic { name: name.as_str().into(), id: topic_id, partitions: Vec::new(), configs: overrides };
-    let explicitly_set = &broker.config.explicitly_set;
-    let configs = TopicRegistry::describe_configs(&probe, &broker.config)
+    let configs = TopicRegistry::describe_configs(&probe, &broker.current_config())
         .into_iter()
-        .map(|(config_name, value, is_override)| {
-            let def_broker_key = skein_core::config::topic_config_def(config_name).and_then(|d| d.broker_key);
-            let source = if is_override {
-                SOURCE_TOPIC_CONFIG
-            } else if def_broker_key.is_some_and(|k| explicitly_set.contains(k)) {
-                SOURCE_STATIC_BROKER_CONFIG
-            } else {
-                SOURCE_DEFAULT_CONFIG
-            };
+        .map(|(config_name, value, source)| {
             CreatableTopicConfigs::default()
                 .with_name(StrBytes::from_static_str(config_name))
                 .with_value(Some(StrBytes::from_string(value)))
-                .with_config_source(source)
+                .with_config_source(source.code())
         })
         .collect();
     Ok(CreatableTopicResult::default()

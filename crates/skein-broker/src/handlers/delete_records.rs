@@ -25,7 +25,7 @@ pub(crate) async fn handle(
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
             let deletable = topic.as_ref().is_some_and(|t| {
-                let policy = t.config_value(&broker.config, "cleanup.policy").unwrap_or_default();
+                let policy = t.config_value(&broker.current_config(), "cleanup.policy").unwrap_or_default();
                 policy.split(',').any(|p| p.trim() == "delete")
             });
             let result = match topic.as_ref().and_then(|t| t.partition(wanted.partition_index)) {

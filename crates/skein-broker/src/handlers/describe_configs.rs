@@ -1,4 +1,5 @@
-//! DescribeConfigs: topic configs (override or inherited) and the broker's settings, with sources and synonyms.
+//! DescribeConfigs: topic configs (override or inherited) and the broker's settings (static or dynamic), with
+//! sources and synonyms.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
-use skein_core::config::topic_config_def;
+use skein_core::config::{ConfigSource, DYNAMIC_BROKER_CONFIGS, topic_config_def};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
@@ -19,19 +20,15 @@ pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
 pub(crate) const RESOURCE_BROKER_LOGGER: i8 = 8;
 
-/// Kafka's `DescribeConfigsResponse.ConfigSource` codes.
-pub(crate) const SOURCE_TOPIC_CONFIG: i8 = 1;
-pub(crate) const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
-pub(crate) const SOURCE_DEFAULT_CONFIG: i8 = 5;
-
-/// One config entry before encoding.
+/// One config entry before encoding. `value` is `None` for a setting reported as sensitive.
 struct Entry {
-    name: &'static str,
-    value: String,
-    source: i8,
+    name: String,
+    value: Option<String>,
+    source: ConfigSource,
     read_only: bool,
+    is_sensitive: bool,
     config_type: i8,
-    synonyms: Vec<(&'static str, String, i8)>,
+    synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
 
 pub(crate) fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
@@ -57,7 +54,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, vers
                             resource
                                 .configuration_keys
                                 .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name.as_str()))
                         })
                         .map(|e| encode_entry(e, request.include_synonyms, version))
                         .collect();
@@ -72,29 +69,26 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, vers
 
 fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError> {
     let topic = broker.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-    let config = &broker.config;
-    Ok(TopicRegistry::describe_configs(&topic, config)
+    let current = broker.current_config();
+    Ok(TopicRegistry::describe_configs(&topic, &current)
         .into_iter()
-        .filter_map(|(config_name, value, is_override)| {
+        .filter_map(|(config_name, value, source)| {
             let def = topic_config_def(config_name)?;
             let mut synonyms = Vec::new();
-            if is_override {
-                synonyms.push((config_name, value.clone(), SOURCE_TOPIC_CONFIG));
+            if source == ConfigSource::DynamicTopic {
+                synonyms.push((config_name.to_string(), Some(value.clone()), source));
             }
-            let mut inherited_source = SOURCE_DEFAULT_CONFIG;
-            if let Some(broker_key) = def.broker_key {
-                if config.explicitly_set.contains(broker_key) {
-                    inherited_source = SOURCE_STATIC_BROKER_CONFIG;
-                    synonyms.push((broker_key, config.topic_default(def), SOURCE_STATIC_BROKER_CONFIG));
-                } else {
-                    synonyms.push((broker_key, config.topic_default(def), SOURCE_DEFAULT_CONFIG));
-                }
+            // The inherited levels, highest first, under the broker setting's name (Kafka's synonyms).
+            let synonym_name = def.broker_key.unwrap_or(config_name);
+            for (level_value, level_source) in current.topic_default_levels(def) {
+                synonyms.push((synonym_name.to_string(), Some(level_value), level_source));
             }
             Some(Entry {
-                name: config_name,
-                value,
-                source: if is_override { SOURCE_TOPIC_CONFIG } else { inherited_source },
+                name: config_name.to_string(),
+                value: Some(value),
+                source,
                 read_only: false,
+                is_sensitive: false,
                 config_type: def.config_type,
                 synonyms,
             })
@@ -102,10 +96,17 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError>
         .collect())
 }
 
+/// The broker resource: named by this broker's node id, every setting with its source; named "", the
+/// cluster-wide dynamic defaults only (as Kafka lists them).
 fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError> {
-    // An empty name asks for cluster-wide dynamic defaults, of which Skein has none yet.
+    let current = broker.current_config();
     if name.is_empty() {
-        return Ok(Vec::new());
+        return Ok(current
+            .dynamic
+            .cluster_default
+            .iter()
+            .map(|(config_name, value)| dynamic_entry(config_name, value, ConfigSource::DynamicDefaultBroker))
+            .collect());
     }
     if name.parse::<i32>().ok() != Some(broker.config.node_id) {
         return Err(BrokerError::InvalidRequest(format!(
@@ -113,22 +114,52 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError
             broker.config.node_id
         )));
     }
-    Ok(broker
-        .config
-        .describe()
-        .into_iter()
-        .map(|(config_name, value, set)| {
-            let source = if set { SOURCE_STATIC_BROKER_CONFIG } else { SOURCE_DEFAULT_CONFIG };
+    let described = broker.config.describe();
+    let mut entries: Vec<Entry> = described
+        .iter()
+        .map(|(config_name, static_value, explicitly_set)| {
+            let levels = current.broker_setting(config_name, Some((static_value.clone(), *explicitly_set)));
+            let (value, source) = levels.first().cloned().unwrap_or((static_value.clone(), ConfigSource::Default));
             Entry {
-                name: config_name,
-                value: value.clone(),
+                name: config_name.to_string(),
+                config_type: broker_config_type(static_value),
+                value: Some(value),
                 source,
-                read_only: true,
-                config_type: broker_config_type(&value),
-                synonyms: vec![(config_name, value, source)],
+                read_only: !DYNAMIC_BROKER_CONFIGS.contains(config_name),
+                is_sensitive: false,
+                synonyms: levels.into_iter().map(|(v, s)| (config_name.to_string(), Some(v), s)).collect(),
             }
         })
-        .collect())
+        .collect();
+    // Settings this broker does not know, stored because an AlterConfigs named them.
+    let known = |config_name: &str| described.iter().any(|(known, _, _)| *known == config_name);
+    for (config_name, value) in &current.dynamic.this_broker {
+        if !known(config_name) {
+            entries.push(dynamic_entry(config_name, value, ConfigSource::DynamicBroker));
+        }
+    }
+    for (config_name, value) in &current.dynamic.cluster_default {
+        if !known(config_name) && !current.dynamic.this_broker.contains_key(config_name) {
+            entries.push(dynamic_entry(config_name, value, ConfigSource::DynamicDefaultBroker));
+        }
+    }
+    Ok(entries)
+}
+
+/// A dynamic setting as the broker resource reports it. As Kafka does, a setting the broker does not know may be
+/// a secret: it is reported as sensitive, without its value.
+fn dynamic_entry(config_name: &str, value: &str, source: ConfigSource) -> Entry {
+    let known = DYNAMIC_BROKER_CONFIGS.contains(&config_name);
+    let value = known.then(|| value.to_string());
+    Entry {
+        name: config_name.to_string(),
+        value: value.clone(),
+        source,
+        read_only: false,
+        is_sensitive: !known,
+        config_type: value.as_deref().map_or(2, broker_config_type),
+        synonyms: vec![(config_name.to_string(), value, source)],
+    }
 }
 
 /// Broker settings are ints, longs, booleans or strings; the value tells which.
@@ -151,19 +182,20 @@ fn encode_entry(entry: Entry, include_synonyms: bool, version: i16) -> DescribeC
             .into_iter()
             .map(|(name, value, source)| {
                 DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(name))
-                    .with_value(Some(StrBytes::from_string(value)))
-                    .with_source(source)
+                    .with_name(StrBytes::from_string(name))
+                    .with_value(value.map(StrBytes::from_string))
+                    .with_source(source.code())
             })
             .collect()
     } else {
         Vec::new()
     };
     DescribeConfigsResourceResult::default()
-        .with_name(StrBytes::from_static_str(entry.name))
-        .with_value(Some(StrBytes::from_string(entry.value)))
+        .with_name(StrBytes::from_string(entry.name))
+        .with_value(entry.value.map(StrBytes::from_string))
         .with_read_only(entry.read_only)
-        .with_config_source(entry.source)
+        .with_is_sensitive(entry.is_sensitive)
+        .with_config_source(entry.source.code())
         .with_synonyms(synonyms)
         .with_config_type(if version >= 3 { entry.config_type } else { 0 })
 }

@@ -115,7 +115,8 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 let records = partition_data
                     .records
                     .ok_or_else(|| BrokerError::InvalidRecord("produce request carries no records".into()))?;
-                let max = topic.max_message_bytes(&broker.config);
+                let current = broker.current_config();
+                let max = topic.max_message_bytes(&current);
                 if records.len() > max {
                     return Err(BrokerError::MessageTooLarge(format!(
                         "the batch is {} bytes, larger than max.message.bytes ({max}) of topic {}",
@@ -124,7 +125,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                     )));
                 }
                 let header = validate_client_batch(&records)?;
-                let log_append_time = topic.uses_log_append_time(&broker.config).then(now_ms);
+                let log_append_time = topic.uses_log_append_time(&current).then(now_ms);
                 Ok(AppendRequest { log: Arc::clone(log), records, header, log_append_time })
             })();
             let prepared = match prepared {
