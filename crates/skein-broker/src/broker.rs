@@ -207,6 +207,7 @@ impl Broker {
                 min_compaction_lag_ms: number("min.compaction.lag.ms"),
                 max_compaction_lag_ms: number("max.compaction.lag.ms"),
                 min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse::<f64>().unwrap_or(0.5),
+                dedupe_buffer_bytes: usize::try_from(self.config.log_cleaner_dedupe_buffer_size).unwrap_or(usize::MAX),
             };
             for partition in &topic.partitions {
                 match partition.compact(settings, &budget, self.durability(), now_ms).await {

@@ -70,6 +70,10 @@ pub struct BrokerConfig {
     /// The cleaner's I/O budget: bytes per second compaction may read and rewrite (unlimited by default).
     #[serde(rename = "log.cleaner.io.max.bytes.per.second")]
     pub log_cleaner_io_max_bytes_per_second: f64,
+    /// The most memory a compaction pass's key map (key → latest offset) may take; a larger dirty part is
+    /// compacted over several passes.
+    #[serde(rename = "log.cleaner.dedupe.buffer.size")]
+    pub log_cleaner_dedupe_buffer_size: i64,
     /// How often retention (`retention.ms`, `retention.bytes`) is applied.
     #[serde(rename = "log.retention.check.interval.ms")]
     pub log_retention_check_interval_ms: i64,
@@ -150,6 +154,7 @@ impl Default for BrokerConfig {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: f64::MAX,
+            log_cleaner_dedupe_buffer_size: 134_217_728,
             log_cleanup_policy: "delete".into(),
             log_message_timestamp_type: "CreateTime".into(),
             min_insync_replicas: 1,
@@ -213,6 +218,10 @@ impl BrokerConfig {
                 "log.cleaner.io.max.bytes.per.second must be > 0, got {}",
                 self.log_cleaner_io_max_bytes_per_second
             ),
+        );
+        check(
+            self.log_cleaner_dedupe_buffer_size >= 1_048_576,
+            format!("log.cleaner.dedupe.buffer.size must be >= 1048576, got {}", self.log_cleaner_dedupe_buffer_size),
         );
         check(
             self.log_retention_check_interval_ms >= 1,
@@ -360,6 +369,7 @@ impl BrokerConfig {
             ("log.cleaner.enable", self.log_cleaner_enable.to_string()),
             ("log.cleaner.backoff.ms", self.log_cleaner_backoff_ms.to_string()),
             ("log.cleaner.io.max.bytes.per.second", format_double(self.log_cleaner_io_max_bytes_per_second)),
+            ("log.cleaner.dedupe.buffer.size", self.log_cleaner_dedupe_buffer_size.to_string()),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),

@@ -7,12 +7,14 @@
 //! younger than `min.compaction.lag.ms`. Control batches (transaction markers) and the batches producers' sequence
 //! state still refers to (so retries of recent batches are still recognised) are kept whole.
 //!
-//! A pass reads the cleanable range without blocking producers, then applies its rewrites in writes of about
-//! [`WRITE_CHUNK_BYTES`], each under the partition's append lock (held briefly, so producers wait little) and each
-//! after checking that the log start did not move meanwhile. Reading and writing keep to the I/O budget
-//! (`log.cleaner.io.max.bytes.per.second`): the pass pauses whenever it is ahead of it.
+//! A pass works as Kafka's cleaner does, in bounded memory: it maps each key of the dirty part (what was written
+//! since the last pass, as far as `log.cleaner.dedupe.buffer.size` allows) to its latest offset, then rewrites the
+//! log up to the dirty part's end one window of about a MiB at a time, each window's changes written under the
+//! partition's append lock (held briefly, so producers wait little) after checking that the log start did not
+//! move. Reading and writing keep to the I/O budget (`log.cleaner.io.max.bytes.per.second`): the pass pauses
+//! whenever it is ahead of it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 use skein_core::BrokerError;
 use skein_protocol::RecordBatchHeader;
-use skein_storage::{ColumnFamily, Durability, StoreBatch, keys, run_blocking};
+use skein_storage::{ColumnFamily, Durability, StorageError, StoreBatch, keys, run_blocking};
 
 use crate::partition::PartitionLog;
 
@@ -36,10 +38,10 @@ pub struct CompactionSettings {
     /// `min.cleanable.dirty.ratio`: the share of removable records (in the cleanable range) that makes a pass
     /// worth writing.
     pub min_cleanable_dirty_ratio: f64,
+    /// The broker's `log.cleaner.dedupe.buffer.size`: the most memory a pass's key map may take.
+    pub dedupe_buffer_bytes: usize,
 }
 
-/// The most a pass writes under the append lock at once.
-pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// How often (in bytes read) a pass checks it is within its I/O budget.
 const READ_CHECK_BYTES: usize = 1 << 20;
 
@@ -81,6 +83,8 @@ struct Rewrite {
     records_removed: u64,
     bytes_reclaimed: u64,
     batch_rewritten: bool,
+    /// The rewritten batch still holds a tombstone.
+    keeps_tombstone: bool,
 }
 
 /// What a pass did.
@@ -91,16 +95,46 @@ pub struct CompactionOutcome {
     pub batches_rewritten: u64,
 }
 
-/// One stored batch of the cleanable range.
+/// One stored batch.
 struct StoredBatch {
     key: Vec<u8>,
     bytes: Vec<u8>,
     header: RecordBatchHeader,
 }
 
+/// What the cleaner remembers of a partition between passes. It lives in memory: after a restart the first pass
+/// finds the whole log dirty, which only costs work.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CleanerCheckpoint {
+    /// Where the part no pass has cleaned yet starts.
+    first_dirty: i64,
+    /// Bytes of the batches the last pass kept before `first_dirty`.
+    clean_bytes: u64,
+    /// The newest timestamp of a batch holding a tombstone the last pass kept: once the oldest such is past
+    /// `delete.retention.ms`, a pass is due even without new records.
+    oldest_kept_tombstone: Option<i64>,
+}
+
+/// The most bytes of batches a pass holds at once while rewriting.
+const REWRITE_WINDOW_BYTES: usize = 1 << 20;
+/// What one key costs in the key map besides its bytes (entry, offset, table slack), for the dedupe budget.
+const KEY_MAP_ENTRY_BYTES: usize = 48;
+
+/// The dirty part's key map: the latest offset of every key between the first dirty offset and `dirty_end`.
+struct DirtyPart {
+    latest: HashMap<Bytes, i64>,
+    dirty_end: i64,
+    dirty_bytes: u64,
+    /// The newest timestamp of the first dirty batch (for `max.compaction.lag.ms`).
+    first_dirty_timestamp: Option<i64>,
+}
+
 impl PartitionLog {
-    /// Compacts the cleanable part of this partition once. Returns what was removed (nothing when the dirty ratio
-    /// is below the setting and no removable record is older than `max.compaction.lag.ms`).
+    /// Compacts this partition once, as Kafka's cleaner does: a key map of the dirty part (the records written
+    /// since the last pass, as far as `log.cleaner.dedupe.buffer.size` allows) decides which records of the log
+    /// up to the dirty part's end are superseded; the log is then rewritten a window at a time. A pass runs when
+    /// the dirty part's share of the cleanable bytes reaches `min.cleanable.dirty.ratio`, when its oldest record is
+    /// past `max.compaction.lag.ms`, or when a kept tombstone is past `delete.retention.ms`.
     pub async fn compact(
         &self,
         settings: CompactionSettings,
@@ -109,158 +143,84 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<CompactionOutcome, BrokerError> {
         let state = self.state();
-        // Batches producers' sequence state refers to are kept whole, so a retry is still recognised.
-        let remembered: std::collections::HashSet<i64> =
-            self.producers().iter().flat_map(|(_, p)| p.batches.iter().map(|b| b.base_offset)).collect();
+        let log_start = state.log_start_offset;
         let end = self.last_stable_offset();
-        if end <= state.log_start_offset {
+        if end <= log_start {
             return Ok(CompactionOutcome::default());
         }
-        let engine = Arc::clone(&self.engine);
-        let partition_id = self.partition_id;
-        let (from, to) = (keys::log_key(partition_id, state.log_start_offset), keys::log_key(partition_id, end));
-        let lag_cutoff = now_ms.saturating_sub(settings.min_compaction_lag_ms);
-        let read_budget = budget.clone();
-        let stored: Vec<StoredBatch> = run_blocking(move || {
-            let mut stored = Vec::new();
-            let mut unchecked = 0;
-            engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
-                unchecked += key.len() + value.len();
-                if unchecked >= READ_CHECK_BYTES {
-                    // A blocking thread: the pause holds up nothing else.
-                    std::thread::sleep(read_budget.spend(unchecked));
-                    unchecked = 0;
-                }
-                match RecordBatchHeader::parse(value) {
-                    // The cleanable range ends at the first batch still within the compaction lag.
-                    Ok(header) if header.max_timestamp > lag_cutoff => false,
-                    Ok(header) if header.last_offset() >= end => false,
-                    Ok(header) => {
-                        stored.push(StoredBatch { key: key.to_vec(), bytes: value.to_vec(), header });
-                        true
-                    }
-                    Err(_) => true,
-                }
-            })?;
-            Ok(stored)
-        })
-        .await?;
-        let Some(last) = stored.last() else { return Ok(CompactionOutcome::default()) };
-        let cleanable_end = last.header.last_offset() + 1;
-        let aborted = self.aborted_transactions(state.log_start_offset, cleanable_end).await?;
-
-        // The latest offset of every key in the cleanable range (later records win).
-        let mut latest: HashMap<Bytes, i64> = HashMap::new();
-        let mut decoded = Vec::with_capacity(stored.len());
-        for batch in &stored {
-            if batch.header.is_control() || is_aborted(&batch.header, &aborted) {
-                decoded.push(None);
-                continue;
-            }
-            let mut buf = Bytes::copy_from_slice(&batch.bytes);
-            let records = RecordBatchDecoder::decode(&mut buf)
-                .map_err(|err| BrokerError::Storage(format!("cannot decode a stored batch for compaction: {err}")))?;
-            for record in &records.records {
-                if let Some(key) = &record.key {
-                    latest.insert(key.clone(), record.offset);
-                }
-            }
-            decoded.push(Some(records));
+        let mut checkpoint = self.cleaner_checkpoint();
+        if checkpoint.first_dirty <= log_start {
+            checkpoint = CleanerCheckpoint { first_dirty: log_start, ..CleanerCheckpoint::default() };
         }
+        let aborted = self.aborted_transactions(log_start, end).await?;
+        let lag_cutoff = now_ms.saturating_sub(settings.min_compaction_lag_ms);
+        let dirty = self.scan_dirty_part(&checkpoint, end, lag_cutoff, &aborted, &settings, budget).await?;
 
         let tombstone_cutoff = now_ms.saturating_sub(settings.delete_retention_ms);
         let overdue_cutoff = now_ms.saturating_sub(settings.max_compaction_lag_ms);
-        let mut total_records = 0u64;
-        let mut overdue = false;
-        let mut write: Vec<Rewrite> = Vec::new();
-        for (batch, records) in stored.iter().zip(decoded) {
-            let removed_whole = |write: &mut Vec<Rewrite>, count: u64| {
-                write.push(Rewrite {
-                    key: batch.key.clone(),
-                    value: None,
-                    records_removed: count,
-                    bytes_reclaimed: batch.bytes.len() as u64,
-                    batch_rewritten: false,
-                });
-            };
-            if batch.header.is_control() {
-                continue;
-            }
-            let count = u64::try_from(batch.header.records_count).unwrap_or(0);
-            total_records += count;
-            if remembered.contains(&batch.header.base_offset) {
-                continue;
-            }
-            let Some(set) = records else {
-                // A batch of an aborted transaction: none of it is ever read by read_committed consumers.
-                removed_whole(&mut write, count);
-                continue;
-            };
-            let keep: Vec<_> = set
-                .records
-                .iter()
-                .filter(|record| match &record.key {
-                    None => true,
-                    Some(key) => {
-                        let is_latest = latest.get(key) == Some(&record.offset);
-                        let expired_tombstone = record.value.is_none() && batch.header.max_timestamp < tombstone_cutoff;
-                        is_latest && !expired_tombstone
-                    }
-                })
-                .cloned()
-                .collect();
-            if keep.len() == set.records.len() {
-                continue;
-            }
-            overdue |= batch.header.max_timestamp < overdue_cutoff;
-            if keep.is_empty() {
-                removed_whole(&mut write, count);
-                continue;
-            }
-            let compression = compression_of(batch.header.compression_codec());
-            let mut rewritten = BytesMut::new();
-            let options = RecordEncodeOptions { version: 2, compression };
-            RecordBatchEncoder::encode(&mut rewritten, &keep, &options)
-                .map_err(|err| BrokerError::Storage(format!("cannot encode a compacted batch: {err}")))?;
-            let records_removed = (set.records.len() - keep.len()) as u64;
-            // The batch stays under its original key: offsets, and so fetch positions, do not move.
-            write.push(Rewrite {
-                key: batch.key.clone(),
-                bytes_reclaimed: (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64),
-                value: Some(rewritten.to_vec()),
-                records_removed,
-                batch_rewritten: true,
-            });
-        }
-        let removable: u64 = write.iter().map(|rewrite| rewrite.records_removed).sum();
-        let dirty_ratio = if total_records == 0 { 0.0 } else { removable as f64 / total_records as f64 };
-        if write.is_empty() || (dirty_ratio < settings.min_cleanable_dirty_ratio && !overdue) {
+        let tombstones_due = checkpoint.oldest_kept_tombstone.is_some_and(|newest| newest < tombstone_cutoff);
+        let overdue = dirty.first_dirty_timestamp.is_some_and(|newest| newest < overdue_cutoff);
+        let cleanable = checkpoint.clean_bytes + dirty.dirty_bytes;
+        let dirty_ratio = if cleanable == 0 { 0.0 } else { dirty.dirty_bytes as f64 / cleanable as f64 };
+        let worth_it = dirty.dirty_bytes > 0 && (dirty_ratio >= settings.min_cleanable_dirty_ratio || overdue);
+        if !worth_it && !tombstones_due {
             return Ok(CompactionOutcome::default());
         }
-        // What was written, counted chunk by chunk.
+
+        // Batches producers' sequence state refers to are kept whole, so a retry is still recognised.
+        let remembered: HashSet<i64> =
+            self.producers().iter().flat_map(|(_, p)| p.batches.iter().map(|b| b.base_offset)).collect();
+        let rewrite_end = dirty.dirty_end.max(checkpoint.first_dirty);
         let mut outcome = CompactionOutcome::default();
-        let mut rewrites = write.into_iter().peekable();
-        while rewrites.peek().is_some() {
+        let mut kept_bytes = 0u64;
+        let mut oldest_kept_tombstone: Option<i64> = None;
+        let mut cursor = log_start;
+        while cursor < rewrite_end {
+            let window = self.read_window(cursor, rewrite_end, budget).await?;
+            let Some(last) = window.last() else { break };
+            cursor = last.header.last_offset() + 1;
             let mut chunk = StoreBatch::default();
-            let mut chunk_bytes = 0;
             let mut chunk_outcome = CompactionOutcome::default();
-            while chunk_bytes < WRITE_CHUNK_BYTES
-                && let Some(rewrite) = rewrites.next()
-            {
-                chunk_bytes += rewrite.key.len() + rewrite.value.as_ref().map_or(0, Vec::len);
+            let mut chunk_bytes = 0;
+            for batch in &window {
+                let rewrite = if batch.header.is_control() || remembered.contains(&batch.header.base_offset) {
+                    None
+                } else {
+                    rewrite_batch(batch, &dirty.latest, &aborted, tombstone_cutoff)?
+                };
+                let Some(rewrite) = rewrite else {
+                    kept_bytes += batch.bytes.len() as u64;
+                    if !batch.header.is_control() && has_tombstone(batch)? {
+                        let newest = batch.header.max_timestamp;
+                        oldest_kept_tombstone = Some(oldest_kept_tombstone.map_or(newest, |t| t.min(newest)));
+                    }
+                    continue;
+                };
                 chunk_outcome.records_removed += rewrite.records_removed;
                 chunk_outcome.bytes_reclaimed += rewrite.bytes_reclaimed;
                 chunk_outcome.batches_rewritten += u64::from(rewrite.batch_rewritten);
+                chunk_bytes += rewrite.key.len() + rewrite.value.as_ref().map_or(0, Vec::len);
                 match rewrite.value {
-                    Some(value) => chunk.put(ColumnFamily::Log, rewrite.key, value),
+                    Some(value) => {
+                        kept_bytes += value.len() as u64;
+                        if rewrite.keeps_tombstone {
+                            let newest = batch.header.max_timestamp;
+                            oldest_kept_tombstone = Some(oldest_kept_tombstone.map_or(newest, |t| t.min(newest)));
+                        }
+                        chunk.put(ColumnFamily::Log, rewrite.key, value);
+                    }
                     None => chunk.delete(ColumnFamily::Log, rewrite.key),
                 }
             }
+            if chunk.is_empty() {
+                continue;
+            }
             {
                 let _append = self.append_lock.lock().await;
-                if self.log_start_offset() != state.log_start_offset {
+                if self.log_start_offset() != log_start {
                     // Retention or DeleteRecords moved the start meanwhile: a rewrite could bring back a deleted
                     // batch, so the pass stops here (what it wrote stands) and the next one starts afresh.
+                    self.set_cleaner_checkpoint(CleanerCheckpoint::default());
                     return Ok(outcome);
                 }
                 let engine = Arc::clone(&self.engine);
@@ -271,8 +231,175 @@ impl PartitionLog {
             outcome.batches_rewritten += chunk_outcome.batches_rewritten;
             tokio::time::sleep(budget.spend(chunk_bytes)).await;
         }
+        self.set_cleaner_checkpoint(CleanerCheckpoint {
+            first_dirty: rewrite_end,
+            clean_bytes: kept_bytes,
+            oldest_kept_tombstone,
+        });
         Ok(outcome)
     }
+
+    /// Reads the dirty part from the checkpoint's first dirty offset and maps each key to its latest offset. Stops
+    /// before a batch within `min.compaction.lag.ms` or at the last stable offset, and after the batch that takes
+    /// the key map past the dedupe budget (the rest waits for the next pass).
+    async fn scan_dirty_part(
+        &self,
+        checkpoint: &CleanerCheckpoint,
+        end: i64,
+        lag_cutoff: i64,
+        aborted: &[(i64, i64, i64)],
+        settings: &CompactionSettings,
+        budget: &IoBudget,
+    ) -> Result<DirtyPart, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let (from, to) =
+            (keys::log_key(self.partition_id, checkpoint.first_dirty), keys::log_key(self.partition_id, end));
+        let aborted = aborted.to_vec();
+        let budget = budget.clone();
+        let key_map_budget = settings.dedupe_buffer_bytes;
+        let first_dirty = checkpoint.first_dirty;
+        run_blocking(move || {
+            let mut dirty = DirtyPart {
+                latest: HashMap::new(),
+                dirty_end: first_dirty,
+                dirty_bytes: 0,
+                first_dirty_timestamp: None,
+            };
+            let mut key_map_bytes = 0usize;
+            let mut unchecked = 0;
+            let mut failure = None;
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
+                let Ok(header) = RecordBatchHeader::parse(value) else { return true };
+                if header.max_timestamp > lag_cutoff || header.last_offset() >= end {
+                    return false;
+                }
+                unchecked += key.len() + value.len();
+                if unchecked >= READ_CHECK_BYTES {
+                    // A blocking thread: the pause holds up nothing else.
+                    std::thread::sleep(budget.spend(unchecked));
+                    unchecked = 0;
+                }
+                if !header.is_control() && !is_aborted(&header, &aborted) {
+                    let mut buf = Bytes::copy_from_slice(value);
+                    match RecordBatchDecoder::decode(&mut buf) {
+                        Ok(records) => {
+                            for record in records.records {
+                                if let Some(record_key) = record.key {
+                                    let size = record_key.len() + KEY_MAP_ENTRY_BYTES;
+                                    if dirty.latest.insert(record_key, record.offset).is_none() {
+                                        key_map_bytes += size;
+                                    }
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            failure = Some(format!("cannot decode a stored batch for compaction: {err}"));
+                            return false;
+                        }
+                    }
+                }
+                dirty.first_dirty_timestamp.get_or_insert(header.max_timestamp);
+                dirty.dirty_bytes += value.len() as u64;
+                dirty.dirty_end = header.last_offset() + 1;
+                key_map_bytes < key_map_budget
+            })?;
+            match failure {
+                Some(reason) => Err(StorageError::Engine(reason)),
+                None => Ok(dirty),
+            }
+        })
+        .await
+        .map_err(BrokerError::from)
+    }
+
+    /// The batches from `from` on (before `to`), up to about [`REWRITE_WINDOW_BYTES`].
+    async fn read_window(&self, from: i64, to: i64, budget: &IoBudget) -> Result<Vec<StoredBatch>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let (from, to) = (keys::log_key(self.partition_id, from), keys::log_key(self.partition_id, to));
+        let budget = budget.clone();
+        run_blocking(move || {
+            let mut window = Vec::new();
+            let mut bytes = 0;
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
+                if let Ok(header) = RecordBatchHeader::parse(value) {
+                    window.push(StoredBatch { key: key.to_vec(), bytes: value.to_vec(), header });
+                }
+                bytes += key.len() + value.len();
+                bytes < REWRITE_WINDOW_BYTES
+            })?;
+            std::thread::sleep(budget.spend(bytes));
+            Ok(window)
+        })
+        .await
+        .map_err(BrokerError::from)
+    }
+}
+
+/// What to do with one batch: `None` keeps it as it is. A batch of an aborted transaction goes whole (no
+/// read_committed consumer ever reads it); otherwise records superseded by a later record of their key go, and so
+/// does a latest tombstone past `delete.retention.ms`.
+fn rewrite_batch(
+    batch: &StoredBatch,
+    latest: &HashMap<Bytes, i64>,
+    aborted: &[(i64, i64, i64)],
+    tombstone_cutoff: i64,
+) -> Result<Option<Rewrite>, BrokerError> {
+    let count = u64::try_from(batch.header.records_count).unwrap_or(0);
+    let removed_whole = || Rewrite {
+        key: batch.key.clone(),
+        value: None,
+        records_removed: count,
+        bytes_reclaimed: batch.bytes.len() as u64,
+        batch_rewritten: false,
+        keeps_tombstone: false,
+    };
+    if is_aborted(&batch.header, aborted) {
+        return Ok(Some(removed_whole()));
+    }
+    let mut buf = Bytes::copy_from_slice(&batch.bytes);
+    let set = RecordBatchDecoder::decode(&mut buf)
+        .map_err(|err| BrokerError::Storage(format!("cannot decode a stored batch for compaction: {err}")))?;
+    let keep: Vec<_> = set
+        .records
+        .iter()
+        .filter(|record| match &record.key {
+            None => true,
+            Some(key) => {
+                let superseded = latest.get(key).is_some_and(|latest| *latest > record.offset);
+                let expired_tombstone = record.value.is_none() && batch.header.max_timestamp < tombstone_cutoff;
+                !superseded && !expired_tombstone
+            }
+        })
+        .cloned()
+        .collect();
+    if keep.len() == set.records.len() {
+        return Ok(None);
+    }
+    if keep.is_empty() {
+        return Ok(Some(removed_whole()));
+    }
+    let compression = compression_of(batch.header.compression_codec());
+    let mut rewritten = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression };
+    RecordBatchEncoder::encode(&mut rewritten, &keep, &options)
+        .map_err(|err| BrokerError::Storage(format!("cannot encode a compacted batch: {err}")))?;
+    // The batch stays under its original key: offsets, and so fetch positions, do not move.
+    Ok(Some(Rewrite {
+        key: batch.key.clone(),
+        bytes_reclaimed: (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64),
+        value: Some(rewritten.to_vec()),
+        records_removed: (set.records.len() - keep.len()) as u64,
+        batch_rewritten: true,
+        keeps_tombstone: keep.iter().any(|record| record.key.is_some() && record.value.is_none()),
+    }))
+}
+
+/// Whether a stored batch holds a tombstone (a keyed record without a value).
+fn has_tombstone(batch: &StoredBatch) -> Result<bool, BrokerError> {
+    let mut buf = Bytes::copy_from_slice(&batch.bytes);
+    let set = RecordBatchDecoder::decode(&mut buf)
+        .map_err(|err| BrokerError::Storage(format!("cannot decode a stored batch for compaction: {err}")))?;
+    Ok(set.records.iter().any(|record| record.key.is_some() && record.value.is_none()))
 }
 
 /// Whether a transactional batch belongs to an aborted transaction (producer id, first offset, marker offset).
@@ -313,6 +440,7 @@ mod tests {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.0,
+            dedupe_buffer_bytes: 1 << 20,
         }
     }
 
@@ -405,15 +533,7 @@ mod tests {
         }
         append_marker(&engine, &log, 9, 0, MarkerType::Commit, Durability::ProcessCrash, NOW).await.expect("commit");
 
-        // 5 of 14 records are removable: below a dirty ratio of 0.5 nothing is written.
-        let picky = CompactionSettings { min_cleanable_dirty_ratio: 0.5, ..settings(i64::MAX) };
-        assert_eq!(
-            log.compact(picky, &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
-                .await
-                .expect("compact")
-                .records_removed,
-            0
-        );
+        // Nothing was compacted yet: the whole log is dirty.
         let outcome = log
             .compact(settings(i64::MAX), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
             .await
@@ -514,5 +634,46 @@ mod tests {
         assert!(elapsed >= Duration::from_millis(450), "a budgeted pass took only {elapsed:?}");
         let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
         assert_eq!(left, vec![299]);
+    }
+
+    #[tokio::test]
+    async fn a_pass_waits_for_the_dirty_ratio_and_a_small_key_map_takes_several() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let mut setup = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        engine.write(setup, Durability::ProcessCrash).expect("setup");
+        let budget = IoBudget::new(f64::MAX);
+        // Keys k0..k9, three rounds of updates (offsets 0..29): a key map of 2 entries' worth covers a round of
+        // a few keys at a time, so cleaning takes several passes, each starting where the last stopped.
+        for round in 0..3 {
+            for key in 0..10 {
+                let (key, value) = (format!("k{key}"), format!("{round}"));
+                append(&engine, &log, batch(&[(key.as_str(), Some(value.as_str()))], None)).await;
+            }
+        }
+        let small_map = CompactionSettings { dedupe_buffer_bytes: 2 * (KEY_MAP_ENTRY_BYTES + 2), ..settings(i64::MAX) };
+        // Each pass maps two keys, from where the last one stopped: fifteen passes reach the end.
+        let mut removing_passes = 0;
+        for _ in 0..15 {
+            let outcome = log.compact(small_map, &budget, Durability::ProcessCrash, NOW).await.expect("compact");
+            removing_passes += u32::from(outcome.records_removed > 0);
+        }
+        assert!(removing_passes > 1, "a key map this small cannot clean the log in one pass");
+        let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
+        assert_eq!(left, (20..30).collect::<Vec<_>>(), "the last round survives");
+
+        // One more update to a single key: 1 dirty batch against 10 clean ones is below a ratio of 0.5 ...
+        append(&engine, &log, batch(&[("k0", Some("3"))], None)).await;
+        let picky = CompactionSettings { min_cleanable_dirty_ratio: 0.5, ..settings(i64::MAX) };
+        assert_eq!(
+            log.compact(picky, &budget, Durability::ProcessCrash, NOW).await.expect("picky"),
+            CompactionOutcome::default()
+        );
+        // ... and is cleaned at a lower ratio, or when it is past max.compaction.lag.ms.
+        let overdue = CompactionSettings { max_compaction_lag_ms: 1_000, ..picky };
+        let outcome = log.compact(overdue, &budget, Durability::ProcessCrash, NOW).await.expect("overdue");
+        assert_eq!(outcome.records_removed, 1, "k0=2 went");
+        let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
+        assert_eq!(left, (21..31).collect::<Vec<_>>());
     }
 }

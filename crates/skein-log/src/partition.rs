@@ -13,6 +13,7 @@ use skein_storage::{
     AbortedTxn, ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch, run_blocking,
 };
 
+use crate::compaction::CleanerCheckpoint;
 use crate::producers::ProducerTable;
 use tokio::sync::watch;
 
@@ -68,6 +69,8 @@ pub struct PartitionLog {
     max_aborted_span: AtomicI64,
     /// The high watermark; fetches waiting for data subscribe to it.
     high_watermark: watch::Sender<i64>,
+    /// Where log compaction stands (compacted topics only).
+    cleaner: Mutex<CleanerCheckpoint>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -167,6 +170,7 @@ impl PartitionLog {
             ongoing_txns: Mutex::new(BTreeSet::new()),
             max_aborted_span: AtomicI64::new(0),
             high_watermark,
+            cleaner: Mutex::new(CleanerCheckpoint::default()),
         }
     }
 
@@ -251,6 +255,20 @@ impl PartitionLog {
             producers.remove(id);
         }
         Ok(expired.len())
+    }
+
+    pub(crate) fn cleaner_checkpoint(&self) -> CleanerCheckpoint {
+        match self.cleaner.lock() {
+            Ok(checkpoint) => *checkpoint,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn set_cleaner_checkpoint(&self, checkpoint: CleanerCheckpoint) {
+        match self.cleaner.lock() {
+            Ok(mut current) => *current = checkpoint,
+            Err(poisoned) => *poisoned.into_inner() = checkpoint,
+        }
     }
 
     pub(crate) fn lock_state(&self) -> MutexGuard<'_, PartitionState> {
