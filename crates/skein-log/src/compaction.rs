@@ -14,7 +14,7 @@
 //! move. Reading and writing keep to the I/O budget (`log.cleaner.io.max.bytes.per.second`): the pass pauses
 //! whenever it is ahead of it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -167,9 +167,6 @@ impl PartitionLog {
             return Ok(CompactionOutcome::default());
         }
 
-        // Batches producers' sequence state refers to are kept whole, so a retry is still recognised.
-        let remembered: HashSet<i64> =
-            self.producers().iter().flat_map(|(_, p)| p.batches.iter().map(|b| b.base_offset)).collect();
         let rewrite_end = dirty.dirty_end.max(checkpoint.first_dirty);
         let mut outcome = CompactionOutcome::default();
         let mut kept_bytes = 0u64;
@@ -183,7 +180,9 @@ impl PartitionLog {
             let mut chunk_outcome = CompactionOutcome::default();
             let mut chunk_bytes = 0;
             for batch in &window {
-                let rewrite = if batch.header.is_control() || remembered.contains(&batch.header.base_offset) {
+                // Producers' sequence state is stored apart from the log, so a retry of a batch compacted away is
+                // still recognised; control batches (transaction markers) stay.
+                let rewrite = if batch.header.is_control() {
                     None
                 } else {
                     rewrite_batch(batch, &dirty.latest, &aborted, tombstone_cutoff)?
@@ -538,20 +537,19 @@ mod tests {
             .compact(settings(i64::MAX), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
             .await
             .expect("compact");
-        assert_eq!(outcome.records_removed, 3 + 2, "a=1 b=1 c=1 and the aborted pair; e's batches are remembered");
+        assert_eq!(outcome.records_removed, 3 + 2 + 4, "a=1 b=1 c=1, the aborted pair, e=1..4");
         let expected = vec![
             (3, "a".into(), Some("2".into())),
             (4, "b".into(), Some("2".into())),
             (5, "c".into(), None),
             (9, "d".into(), Some("1".into())),
-            (10, "e".into(), Some("1".into())),
-            (11, "e".into(), Some("2".into())),
-            (12, "e".into(), Some("3".into())),
-            (13, "e".into(), Some("4".into())),
             (14, "e".into(), Some("5".into())),
         ];
         assert_eq!(committed(&log).await, expected, "latest per key, offsets unchanged, tombstone kept");
         assert_eq!(log.high_watermark(), 16);
+        // Producer 9's last batch is gone from the log but not from its sequence state: a retry is a duplicate.
+        append(&engine, &log, batch(&[("e", Some("5"))], Some((9, 0, 6)))).await;
+        assert_eq!(log.high_watermark(), 16, "the retry was not appended");
 
         // With delete.retention.ms passed, the tombstone goes too; a second pass changes nothing more.
         let outcome = log
@@ -560,7 +558,7 @@ mod tests {
             .expect("compact");
         assert_eq!(outcome.records_removed, 1);
         let left: Vec<i64> = committed(&log).await.iter().map(|(offset, _, _)| *offset).collect();
-        assert_eq!(left, vec![3, 4, 9, 10, 11, 12, 13, 14]);
+        assert_eq!(left, vec![3, 4, 9, 14]);
         assert_eq!(
             log.compact(settings(1_000), &IoBudget::new(f64::MAX), Durability::ProcessCrash, NOW)
                 .await

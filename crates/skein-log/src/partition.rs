@@ -458,9 +458,10 @@ impl PartitionLog {
             }
         }
         if retention_bytes >= 0 {
+            // As Kafka: the oldest batch goes only while what remains still holds at least retention.bytes.
             let mut total: i64 = batches.iter().map(|(bytes, _, _)| *bytes).sum();
             for (bytes, _, next) in &batches {
-                if total <= retention_bytes {
+                if total - bytes < retention_bytes {
                     break;
                 }
                 total -= bytes;
@@ -471,7 +472,9 @@ impl PartitionLog {
         Ok((start > state.log_start_offset).then_some(start))
     }
 
-    /// Gives the space of batches before the log start back to the file system.
+    /// Gives the space of batches before the log start back to the file system: the files holding them are
+    /// rewritten, and every column family is flushed so the write-ahead log files that still held those batches
+    /// (kept while any column family's unflushed writes are in them) can go too.
     pub async fn reclaim_space(&self) -> Result<(), BrokerError> {
         let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
@@ -481,7 +484,8 @@ impl PartitionLog {
                 ColumnFamily::Log,
                 &keys::log_key(partition_id, 0),
                 &keys::log_key(partition_id, start),
-            )
+            )?;
+            engine.flush()
         })
         .await
         .map_err(BrokerError::from)
