@@ -498,14 +498,15 @@ impl PartitionLog {
         self.engine.disk_size(ColumnFamily::Log, &from, &to).map_err(BrokerError::from)
     }
 
-    /// The bytes of the batches stored for this partition (read by scanning: for admin requests only).
+    /// The bytes of the record batches stored for this partition, as Kafka counts a log's size (read by
+    /// scanning: for admin requests only).
     pub async fn size_in_bytes(&self) -> Result<u64, BrokerError> {
         let engine = Arc::clone(&self.engine);
         let (from, to) = keys::log_range(self.partition_id);
         run_blocking(move || {
             let mut total = 0u64;
-            engine.scan(ColumnFamily::Log, &from, &to, &mut |key, value| {
-                total += (key.len() + value.len()) as u64;
+            engine.scan(ColumnFamily::Log, &from, &to, &mut |_, value| {
+                total += value.len() as u64;
                 true
             })?;
             Ok(total)

@@ -173,7 +173,7 @@ fn cluster_log_dirs_reassignments_elections_and_producers() {
     let topic = dir.topics.iter().find(|t| t.name.0.as_str() == "d").expect("topic d");
     let sizes: Vec<(i32, i64)> = topic.partitions.iter().map(|p| (p.partition_index, p.partition_size)).collect();
     assert_eq!(sizes.len(), 2);
-    assert!(sizes[0].1 >= size, "{sizes:?}");
+    assert_eq!(sizes[0].1, size, "the stored batch's bytes: {sizes:?}");
     assert_eq!(sizes[1].1, 0);
 
     let reassignments = client
