@@ -40,6 +40,7 @@ from support.brokers import BrokerError, KafkaBroker, SkeinBroker, skein_binary 
 from support.kafka_clients import create_topic  # noqa: E402
 
 from common.driver import SCENARIOS as DRIVER_SCENARIOS  # noqa: E402
+from common.messages import LOG_COMPACTION_TOPIC_CONFIG  # noqa: E402
 
 LOG_DIR = CONFORMANCE_DIR / ".logs"
 MATRIX_PATH = CONFORMANCE_DIR / "MATRIX.md"
@@ -52,15 +53,19 @@ RESTART_SCENARIOS = {"restart": False, "kill9-restart": True}
 SCENARIOS = [s for s in DRIVER_SCENARIOS if s not in ("produce", "verify")] + list(RESTART_SCENARIOS)
 # Scenarios whose driver creates the topic itself.
 SCENARIOS_WITHOUT_TOPIC = {"admin-topics"}
+# Topic configs of the scenarios whose topic is not created with the defaults (not every client can set them).
+SCENARIO_TOPIC_CONFIGS = {"log-compaction": LOG_COMPACTION_TOPIC_CONFIG}
 PARTITIONS = 3
 # The scenarios' record timestamps are from November 2023 (1700000000000 + i). With the default 7-day
 # time retention, Kafka's periodic retention check (every 5 minutes) deletes those records mid-run, so
 # both brokers keep data forever. For the consumer-group scenarios: a classic group forms as soon as its
 # first member joins instead of waiting 3 s for more, and KIP-848 members (group.protocol=consumer)
 # heartbeat every second instead of every 5 s, so a member learns of partitions to give up or take over
-# quickly (the minimum interval must allow that). Everything else is the brokers' default configuration.
+# quickly (the minimum interval must allow that). For log-compaction, the cleaner looks for work every 200 ms
+# instead of every 15 s. Everything else is the brokers' default configuration.
 BROKER_CONFIG = {
     "log.retention.ms": -1,
+    "log.cleaner.backoff.ms": 200,
     "group.initial.rebalance.delay.ms": 0,
     "group.consumer.heartbeat.interval.ms": 1000,
     "group.consumer.min.heartbeat.interval.ms": 1000,
@@ -261,7 +266,7 @@ def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
     topic = unique_topic(client, scenario, broker_kind)
     if scenario not in SCENARIOS_WITHOUT_TOPIC:
         try:
-            create_topic(broker.bootstrap, topic, PARTITIONS)
+            create_topic(broker.bootstrap, topic, PARTITIONS, config=SCENARIO_TOPIC_CONFIGS.get(scenario))
         except Exception as error:  # the runner's own client failing is a broker problem for this cell
             return finish(None, f"creating topic {topic} with {PARTITIONS} partitions failed: {error}")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .messages import (COMPRESSION_DEFAULT_COUNT, CONSUMER_GROUP_DEFAULT_COUNT, DEFAULT_SEED,
-                       ROUNDTRIP_DEFAULT_COUNT, ScenarioFailed, ScenarioNotSupported)
+                       LOG_COMPACTION_DEFAULT_COUNT, ROUNDTRIP_DEFAULT_COUNT, ScenarioFailed, ScenarioNotSupported)
 
 SCENARIOS = [
     "roundtrip",
@@ -33,6 +33,7 @@ SCENARIOS = [
     "consumer-group",
     "consumer-group-kip848",
     "admin-configs-partitions-records",
+    "log-compaction",
     "produce",
     "verify",
 ]
@@ -57,6 +58,8 @@ def default_count(scenario: str) -> int:
         return COMPRESSION_DEFAULT_COUNT
     if scenario.startswith("consumer-group"):
         return CONSUMER_GROUP_DEFAULT_COUNT
+    if scenario == "log-compaction":
+        return LOG_COMPACTION_DEFAULT_COUNT
     return ROUNDTRIP_DEFAULT_COUNT
 
 

@@ -182,3 +182,126 @@ def check_record(message: Message, record: ConsumedRecord, expected_offset: int)
         raise ScenarioFailed(f"{where}: timestamp {record.timestamp_ms}, expected {message.timestamp_ms}")
     if not record.timestamp_is_create_time:
         raise ScenarioFailed(f"{where}: timestamp type is not CreateTime")
+
+
+# --- log-compaction (messages.md, "Log compaction") ---
+
+LOG_COMPACTION_DEFAULT_COUNT = 3_000
+LOG_COMPACTION_KEYS = 100
+# Topic configs the runner creates the scenario's topic with: compaction only, and settings that let Apache
+# Kafka clean within seconds (a segment rolls once its records span 100 ms; any dirty share is enough;
+# tombstones may go 100 ms after cleaning). Skein takes the same names (segment.ms has no effect there).
+LOG_COMPACTION_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": "100",
+    "min.cleanable.dirty.ratio": "0.01",
+    "delete.retention.ms": "100",
+}
+# The roll records are produced this long after the last update was acknowledged, so that Kafka rolls its
+# segment there (more than segment.ms later) and everything before them becomes cleanable.
+LOG_COMPACTION_ROLL_DELAY_SECONDS = 1.0
+# How long the driver keeps re-reading the topic for it to be compacted, and the pause between reads.
+LOG_COMPACTION_WAIT_SECONDS = 60.0
+LOG_COMPACTION_REREAD_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CompactionRecord:
+    """One record of the log-compaction scenario; value None is a tombstone."""
+    partition: int
+    key: bytes
+    value: bytes | None
+
+
+def log_compaction_key_index(seed: int, index: int) -> int:
+    # Every block of 100 consecutive updates touches each of the 100 keys once, in an order that shifts
+    # from block to block.
+    return (index * 37 + (index // 100) * 11 + seed) % LOG_COMPACTION_KEYS
+
+
+def log_compaction_update(seed: int, index: int) -> CompactionRecord:
+    key_index = log_compaction_key_index(seed, index)
+    value = None if (index * 13 + seed) % 10 == 0 else f"value-{index}".encode("ascii")
+    return CompactionRecord(partition=key_index % PARTITIONS, key=f"key-{key_index}".encode("ascii"), value=value)
+
+
+def log_compaction_updates(seed: int, count: int) -> list[CompactionRecord]:
+    return [log_compaction_update(seed, index) for index in range(count)]
+
+
+def log_compaction_roll_records() -> list[CompactionRecord]:
+    """One per partition, produced LOG_COMPACTION_ROLL_DELAY_SECONDS after the updates: key and value `roll-{p}`."""
+    return [CompactionRecord(partition, f"roll-{partition}".encode("ascii"), f"roll-{partition}".encode("ascii"))
+            for partition in range(PARTITIONS)]
+
+
+def check_log_compaction_deliveries(sent: list[CompactionRecord], delivered: list[tuple[int, int]]
+                                    ) -> dict[int, list[tuple[int, bytes, bytes | None]]]:
+    """sent[i] was acknowledged at delivered[i] = (partition, offset). Offsets in each partition must be 0, 1,
+    2, ... in send order. Returns what each partition holds as produced: {partition: [(offset, key, value)]}."""
+    produced: dict[int, list[tuple[int, bytes, bytes | None]]] = {partition: [] for partition in range(PARTITIONS)}
+    for number, (record, (partition, offset)) in enumerate(zip(sent, delivered, strict=True)):
+        if partition != record.partition:
+            raise ScenarioFailed(f"record {number} (key {record.key!r}) acknowledged on partition {partition}, "
+                                 f"sent to {record.partition}")
+        expected_offset = len(produced[partition])
+        if offset != expected_offset:
+            raise ScenarioFailed(f"record {number} (key {record.key!r}) acknowledged at offset {offset} of "
+                                 f"partition {partition}, expected {expected_offset}")
+        produced[partition].append((offset, record.key, record.value))
+    return produced
+
+
+def fold_by_key(records) -> dict[bytes, bytes]:
+    """The table a compacted log stands for: the latest value of each key; a tombstone removes the key."""
+    table: dict[bytes, bytes] = {}
+    for _offset, key, value in records:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+def check_log_compaction(produced: dict[int, list[tuple[int, bytes, bytes | None]]],
+                         consumed: dict[int, list[tuple[int, bytes | None, bytes | None]]]) -> str | None:
+    """One read of the whole topic (every partition from its beginning to its high watermark) against what was
+    produced. Raises ScenarioFailed for what compaction may never do: a record that is not the one produced at
+    its offset, a record twice, a key's latest live record missing. Returns None when the topic is compacted
+    (each key's latest record alone remains; a latest tombstone may remain or be gone; fewer records than
+    produced), else a description of what is left to clean."""
+    not_yet: list[str] = []
+    for partition in range(PARTITIONS):
+        by_offset = {offset: (key, value) for offset, key, value in produced[partition]}
+        latest_offset = {key: offset for offset, key, _value in produced[partition]}
+        records = consumed.get(partition, [])
+        seen_offsets: set[int] = set()
+        previous = -1
+        for offset, key, value in records:
+            where = f"partition {partition} offset {offset}"
+            if offset <= previous:
+                raise ScenarioFailed(f"{where}: returned after offset {previous} (out of order or twice)")
+            previous = offset
+            if offset not in by_offset:
+                raise ScenarioFailed(f"{where}: no record was produced at this offset "
+                                     f"(produced 0..{len(produced[partition]) - 1})")
+            if (key, value) != by_offset[offset]:
+                expected_key, expected_value = by_offset[offset]
+                raise ScenarioFailed(f"{where}: key {describe_bytes(key)} value {describe_bytes(value)}, produced "
+                                     f"key {describe_bytes(expected_key)} value {describe_bytes(expected_value)}")
+            seen_offsets.add(offset)
+        for key, offset in latest_offset.items():
+            if by_offset[offset][1] is not None and offset not in seen_offsets:
+                raise ScenarioFailed(f"partition {partition}: the latest record of key {key!r} (offset {offset}) "
+                                     f"is missing: compaction removed a live key's latest value")
+        stale = sorted(offset for offset, key, _value in records if latest_offset[key] != offset)
+        if stale:
+            not_yet.append(f"partition {partition}: {len(records)} of {len(produced[partition])} records left, "
+                           f"{len(stale)} superseded (first at offsets {stale[:5]})")
+            continue
+        if fold_by_key(records) != fold_by_key(produced[partition]):
+            raise ScenarioFailed(f"partition {partition}: the records left do not fold to the latest values")
+        if len(records) >= len(produced[partition]):
+            raise ScenarioFailed(f"partition {partition}: {len(records)} records left of "
+                                 f"{len(produced[partition])} produced: nothing was compacted")
+    return "; ".join(not_yet) if not_yet else None

@@ -28,6 +28,9 @@ from common.messages import (BASE_TIMESTAMP_MS, LIST_OFFSETS_COUNT, LIST_OFFSETS
                              check_records_match, roundtrip_message,
                              expected_counts_by_partition, large_value, message_too_large_small_message,
                              roundtrip_messages, single_partition_messages)
+from common.messages import (LOG_COMPACTION_REREAD_INTERVAL_SECONDS, LOG_COMPACTION_ROLL_DELAY_SECONDS,
+                             LOG_COMPACTION_WAIT_SECONDS, CompactionRecord, check_log_compaction,
+                             check_log_compaction_deliveries, log_compaction_roll_records, log_compaction_updates)
 
 CLIENT_NAME = "confluent-kafka"
 CONSUME_TIMEOUT_SECONDS = 60.0
@@ -656,6 +659,86 @@ def admin_configs_partitions_records(args: ScenarioArgs) -> None:
                              f"refused shrink, expected {ADMIN_GROWN_PARTITIONS}")
 
 
+def produce_compaction_records(producer: Producer, topic: str, records: list[CompactionRecord]) -> list[tuple[int, int]]:
+    """Sends the records in order (value None: a tombstone) and waits for every acknowledgement; returns
+    (partition, offset) of each, in send order."""
+    delivered: list[tuple[int, int] | None] = [None] * len(records)
+    errors: list[str] = []
+
+    def on_delivery(number: int):
+        def report(err, msg):
+            if err is not None:
+                errors.append(f"record {number}: {err}")
+            else:
+                delivered[number] = (msg.partition(), msg.offset())
+        return report
+
+    for number, record in enumerate(records):
+        while True:
+            try:
+                producer.produce(topic, value=record.value, key=record.key, partition=record.partition,
+                                 on_delivery=on_delivery(number))
+                break
+            except BufferError:
+                producer.poll(0.1)  # local queue full: serve delivery reports, then retry
+        producer.poll(0)
+    remaining = producer.flush(MESSAGE_TIMEOUT_MS / 1000 + 10)
+    if remaining or errors or None in delivered:
+        raise ScenarioFailed(f"{remaining} records unacknowledged, {len(errors)} failed"
+                             + (f", first: {errors[0]}" if errors else ""))
+    return delivered
+
+
+def read_whole_topic(args: ScenarioArgs, high_watermarks: dict[int, int]) -> dict[int, list[tuple]]:
+    """Every record of every partition from its beginning up to its high watermark (the last offset is always
+    there: the roll record), as {partition: [(offset, key, value)]}."""
+    consumer = new_consumer(args)
+    try:
+        consumer.assign([TopicPartition(args.topic, partition, OFFSET_BEGINNING) for partition in high_watermarks])
+        records: dict[int, list[tuple]] = {partition: [] for partition in high_watermarks}
+        done = {partition: high == 0 for partition, high in high_watermarks.items()}
+        deadline = Deadline(CONSUME_TIMEOUT_SECONDS)
+        while not all(done.values()):
+            if deadline.expired():
+                raise ScenarioFailed(f"timed out reading the topic up to its high watermarks {high_watermarks}")
+            for msg in consumer.consume(num_messages=1000, timeout=min(1.0, deadline.remaining())):
+                if msg.error() is not None:
+                    raise ScenarioFailed(f"consume error on partition {msg.partition()}: {msg.error()}")
+                records[msg.partition()].append((msg.offset(), msg.key(), msg.value()))
+                if msg.offset() >= high_watermarks[msg.partition()] - 1:
+                    done[msg.partition()] = True
+        return records
+    finally:
+        consumer.close()
+
+
+def log_compaction(args: ScenarioArgs) -> None:
+    """Keyed updates and tombstones to a compacted topic, then re-reads until only each key's latest record is
+    left, every record at the offset its acknowledgement gave (messages.md, "Log compaction")."""
+    updates = log_compaction_updates(args.seed, args.count)
+    rolls = log_compaction_roll_records()
+    producer = new_producer(args)
+    delivered = produce_compaction_records(producer, args.topic, updates)
+    time.sleep(LOG_COMPACTION_ROLL_DELAY_SECONDS)
+    delivered += produce_compaction_records(producer, args.topic, rolls)
+    produced = check_log_compaction_deliveries(updates + rolls, delivered)
+    expected_counts = {partition: len(records) for partition, records in produced.items()}
+    deadline = Deadline(LOG_COMPACTION_WAIT_SECONDS)
+    while True:
+        watermark_consumer = new_consumer(args)
+        try:
+            check_watermarks(watermark_consumer, args.topic, expected_counts)
+        finally:
+            watermark_consumer.close()
+        left = check_log_compaction(produced, read_whole_topic(args, expected_counts))
+        if left is None:
+            return
+        if deadline.expired():
+            raise ScenarioFailed(f"not compacted within {LOG_COMPACTION_WAIT_SECONDS:.0f} s: {left}")
+        sys.stderr.write(f"not compacted yet: {left}\n")
+        time.sleep(LOG_COMPACTION_REREAD_INTERVAL_SECONDS)
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "compression-gzip": compression_scenario("gzip"),
@@ -670,6 +753,7 @@ SCENARIOS = {
     "consumer-group": consumer_group,
     "consumer-group-kip848": consumer_group,
     "admin-configs-partitions-records": admin_configs_partitions_records,
+    "log-compaction": log_compaction,
     "produce": produce_phase,
     "verify": verify,
 }

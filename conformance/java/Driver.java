@@ -180,6 +180,7 @@ public final class Driver {
             case "list-offsets" -> listOffsets();
             case "admin-topics" -> adminTopics();
             case "admin-configs-partitions-records" -> adminConfigsPartitionsRecords();
+            case "log-compaction" -> logCompaction(count != null ? count : LogCompaction.DEFAULT_COUNT);
             default -> {
                 System.err.println("n/a: java does not implement scenario " + scenario);
                 return EXIT_NOT_SUPPORTED;
@@ -425,6 +426,99 @@ public final class Driver {
                 }
             }
         }
+    }
+
+    // ---------------------------------------------------------------- log-compaction
+
+    /**
+     * Keyed updates and tombstones to a compacted topic, then re-reads until only each key's latest record is
+     * left, every record at the offset its acknowledgement gave (conformance/common/messages.md, "Log compaction").
+     */
+    void logCompaction(int count) throws Exception {
+        Map<Integer, List<LogCompaction.Stored>> produced = LogCompaction.emptyByPartition();
+        try (KafkaProducer<byte[], byte[]> producer = newProducer("none", new Properties())) {
+            sendCompactionRecords(producer, LogCompaction.updates(seed, count), produced);
+            Thread.sleep(LogCompaction.ROLL_DELAY_MS);
+            sendCompactionRecords(producer, LogCompaction.rollRecords(), produced);
+        }
+        long[] expectedCounts = new long[Messages.PARTITIONS];
+        for (int p = 0; p < Messages.PARTITIONS; p++) {
+            expectedCounts[p] = produced.get(p).size();
+        }
+        long deadline = System.nanoTime() + LogCompaction.WAIT_MS * 1_000_000;
+        while (true) {
+            Map<Integer, List<LogCompaction.Stored>> consumed = readWholeTopic(expectedCounts);
+            String left;
+            try {
+                left = LogCompaction.check(produced, consumed);
+            } catch (LogCompaction.Violation e) {
+                throw new Failure(e.getMessage());
+            }
+            if (left == null) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new Failure("not compacted within " + LogCompaction.WAIT_MS / 1000 + " s: " + left);
+            }
+            System.err.println("not compacted yet: " + left);
+            Thread.sleep(LogCompaction.REREAD_INTERVAL_MS);
+        }
+    }
+
+    /** Sends the records in order and requires each partition's acknowledgements at offsets 0, 1, 2, ... */
+    void sendCompactionRecords(KafkaProducer<byte[], byte[]> producer, List<LogCompaction.Update> records,
+                               Map<Integer, List<LogCompaction.Stored>> produced) throws Exception {
+        List<Future<RecordMetadata>> acks = new ArrayList<>(records.size());
+        for (LogCompaction.Update record : records) {
+            acks.add(producer.send(new ProducerRecord<>(topic, record.partition(), record.key(), record.value())));
+        }
+        producer.flush();
+        for (int n = 0; n < records.size(); n++) {
+            LogCompaction.Update record = records.get(n);
+            RecordMetadata metadata;
+            try {
+                metadata = acks.get(n).get(30, TimeUnit.SECONDS);
+            } catch (ExecutionException e) {
+                throw new Failure("record " + n + " (key " + LogCompaction.show(record.key()) + ") was not acknowledged: " + e.getCause());
+            }
+            List<LogCompaction.Stored> partition = produced.get(record.partition());
+            if (metadata.partition() != record.partition() || metadata.offset() != partition.size()) {
+                throw new Failure("record " + n + " (key " + LogCompaction.show(record.key()) + ") acknowledged at partition "
+                        + metadata.partition() + " offset " + metadata.offset() + ", expected partition "
+                        + record.partition() + " offset " + partition.size());
+            }
+            partition.add(new LogCompaction.Stored(metadata.offset(), record.key(), record.value()));
+        }
+    }
+
+    /**
+     * Earliest offset 0 and latest = what was produced, then every record of every partition from its beginning
+     * up to its high watermark (the last offset is always there: the roll record).
+     */
+    Map<Integer, List<LogCompaction.Stored>> readWholeTopic(long[] highWatermarks) throws Exception {
+        Map<Integer, List<LogCompaction.Stored>> consumed = LogCompaction.emptyByPartition();
+        List<TopicPartition> partitions = allPartitions();
+        try (KafkaConsumer<byte[], byte[]> consumer = newConsumer("none")) {
+            checkOffsetRange(consumer, partitions, highWatermarks);
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            Set<Integer> done = new TreeSet<>();
+            long deadline = System.nanoTime() + CONSUME_TIME_LIMIT.toNanos();
+            while (done.size() < Messages.PARTITIONS) {
+                if (System.nanoTime() > deadline) {
+                    throw new Failure("could not read the topic up to its high watermarks "
+                            + Arrays.toString(highWatermarks) + " within " + CONSUME_TIME_LIMIT.toSeconds() + " s");
+                }
+                for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(500))) {
+                    consumed.get(record.partition()).add(
+                            new LogCompaction.Stored(record.offset(), record.key(), record.value()));
+                    if (record.offset() >= highWatermarks[record.partition()] - 1) {
+                        done.add(record.partition());
+                    }
+                }
+            }
+        }
+        return consumed;
     }
 
     /** Earliest offset 0 and latest offset expected[p] for every partition p. */

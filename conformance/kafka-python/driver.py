@@ -27,6 +27,9 @@ from common.messages import (BASE_TIMESTAMP_MS, LIST_OFFSETS_COUNT, LIST_OFFSETS
                              check_record, check_records_match, roundtrip_message,
                              expected_counts_by_partition, large_value, message_too_large_small_message,
                              roundtrip_messages, single_partition_messages)
+from common.messages import (LOG_COMPACTION_REREAD_INTERVAL_SECONDS, LOG_COMPACTION_ROLL_DELAY_SECONDS,
+                             LOG_COMPACTION_WAIT_SECONDS, CompactionRecord, check_log_compaction,
+                             check_log_compaction_deliveries, log_compaction_roll_records, log_compaction_updates)
 
 CLIENT_NAME = "kafka-python"
 CONSUME_TIMEOUT_SECONDS = 60.0
@@ -454,6 +457,77 @@ def consumer_group_kip848(args: ScenarioArgs) -> None:
                                "it speaks only the classic group protocol")
 
 
+def send_compaction_records(producer: KafkaProducer, topic: str, records: list[CompactionRecord]) -> list[tuple[int, int]]:
+    """Sends the records in order (value None: a tombstone) and waits for every acknowledgement; returns
+    (partition, offset) of each, in send order."""
+    futures = [producer.send(topic, value=record.value, key=record.key, partition=record.partition)
+               for record in records]
+    producer.flush(timeout=DELIVERY_TIMEOUT_MS / 1000 + 10)
+    delivered: list[tuple[int, int]] = []
+    for number, future in enumerate(futures):
+        try:
+            metadata = future.get(timeout=CALL_TIMEOUT_SECONDS)
+        except kafka.errors.KafkaError as exc:
+            raise ScenarioFailed(f"record {number} was not acknowledged: {exc!r}")
+        delivered.append((metadata.partition, metadata.offset))
+    return delivered
+
+
+def read_whole_topic(args: ScenarioArgs, high_watermarks: dict[int, int]) -> dict[int, list[tuple]]:
+    """Every record of every partition from its beginning up to its high watermark (the last offset is always
+    there: the roll record), as {partition: [(offset, key, value)]}."""
+    consumer = new_consumer(args)
+    try:
+        partitions = [TopicPartition(args.topic, partition) for partition in high_watermarks]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: dict[int, list[tuple]] = {partition: [] for partition in high_watermarks}
+        done = {partition: high == 0 for partition, high in high_watermarks.items()}
+        deadline = Deadline(CONSUME_TIMEOUT_SECONDS)
+        while not all(done.values()):
+            if deadline.expired():
+                raise ScenarioFailed(f"timed out reading the topic up to its high watermarks {high_watermarks}")
+            batch = consumer.poll(timeout_ms=int(min(1.0, deadline.remaining()) * 1000))
+            for tp, tp_records in batch.items():
+                for record in tp_records:
+                    records[tp.partition].append((record.offset, record.key, record.value))
+                    if record.offset >= high_watermarks[tp.partition] - 1:
+                        done[tp.partition] = True
+        return records
+    finally:
+        consumer.close(autocommit=False)
+
+
+def log_compaction(args: ScenarioArgs) -> None:
+    """Keyed updates and tombstones to a compacted topic, then re-reads until only each key's latest record is
+    left, every record at the offset its acknowledgement gave (messages.md, "Log compaction")."""
+    updates = log_compaction_updates(args.seed, args.count)
+    rolls = log_compaction_roll_records()
+    producer = new_producer(args)
+    try:
+        delivered = send_compaction_records(producer, args.topic, updates)
+        time.sleep(LOG_COMPACTION_ROLL_DELAY_SECONDS)
+        delivered += send_compaction_records(producer, args.topic, rolls)
+    finally:
+        producer.close(timeout=CALL_TIMEOUT_SECONDS)
+    produced = check_log_compaction_deliveries(updates + rolls, delivered)
+    expected_counts = {partition: len(records) for partition, records in produced.items()}
+    deadline = Deadline(LOG_COMPACTION_WAIT_SECONDS)
+    while True:
+        watermark_consumer = new_consumer(args)
+        try:
+            check_watermarks(watermark_consumer, args.topic, expected_counts)
+        finally:
+            watermark_consumer.close(autocommit=False)
+        left = check_log_compaction(produced, read_whole_topic(args, expected_counts))
+        if left is None:
+            return
+        if deadline.expired():
+            raise ScenarioFailed(f"not compacted within {LOG_COMPACTION_WAIT_SECONDS:.0f} s: {left}")
+        sys.stderr.write(f"not compacted yet: {left}\n")
+        time.sleep(LOG_COMPACTION_REREAD_INTERVAL_SECONDS)
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "compression-gzip": compression_scenario("gzip"),
@@ -467,6 +541,7 @@ SCENARIOS = {
     "idempotent-produce": idempotent_produce,
     "consumer-group": consumer_group,
     "consumer-group-kip848": consumer_group_kip848,
+    "log-compaction": log_compaction,
     "produce": produce_phase,
     "verify": verify,
 }

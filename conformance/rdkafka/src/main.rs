@@ -6,6 +6,7 @@
 //! Exit 0 = pass, 1 = fail (reason on stderr), 2 = scenario not supported.
 
 mod client;
+mod compaction;
 mod groups;
 mod messages;
 mod scenarios;
@@ -106,6 +107,7 @@ fn main() -> ExitCode {
         "offset-out-of-range" => scenarios::offset_out_of_range(&ctx),
         "list-offsets" => scenarios::list_offsets(&ctx),
         "admin-topics" => scenarios::admin_topics(&ctx),
+        "log-compaction" => compaction::log_compaction(&ctx, count(compaction::DEFAULT_COUNT)),
         other => {
             eprintln!("n/a: the rdkafka driver does not know scenario {other}");
             return ExitCode::from(EXIT_NOT_SUPPORTED);
