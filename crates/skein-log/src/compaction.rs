@@ -182,32 +182,29 @@ impl PartitionLog {
             for batch in &window {
                 // Producers' sequence state is stored apart from the log, so a retry of a batch compacted away is
                 // still recognised; control batches (transaction markers) stay.
-                let rewrite = if batch.header.is_control() {
-                    None
+                let fate = if batch.header.is_control() {
+                    BatchFate::Kept { holds_tombstone: false }
                 } else {
                     rewrite_batch(batch, &dirty.latest, &aborted, tombstone_cutoff)?
                 };
-                let Some(rewrite) = rewrite else {
-                    kept_bytes += batch.bytes.len() as u64;
-                    if !batch.header.is_control() && has_tombstone(batch)? {
-                        let newest = batch.header.max_timestamp;
-                        oldest_kept_tombstone = Some(oldest_kept_tombstone.map_or(newest, |t| t.min(newest)));
+                let (bytes_left, holds_tombstone) = match &fate {
+                    BatchFate::Kept { holds_tombstone } => (batch.bytes.len(), *holds_tombstone),
+                    BatchFate::Changed(rewrite) => {
+                        (rewrite.value.as_ref().map_or(0, Vec::len), rewrite.keeps_tombstone)
                     }
-                    continue;
                 };
+                kept_bytes += bytes_left as u64;
+                if holds_tombstone {
+                    let newest = batch.header.max_timestamp;
+                    oldest_kept_tombstone = Some(oldest_kept_tombstone.map_or(newest, |t| t.min(newest)));
+                }
+                let BatchFate::Changed(rewrite) = fate else { continue };
                 chunk_outcome.records_removed += rewrite.records_removed;
                 chunk_outcome.bytes_reclaimed += rewrite.bytes_reclaimed;
                 chunk_outcome.batches_rewritten += u64::from(rewrite.batch_rewritten);
                 chunk_bytes += rewrite.key.len() + rewrite.value.as_ref().map_or(0, Vec::len);
                 match rewrite.value {
-                    Some(value) => {
-                        kept_bytes += value.len() as u64;
-                        if rewrite.keeps_tombstone {
-                            let newest = batch.header.max_timestamp;
-                            oldest_kept_tombstone = Some(oldest_kept_tombstone.map_or(newest, |t| t.min(newest)));
-                        }
-                        chunk.put(ColumnFamily::Log, rewrite.key, value);
-                    }
+                    Some(value) => chunk.put(ColumnFamily::Log, rewrite.key, value),
                     None => chunk.delete(ColumnFamily::Log, rewrite.key),
                 }
             }
@@ -334,15 +331,22 @@ impl PartitionLog {
     }
 }
 
-/// What to do with one batch: `None` keeps it as it is. A batch of an aborted transaction goes whole (no
-/// read_committed consumer ever reads it); otherwise records superseded by a later record of their key go, and so
-/// does a latest tombstone past `delete.retention.ms`.
+/// What a pass does with one stored batch.
+enum BatchFate {
+    /// Left as it is.
+    Kept { holds_tombstone: bool },
+    /// Rewritten with fewer records, or deleted.
+    Changed(Rewrite),
+}
+
+/// A batch of an aborted transaction goes whole (no read_committed consumer ever reads it); otherwise records
+/// superseded by a later record of their key go, and so does a latest tombstone past `delete.retention.ms`.
 fn rewrite_batch(
     batch: &StoredBatch,
     latest: &HashMap<Bytes, i64>,
     aborted: &[(i64, i64, i64)],
     tombstone_cutoff: i64,
-) -> Result<Option<Rewrite>, BrokerError> {
+) -> Result<BatchFate, BrokerError> {
     let count = u64::try_from(batch.header.records_count).unwrap_or(0);
     let removed_whole = || Rewrite {
         key: batch.key.clone(),
@@ -353,7 +357,7 @@ fn rewrite_batch(
         keeps_tombstone: false,
     };
     if is_aborted(&batch.header, aborted) {
-        return Ok(Some(removed_whole()));
+        return Ok(BatchFate::Changed(removed_whole()));
     }
     let mut buf = Bytes::copy_from_slice(&batch.bytes);
     let set = RecordBatchDecoder::decode(&mut buf)
@@ -371,11 +375,12 @@ fn rewrite_batch(
         })
         .cloned()
         .collect();
+    let holds_tombstone = keep.iter().any(|record| record.key.is_some() && record.value.is_none());
     if keep.len() == set.records.len() {
-        return Ok(None);
+        return Ok(BatchFate::Kept { holds_tombstone });
     }
     if keep.is_empty() {
-        return Ok(Some(removed_whole()));
+        return Ok(BatchFate::Changed(removed_whole()));
     }
     let compression = compression_of(batch.header.compression_codec());
     let mut rewritten = BytesMut::new();
@@ -383,22 +388,14 @@ fn rewrite_batch(
     RecordBatchEncoder::encode(&mut rewritten, &keep, &options)
         .map_err(|err| BrokerError::Storage(format!("cannot encode a compacted batch: {err}")))?;
     // The batch stays under its original key: offsets, and so fetch positions, do not move.
-    Ok(Some(Rewrite {
+    Ok(BatchFate::Changed(Rewrite {
         key: batch.key.clone(),
         bytes_reclaimed: (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64),
         value: Some(rewritten.to_vec()),
         records_removed: (set.records.len() - keep.len()) as u64,
         batch_rewritten: true,
-        keeps_tombstone: keep.iter().any(|record| record.key.is_some() && record.value.is_none()),
+        keeps_tombstone: holds_tombstone,
     }))
-}
-
-/// Whether a stored batch holds a tombstone (a keyed record without a value).
-fn has_tombstone(batch: &StoredBatch) -> Result<bool, BrokerError> {
-    let mut buf = Bytes::copy_from_slice(&batch.bytes);
-    let set = RecordBatchDecoder::decode(&mut buf)
-        .map_err(|err| BrokerError::Storage(format!("cannot decode a stored batch for compaction: {err}")))?;
-    Ok(set.records.iter().any(|record| record.key.is_some() && record.value.is_none()))
 }
 
 /// Whether a transactional batch belongs to an aborted transaction (producer id, first offset, marker offset).
