@@ -7,6 +7,8 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, HeaderVersion, Request};
+use skein_core::BrokerError;
+use skein_core::limits::{self, IdKind};
 use skein_protocol::{RequestFrame, encode_response};
 
 use crate::broker::Broker;
@@ -25,54 +27,7 @@ pub enum Outcome {
     Close(String),
 }
 
-/// Every API Skein serves and the versions it implements. ApiVersions answers from this table, and requests
-/// outside it are refused, so what is advertised is exactly what is implemented.
-pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
-    // Produce is advertised from v0 like Kafka 4 (librdkafka disables compression when the minimum is above 0);
-    // v0-v2 are refused per request with UNSUPPORTED_VERSION.
-    (ApiKey::Produce, 0, 12),
-    (ApiKey::Fetch, 4, 17),
-    (ApiKey::ListOffsets, 1, 10),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 6),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
-    (ApiKey::ConsumerGroupDescribe, 0, 1),
-    (ApiKey::AddPartitionsToTxn, 0, 5),
-    (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 5),
-    (ApiKey::TxnOffsetCommit, 0, 5),
-    (ApiKey::DescribeTransactions, 0, 0),
-    (ApiKey::ListTransactions, 0, 1),
-    (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::AlterConfigs, 0, 2),
-    (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::DescribeCluster, 0, 1),
-    (ApiKey::DescribeLogDirs, 1, 4),
-    (ApiKey::ListPartitionReassignments, 0, 0),
-    (ApiKey::ElectLeaders, 0, 2),
-    (ApiKey::DescribeProducers, 0, 0),
-];
-
-/// The supported version range of `key`, if Skein serves it.
-pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
-}
+pub use skein_protocol::apis::{SUPPORTED_APIS, supported_versions};
 
 /// Serves one request and counts it in the metrics. `client_host` is the peer's address as Kafka reports it in
 /// DescribeGroups (`/127.0.0.1`).
@@ -91,6 +46,10 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) 
     if key == ApiKey::ApiVersions {
         return handlers::api_versions::handle(&frame);
     }
+    // The header's i16 length keeps a client id within the limit; checked all the same, as every other id is.
+    if let Err(err) = limits::validate_optional_id(IdKind::ClientId, frame.client_id.as_deref()) {
+        return Outcome::Close(format!("{key:?} request refused: {err}"));
+    }
     let version = frame.api_version;
     match supported_versions(key) {
         Some((min, max)) if (min..=max).contains(&version) => {}
@@ -106,36 +65,80 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) 
         ApiKey::DescribeConfigs => {
             respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, req, v) }).await
         }
-        ApiKey::InitProducerId => respond(frame, |req, v| handlers::init_producer_id::handle(broker, req, v)).await,
-        ApiKey::FindCoordinator => respond(frame, |req, v| handlers::find_coordinator::handle(broker, req, v)).await,
+        ApiKey::InitProducerId => {
+            let handler = |req, v| handlers::init_producer_id::handle(broker, req, v);
+            respond_checked(frame, handlers::init_producer_id::check_ids, handler).await
+        }
+        ApiKey::FindCoordinator => {
+            let handler = |req, v| handlers::find_coordinator::handle(broker, req, v);
+            respond_checked(frame, handlers::find_coordinator::check_ids, handler).await
+        }
         ApiKey::JoinGroup => {
             let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
-            respond(frame, |req, v| handlers::join_group::handle(broker, req, v, client)).await
+            let handler = |req, v| handlers::join_group::handle(broker, req, v, client);
+            respond_checked(frame, handlers::join_group::check_ids, handler).await
         }
-        ApiKey::SyncGroup => respond(frame, |req, v| handlers::sync_group::handle(broker, req, v)).await,
-        ApiKey::Heartbeat => respond(frame, |req, v| handlers::heartbeat::handle(broker, req, v)).await,
-        ApiKey::LeaveGroup => respond(frame, |req, v| handlers::leave_group::handle(broker, req, v)).await,
-        ApiKey::OffsetCommit => respond(frame, |req, v| handlers::offset_commit::handle(broker, req, v)).await,
-        ApiKey::OffsetFetch => respond(frame, |req, v| handlers::offset_fetch::handle(broker, req, v)).await,
+        ApiKey::SyncGroup => {
+            let handler = |req, v| handlers::sync_group::handle(broker, req, v);
+            respond_checked(frame, handlers::sync_group::check_ids, handler).await
+        }
+        ApiKey::Heartbeat => {
+            let handler = |req, v| handlers::heartbeat::handle(broker, req, v);
+            respond_checked(frame, handlers::heartbeat::check_ids, handler).await
+        }
+        ApiKey::LeaveGroup => {
+            let handler = |req, v| handlers::leave_group::handle(broker, req, v);
+            respond_checked(frame, handlers::leave_group::check_ids, handler).await
+        }
+        ApiKey::OffsetCommit => {
+            let handler = |req, v| handlers::offset_commit::handle(broker, req, v);
+            respond_checked(frame, handlers::offset_commit::check_ids, handler).await
+        }
+        ApiKey::OffsetFetch => {
+            let handler = |req, v| handlers::offset_fetch::handle(broker, req, v);
+            respond_checked(frame, handlers::offset_fetch::check_ids, handler).await
+        }
         ApiKey::ListGroups => respond(frame, |req, v| handlers::list_groups::handle(broker, req, v)).await,
-        ApiKey::DescribeGroups => respond(frame, |req, v| handlers::describe_groups::handle(broker, req, v)).await,
-        ApiKey::DeleteGroups => respond(frame, |req, v| handlers::delete_groups::handle(broker, req, v)).await,
-        ApiKey::OffsetDelete => respond(frame, |req, v| handlers::offset_delete::handle(broker, req, v)).await,
+        ApiKey::DescribeGroups => {
+            let handler = |req, v| handlers::describe_groups::handle(broker, req, v);
+            respond_checked(frame, handlers::describe_groups::check_ids, handler).await
+        }
+        ApiKey::DeleteGroups => {
+            let handler = |req, v| handlers::delete_groups::handle(broker, req, v);
+            respond_checked(frame, handlers::delete_groups::check_ids, handler).await
+        }
+        ApiKey::OffsetDelete => {
+            let handler = |req, v| handlers::offset_delete::handle(broker, req, v);
+            respond_checked(frame, handlers::offset_delete::check_ids, handler).await
+        }
         ApiKey::ConsumerGroupHeartbeat => {
             let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
-            respond(frame, |req, v| handlers::consumer_group_heartbeat::handle(broker, req, v, client)).await
+            let handler = |req, v| handlers::consumer_group_heartbeat::handle(broker, req, v, client);
+            respond_checked(frame, handlers::consumer_group_heartbeat::check_ids, handler).await
         }
         ApiKey::ConsumerGroupDescribe => {
-            respond(frame, |req, v| handlers::consumer_group_describe::handle(broker, req, v)).await
+            let handler = |req, v| handlers::consumer_group_describe::handle(broker, req, v);
+            respond_checked(frame, handlers::consumer_group_describe::check_ids, handler).await
         }
         ApiKey::AddPartitionsToTxn => {
-            respond(frame, |req, v| handlers::add_partitions_to_txn::handle(broker, req, v)).await
+            let handler = |req, v| handlers::add_partitions_to_txn::handle(broker, req, v);
+            respond_checked(frame, handlers::add_partitions_to_txn::check_ids, handler).await
         }
-        ApiKey::AddOffsetsToTxn => respond(frame, |req, v| handlers::add_offsets_to_txn::handle(broker, req, v)).await,
-        ApiKey::EndTxn => respond(frame, |req, v| handlers::end_txn::handle(broker, req, v)).await,
-        ApiKey::TxnOffsetCommit => respond(frame, |req, v| handlers::txn_offset_commit::handle(broker, req, v)).await,
+        ApiKey::AddOffsetsToTxn => {
+            let handler = |req, v| handlers::add_offsets_to_txn::handle(broker, req, v);
+            respond_checked(frame, handlers::add_offsets_to_txn::check_ids, handler).await
+        }
+        ApiKey::EndTxn => {
+            let handler = |req, v| handlers::end_txn::handle(broker, req, v);
+            respond_checked(frame, handlers::end_txn::check_ids, handler).await
+        }
+        ApiKey::TxnOffsetCommit => {
+            let handler = |req, v| handlers::txn_offset_commit::handle(broker, req, v);
+            respond_checked(frame, handlers::txn_offset_commit::check_ids, handler).await
+        }
         ApiKey::DescribeTransactions => {
-            respond(frame, |req, v| handlers::describe_transactions::handle(broker, req, v)).await
+            let handler = |req, v| handlers::describe_transactions::handle(broker, req, v);
+            respond_checked(frame, handlers::describe_transactions::check_ids, handler).await
         }
         ApiKey::ListTransactions => respond(frame, |req, v| handlers::list_transactions::handle(broker, req, v)).await,
         ApiKey::CreatePartitions => respond(frame, |req, v| handlers::create_partitions::handle(broker, req, v)).await,
@@ -165,12 +168,28 @@ where
     F: FnOnce(R, i16) -> Fut,
     Fut: Future<Output = R::Response>,
 {
+    respond_checked(frame, |_: &R| Ok(()), handler).await
+}
+
+/// Like [`respond`], with `check_ids` run on the decoded request before the handler: a request carrying an id longer
+/// than Kafka's request parser accepts ([`skein_core::limits`]) closes the connection unanswered, as Kafka closes it.
+pub(crate) async fn respond_checked<R, C, F, Fut>(frame: RequestFrame, check_ids: C, handler: F) -> Outcome
+where
+    R: Request,
+    R::Response: ErrorCodes,
+    C: FnOnce(&R) -> Result<(), BrokerError>,
+    F: FnOnce(R, i16) -> Fut,
+    Fut: Future<Output = R::Response>,
+{
     let version = frame.api_version;
     let mut body = frame.body;
     let request = match R::decode(&mut body, version) {
         Ok(request) => request,
         Err(err) => return Outcome::Close(format!("malformed request (api key {}, v{version}): {err}", R::KEY)),
     };
+    if let Err(err) = check_ids(&request) {
+        return Outcome::Close(format!("request refused (api key {}, v{version}): {err}", R::KEY));
+    }
     let response = handler(request, version).await;
     encode::<R>(frame.correlation_id, version, &response)
 }

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 use skein_core::BrokerError;
-use skein_protocol::RecordBatchHeader;
+use skein_protocol::{RecordBatchHeader, decode_batch_records, uncompressed_limit};
 use skein_storage::{ColumnFamily, Durability, StorageError, StoreBatch, keys, run_blocking};
 
 use crate::partition::PartitionLog;
@@ -276,10 +276,9 @@ impl PartitionLog {
                     unchecked = 0;
                 }
                 if !header.is_control() && !is_aborted(&header, &aborted) {
-                    let mut buf = Bytes::copy_from_slice(value);
-                    match RecordBatchDecoder::decode(&mut buf) {
+                    match decode_batch_records(value, uncompressed_limit(value.len())) {
                         Ok(records) => {
-                            for record in records.records {
+                            for record in records {
                                 if let Some(record_key) = record.key {
                                     let size = record_key.len() + KEY_MAP_ENTRY_BYTES;
                                     if dirty.latest.insert(record_key, record.offset).is_none() {
@@ -359,11 +358,9 @@ fn rewrite_batch(
     if is_aborted(&batch.header, aborted) {
         return Ok(BatchFate::Changed(removed_whole()));
     }
-    let mut buf = Bytes::copy_from_slice(&batch.bytes);
-    let set = RecordBatchDecoder::decode(&mut buf)
+    let records = decode_batch_records(&batch.bytes, uncompressed_limit(batch.bytes.len()))
         .map_err(|err| BrokerError::Storage(format!("cannot decode a stored batch for compaction: {err}")))?;
-    let keep: Vec<_> = set
-        .records
+    let keep: Vec<_> = records
         .iter()
         .filter(|record| match &record.key {
             None => true,
@@ -376,7 +373,7 @@ fn rewrite_batch(
         .cloned()
         .collect();
     let holds_tombstone = keep.iter().any(|record| record.key.is_some() && record.value.is_none());
-    if keep.len() == set.records.len() {
+    if keep.len() == records.len() {
         return Ok(BatchFate::Kept { holds_tombstone });
     }
     if keep.is_empty() {
@@ -392,7 +389,7 @@ fn rewrite_batch(
         key: batch.key.clone(),
         bytes_reclaimed: (batch.bytes.len() as u64).saturating_sub(rewritten.len() as u64),
         value: Some(rewritten.to_vec()),
-        records_removed: (set.records.len() - keep.len()) as u64,
+        records_removed: (records.len() - keep.len()) as u64,
         batch_rewritten: true,
         keeps_tombstone: holds_tombstone,
     }))
@@ -422,7 +419,7 @@ mod tests {
     use crate::append::{AppendRequest, append_batches, append_marker};
     use crate::partition::Isolation;
     use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{Record, TimestampType};
+    use kafka_protocol::records::{Record, RecordBatchDecoder, TimestampType};
     use skein_core::TopicPartition;
     use skein_protocol::{MarkerType, validate_client_batch};
     use skein_storage::{Engine, MemoryEngine};

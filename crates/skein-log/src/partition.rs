@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use skein_core::{BrokerError, TopicPartition};
-use skein_protocol::RecordBatchHeader;
+use skein_protocol::{RecordBatchHeader, uncompressed_limit, walk_records};
 use skein_storage::keys::{self, PartitionId};
 use skein_storage::{
     AbortedTxn, ColumnFamily, Engine, PartitionState, ProducerState, StorageError, StoreBatch, run_blocking,
@@ -613,12 +612,17 @@ impl PartitionLog {
     }
 }
 
-/// Decodes one stored batch (off the hot path: ListOffsets only) and returns the first record matching `wanted`.
+/// Reads one stored batch's records (off the hot path: ListOffsets only) and returns the first matching `wanted`.
 fn first_record_matching(batch: &[u8], wanted: impl Fn(i64, i64) -> bool) -> Option<OffsetAndTimestamp> {
-    let mut buf = Bytes::copy_from_slice(batch);
-    let set = RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records
-        .iter()
-        .find(|record| wanted(record.offset, record.timestamp))
-        .map(|record| OffsetAndTimestamp { offset: record.offset, timestamp: record.timestamp })
+    let header = RecordBatchHeader::parse(batch).ok()?;
+    let mut found = None;
+    let _ = walk_records(batch, &header, uncompressed_limit(batch.len()), |record| {
+        let offset = header.base_offset.saturating_add(i64::from(record.offset_delta));
+        let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
+        if found.is_none() && wanted(offset, timestamp) {
+            found = Some(OffsetAndTimestamp { offset, timestamp });
+        }
+        Ok(())
+    });
+    found
 }

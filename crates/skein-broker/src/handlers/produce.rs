@@ -3,12 +3,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::Decodable;
 use skein_core::{BrokerError, error_code};
 use skein_log::{AppendRequest, append_batches};
-use skein_protocol::{RequestFrame, validate_client_batch};
+use skein_protocol::{RecordBatchHeader, RequestFrame, uncompressed_limit, validate_client_batch, walk_records};
 
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
@@ -77,6 +78,21 @@ fn error_partition(index: i32, error: &BrokerError) -> PartitionProduceResponse 
         .with_error_message(message(error.to_string()))
 }
 
+/// Reads every record of a client batch as Kafka's log validator does (count, inner offsets, framing), so a
+/// batch whose records do not match its header is refused before anything is written. Decompressing is CPU work
+/// bounded by the topic's limit, so compressed batches are read on the blocking pool.
+async fn validate_records(records: Bytes, header: RecordBatchHeader, limit: usize) -> Result<Bytes, BrokerError> {
+    let walk = move || walk_records(&records, &header, limit, |_| Ok(())).map(|()| records);
+    let walked = if header.compression_codec() == 0 {
+        walk()
+    } else {
+        tokio::task::spawn_blocking(walk)
+            .await
+            .map_err(|err| BrokerError::Storage(format!("record validation did not finish: {err}")))?
+    };
+    Ok(walked?)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
@@ -106,7 +122,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
         let mut slots = Vec::with_capacity(topic_data.partition_data.len());
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
-            let prepared = (|| {
+            let prepared = async {
                 if !acks_valid {
                     return Err(BrokerError::InvalidRequiredAcks(request.acks));
                 }
@@ -125,9 +141,11 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                     )));
                 }
                 let header = validate_client_batch(&records)?;
+                let records = validate_records(records, header, uncompressed_limit(max)).await?;
                 let log_append_time = topic.uses_log_append_time(&current).then(now_ms);
                 Ok(AppendRequest { log: Arc::clone(log), records, header, log_append_time })
-            })();
+            }
+            .await;
             let prepared = match prepared {
                 Ok(append) if append.header.is_transactional() => {
                     // Transactional batches go in only for partitions of the producer's ongoing transaction.
