@@ -10,6 +10,7 @@
 
 mod error_codes;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -47,6 +48,7 @@ pub struct Metrics {
     topic_bytes_out: IntCounterVec,
     topic_messages_in: IntCounterVec,
     connections_accepted: IntCounter,
+    connections_refused: IntCounter,
     connections_active: IntGauge,
     protocol_errors: IntCounter,
     compacted_records: IntCounter,
@@ -108,6 +110,11 @@ impl Metrics {
         registry.register(Box::new(request_duration.clone()))?;
         let connections_accepted = IntCounter::new("skein_connections_accepted_total", "Client connections accepted.")?;
         registry.register(Box::new(connections_accepted.clone()))?;
+        let connections_refused = IntCounter::new(
+            "skein_connections_refused_total",
+            "Client connections closed on arrival: max.connections or max.connections.per.ip was reached.",
+        )?;
+        registry.register(Box::new(connections_refused.clone()))?;
         let connections_active = IntGauge::new("skein_connections_active", "Client connections open now.")?;
         registry.register(Box::new(connections_active.clone()))?;
         let protocol_errors = IntCounter::new(
@@ -138,6 +145,7 @@ impl Metrics {
             topic_bytes_out,
             topic_messages_in,
             connections_accepted,
+            connections_refused,
             connections_active,
             protocol_errors,
             compacted_records,
@@ -221,6 +229,11 @@ impl Metrics {
         self.connections_active.inc();
     }
 
+    /// A client connection was closed on arrival (a connection limit was reached).
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
     /// A client connection ended; `protocol_error` if it was closed for breaking the protocol.
     pub fn connection_closed(&self, protocol_error: bool) {
         self.connections_active.dec();
@@ -299,6 +312,17 @@ async fn state_gauges(broker: &Broker) -> Result<Vec<MetricFamily>, prometheus::
     )?;
     let topics = broker.topics.all();
     topic_count.set(count(topics.len()));
+    // RocksDB's size estimates may read from disk: taken on the blocking pool, never on the async runtime.
+    let disk_sizes = if partition_level {
+        let logs: Vec<_> = topics.iter().flat_map(|topic| topic.partitions.iter().cloned()).collect();
+        run_blocking(move || {
+            Ok(logs.iter().map(|log| (log.partition_id, log.disk_bytes().ok())).collect::<HashMap<_, _>>())
+        })
+        .await
+        .unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
     for topic in &topics {
         partition_count.add(count(topic.partitions.len()));
         for log in &topic.partitions {
@@ -308,8 +332,8 @@ async fn state_gauges(broker: &Broker) -> Result<Vec<MetricFamily>, prometheus::
                 let labels = [&*topic.name, partition.as_str()];
                 high_watermark.with_label_values(&labels).set(log.high_watermark());
                 log_start_offset.with_label_values(&labels).set(log.log_start_offset());
-                if let Ok(bytes) = log.disk_bytes() {
-                    disk_bytes.with_label_values(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+                if let Some(Some(bytes)) = disk_sizes.get(&log.partition_id) {
+                    disk_bytes.with_label_values(&labels).set(i64::try_from(*bytes).unwrap_or(i64::MAX));
                 }
             }
         }

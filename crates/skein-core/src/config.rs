@@ -57,6 +57,12 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: i32,
     #[serde(rename = "max.connections")]
     pub max_connections: u32,
+    /// Concurrent connections from one IP address; more are closed at once.
+    #[serde(rename = "max.connections.per.ip")]
+    pub max_connections_per_ip: i32,
+    /// A connection that sends nothing for this long is closed.
+    #[serde(rename = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: i64,
     #[serde(rename = "log.retention.ms")]
     pub log_retention_ms: i64,
     #[serde(rename = "log.retention.bytes")]
@@ -148,6 +154,8 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             fetch_max_bytes: 57_671_680,
             max_connections: 10_000,
+            max_connections_per_ip: i32::MAX,
+            connections_max_idle_ms: 600_000,
             log_retention_ms: 604_800_000,
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 300_000,
@@ -203,6 +211,14 @@ impl BrokerConfig {
         );
         check(self.fetch_max_bytes >= 0, format!("fetch.max.bytes must be >= 0, got {}", self.fetch_max_bytes));
         check(self.max_connections >= 1, format!("max.connections must be >= 1, got {}", self.max_connections));
+        check(
+            self.max_connections_per_ip >= 1,
+            format!("max.connections.per.ip must be >= 1, got {}", self.max_connections_per_ip),
+        );
+        check(
+            self.connections_max_idle_ms >= 1,
+            format!("connections.max.idle.ms must be >= 1, got {}", self.connections_max_idle_ms),
+        );
         check(self.log_retention_ms >= -1, format!("log.retention.ms must be >= -1, got {}", self.log_retention_ms));
         check(
             self.log_retention_bytes >= -1,
@@ -363,6 +379,8 @@ impl BrokerConfig {
             ("socket.request.max.bytes", self.socket_request_max_bytes.to_string()),
             ("fetch.max.bytes", self.fetch_max_bytes.to_string()),
             ("max.connections", self.max_connections.to_string()),
+            ("max.connections.per.ip", self.max_connections_per_ip.to_string()),
+            ("connections.max.idle.ms", self.connections_max_idle_ms.to_string()),
             ("log.retention.ms", self.log_retention_ms.to_string()),
             ("log.retention.bytes", self.log_retention_bytes.to_string()),
             ("log.retention.check.interval.ms", self.log_retention_check_interval_ms.to_string()),

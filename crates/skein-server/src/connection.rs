@@ -2,17 +2,29 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use skein_broker::{Broker, Outcome, handle_request};
 use skein_protocol::{check_frame_length, decode_request_frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
 
+/// Limits of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings {
+    /// `socket.request.max.bytes`: a larger frame closes the connection before anything is allocated.
+    pub max_frame_bytes: usize,
+    /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
+    pub max_idle: Duration,
+}
+
 /// Why a connection ended, for the log.
 #[derive(Debug)]
 pub enum Closed {
     /// The client closed it, or shutdown began between requests.
     Normally,
+    /// The client sent nothing for `connections.max.idle.ms`.
+    Idle,
     /// The client broke the protocol (bad length, malformed header or body, unknown api): only this connection closes.
     ProtocolError(String),
     Io(std::io::Error),
@@ -24,7 +36,7 @@ pub async fn serve<S>(
     broker: Arc<Broker>,
     stream: S,
     peer: SocketAddr,
-    max_frame_bytes: usize,
+    settings: ConnectionSettings,
     shutdown: CancellationToken,
 ) -> Closed
 where
@@ -39,22 +51,26 @@ where
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return Closed::Normally,
-            read = reader.read_exact(&mut prefix) => match read {
-                Ok(_) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Closed::Normally,
-                Err(err) => return Closed::Io(err),
+            read = tokio::time::timeout(settings.max_idle, reader.read_exact(&mut prefix)) => match read {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Closed::Normally,
+                Ok(Err(err)) => return Closed::Io(err),
+                Err(_) => return Closed::Idle,
             },
         }
-        let length = match check_frame_length(prefix, max_frame_bytes) {
+        let length = match check_frame_length(prefix, settings.max_frame_bytes) {
             Ok(length) => length,
             Err(err) => return Closed::ProtocolError(err.to_string()),
         };
         // Grow the buffer as bytes arrive rather than trusting the length up front.
         let mut body = Vec::with_capacity(length.min(64 * 1024));
-        match (&mut reader).take(length as u64).read_to_end(&mut body).await {
-            Ok(read) if read == length => {}
-            Ok(read) => return Closed::ProtocolError(format!("frame truncated: {read} of {length} bytes")),
-            Err(err) => return Closed::Io(err),
+        // A body that stops arriving is as idle as a silent connection.
+        let mut frame_reader = (&mut reader).take(length as u64);
+        match tokio::time::timeout(settings.max_idle, frame_reader.read_to_end(&mut body)).await {
+            Ok(Ok(read)) if read == length => {}
+            Ok(Ok(read)) => return Closed::ProtocolError(format!("frame truncated: {read} of {length} bytes")),
+            Ok(Err(err)) => return Closed::Io(err),
+            Err(_) => return Closed::Idle,
         }
         let frame = match decode_request_frame(body.into()) {
             Ok(frame) => frame,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use skein_broker::{Broker, metrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// The content type of Prometheus' text exposition format.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -16,10 +18,17 @@ const MAX_REQUEST_HEAD_BYTES: usize = 4096;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves HTTP/1.x GETs, one request per connection, until shutdown.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: CancellationToken) {
+/// How long answering one request may take, request and response together.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests served at once; more connections are closed on arrival (a scraper retries on its next interval).
+const MAX_CONCURRENT_REQUESTS: usize = 8;
+
+/// Serves HTTP/1.x GETs, one request per connection, until shutdown. Each exchange is a task of `tracker`, bounded
+/// in number, size and time.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, tracker: TaskTracker, shutdown: CancellationToken) {
+    let in_flight = Arc::new(Semaphore::new(MAX_CONCURRENT_REQUESTS));
     loop {
-        let (mut stream, _) = tokio::select! {
+        let (stream, _) = tokio::select! {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -30,32 +39,46 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: Cancell
                 }
             },
         };
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let broker = Arc::clone(&broker);
-        tokio::spawn(async move {
-            let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_request_head(&mut stream)).await else {
-                return;
-            };
-            let line = String::from_utf8_lossy(&head);
-            let path = line.split_whitespace().nth(1).unwrap_or("/");
-            let (status, content_type, body) = match path {
-                "/metrics" => match metrics::render(&broker).await {
-                    Ok(text) => ("200 OK", METRICS_CONTENT_TYPE, text),
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot render the metrics");
-                        ("500 Internal Server Error", "text/plain", "cannot render the metrics\n".to_string())
-                    }
-                },
-                "/health" | "/ready" => ("200 OK", "text/plain", "ok\n".to_string()),
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                _ = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(stream, &broker)) => {}
+            }
+            drop(permit);
         });
     }
+}
+
+/// Reads one request and writes its response.
+async fn exchange(mut stream: TcpStream, broker: &Broker) {
+    let Ok(Some(head)) = tokio::time::timeout(REQUEST_TIMEOUT, read_request_head(&mut stream)).await else {
+        return;
+    };
+    let line = String::from_utf8_lossy(&head);
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, content_type, body) = match path {
+        "/metrics" => match metrics::render(broker).await {
+            Ok(text) => ("200 OK", METRICS_CONTENT_TYPE, text),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot render the metrics");
+                ("500 Internal Server Error", "text/plain", "cannot render the metrics\n".to_string())
+            }
+        },
+        "/health" | "/ready" => ("200 OK", "text/plain", "ok\n".to_string()),
+        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Reads the request up to the blank line ending its headers (a client may send it in several writes), the end of

@@ -4,9 +4,11 @@
 //! - [`config`]: YAML file + command line → [`BrokerConfig`](skein_core::BrokerConfig); the one place YAML is parsed.
 //! - [`connection`]: one client connection: length-checked frames in, responses out in request order.
 //! - [`http`]: `/metrics`, `/health`, `/ready` on the metrics listener.
-//! - [`server`]: opens storage, binds listeners, accepts under a connection limit, shuts down gracefully.
+//! - [`limits`]: connection admission (`max.connections`, `max.connections.per.ip`) and log rate limits.
+//! - [`server`]: opens storage, binds listeners, accepts under the connection limits, shuts down gracefully.
 
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod limits;
 pub mod server;

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -64,6 +65,19 @@ fn main() -> ExitCode {
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "skein stopped with an error");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every client connection is a file, and the soft
+/// default (often 1024) would refuse connections long before `max.connections`.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        if let Err(err) = setrlimit(Resource::Nofile, raised) {
+            eprintln!("skein: cannot raise the open-file limit from {:?}: {err}", limit.current);
         }
     }
 }

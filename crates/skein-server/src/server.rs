@@ -11,12 +11,12 @@ use skein_core::BrokerConfig;
 use skein_group::CoordinatorTask;
 use skein_storage::{Engine, RocksEngine};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{self, Closed};
+use crate::connection::{self, Closed, ConnectionSettings};
 use crate::http;
+use crate::limits::{ConnectionLimits, LogRateLimit};
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -62,7 +62,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    tracker.spawn(http::serve(metrics_listener, Arc::clone(&broker), shutdown.child_token()));
+    tracker.spawn(http::serve(metrics_listener, Arc::clone(&broker), tracker.clone(), shutdown.child_token()));
     // Background work: producer-id expiry, transaction timeouts, retention and compaction.
     let b = Arc::clone(&broker);
     let period = millis(broker.config.producer_id_expiration_check_interval_ms, 600_000);
@@ -105,17 +105,19 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         }));
     }
 
-    let max_frame_bytes = usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX);
-    let connection_limit = Arc::new(Semaphore::new(usize::try_from(broker.config.max_connections).unwrap_or(1)));
+    let connection_settings = ConnectionSettings {
+        max_frame_bytes: usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX),
+        max_idle: Duration::from_millis(u64::try_from(broker.config.connections_max_idle_ms).unwrap_or(600_000)),
+    };
+    let limits = ConnectionLimits::new(
+        broker.config.max_connections,
+        u32::try_from(broker.config.max_connections_per_ip).unwrap_or(u32::MAX),
+    );
+    // A flood of refused connections or broken frames costs a few log lines a second, not one per event.
+    let refusal_log = Arc::new(LogRateLimit::new(10, Duration::from_secs(1)));
+    let protocol_error_log = Arc::new(LogRateLimit::new(10, Duration::from_secs(1)));
     tokio::pin!(shutdown_signal);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown_signal => break,
-            permit = Arc::clone(&connection_limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown_signal => break,
             accepted = listener.accept() => match accepted {
@@ -128,20 +130,40 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
                 }
             },
         };
+        let slot = match limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Closed at once, as Kafka closes a connection over its quota: waiting would hold the socket.
+                broker.metrics.connection_refused();
+                if let Some(suppressed) = refusal_log.allow() {
+                    tracing::warn!(%peer, reason = %refusal, suppressed, "refusing a connection");
+                }
+                drop(stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         broker.metrics.connection_opened();
         let broker = Arc::clone(&broker);
         let token = shutdown.child_token();
+        let protocol_error_log = Arc::clone(&protocol_error_log);
         tracker.spawn(async move {
             let metrics = Arc::clone(&broker.metrics);
-            let closed = connection::serve(broker, stream, peer, max_frame_bytes, token).await;
+            let closed = connection::serve(broker, stream, peer, connection_settings, token).await;
             metrics.connection_closed(matches!(closed, Closed::ProtocolError(_)));
             match closed {
                 Closed::Normally => tracing::debug!(%peer, "connection closed"),
-                Closed::ProtocolError(reason) => tracing::warn!(%peer, %reason, "closing connection: protocol error"),
+                Closed::Idle => tracing::debug!(%peer, "closing an idle connection"),
+                Closed::ProtocolError(reason) => match protocol_error_log.allow() {
+                    // Escaped: the reason may quote bytes of the request.
+                    Some(suppressed) => {
+                        tracing::warn!(%peer, reason = %reason.escape_debug(), suppressed, "closing connection: protocol error")
+                    }
+                    None => tracing::debug!(%peer, reason = %reason.escape_debug(), "closing connection: protocol error"),
+                },
                 Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
             }
-            drop(permit);
+            drop(slot);
         });
     }
 
