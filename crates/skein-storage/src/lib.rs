@@ -5,13 +5,15 @@
 //! - [`cf`]: the key spaces (RocksDB column families) and what each holds.
 //! - [`keys`]: the one key codec; every key layout is defined there and only there.
 //! - [`records`]: the values stored under those keys (partition state, topic records), with a version byte.
-//! - [`rocks`]: the RocksDB engine. `rocksdb::*` appears nowhere else in the workspace.
+//! - [`rocks`]: the RocksDB engine (feature `rocksdb`, on by default). `rocksdb::*` appears nowhere else in the
+//!   workspace.
 //! - [`memory`]: the in-memory engine.
 
 pub mod cf;
 pub mod keys;
 pub mod memory;
 pub mod records;
+#[cfg(feature = "rocksdb")]
 pub mod rocks;
 
 pub use cf::ColumnFamily;
@@ -20,6 +22,7 @@ pub use records::{
     AbortedTxn, CommittedOffset, DynamicBrokerConfigsRecord, GroupRecord, GroupType, PartitionState, PendingOffset,
     ProducerBatch, ProducerState, TopicRecord, TxnRecord, TxnState,
 };
+#[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;
 
 /// A storage failure. Clients see it as KAFKA_STORAGE_ERROR; the broker logs the cause.
