@@ -7,7 +7,7 @@ No Docker engine runs on the test machines and no registry can be pulled from, s
 - base images come from debootstrap (the same Debian release as this machine, from the mirror apt uses),
   imported with `podman import`, and stand in for `debian:*-slim` through the Dockerfiles' base-image
   build arguments;
-- compose files run with podman-compose (installed by .ci/run into .tools/podman-compose).
+- compose files run with podman-compose (installed by tests/setup-clients into .tools/podman-compose).
 
 `unavailable_reason()` says why containers cannot run here (no podman, not root, ...); tests skip with it.
 """
@@ -81,9 +81,9 @@ def unavailable_reason() -> str | None:
         return "needs root (debootstrap and rootful podman)"
     for tool in ("podman", "debootstrap", "tar"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (.ci/run installs podman, runc, netavark, debootstrap, ...)"
+            return f"{tool} is not installed (scripts/system-packages test installs podman, runc, netavark, debootstrap, ...)"
     if podman_compose_path() is None:
-        return "podman-compose is not installed (.ci/run installs it into .tools/podman-compose)"
+        return "podman-compose is not installed (tests/setup-clients installs it into .tools/podman-compose)"
     release = os_release()
     if release.get("ID") != "debian" or not release.get("VERSION_CODENAME"):
         return f"base images are built with debootstrap from this machine's Debian release; this is {release}"
