@@ -1,0 +1,798 @@
+//! The controller: validates metadata operations against the image and proposes the records they imply.
+//!
+//! Only the quorum leader runs operations ([`Controller::execute`]); elsewhere they fail with
+//! [`ControllerError::NotController`], and [`crate::ControllerClient`] forwards them to the leader.
+//! Operations are serialized by one lock and each starts with a linearizable read (openraft's
+//! `ensure_linearizable`), so every decision sees every earlier one applied: two topics never get one name,
+//! two producer-id blocks never overlap. Apply ([`crate::image`]) only records the decisions.
+//!
+//! Broker sessions (`broker.session.timeout.ms`) live in the leader's memory, as in KRaft: a new leader
+//! gives every broker a fresh session, and fences those that then stay silent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::ControllerError;
+use crate::image::{MetadataImage, PartitionRegistration};
+use crate::placement::{self, Candidate};
+use crate::records::{
+    ConfigRecord, ConfigResource, ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataBatch, MetadataRecord,
+    NO_LEADER, NodeId, PartitionChangeRecord, PartitionRecord, ProducerIdBlockRecord, RegisterBrokerRecord,
+    RemoveTopicRecord, TopicRecord, UnfenceBrokerRecord,
+};
+use crate::types::{Raft, RaftNodeId, kafka_id};
+
+/// Producer ids handed out per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
+
+/// Partitions one CreateTopics or CreatePartitions may add: bounds a single metadata entry.
+pub const MAX_PARTITIONS_PER_REQUEST: i32 = 100_000;
+
+/// The topic config that allows electing a leader from outside the ISR.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// A metadata operation, as run by the quorum leader (and forwarded to it by other nodes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// BrokerRegistration: a broker process announces itself; answers its broker epoch.
+    RegisterBroker {
+        /// Broker id.
+        node_id: NodeId,
+        /// Random per process start.
+        incarnation_id: Uuid,
+        /// Advertised listeners.
+        endpoints: Vec<Endpoint>,
+        /// `broker.rack`.
+        rack: Option<String>,
+    },
+    /// BrokerHeartbeat: keeps the session; unfences a fenced broker unless it asks to stay fenced.
+    BrokerHeartbeat {
+        /// Broker id.
+        node_id: NodeId,
+        /// The epoch its registration was given.
+        broker_epoch: i64,
+        /// Ask to be fenced (controlled shutdown) or to stay fenced (not caught up yet).
+        want_fence: bool,
+    },
+    /// CreateTopics for one topic.
+    CreateTopic {
+        /// Topic name.
+        name: String,
+        /// Partition count (>= 1).
+        partitions: i32,
+        /// Replication factor (1..=live brokers).
+        replication_factor: i32,
+        /// Topic config overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// DeleteTopics for one topic.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// CreatePartitions for one topic: grow to `count` partitions.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// New total partition count.
+        count: i32,
+    },
+    /// IncrementalAlterConfigs for one resource: set (`Some`) or delete (`None`) keys.
+    AlterConfigs {
+        /// The resource.
+        resource: ConfigResource,
+        /// Key → new value or deletion.
+        changes: Vec<(String, Option<String>)>,
+    },
+    /// AlterPartition: the leader changes a partition's ISR.
+    AlterPartition {
+        /// The requesting broker (must be the leader).
+        broker_id: NodeId,
+        /// Its broker epoch.
+        broker_epoch: i64,
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The leader epoch the leader knows.
+        leader_epoch: i32,
+        /// The partition epoch the leader knows.
+        partition_epoch: i32,
+        /// Proposed ISR.
+        new_isr: Vec<NodeId>,
+    },
+    /// AllocateProducerIds: a block of [`PRODUCER_ID_BLOCK_SIZE`] ids for one broker.
+    AllocateProducerIds {
+        /// Broker id.
+        node_id: NodeId,
+        /// Its broker epoch.
+        broker_epoch: i64,
+    },
+    /// ElectLeaders for one partition without a live ISR leader.
+    ElectLeader {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+    },
+}
+
+/// A successful operation's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ControllerResponse {
+    /// The broker's epoch.
+    BrokerRegistered {
+        /// Broker epoch: the log index of the registration.
+        broker_epoch: i64,
+    },
+    /// Heartbeat answered.
+    Heartbeat {
+        /// Whether the broker is fenced now.
+        fenced: bool,
+    },
+    /// A topic was created.
+    TopicCreated {
+        /// Its id.
+        topic_id: Uuid,
+        /// Its partitions, by index.
+        partitions: BTreeMap<i32, PartitionRegistration>,
+    },
+    /// Done, nothing to report.
+    Done,
+    /// A partition's state after the change.
+    Partition(PartitionRegistration),
+    /// A producer id block.
+    ProducerIds(ProducerIdBlock),
+}
+
+/// A block of producer ids owned by one broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    /// The broker.
+    pub node_id: NodeId,
+    /// First id.
+    pub first_producer_id: i64,
+    /// Number of ids.
+    pub size: i32,
+}
+
+/// How the answer is built once the records are applied.
+enum Finish {
+    Ready(ControllerResponse),
+    BrokerEpoch,
+    Heartbeat(NodeId),
+    Topic(Uuid),
+    Partition(Uuid, i32),
+}
+
+/// An operation: a client's, or the leader's own session expiry.
+pub(crate) enum Op {
+    Client(ControllerRequest),
+    ExpireSession { node_id: NodeId, broker_epoch: i64 },
+}
+
+struct Sessions {
+    term: u64,
+    last_heartbeat: HashMap<NodeId, Instant>,
+}
+
+/// The leader-side controller of one node.
+pub(crate) struct Controller {
+    node_id: RaftNodeId,
+    raft: Raft,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    write_lock: tokio::sync::Mutex<()>,
+    sessions: Mutex<Sessions>,
+    session_timeout: Duration,
+    unclean_default: bool,
+    op_timeout: Duration,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").field("node_id", &self.node_id).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> ControllerError {
+    ControllerError::Unavailable(err.to_string())
+}
+
+impl Controller {
+    pub(crate) fn new(
+        node_id: RaftNodeId,
+        raft: Raft,
+        image: watch::Receiver<Arc<MetadataImage>>,
+        session_timeout: Duration,
+        unclean_default: bool,
+        op_timeout: Duration,
+    ) -> Self {
+        Self {
+            node_id,
+            raft,
+            image,
+            write_lock: tokio::sync::Mutex::new(()),
+            sessions: Mutex::new(Sessions { term: 0, last_heartbeat: HashMap::new() }),
+            session_timeout,
+            unclean_default,
+            op_timeout,
+        }
+    }
+
+    /// The current leader as this node sees it.
+    pub(crate) fn leader_id(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader.map(kafka_id)
+    }
+
+    /// The term this node leads in, if it is the leader now.
+    fn leading_term(&self) -> Option<u64> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        (m.state == ServerState::Leader && m.current_leader == Some(self.node_id)).then_some(m.current_term)
+    }
+
+    /// Runs a client operation here; fails with `NotController` unless this node leads the quorum.
+    pub(crate) async fn execute(&self, request: ControllerRequest) -> Result<ControllerResponse, ControllerError> {
+        self.run(Op::Client(request)).await
+    }
+
+    pub(crate) async fn run(&self, op: Op) -> Result<ControllerResponse, ControllerError> {
+        match tokio::time::timeout(self.op_timeout, self.run_inner(op)).await {
+            Ok(result) => result,
+            Err(_) => Err(ControllerError::Timeout),
+        }
+    }
+
+    async fn run_inner(&self, op: Op) -> Result<ControllerResponse, ControllerError> {
+        if let Op::Client(ControllerRequest::BrokerHeartbeat { node_id, broker_epoch, want_fence }) = &op
+            && let Some(response) = self.heartbeat_fast_path(*node_id, *broker_epoch, *want_fence)
+        {
+            return Ok(response);
+        }
+        let _serialized = self.write_lock.lock().await;
+        self.ensure_leader().await?;
+        let image = Arc::clone(&self.image.borrow());
+        let Some(term) = self.leading_term() else {
+            return Err(ControllerError::NotController { leader_id: self.leader_id() });
+        };
+        self.refresh_sessions(term, &image);
+        let (records, finish) = self.plan(op, &image)?;
+        let index = if records.is_empty() {
+            None
+        } else {
+            let response = self.raft.client_write(MetadataBatch::new(records)).await.map_err(|e| match e {
+                RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                    ControllerError::NotController { leader_id: f.leader_id.map(kafka_id) }
+                }
+                other => unavailable(other),
+            })?;
+            Some(response.log_id.index)
+        };
+        // client_write returns after the entry is applied here, so the image already shows it.
+        let image = Arc::clone(&self.image.borrow());
+        Ok(match finish {
+            Finish::Ready(response) => response,
+            Finish::BrokerEpoch => ControllerResponse::BrokerRegistered {
+                broker_epoch: index.and_then(|i| i64::try_from(i).ok()).unwrap_or_default(),
+            },
+            Finish::Heartbeat(node_id) => {
+                ControllerResponse::Heartbeat { fenced: image.broker(node_id).is_none_or(|b| b.fenced) }
+            }
+            Finish::Topic(topic_id) => ControllerResponse::TopicCreated {
+                topic_id,
+                partitions: image.topic_by_id(topic_id).map(|t| t.partitions.clone()).unwrap_or_default(),
+            },
+            Finish::Partition(topic_id, partition) => match image.partition(topic_id, partition) {
+                Some(p) => ControllerResponse::Partition(p.clone()),
+                None => return Err(ControllerError::UnknownTopicOrPartition(format!("{topic_id}-{partition}"))),
+            },
+        })
+    }
+
+    async fn ensure_leader(&self) -> Result<(), ControllerError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ControllerError::NotController { leader_id: f.leader_id.map(kafka_id) })
+            }
+            // Leader without a quorum behind it: it cannot decide anything; callers retry elsewhere.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(ControllerError::NotController { leader_id: None })
+            }
+            Err(RaftError::Fatal(f)) => Err(unavailable(f)),
+        }
+    }
+
+    /// A new term gives every broker a fresh session (the previous leader's clocks are gone).
+    fn refresh_sessions(&self, term: u64, image: &MetadataImage) {
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sessions.term != term {
+            sessions.term = term;
+            sessions.last_heartbeat.clear();
+        }
+        for id in image.brokers().keys() {
+            sessions.last_heartbeat.entry(*id).or_insert(now);
+        }
+    }
+
+    fn touch(&self, node_id: NodeId) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.last_heartbeat.insert(node_id, Instant::now());
+    }
+
+    fn session_alive(&self, node_id: NodeId) -> bool {
+        let sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions.last_heartbeat.get(&node_id).is_some_and(|t| t.elapsed() < self.session_timeout)
+    }
+
+    /// A heartbeat that changes nothing needs no log write and no lock.
+    fn heartbeat_fast_path(&self, node_id: NodeId, broker_epoch: i64, want_fence: bool) -> Option<ControllerResponse> {
+        let term = self.leading_term()?;
+        let image = Arc::clone(&self.image.borrow());
+        let broker = image.broker(node_id)?;
+        if broker.broker_epoch != broker_epoch || broker.fenced != want_fence {
+            return None;
+        }
+        self.refresh_sessions(term, &image);
+        self.touch(node_id);
+        Some(ControllerResponse::Heartbeat { fenced: broker.fenced })
+    }
+
+    /// Brokers whose session ran out, to be fenced (leader only).
+    pub(crate) fn expired_sessions(&self) -> Vec<(NodeId, i64)> {
+        let Some(term) = self.leading_term() else { return Vec::new() };
+        let image = Arc::clone(&self.image.borrow());
+        self.refresh_sessions(term, &image);
+        image.live_brokers().filter(|b| !self.session_alive(b.node_id)).map(|b| (b.node_id, b.broker_epoch)).collect()
+    }
+
+    fn unclean_enabled(&self, image: &MetadataImage, topic: &str) -> bool {
+        let lookup =
+            |t, name: &str| image.configs(t, name).and_then(|c| c.get(UNCLEAN_LEADER_ELECTION_ENABLE).cloned());
+        lookup(ConfigResourceType::Topic, topic)
+            .or_else(|| lookup(ConfigResourceType::Broker, ""))
+            .map(|v| v.eq_ignore_ascii_case("true"))
+            .unwrap_or(self.unclean_default)
+    }
+
+    fn plan(&self, op: Op, image: &MetadataImage) -> Result<(Vec<MetadataRecord>, Finish), ControllerError> {
+        let request = match op {
+            Op::ExpireSession { node_id, broker_epoch } => {
+                let still_live = image.broker(node_id).is_some_and(|b| b.broker_epoch == broker_epoch && !b.fenced);
+                if !still_live || self.session_alive(node_id) {
+                    return Ok((Vec::new(), Finish::Ready(ControllerResponse::Done)));
+                }
+                tracing::info!(node_id, broker_epoch, "broker session expired: fencing");
+                let mut records = vec![MetadataRecord::FenceBroker(FenceBrokerRecord { node_id, epoch: broker_epoch })];
+                records.extend(self.leave_partitions(image, node_id));
+                return Ok((records, Finish::Ready(ControllerResponse::Done)));
+            }
+            Op::Client(request) => request,
+        };
+        match request {
+            ControllerRequest::RegisterBroker { node_id, incarnation_id, endpoints, rack } => {
+                if node_id < 0 {
+                    return Err(ControllerError::InvalidRequest(format!("broker id {node_id} is negative")));
+                }
+                if let Some(existing) = image.broker(node_id) {
+                    if existing.incarnation_id == incarnation_id {
+                        // A retried registration of the same process.
+                        self.touch(node_id);
+                        let epoch = existing.broker_epoch;
+                        return Ok((
+                            Vec::new(),
+                            Finish::Ready(ControllerResponse::BrokerRegistered { broker_epoch: epoch }),
+                        ));
+                    }
+                    if !existing.fenced && self.session_alive(node_id) {
+                        return Err(ControllerError::DuplicateBrokerRegistration { node_id });
+                    }
+                }
+                let mut records = vec![MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    node_id,
+                    incarnation_id,
+                    endpoints,
+                    rack,
+                    fenced: true,
+                })];
+                // The new registration starts fenced: whatever the old one led moves away now.
+                records.extend(self.leave_partitions(image, node_id));
+                self.touch(node_id);
+                Ok((records, Finish::BrokerEpoch))
+            }
+            ControllerRequest::BrokerHeartbeat { node_id, broker_epoch, want_fence } => {
+                let broker = image.broker(node_id).ok_or(ControllerError::BrokerNotRegistered { node_id })?;
+                if broker.broker_epoch != broker_epoch {
+                    return Err(ControllerError::StaleBrokerEpoch {
+                        node_id,
+                        current: broker.broker_epoch,
+                        requested: broker_epoch,
+                    });
+                }
+                self.touch(node_id);
+                let mut records = Vec::new();
+                if want_fence && !broker.fenced {
+                    records.push(MetadataRecord::FenceBroker(FenceBrokerRecord { node_id, epoch: broker_epoch }));
+                    records.extend(self.leave_partitions(image, node_id));
+                } else if !want_fence && broker.fenced {
+                    records.push(MetadataRecord::UnfenceBroker(UnfenceBrokerRecord { node_id, epoch: broker_epoch }));
+                    records.extend(lead_leaderless(image, node_id));
+                }
+                Ok((records, Finish::Heartbeat(node_id)))
+            }
+            ControllerRequest::CreateTopic { name, partitions, replication_factor, configs } => {
+                validate_topic_name(&name)?;
+                if image.topic(&name).is_some() {
+                    return Err(ControllerError::TopicAlreadyExists(name));
+                }
+                let collision = image.topics().find(|t| t.name != name && collides(&t.name, &name));
+                if let Some(other) = collision {
+                    return Err(ControllerError::InvalidTopicName(format!(
+                        "{name} collides with existing topic {} ('.' and '_' are the same in metric names)",
+                        other.name
+                    )));
+                }
+                check_partition_count(partitions)?;
+                let live = candidates(image);
+                let rf = check_replication_factor(replication_factor, live.len())?;
+                if configs.keys().any(String::is_empty) {
+                    return Err(ControllerError::InvalidConfig("empty config name".to_owned()));
+                }
+                let topic_id = new_topic_id(image);
+                let start = usize::from(topic_id.as_bytes()[0]);
+                let assignment = placement::assign(&live, partitions, rf, 0, start);
+                let mut records = Vec::with_capacity(assignment.len() + 1);
+                records.push(MetadataRecord::Topic(TopicRecord { name, topic_id, configs }));
+                for (partition, replicas) in (0..).zip(assignment) {
+                    records.push(MetadataRecord::Partition(new_partition(topic_id, partition, replicas)));
+                }
+                Ok((records, Finish::Topic(topic_id)))
+            }
+            ControllerRequest::DeleteTopic { name } => {
+                let topic = image.topic(&name).ok_or(ControllerError::UnknownTopicOrPartition(name))?;
+                let records = vec![MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: topic.topic_id })];
+                Ok((records, Finish::Ready(ControllerResponse::Done)))
+            }
+            ControllerRequest::CreatePartitions { name, count } => {
+                let topic = image.topic(&name).ok_or_else(|| ControllerError::UnknownTopicOrPartition(name.clone()))?;
+                let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+                if count <= current {
+                    return Err(ControllerError::InvalidPartitions(format!(
+                        "topic {name} has {current} partitions; the new count {count} must be larger"
+                    )));
+                }
+                check_partition_count(count - current)?;
+                let rf_now = topic.partitions.values().next().map_or(1, |p| p.replicas.len());
+                let live = candidates(image);
+                let rf = check_replication_factor(i32::try_from(rf_now).unwrap_or(i32::MAX), live.len())?;
+                let start = usize::from(topic.topic_id.as_bytes()[0]);
+                let assignment = placement::assign(&live, count - current, rf, current, start);
+                let records = (current..)
+                    .zip(assignment)
+                    .map(|(partition, replicas)| {
+                        MetadataRecord::Partition(new_partition(topic.topic_id, partition, replicas))
+                    })
+                    .collect();
+                Ok((records, Finish::Ready(ControllerResponse::Done)))
+            }
+            ControllerRequest::AlterConfigs { resource, changes } => {
+                if resource.resource_type == ConfigResourceType::Topic && image.topic(&resource.name).is_none() {
+                    return Err(ControllerError::UnknownTopicOrPartition(resource.name));
+                }
+                if changes.iter().any(|(key, _)| key.is_empty()) {
+                    return Err(ControllerError::InvalidConfig("empty config name".to_owned()));
+                }
+                let records = changes
+                    .into_iter()
+                    .map(|(name, value)| {
+                        MetadataRecord::Config(ConfigRecord {
+                            resource_type: resource.resource_type,
+                            resource_name: resource.name.clone(),
+                            name,
+                            value,
+                        })
+                    })
+                    .collect();
+                Ok((records, Finish::Ready(ControllerResponse::Done)))
+            }
+            ControllerRequest::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => {
+                check_broker_epoch(image, broker_id, broker_epoch)?;
+                let p = find_partition(image, topic_id, partition)?;
+                if p.leader != broker_id {
+                    return Err(ControllerError::NotLeader { requester: broker_id, leader: p.leader });
+                }
+                if leader_epoch != p.leader_epoch {
+                    return Err(ControllerError::FencedLeaderEpoch {
+                        current: p.leader_epoch,
+                        requested: leader_epoch,
+                    });
+                }
+                if partition_epoch != p.partition_epoch {
+                    return Err(ControllerError::InvalidUpdateVersion {
+                        current: p.partition_epoch,
+                        requested: partition_epoch,
+                    });
+                }
+                validate_isr(image, p, &new_isr)?;
+                if new_isr == p.isr {
+                    return Ok((Vec::new(), Finish::Ready(ControllerResponse::Partition(p.clone()))));
+                }
+                let records = vec![MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    topic_id,
+                    partition,
+                    isr: Some(new_isr),
+                    leader: None,
+                    replicas: None,
+                })];
+                Ok((records, Finish::Partition(topic_id, partition)))
+            }
+            ControllerRequest::AllocateProducerIds { node_id, broker_epoch } => {
+                check_broker_epoch(image, node_id, broker_epoch)?;
+                let first_producer_id = image.next_producer_id();
+                if first_producer_id.checked_add(i64::from(PRODUCER_ID_BLOCK_SIZE)).is_none() {
+                    return Err(unavailable("producer ids exhausted"));
+                }
+                let block = ProducerIdBlock { node_id, first_producer_id, size: PRODUCER_ID_BLOCK_SIZE };
+                let records = vec![MetadataRecord::ProducerIdBlock(ProducerIdBlockRecord {
+                    node_id,
+                    first_producer_id,
+                    size: PRODUCER_ID_BLOCK_SIZE,
+                })];
+                Ok((records, Finish::Ready(ControllerResponse::ProducerIds(block))))
+            }
+            ControllerRequest::ElectLeader { topic_id, partition } => {
+                let topic = image.topic_by_id(topic_id).ok_or(ControllerError::UnknownTopicId(topic_id))?;
+                let p = find_partition(image, topic_id, partition)?;
+                if p.leader != NO_LEADER && image.is_live(p.leader) && p.isr.contains(&p.leader) {
+                    return Err(ControllerError::ElectionNotNeeded);
+                }
+                let is_live = |id: NodeId| image.is_live(id);
+                let unclean = self.unclean_enabled(image, &topic.name);
+                let change = elect(topic_id, partition, p, &p.isr, is_live, unclean)
+                    .ok_or(ControllerError::EligibleLeadersNotAvailable)?;
+                if change.leader == Some(NO_LEADER) || change.leader.is_none() {
+                    return Err(ControllerError::EligibleLeadersNotAvailable);
+                }
+                Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
+            }
+        }
+    }
+
+    /// Partition changes that take a fenced (or re-registering) broker out of every ISR and leadership.
+    fn leave_partitions(&self, image: &MetadataImage, node_id: NodeId) -> Vec<MetadataRecord> {
+        let is_live = |id: NodeId| id != node_id && image.is_live(id);
+        let mut out = Vec::new();
+        for topic in image.topics() {
+            let unclean = self.unclean_enabled(image, &topic.name);
+            for (&partition, p) in &topic.partitions {
+                if !p.isr.contains(&node_id) && p.leader != node_id {
+                    continue;
+                }
+                let others: Vec<NodeId> = p.isr.iter().copied().filter(|&r| r != node_id).collect();
+                // KRaft keeps the last ISR member rather than emptying the ISR: it holds the latest data.
+                let new_isr = if others.is_empty() { p.isr.clone() } else { others };
+                let change = if p.leader == node_id || p.leader == NO_LEADER {
+                    elect(topic.topic_id, partition, p, &new_isr, is_live, unclean)
+                } else {
+                    None
+                };
+                let mut change = change.unwrap_or(PartitionChangeRecord {
+                    topic_id: topic.topic_id,
+                    partition,
+                    isr: None,
+                    leader: (p.leader == node_id).then_some(NO_LEADER),
+                    replicas: None,
+                });
+                if change.isr.is_none() && new_isr != p.isr {
+                    change.isr = Some(new_isr);
+                }
+                if change.isr.is_some() || change.leader.is_some_and(|l| l != p.leader) {
+                    out.push(MetadataRecord::PartitionChange(change));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A leader for a partition: the first replica (preferred order) that is in `isr` and live; else, with
+/// unclean election, the first live replica (and the ISR shrinks to it). `None` when no one qualifies.
+fn elect(
+    topic_id: Uuid,
+    partition: i32,
+    p: &PartitionRegistration,
+    isr: &[NodeId],
+    is_live: impl Fn(NodeId) -> bool,
+    unclean: bool,
+) -> Option<PartitionChangeRecord> {
+    let change = |leader: NodeId, isr: Option<Vec<NodeId>>| PartitionChangeRecord {
+        topic_id,
+        partition,
+        isr,
+        leader: (leader != p.leader).then_some(leader),
+        replicas: None,
+    };
+    if let Some(&leader) = p.replicas.iter().find(|&&r| isr.contains(&r) && is_live(r)) {
+        return Some(change(leader, (isr != p.isr.as_slice()).then(|| isr.to_vec())));
+    }
+    if unclean && let Some(&leader) = p.replicas.iter().find(|&&r| is_live(r)) {
+        tracing::warn!(%topic_id, partition, leader, "unclean leader election: leader from outside the ISR");
+        return Some(change(leader, Some(vec![leader])));
+    }
+    None
+}
+
+/// Partition changes giving leaderless partitions to a broker that just became live and is in their ISR.
+fn lead_leaderless(image: &MetadataImage, node_id: NodeId) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for topic in image.topics() {
+        for (&partition, p) in &topic.partitions {
+            if p.leader == NO_LEADER && p.isr.contains(&node_id) {
+                out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    topic_id: topic.topic_id,
+                    partition,
+                    isr: None,
+                    leader: Some(node_id),
+                    replicas: None,
+                }));
+            }
+        }
+    }
+    out
+}
+
+fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<NodeId>) -> PartitionRecord {
+    let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+    PartitionRecord {
+        topic_id,
+        partition,
+        isr: replicas.clone(),
+        replicas,
+        leader,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+fn new_topic_id(image: &MetadataImage) -> Uuid {
+    loop {
+        let id = Uuid::new_v4();
+        if image.topic_by_id(id).is_none() {
+            return id;
+        }
+    }
+}
+
+fn candidates(image: &MetadataImage) -> Vec<Candidate> {
+    image.live_brokers().map(|b| Candidate { node_id: b.node_id, rack: b.rack.clone() }).collect()
+}
+
+fn check_partition_count(count: i32) -> Result<(), ControllerError> {
+    if count < 1 {
+        return Err(ControllerError::InvalidPartitions(format!("partition count {count} is below 1")));
+    }
+    if count > MAX_PARTITIONS_PER_REQUEST {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "{count} partitions exceed {MAX_PARTITIONS_PER_REQUEST} per request"
+        )));
+    }
+    Ok(())
+}
+
+fn check_replication_factor(requested: i32, available: usize) -> Result<usize, ControllerError> {
+    match usize::try_from(requested) {
+        Ok(rf) if rf >= 1 && rf <= available => Ok(rf),
+        _ => Err(ControllerError::InvalidReplicationFactor { requested, available }),
+    }
+}
+
+fn check_broker_epoch(image: &MetadataImage, node_id: NodeId, epoch: i64) -> Result<(), ControllerError> {
+    let broker = image.broker(node_id).ok_or(ControllerError::BrokerNotRegistered { node_id })?;
+    if broker.broker_epoch != epoch {
+        return Err(ControllerError::StaleBrokerEpoch { node_id, current: broker.broker_epoch, requested: epoch });
+    }
+    Ok(())
+}
+
+fn find_partition(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+) -> Result<&PartitionRegistration, ControllerError> {
+    let topic = image.topic_by_id(topic_id).ok_or(ControllerError::UnknownTopicId(topic_id))?;
+    topic
+        .partitions
+        .get(&partition)
+        .ok_or_else(|| ControllerError::UnknownTopicOrPartition(format!("{}-{partition}", topic.name)))
+}
+
+fn validate_isr(image: &MetadataImage, p: &PartitionRegistration, isr: &[NodeId]) -> Result<(), ControllerError> {
+    if isr.is_empty() {
+        return Err(ControllerError::InvalidRequest("the ISR cannot be empty".to_owned()));
+    }
+    let distinct: BTreeSet<_> = isr.iter().collect();
+    if distinct.len() != isr.len() {
+        return Err(ControllerError::InvalidRequest(format!("duplicate replicas in ISR {isr:?}")));
+    }
+    if let Some(r) = isr.iter().find(|r| !p.replicas.contains(r)) {
+        return Err(ControllerError::InvalidRequest(format!("ISR member {r} is not a replica of {:?}", p.replicas)));
+    }
+    if !isr.contains(&p.leader) {
+        return Err(ControllerError::InvalidRequest(format!("the ISR {isr:?} must contain the leader {}", p.leader)));
+    }
+    if let Some(&replica) = isr.iter().find(|&&r| !image.is_live(r)) {
+        return Err(ControllerError::IneligibleReplica { replica });
+    }
+    Ok(())
+}
+
+/// Kafka's topic name rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub(crate) fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(ControllerError::InvalidTopicName(format!("{name:?} is not a legal topic name")));
+    }
+    if name.len() > 249 {
+        return Err(ControllerError::InvalidTopicName(format!("topic name is {} characters; at most 249", name.len())));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+        return Err(ControllerError::InvalidTopicName(format!("{name:?} has characters outside [a-zA-Z0-9._-]")));
+    }
+    Ok(())
+}
+
+fn collides(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| x == y || (matches!(x, b'.' | b'_') && matches!(y, b'.' | b'_')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(replicas: &[NodeId], isr: &[NodeId], leader: NodeId) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch: 3,
+            partition_epoch: 7,
+        }
+    }
+
+    #[test]
+    fn election_prefers_replica_order_within_live_isr() {
+        let p = partition(&[1, 2, 3], &[2, 3], NO_LEADER);
+        let id = Uuid::nil();
+        let change = elect(id, 0, &p, &p.isr, |r| r != 2, false).map(|c| c.leader);
+        assert_eq!(change, Some(Some(3)));
+        assert!(elect(id, 0, &p, &p.isr, |r| r == 1, false).is_none(), "1 is live but not in the ISR");
+        let unclean = elect(id, 0, &p, &p.isr, |r| r == 1, true);
+        assert_eq!(unclean.map(|c| (c.leader, c.isr)), Some((Some(1), Some(vec![1]))));
+    }
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1-x_y").is_ok());
+        for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(collides("a.b", "a_b"));
+        assert!(!collides("a.b", "a.c"));
+    }
+}
