@@ -110,6 +110,13 @@ pub enum BrokerError {
     ElectionNotNeeded,
     #[error("policy violation: {0}")]
     PolicyViolation(String),
+    /// One request asked for more than Kafka's controller does in one operation (CreatePartitions past
+    /// [`crate::MAX_PARTITIONS_PER_REQUEST`]); Kafka answers UNKNOWN_SERVER_ERROR.
+    #[error("{0}")]
+    TooManyRecordsInOperation(String),
+    /// Kafka answers a JoinGroup whose generated member id would pass the request string limit this way.
+    #[error("the generated member id would be {length} bytes, longer than a request string may hold")]
+    GeneratedMemberIdTooLong { length: usize },
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -167,6 +174,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
+        BrokerError::TooManyRecordsInOperation(_) => ResponseError::UnknownServerError,
+        BrokerError::GeneratedMemberIdTooLong { .. } => ResponseError::UnknownServerError,
     };
     kafka.code()
 }
@@ -225,6 +234,8 @@ mod tests {
         assert_eq!(error_code(&BrokerError::ProducerFenced { requested: 0, current: 1 }), 90);
         assert_eq!(error_code(&BrokerError::TransactionalIdNotFound), 105);
         assert_eq!(error_code(&BrokerError::PolicyViolation(String::new())), 44);
+        assert_eq!(error_code(&BrokerError::InvalidRequest(String::new())), 42);
+        assert_eq!(error_code(&BrokerError::GeneratedMemberIdTooLong { length: 32_804 }), -1);
     }
 
     #[test]

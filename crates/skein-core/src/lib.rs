@@ -3,12 +3,16 @@
 //! # Layout
 //! - [`error`]: [`BrokerError`], and [`error::error_code`], the single exhaustive mapping to Kafka error codes.
 //! - [`types`]: `TopicPartition`, `NodeId`, `LeaderEpoch` and the topic-name rules.
+//! - [`limits`]: the length limits on the ids requests carry (group, member, group instance, transactional and client
+//!   ids), as Kafka enforces them.
 //! - [`config`]: the broker's settings under their Kafka names, with Kafka's defaults, and topic-level config keys.
 
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod types;
 
 pub use config::BrokerConfig;
 pub use error::{BrokerError, error_code};
+pub use limits::{IdKind, MAX_ID_BYTES, MAX_PARTITIONS_PER_REQUEST};
 pub use types::{LeaderEpoch, NodeId, TopicPartition};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skein_core::BrokerError;
+use skein_core::limits::{self, IdKind};
 use skein_storage::{GroupRecord, GroupType, StorageError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -243,6 +244,8 @@ impl GroupCoordinator {
 
     /// Joins (or rejoins) a group; waits until the rebalance completes.
     pub async fn join(&self, request: JoinGroup) -> Result<JoinOutcome, BrokerError> {
+        check_member_ids(&request.group_id, &request.member_id, request.group_instance_id.as_deref())?;
+        limits::validate_id(IdKind::ClientId, &request.client_id)?;
         // The coordinator answers by the group's rebalance timeout at the latest; this bound is only a safety net.
         let rebalance = Duration::from_millis(u64::try_from(request.rebalance_timeout_ms).unwrap_or(0));
         let wait =
@@ -252,6 +255,8 @@ impl GroupCoordinator {
 
     /// Sends the leader's assignments or waits for them; returns this member's assignment.
     pub async fn sync(&self, request: SyncGroup) -> Result<SyncOutcome, BrokerError> {
+        check_member_ids(&request.group_id, &request.member_id, request.group_instance_id.as_deref())?;
+        limits::validate_ids(IdKind::MemberId, request.assignments.iter().map(|(member_id, _)| member_id.as_str()))?;
         let wait = self.settings.max_session_timeout + CALL_TIMEOUT;
         self.call(wait, |reply| Command::Sync(request, reply)).await
     }
@@ -263,6 +268,7 @@ impl GroupCoordinator {
         group_instance_id: Option<String>,
         generation_id: i32,
     ) -> Result<(), BrokerError> {
+        check_member_ids(&group_id, &member_id, group_instance_id.as_deref())?;
         self.call(CALL_TIMEOUT, |reply| Command::Heartbeat {
             group_id,
             member_id,
@@ -276,6 +282,15 @@ impl GroupCoordinator {
     /// Removes members; one result per member, in order.
     pub async fn leave(&self, group_id: String, members: Vec<LeaveMember>) -> Vec<Result<(), BrokerError>> {
         let count = members.len();
+        let checked = limits::validate_id(IdKind::GroupId, &group_id).and_then(|()| {
+            members.iter().try_for_each(|member| {
+                limits::validate_id(IdKind::MemberId, &member.member_id)?;
+                limits::validate_optional_id(IdKind::GroupInstanceId, member.group_instance_id.as_deref())
+            })
+        });
+        if let Err(err) = checked {
+            return vec![Err(err); count];
+        }
         match self.call(CALL_TIMEOUT, |reply| Command::Leave { group_id, members, reply }).await {
             Ok(results) => results,
             Err(err) => vec![Err(err); count],
@@ -284,6 +299,7 @@ impl GroupCoordinator {
 
     /// Checks an OffsetCommit may proceed (and creates the group for a simple commit to an unknown group).
     pub async fn check_commit(&self, check: CommitCheck) -> Result<(), BrokerError> {
+        check_member_ids(&check.group_id, &check.member_id, check.group_instance_id.as_deref())?;
         self.call(CALL_TIMEOUT, |reply| Command::CheckCommit(check, reply)).await
     }
 
@@ -303,6 +319,8 @@ impl GroupCoordinator {
 
     /// A ConsumerGroupHeartbeat (KIP-848): join, heartbeat, or leave (epoch -1 / -2).
     pub async fn consumer_heartbeat(&self, request: ConsumerHeartbeat) -> Result<HeartbeatOutcome, BrokerError> {
+        check_member_ids(&request.group_id, &request.member_id, request.instance_id.as_deref())?;
+        limits::validate_id(IdKind::ClientId, &request.client_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::ConsumerHeartbeat(Box::new(request), reply)).await
     }
 
@@ -333,6 +351,14 @@ fn millis(ms: i32) -> Duration {
 
 fn new_member_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+/// Refuses ids longer than a request may carry (handlers close such a request's connection before it gets here, as
+/// Kafka does): no group, member or stored key is ever made from one.
+fn check_member_ids(group_id: &str, member_id: &str, group_instance_id: Option<&str>) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, group_id)?;
+    limits::validate_id(IdKind::MemberId, member_id)?;
+    limits::validate_optional_id(IdKind::GroupInstanceId, group_instance_id)
 }
 
 impl CoordinatorTask {
@@ -468,6 +494,19 @@ impl CoordinatorTask {
             }));
             return;
         }
+        // A first join gets a member id `<group instance id or client id>-<UUID>`; one too long to send back is
+        // refused, as Kafka refuses it.
+        let generated_member_id = if request.member_id.is_empty() {
+            let prefix = request.group_instance_id.as_deref().unwrap_or(&request.client_id);
+            let member_id = new_member_id(prefix);
+            if let Err(err) = limits::validate_generated_member_id(&member_id) {
+                let _ = reply.send(Err(err));
+                return;
+            }
+            Some(member_id)
+        } else {
+            None
+        };
         let settings = self.settings.clone();
         // A refused join must not leave a new, empty group behind.
         let accepted = match self.groups.get(&request.group_id) {
@@ -487,13 +526,11 @@ impl CoordinatorTask {
             return;
         }
         let group = self.groups.entry(request.group_id.clone()).or_insert_with(|| Group::new(request.group_id.clone()));
-        if request.member_id.is_empty() {
+        if let Some(member_id) = generated_member_id {
             if let Some(old_member_id) = group.static_member(request.group_instance_id.as_deref()).map(String::from) {
-                replace_static_member(group, &old_member_id, request, reply, now, &settings);
+                replace_static_member(group, &old_member_id, member_id, request, reply, now, &settings);
                 return;
             }
-            let prefix = request.group_instance_id.clone().unwrap_or_else(|| request.client_id.clone());
-            let member_id = new_member_id(&prefix);
             if request.group_instance_id.is_none() && request.require_known_member_id {
                 group.pending_members.insert(member_id.clone(), now + session_timeout);
                 let _ = reply.send(Err(BrokerError::MemberIdRequired { member_id }));
@@ -1021,13 +1058,13 @@ fn add_member(
 fn replace_static_member(
     group: &mut Group,
     old_member_id: &str,
+    new_member_id: String,
     request: JoinGroup,
     reply: JoinReply,
     now: Instant,
     settings: &GroupSettings,
 ) {
     let Some(instance_id) = request.group_instance_id.clone() else { return };
-    let new_member_id = new_member_id(&instance_id);
     let Some(mut member) = group.members.remove(old_member_id) else {
         group.static_members.remove(&instance_id);
         add_member(group, new_member_id, request, reply, now, settings);
@@ -1257,6 +1294,55 @@ mod tests {
         let (first, second) = (first.await.expect("task"), second.await.expect("task"));
         let (leader, follower) = if first.member_id == first.leader { (first, second) } else { (second, first) };
         (leader, follower)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ids_longer_than_a_request_string_make_no_group() {
+        let (coordinator, _shutdown) = start(settings());
+        let too_long = "x".repeat(skein_core::MAX_ID_BYTES + 1);
+        let mut join = join_request("", None, &["range"]);
+        join.group_id = too_long.clone();
+        let err = coordinator.join(join).await.expect_err("group id too long");
+        assert_eq!(skein_core::error_code(&err), 42);
+        let err = coordinator.join(join_request(&too_long, None, &["range"])).await.expect_err("member id too long");
+        assert_eq!(skein_core::error_code(&err), 42);
+        let err =
+            coordinator.join(join_request("", Some(&too_long), &["range"])).await.expect_err("instance id too long");
+        assert_eq!(skein_core::error_code(&err), 42);
+        let check = CommitCheck {
+            group_id: too_long.clone(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            partitions: Vec::new(),
+        };
+        assert_eq!(skein_core::error_code(&coordinator.check_commit(check).await.expect_err("too long")), 42);
+        assert!(coordinator.list().await.expect("list").is_empty(), "no group was made");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_generated_member_id_too_long_to_send_back_is_an_unknown_server_error() {
+        // Kafka 4.3.1: `<client id or instance id>-<UUID>` (37 bytes more) over 32,767 bytes is answered
+        // UNKNOWN_SERVER_ERROR; up to 32,767 it is handed out.
+        let (coordinator, _shutdown) = start(settings());
+        let longest_prefix = skein_core::MAX_ID_BYTES - 37;
+        let mut join = join_request("", None, &["range"]);
+        join.client_id = "c".repeat(longest_prefix);
+        match coordinator.join(join.clone()).await {
+            Err(BrokerError::MemberIdRequired { member_id }) => assert_eq!(member_id.len(), skein_core::MAX_ID_BYTES),
+            other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
+        }
+        join.client_id.push('c');
+        let err = coordinator.join(join).await.expect_err("member id too long");
+        assert_eq!(err, BrokerError::GeneratedMemberIdTooLong { length: skein_core::MAX_ID_BYTES + 1 });
+        assert_eq!(skein_core::error_code(&err), -1);
+
+        let mut join = join_request("", Some(&"i".repeat(longest_prefix + 1)), &["range"]);
+        join.group_id = "static".into();
+        let err = coordinator.join(join).await.expect_err("member id too long");
+        assert_eq!(skein_core::error_code(&err), -1);
+        let groups: Vec<String> = coordinator.list().await.expect("list").into_iter().map(|g| g.group_id).collect();
+        assert_eq!(groups, vec!["g".to_string()], "the refused static join made no group");
     }
 
     #[tokio::test(start_paused = true)]

@@ -82,22 +82,46 @@ pub fn topic_key(name: &str) -> Vec<u8> {
     key
 }
 
+/// Longest variable-length part (group id, topic name) a key can hold: its length prefix is a u16.
+///
+/// Callers MUST refuse longer parts before building a key: two parts that agree on their first `u16::MAX` bytes
+/// would otherwise get the same key. Group ids are at most [`skein_core::MAX_ID_BYTES`] (32,767) bytes, Kafka's
+/// limit on every request string, checked where requests are served and again by the offset store; topic names are
+/// at most 249 bytes.
+pub const MAX_KEY_PART_BYTES: usize = u16::MAX as usize;
+
+// Every id a request may carry fits a key part.
+const _: () = assert!(skein_core::MAX_ID_BYTES <= MAX_KEY_PART_BYTES);
+
+/// Whether `part` fits a key's length-prefixed part ([`MAX_KEY_PART_BYTES`]).
+pub fn fits_key_part(part: &str) -> bool {
+    part.len() <= MAX_KEY_PART_BYTES
+}
+
 /// Appends `bytes` with a u16 BE length prefix, so variable-length parts of a key never run into each other.
-/// Group ids and topic names longer than `u16::MAX` bytes are truncated by the caller's validation before this.
+///
+/// Precondition: `bytes` is at most [`MAX_KEY_PART_BYTES`] long (debug builds assert it). A longer part would be
+/// cut to its first `u16::MAX` bytes, so callers refuse it first (see [`fits_key_part`]).
 fn push_length_prefixed(key: &mut Vec<u8>, bytes: &[u8]) {
+    debug_assert!(
+        bytes.len() <= MAX_KEY_PART_BYTES,
+        "a {}-byte key part does not fit its u16 length prefix; it must be refused before a key is built",
+        bytes.len()
+    );
     let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
     key.extend_from_slice(&len.to_be_bytes());
     key.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or(bytes));
 }
 
-/// `groups`: group id (u16 length | UTF-8 bytes).
+/// `groups`: group id (u16 length | UTF-8 bytes). The group id MUST fit ([`fits_key_part`]).
 pub fn group_key(group_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + group_id.len());
     push_length_prefixed(&mut key, group_id.as_bytes());
     key
 }
 
-/// `offsets`: group id (u16 length | bytes) | topic (u16 length | bytes) | partition (i32 BE, never negative).
+/// `offsets`: group id (u16 length | bytes) | topic (u16 length | bytes) | partition (i32 BE, never negative). Both
+/// the group id and the topic MUST fit ([`fits_key_part`]).
 pub fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + group_id.len() + topic.len());
     push_length_prefixed(&mut key, group_id.as_bytes());
@@ -106,7 +130,7 @@ pub fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
     key
 }
 
-/// The half-open `offsets` key range of one group. Topic names are at most 249 bytes, so the byte after the group
+/// The half-open `offsets` key range of one group (whose id MUST fit, [`fits_key_part`]). Topic names are at most 249 bytes, so the byte after the group
 /// part (the high byte of the topic length) is always 0 and `group part | 0x01` bounds the range.
 pub fn offset_group_range(group_id: &str) -> (Vec<u8>, Vec<u8>) {
     let from = group_key(group_id);
@@ -115,7 +139,7 @@ pub fn offset_group_range(group_id: &str) -> (Vec<u8>, Vec<u8>) {
     (from, to)
 }
 
-/// The half-open `offsets` key range of one topic within a group.
+/// The half-open `offsets` key range of one topic within a group (both MUST fit, [`fits_key_part`]).
 pub fn offset_topic_range(group_id: &str, topic: &str) -> (Vec<u8>, Vec<u8>) {
     let mut from = group_key(group_id);
     push_length_prefixed(&mut from, topic.as_bytes());
@@ -166,6 +190,34 @@ mod tests {
         assert!(offset_key("g", "orders", 1) < offset_key("g", "orders", 2));
         assert_eq!(decode_group_key(&group_key("my-group")), Some("my-group".to_string()));
         assert_eq!(decode_offset_key(&[0, 9, 1]), None);
+    }
+
+    #[test]
+    fn group_ids_that_fit_are_never_cut() {
+        // Two ids sharing their first 32,767 bytes (the longest a request may carry) and differing after, and two
+        // of the longest length a key part holds: every one gets its own keys, which decode back whole.
+        for length in [skein_core::MAX_ID_BYTES, MAX_KEY_PART_BYTES] {
+            let shared = "g".repeat(length - 1);
+            let (a, b) = (format!("{shared}a"), format!("{shared}b"));
+            assert!(fits_key_part(&a) && fits_key_part(&b));
+            assert_ne!(group_key(&a), group_key(&b));
+            assert_ne!(offset_key(&a, "orders", 0), offset_key(&b, "orders", 0));
+            assert_eq!(decode_group_key(&group_key(&a)), Some(a.clone()));
+            assert_eq!(decode_offset_key(&offset_key(&b, "orders", 3)), Some((b.clone(), "orders".to_string(), 3)));
+            let (from, to) = offset_group_range(&a);
+            let other = offset_key(&b, "orders", 0);
+            assert!(!(from <= other && other < to), "one group's range holds another's offsets");
+        }
+        assert!(!fits_key_part(&"g".repeat(MAX_KEY_PART_BYTES + 1)));
+    }
+
+    /// Debug builds catch a caller that forgot to refuse a part too long for its prefix (release builds run the
+    /// tests without debug assertions, so this one only exists in debug builds).
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "does not fit its u16 length prefix")]
+    fn a_part_too_long_for_its_prefix_is_a_bug_caught_in_debug_builds() {
+        let _ = group_key(&"g".repeat(MAX_KEY_PART_BYTES + 1));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skein_core::BrokerError;
+use skein_core::limits::{self, IdKind};
 use skein_group::OffsetStore;
 use skein_log::{PartitionLog, append_marker};
 use skein_protocol::MarkerType;
@@ -138,6 +139,9 @@ impl TransactionCoordinator {
         partitions: &dyn Partitions,
         now_ms: i64,
     ) -> Result<(i64, i16), BrokerError> {
+        // Handlers close the connection of a request with a longer id before it gets here, as Kafka does; no state
+        // is ever kept under one.
+        limits::validate_id(IdKind::TransactionalId, transactional_id)?;
         if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
             return Err(BrokerError::InvalidTransactionTimeout {
                 requested: timeout_ms,
@@ -243,6 +247,7 @@ impl TransactionCoordinator {
         group_id: &str,
         now_ms: i64,
     ) -> Result<(), BrokerError> {
+        limits::validate_id(IdKind::GroupId, group_id)?;
         let mut txns = self.txns.lock().await;
         let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
         let mut changed = begin(record, now_ms);
@@ -627,6 +632,22 @@ mod tests {
             TxnSettings::default(),
         )
         .expect("open")
+    }
+
+    #[tokio::test]
+    async fn ids_longer_than_a_request_string_keep_no_state() {
+        let (engine, partitions, offsets, ids) = setup().await;
+        let coordinator = open(&engine, &offsets, &ids);
+        let too_long = "x".repeat(skein_core::MAX_ID_BYTES + 1);
+        let err = coordinator.init_producer_id(&too_long, 60_000, None, &partitions, 0).await.expect_err("too long");
+        assert_eq!(skein_core::error_code(&err), 42);
+        assert!(coordinator.list().await.is_empty());
+        let longest = "x".repeat(skein_core::MAX_ID_BYTES);
+        let (producer_id, epoch) =
+            coordinator.init_producer_id(&longest, 60_000, None, &partitions, 0).await.expect("init");
+        let err = coordinator.add_offsets(&longest, producer_id, epoch, &too_long, 0).await.expect_err("too long");
+        assert_eq!(skein_core::error_code(&err), 42);
+        assert!(coordinator.describe(&longest).await.expect("described").groups.is_empty());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
@@ -28,4 +29,11 @@ pub(crate) async fn handle(
             .await
     };
     AddOffsetsToTxnResponse::default().with_error_code(result.err().map_or(0, |err| error_code(&err)))
+}
+
+/// Refuses a request whose transactional id or group id is too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &AddOffsetsToTxnRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::TransactionalId, request.transactional_id.0.as_str())?;
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
@@ -95,4 +96,11 @@ async fn add(
                 .with_results_by_partition(results)
         })
         .collect()
+}
+
+/// Refuses a request whose transactional ids are too long for Kafka's request parser ([`skein_core::limits`]): the
+/// router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &AddPartitionsToTxnRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::TransactionalId, request.v3_and_below_transactional_id.0.as_str())?;
+    limits::validate_ids(IdKind::TransactionalId, request.transactions.iter().map(|t| t.transactional_id.0.as_str()))
 }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::consumer_group_describe_response::{
 };
 use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::Assignment;
 
@@ -81,4 +82,10 @@ fn described_assignment(broker: &Broker, assignment: &Assignment) -> DescribedAs
             })
             .collect(),
     )
+}
+
+/// Refuses a request naming a group id that is too long for Kafka's request parser ([`skein_core::limits`]): the router
+/// then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &ConsumerGroupDescribeRequest) -> Result<(), BrokerError> {
+    limits::validate_ids(IdKind::GroupId, request.group_ids.iter().map(|group_id| group_id.0.as_str()))
 }

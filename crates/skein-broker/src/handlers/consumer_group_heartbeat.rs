@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as ResponseAssignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::{Assignment, ConsumerHeartbeat, TopicMetadata};
 
@@ -125,4 +126,12 @@ fn error_response(err: &BrokerError) -> ConsumerGroupHeartbeatResponse {
     ConsumerGroupHeartbeatResponse::default()
         .with_error_code(error_code(err))
         .with_error_message(message(err.to_string()))
+}
+
+/// Refuses a request whose group id, member id or instance id is too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &ConsumerGroupHeartbeatRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())?;
+    limits::validate_id(IdKind::MemberId, request.member_id.as_str())?;
+    limits::validate_optional_id(IdKind::GroupInstanceId, request.instance_id.as_ref().map(|id| id.as_str()))
 }

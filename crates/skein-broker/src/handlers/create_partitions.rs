@@ -1,10 +1,11 @@
 //! CreatePartitions: grows topics (manual replica assignments must name this node).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
-use skein_core::{BrokerError, error_code};
+use skein_core::{BrokerError, MAX_PARTITIONS_PER_REQUEST, error_code};
 
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
@@ -15,12 +16,22 @@ pub(crate) async fn handle(
     _version: i16,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
-    for (position, topic) in request.topics.iter().enumerate() {
+    let mut named = HashMap::new();
+    for topic in &request.topics {
+        *named.entry(topic.name.0.as_str()).or_insert(0usize) += 1;
+    }
+    let mut partitions_in_request = 0i64;
+    for topic in &request.topics {
         let name = topic.name.0.as_str();
-        let duplicate = request.topics.iter().enumerate().any(|(other, t)| other != position && t.name == topic.name);
+        let duplicate = named.get(name).is_some_and(|count| *count > 1);
         let current = broker.topics.get(name).map_or(0, |t| t.partitions.len());
+        partitions_in_request += (i64::from(topic.count) - i64::try_from(current).unwrap_or(i64::MAX)).max(0);
         let result = if duplicate {
             Err(BrokerError::InvalidRequest(format!("duplicate topic {name} in the request")))
+        } else if partitions_in_request > MAX_PARTITIONS_PER_REQUEST {
+            Err(BrokerError::TooManyRecordsInOperation(format!(
+                "a request may create at most {MAX_PARTITIONS_PER_REQUEST} partitions"
+            )))
         } else if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty()) {
             let wanted_new = usize::try_from(topic.count).unwrap_or(0).saturating_sub(current);
             let single_node =

@@ -7,7 +7,7 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
-use skein_core::{BrokerError, error_code};
+use skein_core::{BrokerError, MAX_PARTITIONS_PER_REQUEST, error_code};
 
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
@@ -18,10 +18,14 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _
     let duplicates: HashSet<String> =
         request.topics.iter().filter(|t| !seen.insert(t.name.0.to_string())).map(|t| t.name.0.to_string()).collect();
     let mut results = Vec::with_capacity(request.topics.len());
+    let mut partitions_in_request = 0i64;
     for creatable in &request.topics {
         let name = creatable.name.0.as_str();
+        partitions_in_request += requested_partitions(broker, creatable);
         let outcome = if duplicates.contains(name) {
             Err(BrokerError::InvalidRequest(format!("topic '{name}' appears more than once in the request")))
+        } else if partitions_in_request > MAX_PARTITIONS_PER_REQUEST {
+            Err(BrokerError::PolicyViolation("Excessively large number of partitions per request.".into()))
         } else {
             create_one(broker, creatable, request.validate_only).await
         };
@@ -36,6 +40,17 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _
         });
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// The partitions a topic of the request asks for, as counted against [`MAX_PARTITIONS_PER_REQUEST`].
+fn requested_partitions(broker: &Broker, creatable: &CreatableTopic) -> i64 {
+    if !creatable.assignments.is_empty() {
+        i64::try_from(creatable.assignments.len()).unwrap_or(i64::MAX)
+    } else if creatable.num_partitions == -1 {
+        i64::from(broker.config.num_partitions)
+    } else {
+        i64::from(creatable.num_partitions).max(0)
+    }
 }
 
 async fn create_one(

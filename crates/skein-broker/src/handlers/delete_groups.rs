@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
@@ -23,4 +24,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest, _
         );
     }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+/// Refuses a request naming a group id that is too long for Kafka's request parser ([`skein_core::limits`]): the router
+/// then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &DeleteGroupsRequest) -> Result<(), BrokerError> {
+    limits::validate_ids(IdKind::GroupId, request.groups_names.iter().map(|group_id| group_id.0.as_str()))
 }

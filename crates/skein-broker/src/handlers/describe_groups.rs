@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::GroupState;
 
@@ -68,4 +69,10 @@ pub(crate) async fn handle(
         groups.push(described);
     }
     DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// Refuses a request naming a group id that is too long for Kafka's request parser ([`skein_core::limits`]): the router
+/// then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &DescribeGroupsRequest) -> Result<(), BrokerError> {
+    limits::validate_ids(IdKind::GroupId, request.groups.iter().map(|group_id| group_id.0.as_str()))
 }

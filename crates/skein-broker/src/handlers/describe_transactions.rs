@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_txn::state_name;
 
@@ -49,4 +50,10 @@ pub(crate) async fn handle(
         });
     }
     DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// Refuses a request naming a transactional id that is too long for Kafka's request parser ([`skein_core::limits`]):
+/// the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &DescribeTransactionsRequest) -> Result<(), BrokerError> {
+    limits::validate_ids(IdKind::TransactionalId, request.transactional_ids.iter().map(|id| id.0.as_str()))
 }

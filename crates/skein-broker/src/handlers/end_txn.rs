@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
-use skein_core::error_code;
+use skein_core::limits::{self, IdKind};
+use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
 
@@ -36,4 +37,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: EndTxnRequest, version
                 .with_producer_epoch(-1)
         }
     }
+}
+
+/// Refuses a request whose transactional id is too long for Kafka's request parser ([`skein_core::limits`]): the router
+/// then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &EndTxnRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::TransactionalId, request.transactional_id.0.as_str())
 }

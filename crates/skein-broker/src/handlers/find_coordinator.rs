@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
@@ -49,4 +50,11 @@ pub(crate) async fn handle(
         .with_port(port);
     // The error message exists from v1 on.
     if version >= 1 { response.with_error_message(message) } else { response }
+}
+
+/// Refuses a request whose coordinator key (a group id or a transactional id) is too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &FindCoordinatorRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::CoordinatorKey, request.key.as_str())?;
+    limits::validate_ids(IdKind::CoordinatorKey, request.coordinator_keys.iter().map(|key| key.as_str()))
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
-use skein_core::error_code;
+use skein_core::limits::{self, IdKind};
+use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
 
@@ -19,4 +20,12 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: HeartbeatRequest, vers
         )
         .await;
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |err| error_code(&err)))
+}
+
+/// Refuses a request whose group id, member id or group instance id is too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &HeartbeatRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())?;
+    limits::validate_id(IdKind::MemberId, request.member_id.as_str())?;
+    limits::validate_optional_id(IdKind::GroupInstanceId, request.group_instance_id.as_ref().map(|id| id.as_str()))
 }

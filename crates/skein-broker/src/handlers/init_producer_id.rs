@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
@@ -45,4 +46,10 @@ pub(crate) async fn handle(
                 .with_producer_epoch(-1)
         }
     }
+}
+
+/// Refuses a request whose transactional id is too long for Kafka's request parser ([`skein_core::limits`]): the router
+/// then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &InitProducerIdRequest) -> Result<(), BrokerError> {
+    limits::validate_optional_id(IdKind::TransactionalId, request.transactional_id.as_ref().map(|id| id.0.as_str()))
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
-use skein_core::error_code;
+use skein_core::limits::{self, IdKind};
+use skein_core::{BrokerError, error_code};
 use skein_group::LeaveMember;
 
 use crate::broker::Broker;
@@ -38,4 +39,15 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: LeaveGroupRequest, ver
         })
         .collect();
     LeaveGroupResponse::default().with_members(members)
+}
+
+/// Refuses a request whose group id, member ids or group instance ids are too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &LeaveGroupRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())?;
+    limits::validate_id(IdKind::MemberId, request.member_id.as_str())?;
+    request.members.iter().try_for_each(|member| {
+        limits::validate_id(IdKind::MemberId, member.member_id.as_str())?;
+        limits::validate_optional_id(IdKind::GroupInstanceId, member.group_instance_id.as_ref().map(|id| id.as_str()))
+    })
 }

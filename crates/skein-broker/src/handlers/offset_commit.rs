@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::CommitCheck;
 use skein_storage::CommittedOffset;
@@ -85,4 +86,12 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, v
         }
     }
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Refuses a request whose group id, member id or group instance id is too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &OffsetCommitRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())?;
+    limits::validate_id(IdKind::MemberId, request.member_id.as_str())?;
+    limits::validate_optional_id(IdKind::GroupInstanceId, request.group_instance_id.as_ref().map(|id| id.as_str()))
 }

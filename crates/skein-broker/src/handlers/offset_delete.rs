@@ -8,6 +8,7 @@ use bytes::Buf;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{ConsumerProtocolSubscription, OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::protocol::Decodable;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::{ConsumerGroupDescription, GroupDescription, GroupState};
 
@@ -97,4 +98,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest, _
         return OffsetDeleteResponse::default().with_error_code(error_code(&err));
     }
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+/// Refuses a request whose group id is too long for Kafka's request parser ([`skein_core::limits`]): the router then
+/// closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &OffsetDeleteRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())
 }

@@ -9,6 +9,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_storage::CommittedOffset;
 
@@ -121,4 +122,14 @@ async fn fetch(
             (topic, answers)
         })
         .collect())
+}
+
+/// Refuses a request whose group ids or member ids are too long for Kafka's request parser ([`skein_core::limits`]):
+/// the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &OffsetFetchRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())?;
+    request.groups.iter().try_for_each(|group| {
+        limits::validate_id(IdKind::GroupId, group.group_id.0.as_str())?;
+        limits::validate_optional_id(IdKind::MemberId, group.member_id.as_ref().map(|id| id.as_str()))
+    })
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
-use skein_core::error_code;
+use skein_core::limits::{self, IdKind};
+use skein_core::{BrokerError, error_code};
 use skein_group::SyncGroup;
 
 use crate::broker::Broker;
@@ -32,4 +33,13 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: SyncGroupRequest, vers
         }
         Err(err) => SyncGroupResponse::default().with_error_code(error_code(&err)),
     }
+}
+
+/// Refuses a request whose group id, member ids or group instance id is too long for Kafka's request parser
+/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+pub(crate) fn check_ids(request: &SyncGroupRequest) -> Result<(), BrokerError> {
+    limits::validate_id(IdKind::GroupId, request.group_id.0.as_str())?;
+    limits::validate_id(IdKind::MemberId, request.member_id.as_str())?;
+    limits::validate_optional_id(IdKind::GroupInstanceId, request.group_instance_id.as_ref().map(|id| id.as_str()))?;
+    limits::validate_ids(IdKind::MemberId, request.assignments.iter().map(|a| a.member_id.as_str()))
 }
