@@ -6,7 +6,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use skein_test_support::requests::{API_VERSIONS_VERSION, api_versions, create_topic, fetch, produce};
+use kafka_protocol::messages::TransactionalId;
+use kafka_protocol::protocol::StrBytes;
+use skein_test_support::requests::{
+    API_VERSIONS_VERSION, PRODUCE_VERSION, api_versions, create_topic, fetch, produce, produce_request,
+};
 use skein_test_support::{RawClient, TestBroker, TestRecord, record_batch};
 
 const CORRUPT_MESSAGE: i16 = 2;
@@ -188,4 +192,20 @@ fn a_request_for_billions_of_partitions_is_refused_as_kafka_refuses_it() {
     assert_eq!(created.error_code, 0);
     let rss_after = broker.memory_bytes("VmRSS").expect("rss");
     assert!(rss_after < rss_before + (256 << 20), "RSS grew from {rss_before} to {rss_after} bytes");
+}
+
+#[test]
+fn a_produce_with_a_transactional_id_longer_than_a_request_string_closes_the_connection() {
+    // Kafka's parser refuses every request string over 32,767 bytes and closes the connection.
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "txn-id", 1, &[]).expect("create").error_code, 0);
+    let records: Vec<TestRecord> = vec![TestRecord::new(b"k", b"v", 1_700_000_000_000)];
+    let long_id = TransactionalId(StrBytes::from_string("t".repeat(40_000)));
+    let request =
+        produce_request("txn-id", 0, record_batch(&records).expect("batch"), -1).with_transactional_id(Some(long_id));
+    let _ = client.send(PRODUCE_VERSION, &request).expect("send");
+    client.set_read_timeout(Duration::from_secs(5)).expect("timeout");
+    assert!(client.is_closed(), "the connection stayed open");
+    assert_served(&mut broker.client().expect("connect"));
 }

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::Decodable;
-use skein_core::{BrokerError, error_code};
+use skein_core::limits::validate_optional_id;
+use skein_core::{BrokerError, IdKind, error_code};
 use skein_log::{AppendRequest, append_batches};
 use skein_protocol::{RecordBatchHeader, RequestFrame, uncompressed_limit, validate_client_batch, walk_records};
 
@@ -28,6 +29,11 @@ pub(crate) async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome
         Ok(request) => request,
         Err(err) => return Outcome::Close(format!("malformed Produce v{version}: {err}")),
     };
+    // As for every id Kafka's parser reads: longer than a request string may be, the request is unparseable.
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.as_str());
+    if let Err(err) = validate_optional_id(IdKind::TransactionalId, transactional_id) {
+        return Outcome::Close(format!("malformed Produce v{version}: {err}"));
+    }
     let acks = request.acks;
     let response = produce(broker, request.clone(), version).await;
     broker.metrics.record_produced(&request, &response);
