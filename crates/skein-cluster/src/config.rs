@@ -15,8 +15,16 @@ pub struct QuorumConfig {
     pub node_id: NodeId,
     /// `controller.quorum.voters`: every voter's id and controller address (this node included).
     pub voters: Vec<(NodeId, SocketAddr)>,
-    /// Address the controller listener binds.
+    /// Address the controller listener binds (port 0: any free port).
     pub listen: SocketAddr,
+    /// A non-voting member (KRaft's `process.roles=broker`): follows the metadata log as an openraft learner,
+    /// never votes and never bootstraps. It MUST NOT be among `voters`; it asks the quorum leader to add it
+    /// ([`crate::ControllerRequest::AddObserver`]) with its [`advertised`](Self::advertised) address.
+    pub observer: bool,
+    /// The controller address other nodes reach this node at, when it differs from the bound listener
+    /// address (`listen` on a wildcard IP, NAT). `None`: the bound address (with the real port when `listen`
+    /// has port 0). Only observers announce it; voters are reached at their `voters` entry.
+    pub advertised: Option<SocketAddr>,
     /// Source address of outgoing controller connections; `None` uses the listen address's IP when it is
     /// a specific one (so a node on 127.0.0.2 also talks from 127.0.0.2), else lets the kernel choose.
     pub local_address: Option<IpAddr>,
@@ -58,6 +66,8 @@ impl QuorumConfig {
             node_id,
             voters,
             listen,
+            observer: false,
+            advertised: None,
             local_address: None,
             data_dir,
             cluster_id: None,
@@ -95,11 +105,28 @@ impl QuorumConfig {
                 problems.push(format!("voter {id} listed twice"));
             }
         }
-        if !seen.contains(&self.node_id) {
+        if self.observer && seen.contains(&self.node_id) {
             problems.push(format!(
-                "node {} is not among controller.quorum.voters (only voters can run the quorum)",
+                "node {} is among controller.quorum.voters but configured as an observer (broker-only)",
                 self.node_id
             ));
+        }
+        if !self.observer && !seen.contains(&self.node_id) {
+            problems.push(format!(
+                "node {} is not among controller.quorum.voters (a node that does not vote must be an observer)",
+                self.node_id
+            ));
+        }
+        if self.observer && self.advertised.is_none() && self.listen.ip().is_unspecified() {
+            problems.push(format!(
+                "observer {} listens on {}: set an advertised controller address the voters can reach",
+                self.node_id, self.listen
+            ));
+        }
+        if let Some(addr) = self.advertised
+            && (addr.ip().is_unspecified() || addr.port() == 0)
+        {
+            problems.push(format!("advertised controller address {addr} must have a specific IP and port"));
         }
         if self.heartbeat_ms == 0 {
             problems.push("heartbeat must be > 0 ms".to_owned());

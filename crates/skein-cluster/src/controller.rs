@@ -9,12 +9,12 @@
 //! Broker sessions (`broker.session.timeout.ms`) live in the leader's memory, as in KRaft: a new leader
 //! gives every broker a fresh session, and fences those that then stay silent.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -71,6 +71,10 @@ pub enum ControllerRequest {
         replication_factor: i32,
         /// Topic config overrides.
         configs: BTreeMap<String, String>,
+        /// Manual replica assignment, one replica list per partition (then `partitions` and
+        /// `replication_factor` must match it); empty: placed by the controller.
+        #[serde(default)]
+        assignments: Vec<Vec<NodeId>>,
     },
     /// DeleteTopics for one topic.
     DeleteTopic {
@@ -83,6 +87,9 @@ pub enum ControllerRequest {
         name: String,
         /// New total partition count.
         count: i32,
+        /// Manual replica assignment of the new partitions; empty: placed by the controller.
+        #[serde(default)]
+        assignments: Vec<Vec<NodeId>>,
     },
     /// IncrementalAlterConfigs for one resource: set (`Some`) or delete (`None`) keys.
     AlterConfigs {
@@ -115,12 +122,44 @@ pub enum ControllerRequest {
         /// Its broker epoch.
         broker_epoch: i64,
     },
+    /// Upgrade of a one-node data directory: a topic that exists in the node's storage, from before the
+    /// metadata quorum, joins the metadata log with its own id, configs and leader epochs, led by that node.
+    /// Does nothing when the name or the id is taken already.
+    ImportTopic {
+        /// The node whose storage holds the topic.
+        node_id: NodeId,
+        /// Topic name.
+        name: String,
+        /// Its id in storage.
+        topic_id: Uuid,
+        /// Each partition's leader epoch, by index.
+        leader_epochs: Vec<i32>,
+        /// Config overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// Upgrade of a one-node data directory: producer ids below `below` were handed out before the quorum
+    /// existed; blocks allocated from now on start at or above it.
+    ReserveProducerIds {
+        /// The first id the quorum may hand out.
+        below: i64,
+    },
+    /// DescribeQuorum: every voter's progress, answered by the quorum leader (not a metadata change).
+    DescribeQuorum,
     /// ElectLeaders for one partition without a live ISR leader.
     ElectLeader {
         /// Topic id.
         topic_id: Uuid,
         /// Partition index.
         partition: i32,
+    },
+    /// An observer (a non-voting, broker-only node) asks to follow the metadata log: the leader makes it an
+    /// openraft learner reached at `address`, or moves it there when it was a learner at another address.
+    /// Idempotent; refused (`InvalidRequest`) for a voter's id. Changes the Raft membership, writes no record.
+    AddObserver {
+        /// The observer's node id.
+        node_id: NodeId,
+        /// Its controller listener, `host:port` (an IP address).
+        address: String,
     },
 }
 
@@ -150,6 +189,8 @@ pub enum ControllerResponse {
     Partition(PartitionRegistration),
     /// A producer id block.
     ProducerIds(ProducerIdBlock),
+    /// The quorum's state, from its leader.
+    Quorum(crate::quorum::QuorumStatus),
 }
 
 /// A block of producer ids owned by one broker.
@@ -181,6 +222,8 @@ pub(crate) enum Op {
 struct Sessions {
     term: u64,
     last_heartbeat: HashMap<NodeId, Instant>,
+    /// Brokers heard from in this term (the others only got a fresh session when the term began).
+    heard: HashSet<NodeId>,
 }
 
 /// The leader-side controller of one node.
@@ -219,7 +262,7 @@ impl Controller {
             raft,
             image,
             write_lock: tokio::sync::Mutex::new(()),
-            sessions: Mutex::new(Sessions { term: 0, last_heartbeat: HashMap::new() }),
+            sessions: Mutex::new(Sessions { term: 0, last_heartbeat: HashMap::new(), heard: HashSet::new() }),
             session_timeout,
             unclean_default,
             op_timeout,
@@ -258,6 +301,9 @@ impl Controller {
         }
         let _serialized = self.write_lock.lock().await;
         self.ensure_leader().await?;
+        if let Op::Client(ControllerRequest::AddObserver { node_id, address }) = &op {
+            return self.add_observer(*node_id, address).await;
+        }
         let image = Arc::clone(&self.image.borrow());
         let Some(term) = self.leading_term() else {
             return Err(ControllerError::NotController { leader_id: self.leader_id() });
@@ -296,6 +342,41 @@ impl Controller {
         })
     }
 
+    /// Makes `node_id` a learner at `address` (leader only, under the write lock). Uses openraft's
+    /// `change_membership(SetNodes, retain)`: one uniform config (voters unchanged, so no joint phase) that
+    /// adds the learner or replaces its address (`add_learner` would keep an old address). Returns once the
+    /// membership entry is committed — not when the observer has caught up (it catches up in the background,
+    /// like KRaft's observers fetching).
+    async fn add_observer(&self, node_id: NodeId, address: &str) -> Result<ControllerResponse, ControllerError> {
+        let raft_node = u64::try_from(node_id)
+            .map_err(|_| ControllerError::InvalidRequest(format!("observer id {node_id} must be >= 0")))?;
+        let addr: std::net::SocketAddr = address.parse().map_err(|_| {
+            ControllerError::InvalidRequest(format!("observer address {address:?} is not an IP address and port"))
+        })?;
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(ControllerError::InvalidRequest(format!("observer address {addr} is not reachable")));
+        }
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        if membership.voter_ids().any(|id| id == raft_node) {
+            return Err(ControllerError::InvalidRequest(format!("node {node_id} is a voter, not an observer")));
+        }
+        let node = BasicNode::new(addr);
+        if membership.get_node(&raft_node) == Some(&node) {
+            return Ok(ControllerResponse::Done);
+        }
+        let changes = ChangeMembers::SetNodes(BTreeMap::from([(raft_node, node)]));
+        self.raft.change_membership(changes, true).await.map_err(|e| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                ControllerError::NotController { leader_id: f.leader_id.map(kafka_id) }
+            }
+            // Another membership change still in flight: the observer retries.
+            other => unavailable(other),
+        })?;
+        tracing::info!(node_id, %addr, "observer added to the metadata quorum as a learner");
+        Ok(ControllerResponse::Done)
+    }
+
     async fn ensure_leader(&self) -> Result<(), ControllerError> {
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
@@ -317,6 +398,7 @@ impl Controller {
         if sessions.term != term {
             sessions.term = term;
             sessions.last_heartbeat.clear();
+            sessions.heard.clear();
         }
         for id in image.brokers().keys() {
             sessions.last_heartbeat.entry(*id).or_insert(now);
@@ -326,6 +408,12 @@ impl Controller {
     fn touch(&self, node_id: NodeId) {
         let mut sessions = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         sessions.last_heartbeat.insert(node_id, Instant::now());
+        sessions.heard.insert(node_id);
+    }
+
+    /// Whether the broker has been heard from in this term.
+    fn heard(&self, node_id: NodeId) -> bool {
+        self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).heard.contains(&node_id)
     }
 
     fn session_alive(&self, node_id: NodeId) -> bool {
@@ -392,7 +480,10 @@ impl Controller {
                             Finish::Ready(ControllerResponse::BrokerRegistered { broker_epoch: epoch }),
                         ));
                     }
-                    if !existing.fenced && self.session_alive(node_id) {
+                    // A live session of another incarnation means two processes claim the id. A session the
+                    // leader only granted when its term began (nothing heard since) is not evidence of that: it
+                    // is typically this very process before a crash, e.g. a one-node cluster restarting.
+                    if !existing.fenced && self.session_alive(node_id) && self.heard(node_id) {
                         return Err(ControllerError::DuplicateBrokerRegistration { node_id });
                     }
                 }
@@ -428,7 +519,7 @@ impl Controller {
                 }
                 Ok((records, Finish::Heartbeat(node_id)))
             }
-            ControllerRequest::CreateTopic { name, partitions, replication_factor, configs } => {
+            ControllerRequest::CreateTopic { name, partitions, replication_factor, configs, assignments } => {
                 validate_topic_name(&name)?;
                 if image.topic(&name).is_some() {
                     return Err(ControllerError::TopicAlreadyExists(name));
@@ -441,18 +532,27 @@ impl Controller {
                     )));
                 }
                 check_partition_count(partitions)?;
-                let live = candidates(image);
-                let rf = check_replication_factor(replication_factor, live.len())?;
+                let registered = candidates(image)?;
+                let rf = check_replication_factor(replication_factor, registered.len())?;
                 if configs.keys().any(String::is_empty) {
                     return Err(ControllerError::InvalidConfig("empty config name".to_owned()));
                 }
                 let topic_id = new_topic_id(image);
                 let start = usize::from(topic_id.as_bytes()[0]);
-                let assignment = placement::assign(&live, partitions, rf, 0, start);
+                let assignment = if assignments.is_empty() {
+                    live_leaders(
+                        image,
+                        placement::assign(&placement_pool(image, registered, rf), partitions, rf, 0, start),
+                        0,
+                    )
+                } else {
+                    check_assignments(image, &assignments, partitions, rf)?;
+                    assignments
+                };
                 let mut records = Vec::with_capacity(assignment.len() + 1);
                 records.push(MetadataRecord::Topic(TopicRecord { name, topic_id, configs }));
                 for (partition, replicas) in (0..).zip(assignment) {
-                    records.push(MetadataRecord::Partition(new_partition(topic_id, partition, replicas)));
+                    records.push(MetadataRecord::Partition(new_partition(image, topic_id, partition, replicas)));
                 }
                 Ok((records, Finish::Topic(topic_id)))
             }
@@ -461,7 +561,7 @@ impl Controller {
                 let records = vec![MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: topic.topic_id })];
                 Ok((records, Finish::Ready(ControllerResponse::Done)))
             }
-            ControllerRequest::CreatePartitions { name, count } => {
+            ControllerRequest::CreatePartitions { name, count, assignments } => {
                 let topic = image.topic(&name).ok_or_else(|| ControllerError::UnknownTopicOrPartition(name.clone()))?;
                 let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
                 if count <= current {
@@ -471,14 +571,20 @@ impl Controller {
                 }
                 check_partition_count(count - current)?;
                 let rf_now = topic.partitions.values().next().map_or(1, |p| p.replicas.len());
-                let live = candidates(image);
-                let rf = check_replication_factor(i32::try_from(rf_now).unwrap_or(i32::MAX), live.len())?;
+                let registered = candidates(image)?;
                 let start = usize::from(topic.topic_id.as_bytes()[0]);
-                let assignment = placement::assign(&live, count - current, rf, current, start);
+                let assignment = if assignments.is_empty() {
+                    let rf = check_replication_factor(i32::try_from(rf_now).unwrap_or(i32::MAX), registered.len())?;
+                    let pool = placement_pool(image, registered, rf);
+                    live_leaders(image, placement::assign(&pool, count - current, rf, current, start), current)
+                } else {
+                    check_assignments(image, &assignments, count - current, rf_now)?;
+                    assignments
+                };
                 let records = (current..)
                     .zip(assignment)
                     .map(|(partition, replicas)| {
-                        MetadataRecord::Partition(new_partition(topic.topic_id, partition, replicas))
+                        MetadataRecord::Partition(new_partition(image, topic.topic_id, partition, replicas))
                     })
                     .collect();
                 Ok((records, Finish::Ready(ControllerResponse::Done)))
@@ -555,6 +661,41 @@ impl Controller {
                     size: PRODUCER_ID_BLOCK_SIZE,
                 })];
                 Ok((records, Finish::Ready(ControllerResponse::ProducerIds(block))))
+            }
+            ControllerRequest::ImportTopic { node_id, name, topic_id, leader_epochs, configs } => {
+                validate_topic_name(&name)?;
+                if image.topic(&name).is_some() || image.topic_by_id(topic_id).is_some() || topic_id.is_nil() {
+                    return Ok((Vec::new(), Finish::Ready(ControllerResponse::Done)));
+                }
+                check_partition_count(i32::try_from(leader_epochs.len()).unwrap_or(i32::MAX))?;
+                let mut records = vec![MetadataRecord::Topic(TopicRecord { name, topic_id, configs })];
+                for (partition, leader_epoch) in (0..).zip(leader_epochs) {
+                    records.push(MetadataRecord::Partition(PartitionRecord {
+                        leader_epoch: leader_epoch.max(0),
+                        ..new_partition(image, topic_id, partition, vec![node_id])
+                    }));
+                }
+                Ok((records, Finish::Topic(topic_id)))
+            }
+            ControllerRequest::ReserveProducerIds { below } => {
+                if below <= image.next_producer_id() {
+                    return Ok((Vec::new(), Finish::Ready(ControllerResponse::Done)));
+                }
+                // A block record moves the next id to first + size.
+                let records = vec![MetadataRecord::ProducerIdBlock(ProducerIdBlockRecord {
+                    node_id: -1,
+                    first_producer_id: below - 1,
+                    size: 1,
+                })];
+                Ok((records, Finish::Ready(ControllerResponse::Done)))
+            }
+            ControllerRequest::DescribeQuorum => {
+                // Answered from Raft's state before reaching the controller (quorum.rs, network.rs).
+                Err(ControllerError::InvalidRequest("DescribeQuorum is not a metadata operation".to_owned()))
+            }
+            ControllerRequest::AddObserver { .. } => {
+                // A membership change, run by `add_observer` before planning.
+                Err(ControllerError::InvalidRequest("AddObserver is not a metadata record".to_owned()))
             }
             ControllerRequest::ElectLeader { topic_id, partition } => {
                 let topic = image.topic_by_id(topic_id).ok_or(ControllerError::UnknownTopicId(topic_id))?;
@@ -657,17 +798,36 @@ fn lead_leaderless(image: &MetadataImage, node_id: NodeId) -> Vec<MetadataRecord
     out
 }
 
-fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<NodeId>) -> PartitionRecord {
-    let leader = replicas.first().copied().unwrap_or(NO_LEADER);
-    PartitionRecord {
-        topic_id,
-        partition,
-        isr: replicas.clone(),
-        replicas,
-        leader,
-        leader_epoch: 0,
-        partition_epoch: 0,
+/// A new partition as KRaft creates one: the ISR is its unfenced replicas (empty replicas all hold the same
+/// nothing), led by the first of them.
+fn new_partition(image: &MetadataImage, topic_id: Uuid, partition: i32, replicas: Vec<NodeId>) -> PartitionRecord {
+    let mut isr: Vec<NodeId> = replicas.iter().copied().filter(|&r| image.is_live(r)).collect();
+    if isr.is_empty() {
+        // Only an imported topic's own (not yet unfenced) node: it leads once it is unfenced.
+        isr.clone_from(&replicas);
     }
+    let leader = isr.first().copied().unwrap_or(NO_LEADER);
+    PartitionRecord { topic_id, partition, isr, replicas, leader, leader_epoch: 0, partition_epoch: 0 }
+}
+
+/// Placement over every registered broker (as KRaft, fenced ones included) may give a partition only fenced
+/// replicas: then one of them is swapped for an unfenced broker, and an unfenced replica goes first (the
+/// preferred leader), so every new partition starts with a leader.
+fn live_leaders(image: &MetadataImage, mut assignment: Vec<Vec<NodeId>>, first_partition: i32) -> Vec<Vec<NodeId>> {
+    let live: Vec<NodeId> = image.live_brokers().map(|b| b.node_id).collect();
+    for (offset, replicas) in assignment.iter_mut().enumerate() {
+        if !replicas.iter().any(|r| live.contains(r)) {
+            let p = usize::try_from(first_partition).unwrap_or(0) + offset;
+            let spare = (0..live.len()).map(|i| live[(p + i) % live.len()]).find(|b| !replicas.contains(b));
+            if let (Some(spare), Some(first)) = (spare, replicas.first_mut()) {
+                *first = spare;
+            }
+        }
+        if let Some(position) = replicas.iter().position(|r| live.contains(r)) {
+            replicas[..=position].rotate_right(1);
+        }
+    }
+    assignment
 }
 
 fn new_topic_id(image: &MetadataImage) -> Uuid {
@@ -679,8 +839,19 @@ fn new_topic_id(image: &MetadataImage) -> Uuid {
     }
 }
 
-fn candidates(image: &MetadataImage) -> Vec<Candidate> {
-    image.live_brokers().map(|b| Candidate { node_id: b.node_id, rack: b.rack.clone() }).collect()
+/// Where replicas go: the unfenced brokers when there are enough of them, else every registered one (as
+/// KRaft's placer prefers unfenced brokers and uses fenced ones only to reach the replication factor).
+fn placement_pool(image: &MetadataImage, registered: Vec<Candidate>, rf: usize) -> Vec<Candidate> {
+    let live: Vec<Candidate> = registered.iter().filter(|c| image.is_live(c.node_id)).cloned().collect();
+    if live.len() >= rf { live } else { registered }
+}
+
+/// Every registered broker may take replicas (KRaft counts fenced ones too), but at least one must be unfenced.
+fn candidates(image: &MetadataImage) -> Result<Vec<Candidate>, ControllerError> {
+    if image.live_brokers().next().is_none() {
+        return Err(ControllerError::InvalidReplicationFactor { requested: 0, available: 0 });
+    }
+    Ok(image.brokers().values().map(|b| Candidate { node_id: b.node_id, rack: b.rack.clone() }).collect())
 }
 
 fn check_partition_count(count: i32) -> Result<(), ControllerError> {
@@ -700,6 +871,40 @@ fn check_replication_factor(requested: i32, available: usize) -> Result<usize, C
         Ok(rf) if rf >= 1 && rf <= available => Ok(rf),
         _ => Err(ControllerError::InvalidReplicationFactor { requested, available }),
     }
+}
+
+/// A manual assignment: `count` lists of `rf` distinct live brokers each.
+fn check_assignments(
+    image: &MetadataImage,
+    assignments: &[Vec<NodeId>],
+    count: i32,
+    rf: usize,
+) -> Result<(), ControllerError> {
+    if usize::try_from(count).ok() != Some(assignments.len()) {
+        return Err(ControllerError::InvalidReplicaAssignment(format!(
+            "{} replica lists given for {count} partitions",
+            assignments.len()
+        )));
+    }
+    for replicas in assignments {
+        let distinct: BTreeSet<_> = replicas.iter().collect();
+        if replicas.is_empty() || distinct.len() != replicas.len() || replicas.len() != rf {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "replica list {replicas:?} must name {rf} distinct brokers"
+            )));
+        }
+        if let Some(id) = replicas.iter().find(|&&id| image.broker(id).is_none()) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "broker {id} of replica list {replicas:?} is not registered"
+            )));
+        }
+        if !replicas.iter().any(|&id| image.is_live(id)) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "every broker of replica list {replicas:?} is fenced: the partition would have no leader"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_broker_epoch(image: &MetadataImage, node_id: NodeId, epoch: i64) -> Result<(), ControllerError> {
@@ -784,6 +989,39 @@ mod tests {
         assert!(elect(id, 0, &p, &p.isr, |r| r == 1, false).is_none(), "1 is live but not in the ISR");
         let unclean = elect(id, 0, &p, &p.isr, |r| r == 1, true);
         assert_eq!(unclean.map(|c| (c.leader, c.isr)), Some((Some(1), Some(vec![1]))));
+    }
+
+    fn image_with_brokers(brokers: &[(NodeId, bool)]) -> MetadataImage {
+        let records: Vec<MetadataRecord> = brokers
+            .iter()
+            .map(|&(node_id, fenced)| {
+                MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    node_id,
+                    incarnation_id: Uuid::new_v4(),
+                    endpoints: Vec::new(),
+                    rack: None,
+                    fenced,
+                })
+            })
+            .collect();
+        let mut image = MetadataImage::default();
+        image.apply(crate::image::MetadataOffset { index: 1, term: 1 }, &records);
+        image
+    }
+
+    #[test]
+    fn new_partitions_get_a_live_leader_and_an_isr_of_live_replicas() {
+        let image = image_with_brokers(&[(1, false), (2, false), (3, true)]);
+        let placed = live_leaders(&image, vec![vec![3, 1], vec![3], vec![2, 3]], 0);
+        assert_eq!(placed, vec![vec![1, 3], vec![2], vec![2, 3]]);
+        let p = new_partition(&image, Uuid::nil(), 0, vec![3, 1, 2]);
+        assert_eq!((p.leader, p.isr), (1, vec![1, 2]));
+        // Enough unfenced brokers: the fenced one is left out; too few: it is used to reach the factor.
+        let registered = candidates(&image).expect("a live broker");
+        let ids = |pool: Vec<Candidate>| pool.into_iter().map(|c| c.node_id).collect::<Vec<_>>();
+        assert_eq!(ids(placement_pool(&image, registered.clone(), 2)), vec![1, 2]);
+        assert_eq!(ids(placement_pool(&image, registered, 3)), vec![1, 2, 3]);
+        assert!(candidates(&image_with_brokers(&[(1, true)])).is_err(), "every broker fenced");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub enum ControllerError {
         /// Unfenced brokers.
         available: usize,
     },
+    /// A manual replica assignment that cannot be used.
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
     /// Partition count below 1, or not above the current count.
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),

@@ -5,6 +5,12 @@
 //! (followers fetch from the leader), and this crate only records who leads, who is in sync, and the epochs
 //! that fence stale leaders (`notes/cluster-design.md`).
 //!
+//! Non-voting members, **observers** (KRaft's `process.roles=broker` nodes, [`QuorumConfig::observer`]),
+//! follow the same log as openraft learners: they never vote or bootstrap, ask the leader to add them
+//! ([`ControllerRequest::AddObserver`], retried in the background), receive AppendEntries and snapshots on
+//! their own listener, apply the log like any node and forward controller operations to the leader.
+//! [`QuorumStatus::observers`] lists them.
+//!
 //! Decisions are made by the quorum leader's [`ControllerClient`] operations (validated against the
 //! image, serialized, after a linearizable read) and written as records; applying records never decides
 //! anything, so every node's image is the same function of the log.
@@ -21,15 +27,17 @@
 //!   to the application — far more glue for a single metadata group.
 //!
 //! # Layout
-//! - [`config`]: [`QuorumConfig`] — node id, voters, addresses, timeouts, data directory.
+//! - [`config`]: [`QuorumConfig`] — node id, voters, observer or not, addresses, timeouts, data directory.
 //! - [`records`]: the metadata records ([`MetadataRecord`]), one [`MetadataBatch`] per log entry; JSON.
 //! - [`image`]: [`MetadataImage`], the applied state (brokers, topics, partitions, configs, producer ids).
 //! - `controller`: leader-side validation and record planning; broker sessions and fencing.
 //! - `placement`: replica placement (Kafka's rack-aware and rack-unaware assignment).
 //! - `storage`: RocksDB column families for the Raft log, vote and snapshot; the state machine.
-//! - `network`: the private TCP frame, openraft's RPC client and the controller listener.
-//! - `quorum`: [`MetadataQuorum`] (start, bootstrap, status, shutdown) and [`ControllerClient`]
-//!   (operations, forwarded to the leader from any node).
+//! - `network`: the private TCP frame, openraft's RPC client and the controller listener (Raft traffic from
+//!   voters only; Hello and Propose from any node, observers included).
+//! - `quorum`: [`MetadataQuorum`] (start, bootstrap or join as an observer, status, shutdown) and
+//!   [`ControllerClient`] (operations, forwarded to the leader from any node; an observer that knows no
+//!   leader asks the voters in turn).
 //! - [`error`]: [`ControllerError`] (one Kafka error code each) and [`QuorumError`].
 //!
 //! # Example
@@ -47,6 +55,22 @@
 //! let (topic_id, _partitions) = controller.create_topic("orders", 3, 1, BTreeMap::new()).await?;
 //! assert!(quorum.image().topic_by_id(topic_id).is_some());
 //! quorum.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! An observer (a broker-only node) lists the same voters, is not one of them, and sets `observer`:
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::net::SocketAddr;
+//! use skein_cluster::{MetadataQuorum, QuorumConfig};
+//!
+//! let voter = |id, addr: &str| addr.parse::<SocketAddr>().map(|a| (id, a));
+//! let voters = vec![voter(1, "10.0.0.1:9093")?, voter(2, "10.0.0.2:9093")?, voter(3, "10.0.0.3:9093")?];
+//! let mut config = QuorumConfig::new(4, voters, "10.0.0.4:9093".parse()?, "/var/lib/skein".into());
+//! config.observer = true;
+//! let quorum = MetadataQuorum::start(config).await?; // returns at once; joins in the background
+//! let image = quorum.wait_for_applied(1).await; // follows the log once the leader added it
+//! # let _ = image;
 //! # Ok(()) }
 //! ```
 

@@ -1,6 +1,10 @@
 //! Controller-to-controller RPCs over TCP in a private frame: openraft's append-entries, vote and snapshot,
 //! plus `Hello` (bootstrap probe) and `Propose` (a controller operation forwarded to the leader).
 //!
+//! Raft's own requests (append-entries, vote, snapshot) are accepted from configured voters only; `Hello` and
+//! `Propose` from any node, so observers (learners, not in the voter list) can forward operations and ask to
+//! join. Observers are reached at the address stored in the Raft membership (`BasicNode.addr`).
+//!
 //! # Frame
 //! `length: u32 BE | kind: u8 | body`, where `length` counts `kind` and `body` and is checked against
 //! `max_frame_bytes` before anything is read; the body buffer then grows only as bytes arrive. A request's
@@ -58,6 +62,7 @@ pub(crate) struct Envelope<T> {
 pub(crate) enum WireError {
     #[error("inconsistent cluster id: receiver has {receiver}, sender {sender}")]
     InconsistentClusterId { receiver: String, sender: String },
+    /// AppendEntries, Vote and Snapshot are accepted from configured voters only.
     #[error("node {0} is not a voter of this quorum")]
     UnknownSender(NodeId),
     #[error("receiver unavailable: {0}")]
@@ -156,11 +161,13 @@ pub(crate) struct Identity {
     cluster_id: RwLock<Option<String>>,
     /// Taken away at shutdown so the database can close while peers' handles linger.
     db: Mutex<Option<Arc<MetadataDb>>>,
+    /// The last cluster id mismatch with a voter, either way round.
+    conflict: Mutex<Option<String>>,
 }
 
 impl Identity {
     pub(crate) fn new(node_id: NodeId, cluster_id: Option<String>, db: Arc<MetadataDb>) -> Self {
-        Self { node_id, cluster_id: RwLock::new(cluster_id), db: Mutex::new(Some(db)) }
+        Self { node_id, cluster_id: RwLock::new(cluster_id), db: Mutex::new(Some(db)), conflict: Mutex::new(None) }
     }
 
     pub(crate) fn release_db(&self) {
@@ -189,13 +196,34 @@ impl Identity {
         Ok(current)
     }
 
-    /// Checks a peer's cluster id against ours, adopting it when we have none.
-    async fn check(&self, sender: Option<&str>) -> Result<(), WireError> {
+    /// Remembers that a voter and this node disagree on the cluster id.
+    pub(crate) fn record_conflict(&self, description: String) {
+        let mut slot = self.conflict.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            tracing::error!(%description, "inconsistent cluster id");
+        }
+        *slot = Some(description);
+    }
+
+    /// The last cluster id mismatch seen with a voter.
+    pub(crate) fn conflict(&self) -> Option<String> {
+        self.conflict.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Checks a peer's cluster id against ours, adopting it when we have none and the peer is a voter (an
+    /// observer's cluster id is checked but never adopted: only voters define the cluster).
+    async fn check(&self, sender: Option<&str>, from_voter: bool) -> Result<(), WireError> {
         match (self.cluster_id(), sender) {
             (Some(ours), Some(theirs)) if ours != theirs => {
+                if from_voter {
+                    self.record_conflict(format!("a voter of cluster {theirs} contacted this node of cluster {ours}"));
+                } else {
+                    // An observer of another cluster is its problem, not ours (it records the refusal).
+                    tracing::warn!(%ours, %theirs, "request from a non-voter of another cluster refused");
+                }
                 Err(WireError::InconsistentClusterId { receiver: ours, sender: theirs.to_owned() })
             }
-            (None, Some(theirs)) => self.adopt(theirs).await.map(|_| ()).map_err(WireError::Unavailable),
+            (None, Some(theirs)) if from_voter => self.adopt(theirs).await.map(|_| ()).map_err(WireError::Unavailable),
             _ => Ok(()),
         }
     }
@@ -244,6 +272,11 @@ impl PeerConnection {
                 socket.bind(SocketAddr::new(ip, 0))?;
             }
             let stream: TcpStream = socket.connect(addr).await?;
+            // Connecting to a local port nobody listens on can pick that very port as the source and connect
+            // to itself (TCP simultaneous open), holding the port the peer is about to listen on.
+            if stream.local_addr()? == addr {
+                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connected to itself"));
+            }
             stream.set_nodelay(true)?;
             Ok::<_, std::io::Error>(stream)
         };
@@ -278,6 +311,12 @@ impl PeerConnection {
         let reply = result?;
         let decoded: Result<Resp, WireError> =
             serde_json::from_slice(&reply).map_err(|e| CallError::Decode(e.to_string()))?;
+        if let Err(WireError::InconsistentClusterId { receiver, sender }) = &decoded {
+            self.identity.record_conflict(format!(
+                "node {} belongs to cluster {receiver}, this node's data directory to cluster {sender}",
+                self.target
+            ));
+        }
         decoded.map_err(CallError::Refused)
     }
 
@@ -445,6 +484,8 @@ impl RaftNetwork<TypeConfig> for RaftPeer {
 
 /// What inbound requests are served with.
 pub(crate) struct ServerContext {
+    pub(crate) node_id: NodeId,
+    pub(crate) stats: Arc<PeerStats>,
     pub(crate) raft: Raft,
     pub(crate) controller: Arc<Controller>,
     pub(crate) identity: Arc<Identity>,
@@ -526,14 +567,30 @@ fn encode<T: Serialize>(reply: &Result<T, WireError>) -> std::io::Result<Vec<u8>
     serde_json::to_vec(reply).map_err(invalid)
 }
 
+/// Which senders a request kind accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Senders {
+    /// Raft's own traffic (AppendEntries, Vote, Snapshot): only configured voters (the leader is one).
+    Voters,
+    /// Hello and Propose: any node, so observers can probe and forward controller operations.
+    Any,
+}
+
 /// Decodes the envelope and checks its sender; an undecodable body closes the connection.
-async fn open<T: DeserializeOwned>(ctx: &ServerContext, body: &[u8]) -> std::io::Result<Result<T, WireError>> {
+async fn open<T: DeserializeOwned>(
+    ctx: &ServerContext,
+    body: &[u8],
+    senders: Senders,
+) -> std::io::Result<Result<T, WireError>> {
     let envelope: Envelope<T> = serde_json::from_slice(body).map_err(invalid)?;
-    let known = u64::try_from(envelope.from).is_ok_and(|id| ctx.voters.contains_key(&id));
-    if !known {
+    let Ok(from) = u64::try_from(envelope.from) else {
+        return Ok(Err(WireError::UnknownSender(envelope.from)));
+    };
+    let from_voter = ctx.voters.contains_key(&from);
+    if !from_voter && senders == Senders::Voters {
         return Ok(Err(WireError::UnknownSender(envelope.from)));
     }
-    if let Err(e) = ctx.identity.check(envelope.cluster_id.as_deref()).await {
+    if let Err(e) = ctx.identity.check(envelope.cluster_id.as_deref(), from_voter).await {
         tracing::warn!(from = envelope.from, err = %e, "controller request refused");
         return Ok(Err(e));
     }
@@ -543,7 +600,7 @@ async fn open<T: DeserializeOwned>(ctx: &ServerContext, body: &[u8]) -> std::io:
 async fn handle(ctx: &ServerContext, kind: u8, body: &[u8]) -> std::io::Result<Vec<u8>> {
     match kind {
         KIND_HELLO => {
-            let reply = match open::<()>(ctx, body).await? {
+            let reply = match open::<()>(ctx, body, Senders::Any).await? {
                 Ok(()) => match ctx.raft.is_initialized().await {
                     Ok(initialized) => Ok(HelloReply {
                         node_id: ctx.identity.node_id,
@@ -558,35 +615,47 @@ async fn handle(ctx: &ServerContext, kind: u8, body: &[u8]) -> std::io::Result<V
         }
         KIND_APPEND_ENTRIES => {
             let reply: Result<AppendReply, WireError> =
-                match open::<AppendEntriesRequest<TypeConfig>>(ctx, body).await? {
+                match open::<AppendEntriesRequest<TypeConfig>>(ctx, body, Senders::Voters).await? {
                     Ok(request) => Ok(ctx.raft.append_entries(request).await),
                     Err(e) => Err(e),
                 };
             encode(&reply)
         }
         KIND_VOTE => {
-            let reply: Result<VoteReply, WireError> = match open::<VoteRequest<RaftNodeId>>(ctx, body).await? {
-                Ok(request) => Ok(ctx.raft.vote(request).await),
-                Err(e) => Err(e),
-            };
+            let reply: Result<VoteReply, WireError> =
+                match open::<VoteRequest<RaftNodeId>>(ctx, body, Senders::Voters).await? {
+                    Ok(request) => Ok(ctx.raft.vote(request).await),
+                    Err(e) => Err(e),
+                };
             encode(&reply)
         }
         KIND_SNAPSHOT => {
-            let reply: Result<SnapshotReply, WireError> = match open::<SnapshotRequest>(ctx, body).await? {
-                Ok(request) => {
-                    let snapshot = Snapshot { meta: request.meta, snapshot: Box::new(request.image) };
-                    Ok(ctx.raft.install_full_snapshot(request.vote, snapshot).await)
-                }
-                Err(e) => Err(e),
-            };
+            let reply: Result<SnapshotReply, WireError> =
+                match open::<SnapshotRequest>(ctx, body, Senders::Voters).await? {
+                    Ok(request) => {
+                        let snapshot = Snapshot { meta: request.meta, snapshot: Box::new(request.image) };
+                        Ok(ctx.raft.install_full_snapshot(request.vote, snapshot).await)
+                    }
+                    Err(e) => Err(e),
+                };
             encode(&reply)
         }
         KIND_PROPOSE => {
-            let reply: Result<ProposeReply, WireError> = match open::<ControllerRequest>(ctx, body).await? {
-                // Run here or answer NotController: a forwarded request is never forwarded again (no loops).
-                Ok(request) => Ok(ctx.controller.execute(request).await),
-                Err(e) => Err(e),
-            };
+            let reply: Result<ProposeReply, WireError> =
+                match open::<ControllerRequest>(ctx, body, Senders::Any).await? {
+                    // Run here or answer NotController: a forwarded request is never forwarded again (no loops).
+                    Ok(ControllerRequest::DescribeQuorum) => {
+                        let voters: Vec<NodeId> = ctx.voters.keys().map(|id| kafka_id(*id)).collect();
+                        let status = crate::quorum::quorum_status(&ctx.raft, &ctx.stats, ctx.node_id, &voters);
+                        Ok(if status.leader_id == Some(ctx.node_id) {
+                            Ok(ControllerResponse::Quorum(status))
+                        } else {
+                            Err(ControllerError::NotController { leader_id: status.leader_id })
+                        })
+                    }
+                    Ok(request) => Ok(ctx.controller.execute(request).await),
+                    Err(e) => Err(e),
+                };
             encode(&reply)
         }
         other => Err(invalid(format!("unknown request kind {other}"))),

@@ -27,8 +27,8 @@ use crate::records::{ConfigResource, Endpoint, NodeId};
 use crate::storage::{DbClosed, LogStore, MetadataDb, StateMachine};
 use crate::types::{Raft, RaftNodeId, kafka_id, raft_id};
 
-/// One voter's replication state, as DescribeQuorum reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One voter's (or observer's) replication state, as DescribeQuorum reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VoterStatus {
     /// The voter.
     pub node_id: NodeId,
@@ -41,7 +41,7 @@ pub struct VoterStatus {
 }
 
 /// The quorum as this node sees it (complete only on the leader, as in KRaft's DescribeQuorum).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QuorumStatus {
     /// The leader, if known.
     pub leader_id: Option<NodeId>,
@@ -51,6 +51,56 @@ pub struct QuorumStatus {
     pub high_watermark: i64,
     /// Every voter.
     pub voters: Vec<VoterStatus>,
+    /// The observers (non-voting learners) in the membership this node knows, KRaft's `CurrentObservers`;
+    /// their progress is known on the leader only.
+    #[serde(default)]
+    pub observers: Vec<VoterStatus>,
+}
+
+/// DescribeQuorum answered by this node: only the leader knows every voter's progress.
+fn describe_quorum_here(inner: &Inner) -> Result<ControllerResponse, ControllerError> {
+    let voters: Vec<NodeId> = inner.config.voters.iter().map(|(id, _)| *id).collect();
+    let status = quorum_status(&inner.raft, &inner.stats, inner.node_id, &voters);
+    if status.leader_id != Some(inner.node_id) {
+        return Err(ControllerError::NotController { leader_id: status.leader_id });
+    }
+    Ok(ControllerResponse::Quorum(status))
+}
+
+/// The quorum status from one node's Raft metrics and peer statistics: the configured voters, and as
+/// observers the learners of the membership this node has seen.
+pub(crate) fn quorum_status(raft: &Raft, stats: &PeerStats, node_id: NodeId, voters: &[NodeId]) -> QuorumStatus {
+    let m = raft.metrics().borrow().clone();
+    let now = network::now_ms();
+    let leading = m.state == ServerState::Leader;
+    let to_offset = |index: Option<u64>| index.and_then(|i| i64::try_from(i).ok()).map_or(-1, |i| i + 1);
+    let observers: Vec<NodeId> =
+        m.membership_config.membership().learner_ids().map(kafka_id).filter(|id| !voters.contains(id)).collect();
+    let progress = |&id: &NodeId| {
+        if id == node_id {
+            return VoterStatus {
+                node_id: id,
+                log_end_offset: to_offset(m.last_log_index),
+                last_fetch_timestamp_ms: leading.then_some(now),
+                last_caught_up_timestamp_ms: leading.then_some(now),
+            };
+        }
+        let matched = m.replication.as_ref().and_then(|r| r.get(&raft_id(id)).cloned().flatten());
+        let stat = stats.get(id);
+        VoterStatus {
+            node_id: id,
+            log_end_offset: if leading { to_offset(matched.map(|l| l.index)) } else { -1 },
+            last_fetch_timestamp_ms: if leading { stat.last_fetch_ms } else { None },
+            last_caught_up_timestamp_ms: if leading { stat.last_caught_up_ms } else { None },
+        }
+    };
+    QuorumStatus {
+        leader_id: m.current_leader.map(kafka_id),
+        leader_epoch: m.current_term,
+        high_watermark: to_offset(m.last_applied.map(|l| l.index)),
+        voters: voters.iter().map(progress).collect(),
+        observers: observers.iter().map(progress).collect(),
+    }
 }
 
 struct Inner {
@@ -66,6 +116,8 @@ struct Inner {
     tracker: TaskTracker,
     db_closed: Mutex<Option<DbClosed>>,
     local_addr: SocketAddr,
+    /// Where other nodes reach this one (an observer announces it in AddObserver).
+    advertised: SocketAddr,
 }
 
 impl Drop for Inner {
@@ -75,7 +127,8 @@ impl Drop for Inner {
     }
 }
 
-/// A running member of the metadata quorum.
+/// A running member of the metadata quorum (clones share it).
+#[derive(Clone)]
 pub struct MetadataQuorum {
     inner: Arc<Inner>,
 }
@@ -92,6 +145,12 @@ impl std::fmt::Debug for MetadataQuorum {
 impl MetadataQuorum {
     /// Opens the data directory, starts Raft and the controller listener, and (on the lowest-id voter of
     /// a cluster nobody has initialized yet) bootstraps the membership.
+    ///
+    /// An observer ([`QuorumConfig::observer`]) returns as soon as it runs; it asks the leader to add it as
+    /// a learner in the background (every 500 ms until its membership shows it at its advertised address)
+    /// and applies the log from then on. Its [`controller`](Self::controller) works at once (operations are
+    /// forwarded to the leader, found through the voters until the leader contacts this node);
+    /// [`is_member`](Self::is_member) and [`wait_for_applied`](Self::wait_for_applied) tell when it follows.
     pub async fn start(config: QuorumConfig) -> Result<MetadataQuorum, QuorumError> {
         config.validate()?;
         let dir = config.metadata_dir();
@@ -106,6 +165,8 @@ impl MetadataQuorum {
             .await
             .map_err(|source| QuorumError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| QuorumError::Listen { addr: config.listen, source })?;
+        // `validate` made sure an observer on a wildcard listener has an advertised address.
+        let advertised = config.advertised.unwrap_or(local_addr);
 
         let (image_tx, image_rx) = watch::channel(Arc::new(MetadataImage::default()));
         let image_tx = Arc::new(image_tx);
@@ -156,6 +217,8 @@ impl MetadataQuorum {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let ctx = Arc::new(ServerContext {
+            node_id,
+            stats: Arc::clone(&stats),
             raft: raft.clone(),
             controller: Arc::clone(&controller),
             identity: Arc::clone(&identity),
@@ -177,15 +240,19 @@ impl MetadataQuorum {
             tracker,
             db_closed: Mutex::new(Some(db_closed)),
             local_addr,
+            advertised,
         });
         drop(db);
         spawn_metrics_task(&inner);
         spawn_session_task(&inner);
         let lowest = inner.config.voters.iter().map(|(id, _)| *id).min();
-        if lowest == Some(node_id) {
+        if inner.config.observer {
+            spawn_join_task(&inner);
+        } else if lowest == Some(node_id) {
             spawn_bootstrap_task(&inner);
         }
-        tracing::info!(node_id, listen = %local_addr, "metadata quorum member started");
+        let observer = inner.config.observer;
+        tracing::info!(node_id, listen = %local_addr, observer, "metadata quorum member started");
         Ok(MetadataQuorum { inner })
     }
 
@@ -197,6 +264,23 @@ impl MetadataQuorum {
     /// The address the controller listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// The controller address other nodes reach this node at ([`QuorumConfig::advertised`], else the bound
+    /// address).
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.inner.advertised
+    }
+
+    /// Whether this node is a non-voting observer ([`QuorumConfig::observer`]).
+    pub fn is_observer(&self) -> bool {
+        self.inner.config.observer
+    }
+
+    /// Whether the Raft membership this node has seen includes it: a voter once the quorum is bootstrapped,
+    /// an observer once the leader added it as a learner at its advertised address and told it so.
+    pub fn is_member(&self) -> bool {
+        member_state(&self.inner) == Member::Current
     }
 
     /// The cluster id, once known (configured, stored, learned from a voter, or generated at bootstrap).
@@ -231,6 +315,12 @@ impl MetadataQuorum {
         }
     }
 
+    /// A disagreement on the cluster id with another voter (this node's data directory belongs to another
+    /// cluster, or a voter's does), if one was seen.
+    pub fn cluster_id_conflict(&self) -> Option<String> {
+        self.inner.identity.conflict()
+    }
+
     /// The quorum leader as this node knows it.
     pub fn leader_id(&self) -> Option<NodeId> {
         self.inner.controller.leader_id()
@@ -248,42 +338,11 @@ impl MetadataQuorum {
         ControllerClient { inner: Arc::clone(&self.inner) }
     }
 
-    /// DescribeQuorum's view: leader, epoch, high watermark and each voter's progress.
+    /// DescribeQuorum's view as this node has it: leader, epoch, high watermark and each voter's progress
+    /// (known on the leader only; [`ControllerClient::describe_quorum`] asks the leader).
     pub fn status(&self) -> QuorumStatus {
-        let m = self.inner.raft.metrics().borrow().clone();
-        let now = network::now_ms();
-        let leading = m.state == ServerState::Leader;
-        let to_offset = |index: Option<u64>| index.and_then(|i| i64::try_from(i).ok()).map_or(-1, |i| i + 1);
-        let voters = self
-            .inner
-            .config
-            .voters
-            .iter()
-            .map(|(id, _)| {
-                if *id == self.inner.node_id {
-                    return VoterStatus {
-                        node_id: *id,
-                        log_end_offset: to_offset(m.last_log_index),
-                        last_fetch_timestamp_ms: leading.then_some(now),
-                        last_caught_up_timestamp_ms: leading.then_some(now),
-                    };
-                }
-                let matched = m.replication.as_ref().and_then(|r| r.get(&raft_id(*id)).cloned().flatten());
-                let stat = self.inner.stats.get(*id);
-                VoterStatus {
-                    node_id: *id,
-                    log_end_offset: if leading { to_offset(matched.map(|l| l.index)) } else { -1 },
-                    last_fetch_timestamp_ms: if leading { stat.last_fetch_ms } else { None },
-                    last_caught_up_timestamp_ms: if leading { stat.last_caught_up_ms } else { None },
-                }
-            })
-            .collect();
-        QuorumStatus {
-            leader_id: m.current_leader.map(kafka_id),
-            leader_epoch: m.current_term,
-            high_watermark: to_offset(m.last_applied.map(|l| l.index)),
-            voters,
-        }
+        let voters: Vec<NodeId> = self.inner.config.voters.iter().map(|(id, _)| *id).collect();
+        quorum_status(&self.inner.raft, &self.inner.stats, self.inner.node_id, &voters)
     }
 
     /// The voters with their replication progress (`status().voters`).
@@ -332,6 +391,73 @@ impl MetadataQuorum {
         }
         raft_result
     }
+}
+
+#[derive(PartialEq, Eq)]
+enum Member {
+    /// Not in the membership this node has seen.
+    No,
+    /// In it, but at another address (an observer restarted on another port).
+    Moved,
+    /// In it at its advertised address (voters: in it at all).
+    Current,
+}
+
+fn member_state(inner: &Inner) -> Member {
+    let m = inner.raft.metrics();
+    let m = m.borrow();
+    let membership = m.membership_config.membership();
+    match membership.get_node(&raft_id(inner.node_id)) {
+        None => Member::No,
+        Some(_) if !inner.config.observer => Member::Current,
+        Some(node) if node.addr == inner.advertised.to_string() => Member::Current,
+        Some(_) => Member::Moved,
+    }
+}
+
+/// On an observer: ask the leader (AddObserver, forwarded like any operation) to add this node as a learner
+/// at its advertised address, every 500 ms until the membership this node receives shows it there. A
+/// restarted observer asks again (harmless: the leader answers Done without a change when nothing moved).
+fn spawn_join_task(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    let cancel = inner.cancel.child_token();
+    inner.tracker.spawn(async move {
+        let mut answered = false;
+        let mut attempts = 0u64;
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            if answered && member_state(&inner) == Member::Current {
+                tracing::info!(node_id = inner.node_id, advertised = %inner.advertised, "observer joined the metadata quorum");
+                return;
+            }
+            let request =
+                ControllerRequest::AddObserver { node_id: inner.node_id, address: inner.advertised.to_string() };
+            let client = ControllerClient { inner: Arc::clone(&inner) };
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                result = client.submit(request) => result,
+            };
+            attempts += 1;
+            match result {
+                Ok(_) => answered = true,
+                Err(ControllerError::InvalidRequest(reason)) => {
+                    tracing::error!(node_id = inner.node_id, %reason, "the quorum refused this observer; not retrying");
+                    return;
+                }
+                // Logged loudly only now and then: the voters may simply not be up yet.
+                Err(err) if attempts % 20 == 1 => {
+                    tracing::warn!(node_id = inner.node_id, %err, attempts, "observer cannot join the quorum yet; retrying");
+                }
+                Err(err) => tracing::debug!(node_id = inner.node_id, %err, "observer join attempt failed"),
+            }
+            drop(client);
+            drop(inner);
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    });
 }
 
 fn spawn_metrics_task(inner: &Arc<Inner>) {
@@ -490,13 +616,29 @@ fn unexpected(response: &ControllerResponse) -> ControllerError {
 
 impl ControllerClient {
     /// Sends one operation to the leader and returns its answer.
+    ///
+    /// The leader is the one Raft names here, or the one a `NotController` answer named. An observer that
+    /// knows none (not yet a learner, or its leader is gone) asks the voters in turn.
     pub async fn submit(&self, request: ControllerRequest) -> Result<ControllerResponse, ControllerError> {
         let inner = &self.inner;
         let deadline = tokio::time::Instant::now() + inner.config.operation_timeout();
         let mut metrics = inner.raft.metrics();
+        // A leader named by the last NotController answer, tried next.
+        let mut hint: Option<NodeId> = None;
+        // On an observer: the node that just failed as the leader, skipped once in favour of a voter probe.
+        let mut last_failed: Option<NodeId> = None;
+        let mut probe = 0usize;
+        // Hints followed without pausing (bounds a chase between nodes that name each other).
+        let mut hops = 0u32;
         loop {
-            let leader = inner.controller.leader_id();
-            let attempt = match leader {
+            let known = inner.controller.leader_id();
+            let failed = last_failed.take();
+            let target =
+                hint.take().or(known.filter(|id| Some(*id) != failed)).or_else(|| self.probe_voter(&mut probe));
+            let attempt = match target {
+                Some(id) if id == inner.node_id && request == ControllerRequest::DescribeQuorum => {
+                    describe_quorum_here(inner)
+                }
                 Some(id) if id == inner.node_id => inner.controller.execute(request.clone()).await,
                 Some(id) => self.forward(id, request.clone(), deadline).await,
                 None => Err(ControllerError::NotController { leader_id: None }),
@@ -504,8 +646,19 @@ impl ControllerClient {
             match attempt {
                 Err(ControllerError::NotController { leader_id }) => {
                     if tokio::time::Instant::now() >= deadline {
-                        return Err(ControllerError::NotController { leader_id: leader_id.or(leader) });
+                        return Err(ControllerError::NotController { leader_id: leader_id.or(known) });
                     }
+                    match leader_id {
+                        Some(next) if Some(next) != target && next != inner.node_id && hops < 3 => {
+                            hops += 1;
+                            hint = Some(next);
+                            continue;
+                        }
+                        // An observer asks a voter next time instead (its leader may be gone).
+                        _ if inner.config.observer => last_failed = target,
+                        _ => {}
+                    }
+                    hops = 0;
                     // Wait for a leader change (or a short while), then try again.
                     tokio::select! {
                         () = inner.cancel.cancelled() => return Err(ControllerError::Unavailable("quorum stopped".to_owned())),
@@ -519,6 +672,17 @@ impl ControllerClient {
         }
     }
 
+    /// On an observer: the next voter to ask (round robin); voters wait for an election instead.
+    fn probe_voter(&self, probe: &mut usize) -> Option<NodeId> {
+        let inner = &self.inner;
+        if !inner.config.observer || inner.config.voters.is_empty() {
+            return None;
+        }
+        let (id, _) = inner.config.voters[*probe % inner.config.voters.len()];
+        *probe = probe.wrapping_add(1);
+        Some(id)
+    }
+
     async fn forward(
         &self,
         leader: NodeId,
@@ -526,7 +690,12 @@ impl ControllerClient {
         deadline: tokio::time::Instant,
     ) -> Result<ControllerResponse, ControllerError> {
         let inner = &self.inner;
-        let addr = inner.config.voters.iter().find(|(id, _)| *id == leader).map(|(_, a)| *a);
+        // A configured voter's address; else the one in the membership (a leader always is a voter).
+        let addr = inner.config.voters.iter().find(|(id, _)| *id == leader).map(|(_, a)| *a).or_else(|| {
+            let m = inner.raft.metrics();
+            let m = m.borrow();
+            m.membership_config.membership().get_node(&raft_id(leader)).and_then(|n| n.addr.parse().ok())
+        });
         let mut conn = PeerConnection::new(leader, addr, inner.settings.clone(), Arc::clone(&inner.identity));
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let reply: Result<Result<ControllerResponse, ControllerError>, CallError> =
@@ -540,6 +709,14 @@ impl ControllerClient {
             }
             Err(CallError::Timeout(_)) => Err(ControllerError::Timeout),
             Err(err) => Err(ControllerError::Unavailable(err.to_string())),
+        }
+    }
+
+    /// DescribeQuorum as the quorum leader sees it (every voter's progress), asked of the leader.
+    pub async fn describe_quorum(&self) -> Result<QuorumStatus, ControllerError> {
+        match self.submit(ControllerRequest::DescribeQuorum).await? {
+            ControllerResponse::Quorum(status) => Ok(status),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -578,7 +755,13 @@ impl ControllerClient {
         replication_factor: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<(Uuid, BTreeMap<i32, PartitionRegistration>), ControllerError> {
-        let request = ControllerRequest::CreateTopic { name: name.to_owned(), partitions, replication_factor, configs };
+        let request = ControllerRequest::CreateTopic {
+            name: name.to_owned(),
+            partitions,
+            replication_factor,
+            configs,
+            assignments: Vec::new(),
+        };
         match self.submit(request).await? {
             ControllerResponse::TopicCreated { topic_id, partitions } => Ok((topic_id, partitions)),
             other => Err(unexpected(&other)),
@@ -592,7 +775,8 @@ impl ControllerClient {
 
     /// Grows a topic to `count` partitions.
     pub async fn create_partitions(&self, name: &str, count: i32) -> Result<(), ControllerError> {
-        self.submit(ControllerRequest::CreatePartitions { name: name.to_owned(), count }).await.map(|_| ())
+        let request = ControllerRequest::CreatePartitions { name: name.to_owned(), count, assignments: Vec::new() };
+        self.submit(request).await.map(|_| ())
     }
 
     /// Sets (`Some`) or deletes (`None`) config keys of one resource.
@@ -641,6 +825,25 @@ impl ControllerClient {
             ControllerResponse::ProducerIds(block) => Ok(block),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Brings a topic from a one-node data directory of before the quorum into the metadata log.
+    pub async fn import_topic(
+        &self,
+        node_id: NodeId,
+        name: &str,
+        topic_id: Uuid,
+        leader_epochs: Vec<i32>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        let request =
+            ControllerRequest::ImportTopic { node_id, name: name.to_owned(), topic_id, leader_epochs, configs };
+        self.submit(request).await.map(|_| ())
+    }
+
+    /// Makes every producer id allocated from now on at least `below`.
+    pub async fn reserve_producer_ids(&self, below: i64) -> Result<(), ControllerError> {
+        self.submit(ControllerRequest::ReserveProducerIds { below }).await.map(|_| ())
     }
 
     /// Elects a leader for a partition without a live ISR leader.

@@ -132,6 +132,54 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     #[serde(rename = "offsets.retention.check.interval.ms")]
     pub offsets_retention_check_interval_ms: i64,
+    /// KRaft's roles of this process: `broker`, `controller`, or both (the default: combined mode).
+    #[serde(rename = "process.roles")]
+    pub process_roles: String,
+    /// `id@host:port,...`: the metadata quorum's voters. Unset: a one-node cluster of this node alone.
+    #[serde(rename = "controller.quorum.voters")]
+    pub controller_quorum_voters: Option<String>,
+    /// `NAME://host:port,...`. Unset: one `PLAINTEXT` listener on `listen`.
+    pub listeners: Option<String>,
+    /// `NAME://host:port,...` given to clients per listener. Unset: `advertised.listener`, else the listener itself.
+    #[serde(rename = "advertised.listeners")]
+    pub advertised_listeners: Option<String>,
+    /// Listener names that carry the metadata quorum's traffic.
+    #[serde(rename = "controller.listener.names")]
+    pub controller_listener_names: String,
+    /// Listener name → security protocol.
+    #[serde(rename = "listener.security.protocol.map")]
+    pub listener_security_protocol_map: String,
+    /// The listener brokers use to talk to each other (replication).
+    #[serde(rename = "inter.broker.listener.name")]
+    pub inter_broker_listener_name: String,
+    /// The cluster this node belongs to. Unset: the one stored in `data.dir`, else learned from the voters, else
+    /// (the lowest-id voter of a new cluster) generated.
+    #[serde(rename = "cluster.id")]
+    pub cluster_id: Option<String>,
+    /// The rack (failure domain) of this broker, for rack-aware replica placement.
+    #[serde(rename = "broker.rack")]
+    pub broker_rack: Option<String>,
+    /// A broker not heard from for this long is fenced: it leaves Metadata and every ISR.
+    #[serde(rename = "broker.session.timeout.ms")]
+    pub broker_session_timeout_ms: i64,
+    /// How often a broker heartbeats to the controller.
+    #[serde(rename = "broker.heartbeat.interval.ms")]
+    pub broker_heartbeat_interval_ms: i64,
+    /// A voter that hears no leader for this long (randomized up to twice this) starts an election.
+    #[serde(rename = "controller.quorum.election.timeout.ms")]
+    pub controller_quorum_election_timeout_ms: i64,
+    /// A follower that has not caught up for this long leaves the ISR.
+    #[serde(rename = "replica.lag.time.max.ms")]
+    pub replica_lag_time_max_ms: i64,
+    #[serde(rename = "offsets.topic.replication.factor")]
+    pub offsets_topic_replication_factor: i16,
+    #[serde(rename = "transaction.state.log.replication.factor")]
+    pub transaction_state_log_replication_factor: i16,
+    #[serde(rename = "transaction.state.log.min.isr")]
+    pub transaction_state_log_min_isr: i32,
+    /// Whether a replica outside the ISR may become leader when no ISR member is alive (loses records).
+    #[serde(rename = "unclean.leader.election.enable")]
+    pub unclean_leader_election_enable: bool,
     /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
     #[serde(skip)]
     pub explicitly_set: BTreeSet<String>,
@@ -184,6 +232,23 @@ impl Default for BrokerConfig {
             transactional_id_expiration_ms: 604_800_000,
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,
+            process_roles: "broker,controller".into(),
+            controller_quorum_voters: None,
+            listeners: None,
+            advertised_listeners: None,
+            controller_listener_names: "CONTROLLER".into(),
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            inter_broker_listener_name: "PLAINTEXT".into(),
+            cluster_id: None,
+            broker_rack: None,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 2_000,
+            controller_quorum_election_timeout_ms: 1_000,
+            replica_lag_time_max_ms: 30_000,
+            offsets_topic_replication_factor: 3,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            unclean_leader_election_enable: false,
             explicitly_set: BTreeSet::new(),
         }
     }
@@ -201,9 +266,44 @@ impl BrokerConfig {
         check(self.node_id >= 0, format!("node.id must be >= 0, got {}", self.node_id));
         check(self.num_partitions >= 1, format!("num.partitions must be >= 1, got {}", self.num_partitions));
         check(
-            self.default_replication_factor == 1,
-            format!("default.replication.factor must be 1 on a single node, got {}", self.default_replication_factor),
+            self.default_replication_factor >= 1,
+            format!("default.replication.factor must be >= 1, got {}", self.default_replication_factor),
         );
+        for (key, value) in [
+            ("broker.session.timeout.ms", self.broker_session_timeout_ms),
+            ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms),
+            ("controller.quorum.election.timeout.ms", self.controller_quorum_election_timeout_ms),
+            ("replica.lag.time.max.ms", self.replica_lag_time_max_ms),
+        ] {
+            check(value >= 1, format!("{key} must be >= 1, got {value}"));
+        }
+        check(
+            self.broker_heartbeat_interval_ms < self.broker_session_timeout_ms,
+            format!(
+                "broker.heartbeat.interval.ms ({}) must be below broker.session.timeout.ms ({})",
+                self.broker_heartbeat_interval_ms, self.broker_session_timeout_ms
+            ),
+        );
+        check(
+            self.offsets_topic_replication_factor >= 1 && self.transaction_state_log_replication_factor >= 1,
+            "offsets.topic.replication.factor and transaction.state.log.replication.factor must be >= 1".to_string(),
+        );
+        check(
+            self.transaction_state_log_min_isr >= 1,
+            format!("transaction.state.log.min.isr must be >= 1, got {}", self.transaction_state_log_min_isr),
+        );
+        check(
+            self.min_insync_replicas >= 1,
+            format!("min.insync.replicas must be >= 1, got {}", self.min_insync_replicas),
+        );
+        if let Err(cluster_problems) = self.cluster_layout() {
+            problems.extend(cluster_problems);
+        }
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                problems.push(msg);
+            }
+        };
         check(self.message_max_bytes >= 0, format!("message.max.bytes must be >= 0, got {}", self.message_max_bytes));
         check(
             self.socket_request_max_bytes >= 1,
@@ -412,6 +512,22 @@ impl BrokerConfig {
             ("transactional.id.expiration.ms", self.transactional_id_expiration_ms.to_string()),
             ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
             ("offsets.retention.check.interval.ms", self.offsets_retention_check_interval_ms.to_string()),
+            ("process.roles", self.process_roles.clone()),
+            ("controller.quorum.voters", self.controller_quorum_voters.clone().unwrap_or_default()),
+            ("listeners", self.listeners.clone().unwrap_or_else(|| format!("PLAINTEXT://{}", self.listen))),
+            ("advertised.listeners", self.advertised_listeners.clone().unwrap_or_default()),
+            ("controller.listener.names", self.controller_listener_names.clone()),
+            ("listener.security.protocol.map", self.listener_security_protocol_map.clone()),
+            ("inter.broker.listener.name", self.inter_broker_listener_name.clone()),
+            ("broker.rack", self.broker_rack.clone().unwrap_or_default()),
+            ("broker.session.timeout.ms", self.broker_session_timeout_ms.to_string()),
+            ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms.to_string()),
+            ("controller.quorum.election.timeout.ms", self.controller_quorum_election_timeout_ms.to_string()),
+            ("replica.lag.time.max.ms", self.replica_lag_time_max_ms.to_string()),
+            ("offsets.topic.replication.factor", self.offsets_topic_replication_factor.to_string()),
+            ("transaction.state.log.replication.factor", self.transaction_state_log_replication_factor.to_string()),
+            ("transaction.state.log.min.isr", self.transaction_state_log_min_isr.to_string()),
+            ("unclean.leader.election.enable", self.unclean_leader_election_enable.to_string()),
         ];
         entries
             .into_iter()

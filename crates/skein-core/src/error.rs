@@ -18,7 +18,7 @@ pub enum BrokerError {
     TopicAlreadyExists(String),
     #[error("invalid partitions: {0}")]
     InvalidPartitions(String),
-    #[error("invalid replication factor: {0}")]
+    #[error("{0}")]
     InvalidReplicationFactor(String),
     #[error("invalid replica assignment: {0}")]
     InvalidReplicaAssignment(String),
@@ -117,6 +117,24 @@ pub enum BrokerError {
     /// Kafka answers a JoinGroup whose generated member id would pass the request string limit this way.
     #[error("the generated member id would be {length} bytes, longer than a request string may hold")]
     GeneratedMemberIdTooLong { length: usize },
+    /// This broker does not lead the partition (the leader, when one is known, is in the metadata).
+    #[error("this broker is not the leader of the partition")]
+    NotLeaderOrFollower,
+    /// The partition has no leader right now (an election is due).
+    #[error("the partition has no leader")]
+    LeaderNotAvailable,
+    /// The metadata quorum has no leader that this broker can reach.
+    #[error("no controller available: {0}")]
+    NotController(String),
+    /// A metadata operation did not complete in time; it may still take effect.
+    #[error("request timed out: {0}")]
+    RequestTimedOut(String),
+    /// A broker epoch that is no longer the broker's registration.
+    #[error("stale broker epoch: {0}")]
+    StaleBrokerEpoch(String),
+    /// No replica may become leader.
+    #[error("no eligible leader: {0}")]
+    EligibleLeadersNotAvailable(String),
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -176,6 +194,12 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::TooManyRecordsInOperation(_) => ResponseError::UnknownServerError,
         BrokerError::GeneratedMemberIdTooLong { .. } => ResponseError::UnknownServerError,
+        BrokerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+        BrokerError::LeaderNotAvailable => ResponseError::LeaderNotAvailable,
+        BrokerError::NotController(_) => ResponseError::NotController,
+        BrokerError::RequestTimedOut(_) => ResponseError::RequestTimedOut,
+        BrokerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
+        BrokerError::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
     };
     kafka.code()
 }

@@ -7,11 +7,13 @@
 //!   ids), as Kafka enforces them.
 //! - [`config`]: the broker's settings under their Kafka names, with Kafka's defaults, and topic-level config keys.
 
+pub mod cluster_config;
 pub mod config;
 pub mod error;
 pub mod limits;
 pub mod types;
 
+pub use cluster_config::{ClusterLayout, Listener, Voter};
 pub use config::BrokerConfig;
 pub use error::{BrokerError, error_code};
 pub use limits::{IdKind, MAX_ID_BYTES, MAX_PARTITIONS_PER_REQUEST};
