@@ -7,11 +7,22 @@ use skein_core::config::LogFlush;
 use skein_group::{Assignor, ConsumerGroupSettings, CoordinatorTask, GroupCoordinator, GroupSettings, OffsetStore};
 use skein_storage::{ColumnFamily, Durability, Engine, StorageError, StoreBatch, keys};
 
-use crate::broker_configs::{CurrentConfig, DynamicConfigs};
+use std::collections::BTreeMap;
+
+use skein_cluster::{ConfigResource, ConfigResourceType, ControllerRequest, ControllerResponse, MetadataImage};
+use skein_core::BrokerError;
+use uuid::Uuid;
+
+use crate::broker_configs::{self, CurrentConfig, DynamicConfigs, DynamicLevel};
+use crate::cluster::{ClusterMember, controller_error};
 use crate::metrics::Metrics;
-use crate::topics::TopicRegistry;
+use crate::topics::{NewTopic, Topic, TopicRegistry};
+use skein_log::PartitionLog;
 use skein_log::{CompactionSettings, IoBudget};
 use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
+
+/// How long an admin request waits for its change to arrive in this broker's metadata image.
+const METADATA_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The storage format this build writes; a database with another version is refused at start-up.
 pub const STORAGE_FORMAT_VERSION: u8 = 1;
@@ -33,9 +44,8 @@ pub struct Broker {
     pub offsets: OffsetStore,
     pub metrics: Arc<Metrics>,
     pub cluster_id: String,
-    /// Host and port given to clients in Metadata.
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// This broker's membership: the metadata image, the controller, registration.
+    pub cluster: Arc<ClusterMember>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -44,25 +54,17 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-/// Splits `host:port` (IPv6 hosts in brackets).
-pub fn split_host_port(address: &str) -> Option<(String, i32)> {
-    let (host, port) = address.rsplit_once(':')?;
-    let port = port.parse::<u16>().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return None;
-    }
-    Some((host.to_string(), i32::from(port)))
-}
-
 impl Broker {
-    /// Opens the broker's state from `engine` (blocking: run before serving). Creates the cluster id on first start
-    /// and loads every topic and partition and the known groups. The group coordinator's task is returned for the
-    /// caller to run until shutdown.
+    /// Opens the broker's state from `engine` (blocking: run before serving), for a node that has joined the
+    /// cluster: checks the storage format and that the storage belongs to this cluster, and loads every topic
+    /// and partition and the known groups. The group coordinator's task is returned for the caller to run until
+    /// shutdown.
     pub fn open(
         config: BrokerConfig,
         engine: Arc<dyn Engine>,
         metrics: Arc<Metrics>,
+        cluster: Arc<ClusterMember>,
+        producer_ids: Arc<ProducerIdAllocator>,
     ) -> Result<(Self, CoordinatorTask), StorageError> {
         let mut first_start = StoreBatch::default();
         match engine.get(ColumnFamily::Meta, keys::META_FORMAT_VERSION)? {
@@ -77,22 +79,29 @@ impl Broker {
                 first_start.put(ColumnFamily::Meta, keys::META_FORMAT_VERSION.to_vec(), vec![STORAGE_FORMAT_VERSION])
             }
         }
-        let cluster_id = match engine.get(ColumnFamily::Meta, keys::META_CLUSTER_ID)? {
-            Some(id) => String::from_utf8_lossy(&id).into_owned(),
-            None => {
-                let id = new_cluster_id();
-                first_start.put(ColumnFamily::Meta, keys::META_CLUSTER_ID.to_vec(), id.clone().into_bytes());
-                id
+        let cluster_id = cluster.cluster_id();
+        match stored_cluster_id(engine.as_ref())? {
+            Some(stored) if stored != cluster_id => {
+                return Err(StorageError::CorruptValue {
+                    key: "cluster_id".into(),
+                    reason: format!(
+                        "the partition data in {} belongs to cluster {stored}, but this node's metadata quorum is \
+                         cluster {cluster_id}; refusing to start",
+                        config.data_dir
+                    ),
+                });
             }
-        };
+            Some(_) => {}
+            None => {
+                first_start.put(ColumnFamily::Meta, keys::META_CLUSTER_ID.to_vec(), cluster_id.clone().into_bytes())
+            }
+        }
         if !first_start.is_empty() {
             engine.write(first_start, Durability::PowerLoss)?;
         }
         let topics = TopicRegistry::load(Arc::clone(&engine), config.node_id)?;
-        let dynamic_configs = DynamicConfigs::load(Arc::clone(&engine))?;
-        let producer_ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine))?);
-        let (advertised_host, advertised_port) =
-            split_host_port(config.advertised()).unwrap_or_else(|| ("127.0.0.1".to_string(), 9092));
+        let dynamic_configs = DynamicConfigs::default();
+        dynamic_configs.apply_image(&cluster.image(), config.node_id);
         let offsets = OffsetStore::new(Arc::clone(&engine), durability(&config));
         let (groups, group_task) = GroupCoordinator::open(group_settings(&config), offsets.clone())?;
         let txn_settings = TxnSettings {
@@ -117,8 +126,7 @@ impl Broker {
             offsets,
             metrics,
             cluster_id,
-            advertised_host,
-            advertised_port,
+            cluster,
         };
         Ok((broker, group_task))
     }
@@ -231,6 +239,150 @@ impl Broker {
         removed
     }
 
+    /// The metadata image every handler reads.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.cluster.image()
+    }
+
+    /// The log of partition `index` of `topic` if this broker leads it now; else NOT_LEADER_OR_FOLLOWER (another
+    /// broker leads), LEADER_NOT_AVAILABLE (none does) or UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn leader_log(&self, topic: &str, index: i32) -> Result<Arc<PartitionLog>, BrokerError> {
+        let image = self.image();
+        let registered = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        self.cluster.check_leader(registered, index).map_err(|not_leader| not_leader.error())?;
+        self.topics
+            .get(topic)
+            .filter(|local| local.id == registered.topic_id)
+            .and_then(|local| local.partition(index).cloned())
+            .ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// [`Broker::leader_log`] for a topic named by id.
+    pub fn leader_log_by_id(&self, topic_id: Uuid, index: i32) -> Result<Arc<PartitionLog>, BrokerError> {
+        let name = self.image().topic_by_id(topic_id).map(|t| t.name.clone()).ok_or(BrokerError::UnknownTopicId)?;
+        self.leader_log(&name, index)
+    }
+
+    /// Waits until this node's image satisfies `ready` (an admin change made through the controller has
+    /// arrived here), then brings local storage in line with it, so the answer to the client holds on this
+    /// broker at once.
+    pub async fn sync_metadata(&self, ready: impl Fn(&MetadataImage) -> bool) -> Result<(), BrokerError> {
+        let image = self
+            .cluster
+            .wait_for(METADATA_WAIT, ready)
+            .await
+            .ok_or_else(|| BrokerError::RequestTimedOut("the change has not reached this broker yet".into()))?;
+        self.topics.apply_image(&image, self.config.node_id).await
+    }
+
+    /// Creates a topic through the controller; `assignments` (one replica list per partition) or placement
+    /// by the controller with `replication_factor` replicas.
+    pub async fn create_topic(
+        &self,
+        topic: NewTopic,
+        replication_factor: i32,
+        assignments: Vec<Vec<i32>>,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        self.topics.validate_new_topic(&topic)?;
+        let name = topic.name.clone();
+        let request = ControllerRequest::CreateTopic {
+            name: topic.name,
+            partitions: topic.num_partitions,
+            replication_factor,
+            configs: topic.configs,
+            assignments,
+        };
+        let topic_id = match self.cluster.controller().submit(request).await.map_err(controller_error)? {
+            ControllerResponse::TopicCreated { topic_id, .. } => topic_id,
+            other => return Err(BrokerError::Storage(format!("unexpected controller answer {other:?}"))),
+        };
+        self.sync_metadata(|image| image.topic_by_id(topic_id).is_some()).await?;
+        self.topics.get(&name).filter(|t| t.id == topic_id).ok_or(BrokerError::UnknownTopicOrPartition)
+    }
+
+    /// Deletes a topic through the controller; answers its id.
+    pub async fn delete_topic(&self, name: &str) -> Result<Uuid, BrokerError> {
+        let topic_id = self.image().topic(name).map(|t| t.topic_id).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        self.cluster.controller().delete_topic(name).await.map_err(controller_error)?;
+        self.sync_metadata(|image| image.topic_by_id(topic_id).is_none()).await?;
+        Ok(topic_id)
+    }
+
+    /// Grows a topic to `count` partitions through the controller (`assignments`: replica lists of the new
+    /// partitions, or empty for placement by the controller).
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        self.topics.validate_partition_count(name, count)?;
+        if validate_only {
+            return Ok(());
+        }
+        let request = ControllerRequest::CreatePartitions { name: name.to_string(), count, assignments };
+        self.cluster.controller().submit(request).await.map_err(controller_error)?;
+        let wanted = usize::try_from(count).unwrap_or(0);
+        self.sync_metadata(|image| image.topic(name).is_some_and(|t| t.partitions.len() >= wanted)).await
+    }
+
+    /// Replaces one level of the dynamic broker settings through the controller (checked first, as Kafka checks
+    /// them); every broker takes them from its image.
+    pub async fn replace_dynamic_configs(
+        &self,
+        level: DynamicLevel,
+        settings: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        broker_configs::check(&self.config, &settings)?;
+        if validate_only {
+            return Ok(());
+        }
+        let name = broker_configs::level_name(level, self.config.node_id);
+        let current = self.dynamic_configs.level(level);
+        let changes = config_changes(&current, &settings);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let resource = ConfigResource { resource_type: ConfigResourceType::Broker, name: name.clone() };
+        self.cluster.controller().alter_configs(resource, changes).await.map_err(controller_error)?;
+        let image = self
+            .cluster
+            .wait_for(METADATA_WAIT, |image| {
+                image.configs(ConfigResourceType::Broker, &name).map_or(settings.is_empty(), |c| *c == settings)
+            })
+            .await
+            .ok_or_else(|| BrokerError::RequestTimedOut("the change has not reached this broker yet".into()))?;
+        self.dynamic_configs.apply_image(&image, self.config.node_id);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides through the controller (validated first).
+    pub async fn replace_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let topic = self.topics.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        TopicRegistry::validate_configs(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        let changes = config_changes(&topic.configs, &configs);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let resource = ConfigResource { resource_type: ConfigResourceType::Topic, name: name.to_string() };
+        self.cluster.controller().alter_configs(resource, changes).await.map_err(controller_error)?;
+        self.sync_metadata(|image| {
+            let current = image.configs(ConfigResourceType::Topic, name);
+            current.map_or(configs.is_empty(), |c| *c == configs) || image.topic(name).is_none()
+        })
+        .await
+    }
+
     /// How durable an acknowledged write is, from `log.flush`.
     pub fn durability(&self) -> Durability {
         durability(&self.config)
@@ -265,30 +417,23 @@ fn group_settings(config: &BrokerConfig) -> GroupSettings {
     }
 }
 
-/// A cluster id in Kafka's form: 16 random bytes, URL-safe base64 without padding (22 characters).
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22).map(|i| char::from(ALPHABET[((bits >> (i * 6)) & 0x3f) as usize])).collect()
+/// What turns `current` settings into `wanted` ones: keys to delete (`None`) and keys to set.
+fn config_changes(
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>)> {
+    let mut changes: Vec<(String, Option<String>)> =
+        current.keys().filter(|key| !wanted.contains_key(*key)).map(|key| (key.clone(), None)).collect();
+    changes.extend(
+        wanted
+            .iter()
+            .filter(|(key, value)| current.get(*key) != Some(value))
+            .map(|(key, value)| (key.clone(), Some(value.clone()))),
+    );
+    changes
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_port_parsing() {
-        assert_eq!(split_host_port("127.0.0.1:9092"), Some(("127.0.0.1".into(), 9092)));
-        assert_eq!(split_host_port("[::1]:19092"), Some(("::1".into(), 19092)));
-        assert_eq!(split_host_port("localhost"), None);
-        assert_eq!(split_host_port(":9092"), None);
-        assert_eq!(split_host_port("host:99999"), None);
-    }
-
-    #[test]
-    fn cluster_id_is_kafka_shaped() {
-        let id = new_cluster_id();
-        assert_eq!(id.len(), 22);
-        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-    }
+/// The cluster id the partition data was written under, if any (blocking).
+pub fn stored_cluster_id(engine: &dyn Engine) -> Result<Option<String>, StorageError> {
+    Ok(engine.get(ColumnFamily::Meta, keys::META_CLUSTER_ID)?.map(|id| String::from_utf8_lossy(&id).into_owned()))
 }

@@ -1,15 +1,17 @@
 //! The broker's settings as they stand: the static ones (YAML file, command line) overlaid with the dynamic ones
-//! set through AlterConfigs / IncrementalAlterConfigs on the BROKER resource. Dynamic settings are stored in `meta`
-//! and survive restarts; only [`DYNAMIC_BROKER_CONFIGS`] affect the running broker (each is read at every use).
+//! set through AlterConfigs / IncrementalAlterConfigs on the BROKER resource. Dynamic settings live in the metadata
+//! log (the cluster default under the name "", one broker's under its node id), so they apply cluster-wide and
+//! survive restarts; only [`DYNAMIC_BROKER_CONFIGS`] affect the running broker (each is read at every use). Before
+//! the metadata quorum they were stored in `meta`: [`DynamicConfigs::stored`] reads them for the upgrade.
 //! As in Kafka, a setting this broker does not know is stored and reported (as sensitive, without its value).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use skein_cluster::{ConfigResourceType, MetadataImage, MetadataOffset};
 use skein_core::config::{ConfigSource, DYNAMIC_BROKER_CONFIGS, TopicConfigDef, validate_dynamic_broker_config};
 use skein_core::{BrokerConfig, BrokerError};
-use skein_storage::run_blocking;
-use skein_storage::{ColumnFamily, Durability, DynamicBrokerConfigsRecord, Engine, StorageError, StoreBatch, keys};
+use skein_storage::{ColumnFamily, DynamicBrokerConfigsRecord, Engine, StorageError, keys};
 
 /// Which dynamic level an AlterConfigs request on the BROKER resource changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +24,9 @@ pub enum DynamicLevel {
 
 /// The dynamic settings, swapped whole on every change so readers take a consistent snapshot without locking.
 pub struct DynamicConfigs {
-    engine: Arc<dyn Engine>,
     current: RwLock<Arc<DynamicBrokerConfigsRecord>>,
+    /// The image the settings come from: an older one is never applied over a newer one.
+    applied: std::sync::Mutex<Option<MetadataOffset>>,
 }
 
 impl std::fmt::Debug for DynamicConfigs {
@@ -32,14 +35,22 @@ impl std::fmt::Debug for DynamicConfigs {
     }
 }
 
+impl Default for DynamicConfigs {
+    fn default() -> Self {
+        DynamicConfigs {
+            current: RwLock::new(Arc::new(DynamicBrokerConfigsRecord::default())),
+            applied: std::sync::Mutex::new(None),
+        }
+    }
+}
+
 impl DynamicConfigs {
-    /// Loads the stored dynamic settings (blocking: run before serving).
-    pub fn load(engine: Arc<dyn Engine>) -> Result<Self, StorageError> {
-        let record = match engine.get(ColumnFamily::Meta, keys::META_DYNAMIC_BROKER_CONFIGS)? {
-            Some(value) => DynamicBrokerConfigsRecord::decode(&value)?,
-            None => DynamicBrokerConfigsRecord::default(),
-        };
-        Ok(DynamicConfigs { engine, current: RwLock::new(Arc::new(record)) })
+    /// The settings a data directory from before the metadata quorum stored (blocking).
+    pub fn stored(engine: &dyn Engine) -> Result<DynamicBrokerConfigsRecord, StorageError> {
+        match engine.get(ColumnFamily::Meta, keys::META_DYNAMIC_BROKER_CONFIGS)? {
+            Some(value) => DynamicBrokerConfigsRecord::decode(&value),
+            None => Ok(DynamicBrokerConfigsRecord::default()),
+        }
     }
 
     pub fn snapshot(&self) -> Arc<DynamicBrokerConfigsRecord> {
@@ -58,40 +69,36 @@ impl DynamicConfigs {
         }
     }
 
-    /// Replaces one level's settings after checking them (Kafka's errors: INVALID_REQUEST for a setting that cannot
-    /// change at run time or a bad value). Stored before it applies; `validate_only` checks without changing.
-    pub async fn replace(
-        &self,
-        config: &BrokerConfig,
-        level: DynamicLevel,
-        settings: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), BrokerError> {
-        check(config, &settings)?;
-        if validate_only {
-            return Ok(());
+    /// Takes the settings of the metadata image: the cluster default and this broker's.
+    pub fn apply_image(&self, image: &MetadataImage, node_id: i32) {
+        let mut applied = self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if image.last_applied().is_some() && image.last_applied() <= *applied {
+            return;
         }
-        let mut record = (*self.snapshot()).clone();
-        match level {
-            DynamicLevel::ClusterDefault => record.cluster_default = settings,
-            DynamicLevel::ThisBroker => record.this_broker = settings,
+        *applied = image.last_applied();
+        let read = |name: &str| image.configs(ConfigResourceType::Broker, name).cloned().unwrap_or_default();
+        let record = DynamicBrokerConfigsRecord { cluster_default: read(""), this_broker: read(&node_id.to_string()) };
+        if *self.snapshot() == record {
+            return;
         }
-        let value = record.encode()?;
-        let mut batch = StoreBatch::default();
-        batch.put(ColumnFamily::Meta, keys::META_DYNAMIC_BROKER_CONFIGS.to_vec(), value);
-        let engine = Arc::clone(&self.engine);
-        run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
         match self.current.write() {
             Ok(mut current) => *current = Arc::new(record),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(record),
         }
-        Ok(())
+    }
+}
+
+/// The resource name of a level in the metadata log.
+pub fn level_name(level: DynamicLevel, node_id: i32) -> String {
+    match level {
+        DynamicLevel::ClusterDefault => String::new(),
+        DynamicLevel::ThisBroker => node_id.to_string(),
     }
 }
 
 /// Kafka's checks of dynamic broker settings: a setting this broker reads only at start-up cannot change; a
 /// dynamic one must have a valid value; an unknown one is accepted.
-fn check(config: &BrokerConfig, settings: &BTreeMap<String, String>) -> Result<(), BrokerError> {
+pub fn check(config: &BrokerConfig, settings: &BTreeMap<String, String>) -> Result<(), BrokerError> {
     let known: Vec<&str> = config.describe().into_iter().map(|(name, _, _)| name).collect();
     let static_only: Vec<&str> = settings
         .keys()
@@ -176,67 +183,45 @@ impl CurrentConfig<'_> {
 mod tests {
     use super::*;
     use skein_core::config::topic_config_def;
-    use skein_storage::MemoryEngine;
 
     fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    #[tokio::test]
-    async fn dynamic_settings_override_static_ones_and_survive_a_reload() {
-        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    #[test]
+    fn dynamic_settings_override_static_ones() {
         let mut config = BrokerConfig { log_retention_ms: 1000, ..BrokerConfig::default() };
         config.explicitly_set.insert("log.retention.ms".into());
-        let dynamic = DynamicConfigs::load(Arc::clone(&engine)).expect("load");
         let retention = topic_config_def("retention.ms").expect("known");
-        let current = || CurrentConfig { config: &config, dynamic: dynamic.snapshot() };
-        assert_eq!(current().topic_default(retention), ("1000".to_string(), ConfigSource::StaticBroker));
-
-        dynamic
-            .replace(&config, DynamicLevel::ClusterDefault, settings(&[("log.retention.ms", "2000")]), false)
-            .await
-            .expect("default");
-        assert_eq!(current().topic_default(retention), ("2000".to_string(), ConfigSource::DynamicDefaultBroker));
-        dynamic
-            .replace(&config, DynamicLevel::ThisBroker, settings(&[("log.retention.ms", "3000")]), false)
-            .await
-            .expect("broker");
+        let mut record = DynamicBrokerConfigsRecord::default();
+        let current =
+            |record: &DynamicBrokerConfigsRecord| CurrentConfig { config: &config, dynamic: Arc::new(record.clone()) };
+        assert_eq!(current(&record).topic_default(retention), ("1000".to_string(), ConfigSource::StaticBroker));
+        record.cluster_default = settings(&[("log.retention.ms", "2000")]);
+        assert_eq!(current(&record).topic_default(retention), ("2000".to_string(), ConfigSource::DynamicDefaultBroker));
+        record.this_broker = settings(&[("log.retention.ms", "3000")]);
         assert_eq!(
-            current().topic_default_levels(retention),
+            current(&record).topic_default_levels(retention),
             vec![
                 ("3000".to_string(), ConfigSource::DynamicBroker),
                 ("2000".to_string(), ConfigSource::DynamicDefaultBroker),
                 ("1000".to_string(), ConfigSource::StaticBroker),
             ]
         );
-
-        let reloaded = DynamicConfigs::load(engine).expect("reload");
-        assert_eq!(reloaded.level(DynamicLevel::ThisBroker), settings(&[("log.retention.ms", "3000")]));
-        assert_eq!(reloaded.level(DynamicLevel::ClusterDefault), settings(&[("log.retention.ms", "2000")]));
     }
 
-    #[tokio::test]
-    async fn static_settings_and_bad_values_are_refused_and_change_nothing() {
-        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::default());
+    #[test]
+    fn static_settings_and_bad_values_are_refused() {
         let config = BrokerConfig::default();
-        let dynamic = DynamicConfigs::load(engine).expect("load");
-        let refused = dynamic.replace(&config, DynamicLevel::ThisBroker, settings(&[("node.id", "4")]), false).await;
+        let refused = check(&config, &settings(&[("node.id", "4")]));
         assert!(
             matches!(&refused, Err(BrokerError::InvalidRequest(m)) if m.contains("Cannot update these configs dynamically: [node.id]")),
             "{refused:?}"
         );
-        let bad =
-            dynamic.replace(&config, DynamicLevel::ThisBroker, settings(&[("log.retention.ms", "abc")]), false).await;
+        let bad = check(&config, &settings(&[("log.retention.ms", "abc")]));
         assert!(matches!(&bad, Err(BrokerError::InvalidRequest(m)) if m.contains("log.retention.ms")), "{bad:?}");
-        let budget = settings(&[("log.cleaner.io.max.bytes.per.second", "0")]);
-        assert!(dynamic.replace(&config, DynamicLevel::ThisBroker, budget, false).await.is_err());
-        assert!(dynamic.level(DynamicLevel::ThisBroker).is_empty());
-
-        let unknown = settings(&[("no.such.config", "1")]);
-        dynamic.replace(&config, DynamicLevel::ThisBroker, unknown.clone(), true).await.expect("validate only");
-        assert!(dynamic.level(DynamicLevel::ThisBroker).is_empty(), "validate_only changes nothing");
-        dynamic.replace(&config, DynamicLevel::ThisBroker, unknown.clone(), false).await.expect("unknown accepted");
-        assert_eq!(dynamic.level(DynamicLevel::ThisBroker), unknown);
+        assert!(check(&config, &settings(&[("log.cleaner.io.max.bytes.per.second", "0")])).is_err());
+        check(&config, &settings(&[("no.such.config", "1")])).expect("unknown accepted");
     }
 
     #[test]

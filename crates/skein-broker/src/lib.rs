@@ -12,12 +12,14 @@
 
 pub mod broker;
 pub mod broker_configs;
+pub mod cluster;
 pub mod handlers;
 pub mod metrics;
 pub mod router;
 pub mod topics;
 
 pub use broker::Broker;
+pub use cluster::{ClusterMember, JoinError, controller_error};
 pub use metrics::Metrics;
 pub use router::{Outcome, handle_request};
 pub use topics::{Topic, TopicRegistry};

@@ -31,15 +31,15 @@ pub use skein_protocol::apis::{SUPPORTED_APIS, supported_versions};
 
 /// Serves one request and counts it in the metrics. `client_host` is the peer's address as Kafka reports it in
 /// DescribeGroups (`/127.0.0.1`).
-pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) -> Outcome {
+pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, listener: &str) -> Outcome {
     let started = Instant::now();
     let (api_key, api_version) = (frame.api_key, frame.api_version);
-    let outcome = dispatch(broker, frame, client_host).await;
+    let outcome = dispatch(broker, frame, client_host, listener).await;
     broker.metrics.record_request(api_key, api_version, &outcome, started.elapsed());
     outcome
 }
 
-async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) -> Outcome {
+async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, listener: &str) -> Outcome {
     let Ok(key) = ApiKey::try_from(frame.api_key) else {
         return Outcome::Close(format!("unknown api key {}", frame.api_key));
     };
@@ -59,7 +59,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) 
         ApiKey::Produce => handlers::produce::handle(broker, frame).await,
         ApiKey::Fetch => respond(frame, |req, v| handlers::fetch::handle(broker, req, v)).await,
         ApiKey::ListOffsets => respond(frame, |req, v| handlers::list_offsets::handle(broker, req, v)).await,
-        ApiKey::Metadata => respond(frame, |req, v| handlers::metadata::handle(broker, req, v)).await,
+        ApiKey::Metadata => respond(frame, |req, v| handlers::metadata::handle(broker, req, v, listener)).await,
         ApiKey::CreateTopics => respond(frame, |req, v| handlers::create_topics::handle(broker, req, v)).await,
         ApiKey::DeleteTopics => respond(frame, |req, v| handlers::delete_topics::handle(broker, req, v)).await,
         ApiKey::DescribeConfigs => {
@@ -70,7 +70,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) 
             respond_checked(frame, handlers::init_producer_id::check_ids, handler).await
         }
         ApiKey::FindCoordinator => {
-            let handler = |req, v| handlers::find_coordinator::handle(broker, req, v);
+            let handler = |req, v| handlers::find_coordinator::handle(broker, req, v, listener);
             respond_checked(frame, handlers::find_coordinator::check_ids, handler).await
         }
         ApiKey::JoinGroup => {
@@ -147,12 +147,18 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str) 
         ApiKey::IncrementalAlterConfigs => {
             respond(frame, |req, v| handlers::alter_configs::handle_incremental(broker, req, v)).await
         }
-        ApiKey::DescribeCluster => respond(frame, |req, v| handlers::describe_cluster::handle(broker, req, v)).await,
+        ApiKey::DescribeCluster => {
+            respond(frame, |req, v| handlers::describe_cluster::handle(broker, req, v, listener)).await
+        }
         ApiKey::DescribeLogDirs => respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, req, v)).await,
         ApiKey::ListPartitionReassignments => {
             respond(frame, |req, v| handlers::list_partition_reassignments::handle(broker, req, v)).await
         }
         ApiKey::ElectLeaders => respond(frame, |req, v| handlers::elect_leaders::handle(broker, req, v)).await,
+        ApiKey::DescribeQuorum => respond(frame, |req, v| handlers::describe_quorum::handle(broker, req, v)).await,
+        ApiKey::DescribeTopicPartitions => {
+            respond(frame, |req, v| handlers::describe_topic_partitions::handle(broker, req, v)).await
+        }
         ApiKey::DescribeProducers => {
             respond(frame, |req, v| handlers::describe_producers::handle(broker, req, v)).await
         }

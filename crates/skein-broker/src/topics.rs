@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use skein_cluster::{ConfigResourceType, MetadataImage, MetadataOffset};
 use skein_core::config::{ConfigSource, TOPIC_CONFIGS, topic_config_def};
 use skein_core::types::validate_topic_name;
 use skein_core::{BrokerError, TopicPartition};
@@ -68,9 +69,8 @@ struct Maps {
 pub struct TopicRegistry {
     engine: Arc<dyn Engine>,
     maps: RwLock<Maps>,
-    /// Serialises create/delete so checks and writes are not interleaved.
-    admin: tokio::sync::Mutex<()>,
-    leader_epoch: i32,
+    /// Serialises applying metadata images; holds the position of the last image applied.
+    admin: tokio::sync::Mutex<Option<MetadataOffset>>,
 }
 
 impl std::fmt::Debug for TopicRegistry {
@@ -133,7 +133,7 @@ impl TopicRegistry {
             maps.by_id.insert(topic.id, Arc::clone(&topic));
             maps.by_name.insert(name, topic);
         }
-        Ok(TopicRegistry { engine, maps: RwLock::new(maps), admin: tokio::sync::Mutex::new(()), leader_epoch: 0 })
+        Ok(TopicRegistry { engine, maps: RwLock::new(maps), admin: tokio::sync::Mutex::new(None) })
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Maps> {
@@ -181,111 +181,140 @@ impl TopicRegistry {
                 topic.num_partitions
             )));
         }
-        for (name, value) in &topic.configs {
-            let def = topic_config_def(name)
-                .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {name}")))?;
-            (def.validate)(value)
-                .map_err(|msg| BrokerError::InvalidConfig(format!("invalid value for {name}: {msg}")))?;
+        Self::validate_configs(&topic.configs)
+    }
+
+    /// Checks a new partition count against the topic's current one (Kafka never shrinks a topic).
+    pub fn validate_partition_count(&self, name: &str, count: i32) -> Result<(), BrokerError> {
+        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+        let current = topic.partitions.len();
+        if usize::try_from(count).unwrap_or(0) <= current {
+            return Err(BrokerError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than the requested {count}"
+            )));
         }
         Ok(())
     }
 
-    /// Creates a topic durably and returns it.
-    pub async fn create(&self, topic: NewTopic) -> Result<Arc<Topic>, BrokerError> {
-        let _admin = self.admin.lock().await;
-        self.validate_new_topic(&topic)?;
-        let name: Arc<str> = Arc::from(topic.name.as_str());
-        let count = usize::try_from(topic.num_partitions).unwrap_or(0);
+    /// Checks topic config overrides: known names, valid values.
+    pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), BrokerError> {
+        for (key, value) in configs {
+            let def = topic_config_def(key)
+                .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {key}")))?;
+            (def.validate)(value)
+                .map_err(|msg| BrokerError::InvalidConfig(format!("invalid value for {key}: {msg}")))?;
+        }
+        Ok(())
+    }
+
+    /// Brings local storage in line with the metadata image: creates the logs of new topics and partitions,
+    /// deletes the data of removed topics (or of a name now used by another topic id), takes config overrides,
+    /// and takes the leader epoch of every partition this node leads. Idempotent; serialised.
+    pub async fn apply_image(&self, image: &MetadataImage, node_id: i32) -> Result<(), BrokerError> {
+        let mut applied = self.admin.lock().await;
+        // Images are applied by several tasks: never go back to an older one (it would delete a newer topic).
+        if image.last_applied().is_some() && image.last_applied() <= *applied {
+            return Ok(());
+        }
+        for local in self.all() {
+            if image.topic(&local.name).map(|t| t.topic_id) != Some(local.id) {
+                tracing::info!(topic = %local.name, topic_id = %local.id, "deleting a topic removed from the metadata");
+                self.delete_local(&local).await?;
+            }
+        }
+        for topic in image.topics() {
+            let configs = image.configs(ConfigResourceType::Topic, &topic.name).cloned().unwrap_or_default();
+            let count = topic.partitions.len();
+            match self.get(&topic.name) {
+                None => self.create_local(&topic.name, topic.topic_id, count, configs).await?,
+                Some(local) => {
+                    if local.partitions.len() < count {
+                        self.grow_local(&local, count).await?;
+                    }
+                    if local.configs != configs {
+                        self.set_configs_local(&topic.name, configs).await?;
+                    }
+                }
+            }
+            let Some(local) = self.get(&topic.name) else { continue };
+            for (&index, partition) in &topic.partitions {
+                if partition.leader == node_id
+                    && let Some(log) = local.partition(index)
+                    && log.leader_epoch() != partition.leader_epoch
+                {
+                    log.set_leader_epoch(partition.leader_epoch).await?;
+                }
+            }
+        }
+        *applied = image.last_applied();
+        Ok(())
+    }
+
+    /// Creates a topic's local logs durably.
+    async fn create_local(
+        &self,
+        name: &str,
+        id: Uuid,
+        count: usize,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), BrokerError> {
+        let name: Arc<str> = Arc::from(name);
         let first_id = self.read().next_partition_id;
         let next_id = u32::try_from(count)
             .ok()
             .and_then(|n| first_id.checked_add(n))
             .ok_or_else(|| BrokerError::InvalidPartitions("partition id space exhausted".into()))?;
-
         let mut batch = StoreBatch::default();
         let mut partitions = Vec::with_capacity(count);
-        let mut partition_ids = Vec::with_capacity(count);
         for (index, partition_id) in (first_id..next_id).enumerate() {
             let tp = TopicPartition::new(Arc::clone(&name), i32::try_from(index).unwrap_or(i32::MAX));
-            partitions.push(PartitionLog::create(
-                Arc::clone(&self.engine),
-                tp,
-                partition_id,
-                self.leader_epoch,
-                &mut batch,
-            ));
-            partition_ids.push(partition_id);
+            partitions.push(PartitionLog::create(Arc::clone(&self.engine), tp, partition_id, 0, &mut batch));
         }
-        let id = Uuid::new_v4();
-        let record = TopicRecord {
-            name: topic.name.clone(),
-            topic_id: *id.as_bytes(),
-            partitions: partition_ids,
-            configs: topic.configs.clone(),
-        };
-        batch.put(ColumnFamily::Meta, keys::topic_key(&topic.name), record.encode()?);
+        let created = Topic { name: Arc::clone(&name), id, partitions, configs };
+        batch.put(ColumnFamily::Meta, keys::topic_key(&name), created.record().encode()?);
         batch.put(ColumnFamily::Meta, keys::META_NEXT_PARTITION_ID.to_vec(), next_id.to_be_bytes().to_vec());
         let engine = Arc::clone(&self.engine);
         run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
-
-        let created = Arc::new(Topic { name: Arc::clone(&name), id, partitions, configs: topic.configs });
+        tracing::info!(topic = %name, topic_id = %id, partitions = count, "topic created");
         let mut maps = self.write();
         maps.next_partition_id = next_id;
-        maps.by_id.insert(id, Arc::clone(&created));
-        maps.by_name.insert(name, Arc::clone(&created));
-        Ok(created)
+        self.replace(&mut maps, created);
+        Ok(())
     }
 
     /// Deletes a topic and all its data durably.
-    pub async fn delete(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
-        let _admin = self.admin.lock().await;
-        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+    async fn delete_local(&self, topic: &Topic) -> Result<(), BrokerError> {
         let mut batch = StoreBatch::default();
         for partition in &topic.partitions {
             partition.delete_into(&mut batch);
         }
-        batch.delete(ColumnFamily::Meta, keys::topic_key(name));
+        batch.delete(ColumnFamily::Meta, keys::topic_key(&topic.name));
         let engine = Arc::clone(&self.engine);
         run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
         let mut maps = self.write();
-        maps.by_name.remove(name);
-        maps.by_id.remove(&topic.id);
-        Ok(topic)
+        if maps.by_id.contains_key(&topic.id) {
+            maps.by_id.remove(&topic.id);
+            maps.by_name.remove(&*topic.name);
+        }
+        Ok(())
     }
 
-    /// Grows a topic to `count` partitions (Kafka never shrinks one). With `validate_only` nothing changes.
-    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), BrokerError> {
-        let _admin = self.admin.lock().await;
-        let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
+    /// Adds local logs up to `count` partitions.
+    async fn grow_local(&self, topic: &Topic, count: usize) -> Result<(), BrokerError> {
         let current = topic.partitions.len();
-        let wanted = usize::try_from(count).unwrap_or(0);
-        if wanted <= current {
-            return Err(BrokerError::InvalidPartitions(format!(
-                "topic currently has {current} partitions, which is higher than the requested {count}"
-            )));
-        }
-        if validate_only {
-            return Ok(());
-        }
         let first_id = self.read().next_partition_id;
-        let added = u32::try_from(wanted - current).map_err(|_| BrokerError::InvalidPartitions("too many".into()))?;
+        let added = u32::try_from(count - current).map_err(|_| BrokerError::InvalidPartitions("too many".into()))?;
         let next_id = first_id
             .checked_add(added)
             .ok_or_else(|| BrokerError::InvalidPartitions("partition id space exhausted".into()))?;
         let mut batch = StoreBatch::default();
         let mut partitions = topic.partitions.clone();
-        for (index, partition_id) in (current..wanted).zip(first_id..next_id) {
+        for (index, partition_id) in (current..count).zip(first_id..next_id) {
             let tp = TopicPartition::new(Arc::clone(&topic.name), i32::try_from(index).unwrap_or(i32::MAX));
-            partitions.push(PartitionLog::create(
-                Arc::clone(&self.engine),
-                tp,
-                partition_id,
-                self.leader_epoch,
-                &mut batch,
-            ));
+            partitions.push(PartitionLog::create(Arc::clone(&self.engine), tp, partition_id, 0, &mut batch));
         }
         let grown = Topic { name: Arc::clone(&topic.name), id: topic.id, partitions, configs: topic.configs.clone() };
-        batch.put(ColumnFamily::Meta, keys::topic_key(name), grown.record().encode()?);
+        batch.put(ColumnFamily::Meta, keys::topic_key(&topic.name), grown.record().encode()?);
         batch.put(ColumnFamily::Meta, keys::META_NEXT_PARTITION_ID.to_vec(), next_id.to_be_bytes().to_vec());
         let engine = Arc::clone(&self.engine);
         run_blocking(move || engine.write(batch, Durability::PowerLoss)).await?;
@@ -295,25 +324,9 @@ impl TopicRegistry {
         Ok(())
     }
 
-    /// Replaces a topic's config overrides (validated; persisted before they apply). With `validate_only` nothing
-    /// changes.
-    pub async fn set_configs(
-        &self,
-        name: &str,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-    ) -> Result<(), BrokerError> {
-        let _admin = self.admin.lock().await;
+    /// Replaces a topic's config overrides durably.
+    async fn set_configs_local(&self, name: &str, configs: BTreeMap<String, String>) -> Result<(), BrokerError> {
         let topic = self.get(name).ok_or(BrokerError::UnknownTopicOrPartition)?;
-        for (key, value) in &configs {
-            let def = topic_config_def(key)
-                .ok_or_else(|| BrokerError::InvalidConfig(format!("unknown topic config name: {key}")))?;
-            (def.validate)(value)
-                .map_err(|msg| BrokerError::InvalidConfig(format!("invalid value for {key}: {msg}")))?;
-        }
-        if validate_only {
-            return Ok(());
-        }
         let changed =
             Topic { name: Arc::clone(&topic.name), id: topic.id, partitions: topic.partitions.clone(), configs };
         let mut batch = StoreBatch::default();

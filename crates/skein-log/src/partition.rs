@@ -298,6 +298,23 @@ impl PartitionLog {
         self.state().leader_epoch
     }
 
+    /// Takes the leader epoch the controller assigned; every batch appended from now on carries it. Durable
+    /// before it applies, so a restart never stamps an older epoch.
+    pub async fn set_leader_epoch(&self, leader_epoch: i32) -> Result<(), BrokerError> {
+        let _append = self.append_lock.lock().await;
+        let mut state = self.state();
+        if state.leader_epoch == leader_epoch {
+            return Ok(());
+        }
+        state.leader_epoch = leader_epoch;
+        let mut batch = StoreBatch::default();
+        batch.put(ColumnFamily::Partition, keys::partition_key(self.partition_id), state.encode());
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
+        self.publish(state);
+        Ok(())
+    }
+
     /// A receiver that changes whenever the high watermark moves (for long-poll fetches).
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()

@@ -12,28 +12,59 @@ pub struct Overrides {
     pub data_dir: Option<String>,
     pub metrics_listen: Option<String>,
     pub node_id: Option<i32>,
+    /// `--override key=value`: any setting by its YAML name (as kafka-server-start's `--override`).
+    pub settings: Vec<String>,
 }
 
 /// Parses YAML text into a configuration; unknown keys and wrongly typed values are errors naming the key.
 pub fn parse_yaml(text: &str) -> Result<BrokerConfig, String> {
+    from_mapping(yaml_mapping(text)?)
+}
+
+fn yaml_mapping(text: &str) -> Result<serde_yaml_ng::Mapping, String> {
     if text.trim().is_empty() {
-        return Ok(BrokerConfig::default());
+        return Ok(serde_yaml_ng::Mapping::new());
     }
-    let mut config: BrokerConfig = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
-    let keys: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(text).map_err(|err| err.to_string())?;
-    config.explicitly_set = keys.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    serde_yaml_ng::from_str(text).map_err(|err| err.to_string())
+}
+
+fn from_mapping(keys: serde_yaml_ng::Mapping) -> Result<BrokerConfig, String> {
+    let explicitly_set = keys.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    // Through text, so an error names the key (a value's errors carry no path).
+    let text = serde_yaml_ng::to_string(&serde_yaml_ng::Value::Mapping(keys)).map_err(|err| err.to_string())?;
+    let mut config: BrokerConfig = serde_yaml_ng::from_str(&text).map_err(|err| err.to_string())?;
+    config.explicitly_set = explicitly_set;
     Ok(config)
+}
+
+/// Adds `key=value` settings to a YAML mapping; the value is read as YAML (numbers, booleans, strings).
+fn add_settings(keys: &mut serde_yaml_ng::Mapping, settings: &[String]) -> Result<(), String> {
+    for setting in settings {
+        let (key, value) =
+            setting.split_once('=').ok_or_else(|| format!("--override '{setting}' is not of the form key=value"))?;
+        let parsed: serde_yaml_ng::Value = match serde_yaml_ng::from_str(value) {
+            Ok(serde_yaml_ng::Value::Null) | Err(_) => serde_yaml_ng::Value::String(value.to_string()),
+            Ok(parsed @ (serde_yaml_ng::Value::Bool(_) | serde_yaml_ng::Value::Number(_))) => parsed,
+            Ok(_) => serde_yaml_ng::Value::String(value.to_string()),
+        };
+        keys.insert(serde_yaml_ng::Value::String(key.trim().to_string()), parsed);
+    }
+    Ok(())
 }
 
 /// Builds the effective configuration and validates it, reporting every problem at once.
 pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<BrokerConfig, String> {
-    let mut config = match path {
+    let (mut keys, source) = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-            parse_yaml(&text).map_err(|err| format!("invalid configuration in {}: {err}", path.display()))?
+            let keys =
+                yaml_mapping(&text).map_err(|err| format!("invalid configuration in {}: {err}", path.display()))?;
+            (keys, path.display().to_string())
         }
-        None => BrokerConfig::default(),
+        None => (serde_yaml_ng::Mapping::new(), "the command line".to_string()),
     };
+    add_settings(&mut keys, &overrides.settings)?;
+    let mut config = from_mapping(keys).map_err(|err| format!("invalid configuration in {source}: {err}"))?;
     let mut set = |key: &str| {
         config.explicitly_set.insert(key.to_string());
     };
@@ -107,6 +138,12 @@ mod tests {
         let config =
             load(Some(&path), Overrides { listen: Some("127.0.0.1:2".into()), ..Default::default() }).expect("load");
         assert_eq!((config.listen.as_str(), config.node_id), ("127.0.0.1:2", 5));
+
+        let settings = vec!["controller.quorum.voters=5@127.0.0.1:9093".to_string(), "num.partitions=7".to_string()];
+        let config = load(Some(&path), Overrides { settings, ..Default::default() }).expect("load");
+        assert_eq!(config.controller_quorum_voters.as_deref(), Some("5@127.0.0.1:9093"));
+        assert_eq!(config.num_partitions, 7);
+        assert!(config.explicitly_set.contains("num.partitions"));
 
         std::fs::write(&path, "num.partitions: 0\nmax.connections: 0\n").expect("write");
         let err = load(Some(&path), Overrides::default()).expect_err("invalid");

@@ -36,6 +36,7 @@ pub async fn serve<S>(
     broker: Arc<Broker>,
     stream: S,
     peer: SocketAddr,
+    listener: Arc<str>,
     settings: ConnectionSettings,
     shutdown: CancellationToken,
 ) -> Closed
@@ -78,7 +79,7 @@ where
         };
         let api_key = frame.api_key;
         let correlation_id = frame.correlation_id;
-        match handle_request(&broker, frame, &client_host).await {
+        match handle_request(&broker, frame, &client_host, &listener).await {
             Outcome::Respond { frame, .. } => {
                 if let Err(err) = writer.write_all(&frame).await {
                     return Closed::Io(err);

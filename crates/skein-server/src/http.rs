@@ -70,7 +70,10 @@ async fn exchange(mut stream: TcpStream, broker: &Broker) {
                 ("500 Internal Server Error", "text/plain", "cannot render the metrics\n".to_string())
             }
         },
-        "/health" | "/ready" => ("200 OK", "text/plain", "ok\n".to_string()),
+        "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
+        // Ready once this broker is registered and unfenced: it then leads partitions and is in Metadata.
+        "/ready" if broker.image().is_live(broker.config.node_id) => ("200 OK", "text/plain", "ok\n".to_string()),
+        "/ready" => ("503 Service Unavailable", "text/plain", "not registered and unfenced yet\n".to_string()),
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
     let response = format!(

@@ -29,11 +29,15 @@ struct Cli {
     /// This broker's node id (default 1).
     #[arg(long, value_name = "N")]
     node_id: Option<i32>,
+    /// Any setting by its YAML (Kafka) name, e.g. `--override controller.quorum.voters=1@host:9093`;
+    /// repeatable, overrides the file.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir,
         metrics_listen: cli.metrics_listen,
         node_id: cli.node_id,
+        settings: cli.overrides,
     };
     let config = match config::load(cli.config.as_deref(), overrides) {
         Ok(config) => config,

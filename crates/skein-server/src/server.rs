@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use skein_broker::{Broker, Metrics};
-use skein_core::BrokerConfig;
-use skein_group::CoordinatorTask;
+use std::net::SocketAddr;
+
+use skein_broker::broker_configs::DynamicLevel;
+use skein_broker::{Broker, ClusterMember, Metrics};
+use skein_cluster::{MetadataQuorum, QuorumConfig};
+use skein_core::{BrokerConfig, ClusterLayout};
 use skein_storage::{Engine, RocksEngine};
+use skein_txn::{BlockSource, ProducerIdAllocator};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,20 +25,69 @@ use crate::limits::{ConnectionLimits, LogRateLimit};
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the broker until `shutdown_signal` completes, then stops accepting, lets in-flight requests finish,
-/// flushes storage and returns.
+/// How long a starting node waits for a metadata quorum to register with (the other voters may start later).
+const REGISTRATION_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Runs the node until `shutdown_signal` completes, then stops accepting, lets in-flight requests finish,
+/// leaves the cluster (controlled shutdown), flushes storage and returns.
 pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let layout = config.cluster_layout().map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
     let data_dir = PathBuf::from(&config.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data.dir {}", data_dir.display()))?;
     let db_path = data_dir.join("rocksdb");
     let metrics = Arc::new(Metrics::new(config.metrics_partition_level).context("cannot set up the metrics")?);
-    let (broker, group_task) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Broker, CoordinatorTask)> {
-        let engine: Arc<dyn Engine> =
-            Arc::new(RocksEngine::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?);
-        Ok(Broker::open(config, engine, metrics)?)
+    let engine = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<dyn Engine>> {
+        Ok(Arc::new(RocksEngine::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?))
     })
     .await??;
+    let upgrade = SingleNodeData::inspect(Arc::clone(&engine), &data_dir).await?;
+
+    let quorum_config = quorum_config(&config, &layout, upgrade.as_ref()).await?;
+    let quorum = MetadataQuorum::start(quorum_config).await.context("cannot start the metadata quorum")?;
+    tracing::info!(
+        node_id = config.node_id,
+        roles = %config.process_roles,
+        controller = %quorum.local_addr(),
+        voters = layout.voters.len(),
+        "metadata quorum member running"
+    );
+    if !layout.is_broker {
+        shutdown_signal.await;
+        quorum.shutdown().await.context("metadata quorum shutdown")?;
+        return Ok(());
+    }
+
+    let cluster = Arc::new(ClusterMember::new(quorum, config.node_id, layout.clone(), config.broker_rack.clone()));
+    let broker_epoch = match cluster.register(REGISTRATION_PATIENCE).await {
+        Ok(epoch) => epoch,
+        Err(err) => {
+            let _ = shutdown_quorum(&cluster).await;
+            return Err(anyhow::anyhow!("cannot join the cluster: {err}"));
+        }
+    };
+    let producer_ids =
+        Arc::new(ProducerIdAllocator::from_source(producer_id_blocks(Arc::clone(&cluster)), Arc::clone(&engine)));
+    let opened = {
+        let cluster = Arc::clone(&cluster);
+        let engine = Arc::clone(&engine);
+        tokio::task::spawn_blocking(move || Broker::open(config, engine, metrics, cluster, producer_ids)).await?
+    };
+    let (broker, group_task) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            let _ = shutdown_quorum(&cluster).await;
+            return Err(anyhow::anyhow!("cannot open the broker's storage: {err}"));
+        }
+    };
     let broker = Arc::new(broker);
+    if let Some(upgrade) = upgrade {
+        upgrade.import(&broker).await.context("cannot bring the single-node topics into the metadata log")?;
+    }
+    broker
+        .topics
+        .apply_image(&broker.image(), broker.config.node_id)
+        .await
+        .context("cannot apply the metadata to local storage")?;
     // Transactions decided before a crash but not completed are completed before any client is served.
     let recovered = broker.transactions.recover(&broker.topics).await.context("cannot recover transactions")?;
     if recovered > 0 {
@@ -43,25 +96,34 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     tracing::info!(
         node_id = broker.config.node_id,
         cluster_id = %broker.cluster_id,
+        broker_epoch,
         topics = broker.topics.all().len(),
         "storage recovered"
     );
 
-    let listener = TcpListener::bind(&broker.config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", broker.config.listen))?;
+    let mut listeners = Vec::new();
+    for listener in &layout.client_listeners {
+        let address = listener.address();
+        let bound = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("cannot listen on {} {address}", listener.name))?;
+        listeners.push((Arc::<str>::from(listener.name.as_str()), bound));
+    }
     let metrics_listener = TcpListener::bind(&broker.config.metrics_listen)
         .await
         .with_context(|| format!("cannot listen on metrics.listen {}", broker.config.metrics_listen))?;
     tracing::info!(
-        listen = %broker.config.listen,
-        advertised = %broker.config.advertised(),
+        listeners = %layout.client_listeners.iter().map(|l| format!("{}://{}", l.name, l.address())).collect::<Vec<_>>().join(","),
+        advertised = %layout.advertised_listeners.iter().map(|l| format!("{}://{}", l.name, l.address())).collect::<Vec<_>>().join(","),
         metrics = %broker.config.metrics_listen,
         "skein is serving"
     );
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    tracker.spawn(apply_metadata_changes(Arc::clone(&broker), shutdown.child_token()));
+    let heartbeat = Duration::from_millis(u64::try_from(broker.config.broker_heartbeat_interval_ms).unwrap_or(2_000));
+    tracker.spawn(Arc::clone(&broker.cluster).heartbeat_loop(heartbeat, shutdown.child_token()));
     tracker.spawn(http::serve(metrics_listener, Arc::clone(&broker), tracker.clone(), shutdown.child_token()));
     // Background work: producer-id expiry, transaction timeouts, retention and compaction.
     let b = Arc::clone(&broker);
@@ -116,59 +178,22 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     // A flood of refused connections or broken frames costs a few log lines a second, not one per event.
     let refusal_log = Arc::new(LogRateLimit::new(10, Duration::from_secs(1)));
     let protocol_error_log = Arc::new(LogRateLimit::new(10, Duration::from_secs(1)));
-    tokio::pin!(shutdown_signal);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown_signal => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            },
-        };
-        let slot = match limits.admit(peer.ip()) {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                // Closed at once, as Kafka closes a connection over its quota: waiting would hold the socket.
-                broker.metrics.connection_refused();
-                if let Some(suppressed) = refusal_log.allow() {
-                    tracing::warn!(%peer, reason = %refusal, suppressed, "refusing a connection");
-                }
-                drop(stream);
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        broker.metrics.connection_opened();
-        let broker = Arc::clone(&broker);
-        let token = shutdown.child_token();
-        let protocol_error_log = Arc::clone(&protocol_error_log);
-        tracker.spawn(async move {
-            let metrics = Arc::clone(&broker.metrics);
-            let closed = connection::serve(broker, stream, peer, connection_settings, token).await;
-            metrics.connection_closed(matches!(closed, Closed::ProtocolError(_)));
-            match closed {
-                Closed::Normally => tracing::debug!(%peer, "connection closed"),
-                Closed::Idle => tracing::debug!(%peer, "closing an idle connection"),
-                Closed::ProtocolError(reason) => match protocol_error_log.allow() {
-                    // Escaped: the reason may quote bytes of the request.
-                    Some(suppressed) => {
-                        tracing::warn!(%peer, reason = %reason.escape_debug(), suppressed, "closing connection: protocol error")
-                    }
-                    None => tracing::debug!(%peer, reason = %reason.escape_debug(), "closing connection: protocol error"),
-                },
-                Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
-            }
-            drop(slot);
-        });
+    let accept =
+        Accept { settings: connection_settings, limits, refusal_log, protocol_error_log, tracker: tracker.clone() };
+    let stop_accepting = CancellationToken::new();
+    for (name, listener) in listeners {
+        tracker.spawn(accept.clone().run(
+            Arc::clone(&broker),
+            name,
+            listener,
+            stop_accepting.clone(),
+            shutdown.clone(),
+        ));
     }
-
+    shutdown_signal.await;
+    stop_accepting.cancel();
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    drop(listener);
+    broker.cluster.fence_self().await;
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
@@ -176,8 +201,226 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     }
     let engine = Arc::clone(&broker.engine);
     tokio::task::spawn_blocking(move || engine.flush()).await??;
-    tracing::info!("storage flushed; bye");
+    tracing::info!("storage flushed");
+    shutdown_quorum(&broker.cluster).await?;
+    tracing::info!("bye");
     Ok(())
+}
+
+/// What accepting connections needs, shared by every client listener.
+#[derive(Clone)]
+struct Accept {
+    settings: ConnectionSettings,
+    limits: Arc<ConnectionLimits>,
+    refusal_log: Arc<LogRateLimit>,
+    protocol_error_log: Arc<LogRateLimit>,
+    tracker: TaskTracker,
+}
+
+impl Accept {
+    /// Accepts on one listener until `stop`; each connection runs until `shutdown`.
+    async fn run(
+        self,
+        broker: Arc<Broker>,
+        name: Arc<str>,
+        listener: TcpListener,
+        stop: CancellationToken,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                },
+            };
+            let slot = match self.limits.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    // Closed at once, as Kafka closes a connection over its quota: waiting would hold the socket.
+                    broker.metrics.connection_refused();
+                    if let Some(suppressed) = self.refusal_log.allow() {
+                        tracing::warn!(%peer, reason = %refusal, suppressed, "refusing a connection");
+                    }
+                    drop(stream);
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            broker.metrics.connection_opened();
+            let broker = Arc::clone(&broker);
+            let token = shutdown.child_token();
+            let protocol_error_log = Arc::clone(&self.protocol_error_log);
+            let settings = self.settings;
+            let name = Arc::clone(&name);
+            self.tracker.spawn(async move {
+                let metrics = Arc::clone(&broker.metrics);
+                let closed = connection::serve(broker, stream, peer, name, settings, token).await;
+                metrics.connection_closed(matches!(closed, Closed::ProtocolError(_)));
+                match closed {
+                    Closed::Normally => tracing::debug!(%peer, "connection closed"),
+                    Closed::Idle => tracing::debug!(%peer, "closing an idle connection"),
+                    Closed::ProtocolError(reason) => match protocol_error_log.allow() {
+                        // Escaped: the reason may quote bytes of the request.
+                        Some(suppressed) => {
+                            tracing::warn!(%peer, reason = %reason.escape_debug(), suppressed, "closing connection: protocol error")
+                        }
+                        None => tracing::debug!(%peer, reason = %reason.escape_debug(), "closing connection: protocol error"),
+                    },
+                    Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
+                }
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Stops the node's metadata quorum member (its Raft log closes cleanly).
+async fn shutdown_quorum(cluster: &ClusterMember) -> anyhow::Result<()> {
+    cluster.quorum().clone().shutdown().await.context("metadata quorum shutdown")
+}
+
+/// Applies every new metadata image to local storage (topics created, grown, deleted, reconfigured; leader
+/// epochs taken) until shutdown.
+async fn apply_metadata_changes(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut images = broker.cluster.quorum().subscribe();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = images.changed() => if changed.is_err() { return },
+        }
+        let image = Arc::clone(&images.borrow_and_update());
+        broker.dynamic_configs.apply_image(&image, broker.config.node_id);
+        if let Err(err) = broker.topics.apply_image(&image, broker.config.node_id).await {
+            tracing::error!(error = %err, "cannot apply the metadata to local storage");
+        }
+    }
+}
+
+/// Producer id blocks reserved by the metadata quorum for this broker (KIP-730).
+fn producer_id_blocks(cluster: Arc<ClusterMember>) -> BlockSource {
+    Arc::new(move || {
+        let cluster = Arc::clone(&cluster);
+        Box::pin(async move {
+            let block = cluster
+                .controller()
+                .allocate_producer_ids(cluster.node_id(), cluster.broker_epoch())
+                .await
+                .map_err(skein_broker::controller_error)?;
+            Ok((block.first_producer_id, i64::from(block.size)))
+        })
+    })
+}
+
+/// The quorum settings of this node: its voters (host names resolved), its controller listener, and the
+/// timeouts from the configuration.
+async fn quorum_config(
+    config: &BrokerConfig,
+    layout: &ClusterLayout,
+    upgrade: Option<&SingleNodeData>,
+) -> anyhow::Result<QuorumConfig> {
+    let mut voters = Vec::with_capacity(layout.voters.len());
+    for voter in &layout.voters {
+        let address = format!("{}:{}", voter.host, voter.port);
+        voters.push((voter.node_id, resolve(&address).await?));
+    }
+    let listen = resolve(&layout.controller_listener.address()).await?;
+    let mut quorum = QuorumConfig::new(config.node_id, voters, listen, PathBuf::from(&config.data_dir));
+    // A broker without the controller role follows the metadata log without voting (KRaft's broker-only node).
+    quorum.observer = !layout.is_controller;
+    // An upgraded single node keeps its cluster id.
+    quorum.cluster_id = config.cluster_id.clone().or_else(|| upgrade.map(|u| u.cluster_id.clone()));
+    let election = u64::try_from(config.controller_quorum_election_timeout_ms).unwrap_or(1_000);
+    quorum.election_timeout_min_ms = election;
+    quorum.election_timeout_max_ms = election * 2;
+    quorum.heartbeat_ms = (election / 4).max(10);
+    quorum.broker_session_timeout_ms = u64::try_from(config.broker_session_timeout_ms).unwrap_or(9_000);
+    quorum.unclean_leader_election_enable = config.unclean_leader_election_enable;
+    Ok(quorum)
+}
+
+/// Resolves `host:port`, retrying for a while: in a container network a peer's name appears when it starts.
+async fn resolve(address: &str) -> anyhow::Result<SocketAddr> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::net::lookup_host(address).await.map(|mut found| found.next()) {
+            Ok(Some(resolved)) => return Ok(resolved),
+            result => {
+                if tokio::time::Instant::now() >= deadline {
+                    let reason = result.err().map_or_else(|| "no address".to_string(), |e| e.to_string());
+                    anyhow::bail!("cannot resolve {address}: {reason}");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// A data directory written by a single node before the metadata quorum existed: its topics and producer ids
+/// join the metadata log once, with their ids, and the cluster keeps the node's cluster id.
+struct SingleNodeData {
+    cluster_id: String,
+    producer_id_block_end: i64,
+    dynamic_configs: skein_storage::DynamicBrokerConfigsRecord,
+}
+
+impl SingleNodeData {
+    /// Partition data with a cluster id but no metadata directory beside it.
+    async fn inspect(engine: Arc<dyn Engine>, data_dir: &std::path::Path) -> anyhow::Result<Option<Self>> {
+        if data_dir.join("metadata").exists() {
+            return Ok(None);
+        }
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Self>> {
+            let Some(cluster_id) = skein_broker::broker::stored_cluster_id(engine.as_ref())? else {
+                return Ok(None);
+            };
+            let producer_id_block_end = ProducerIdAllocator::local_block_end(engine.as_ref())?;
+            let dynamic_configs = skein_broker::broker_configs::DynamicConfigs::stored(engine.as_ref())?;
+            Ok(Some(SingleNodeData { cluster_id, producer_id_block_end, dynamic_configs }))
+        })
+        .await?
+    }
+
+    async fn import(&self, broker: &Broker) -> anyhow::Result<()> {
+        let controller = broker.cluster.controller();
+        let image = broker.image();
+        let mut imported = 0;
+        for topic in broker.topics.all() {
+            if image.topic(&topic.name).is_some() {
+                continue;
+            }
+            let leader_epochs = topic.partitions.iter().map(|p| p.leader_epoch()).collect();
+            controller
+                .import_topic(broker.config.node_id, &topic.name, topic.id, leader_epochs, topic.configs.clone())
+                .await?;
+            imported += 1;
+        }
+        controller.reserve_producer_ids(self.producer_id_block_end).await?;
+        for (level, settings) in [
+            (DynamicLevel::ClusterDefault, &self.dynamic_configs.cluster_default),
+            (DynamicLevel::ThisBroker, &self.dynamic_configs.this_broker),
+        ] {
+            if !settings.is_empty() && broker.dynamic_configs.level(level).is_empty() {
+                broker
+                    .replace_dynamic_configs(level, settings.clone(), false)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("dynamic broker settings: {err}"))?;
+            }
+        }
+        let ids: Vec<_> = broker.topics.all().iter().map(|t| t.id).collect();
+        broker
+            .sync_metadata(|image| ids.iter().all(|id| image.topic_by_id(*id).is_some()))
+            .await
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        tracing::info!(topics = imported, cluster_id = %self.cluster_id, "single-node data directory upgraded");
+        Ok(())
+    }
 }
 
 /// Runs `work` every `period` (the first time one period after start) until shutdown. A run that takes longer than

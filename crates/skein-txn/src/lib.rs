@@ -11,4 +11,4 @@ pub mod coordinator;
 pub mod producer_ids;
 
 pub use coordinator::{Partitions, ProduceVerifier, TransactionCoordinator, TxnDescription, TxnSettings, state_name};
-pub use producer_ids::ProducerIdAllocator;
+pub use producer_ids::{BlockSource, ProducerIdAllocator};

@@ -67,11 +67,9 @@ pub(crate) async fn handle_alter(
             .collect();
         let name = resource.resource_name.as_str();
         let result = match resource.resource_type {
-            RESOURCE_TOPIC => broker.topics.set_configs(name, configs, request.validate_only).await,
+            RESOURCE_TOPIC => broker.replace_topic_configs(name, configs, request.validate_only).await,
             RESOURCE_BROKER => match broker_level(broker, name) {
-                Ok(level) => {
-                    broker.dynamic_configs.replace(&broker.config, level, configs, request.validate_only).await
-                }
+                Ok(level) => broker.replace_dynamic_configs(level, configs, request.validate_only).await,
                 Err(err) => Err(err),
             },
             other => Err(refuse_other_resources(other)),
@@ -113,7 +111,7 @@ pub(crate) async fn handle_incremental(
                         apply(&mut configs, name, change.config_operation, value, effective.as_deref(), is_list)
                     });
                     match applied {
-                        Ok(()) => broker.topics.set_configs(name, configs, request.validate_only).await,
+                        Ok(()) => broker.replace_topic_configs(name, configs, request.validate_only).await,
                         Err(err) => Err(err),
                     }
                 }
@@ -135,9 +133,7 @@ pub(crate) async fn handle_incremental(
                         apply(&mut settings, name, change.config_operation, value, effective.as_deref(), is_list)
                     });
                     match applied {
-                        Ok(()) => {
-                            broker.dynamic_configs.replace(&broker.config, level, settings, request.validate_only).await
-                        }
+                        Ok(()) => broker.replace_dynamic_configs(level, settings, request.validate_only).await,
                         Err(err) => Err(err),
                     }
                 }

@@ -1,4 +1,4 @@
-//! CreatePartitions: grows topics (manual replica assignments must name this node).
+//! CreatePartitions: grows topics through the controller (placed by it, or by manual replica assignments).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,20 +32,10 @@ pub(crate) async fn handle(
             Err(BrokerError::TooManyRecordsInOperation(format!(
                 "a request may create at most {MAX_PARTITIONS_PER_REQUEST} partitions"
             )))
-        } else if let Some(assignments) = topic.assignments.as_ref().filter(|a| !a.is_empty()) {
-            let wanted_new = usize::try_from(topic.count).unwrap_or(0).saturating_sub(current);
-            let single_node =
-                assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.config.node_id);
-            if assignments.len() != wanted_new || !single_node {
-                Err(BrokerError::InvalidReplicaAssignment(format!(
-                    "expected {wanted_new} assignments, each naming only broker {}",
-                    broker.config.node_id
-                )))
-            } else {
-                broker.topics.create_partitions(name, topic.count, request.validate_only).await
-            }
         } else {
-            broker.topics.create_partitions(name, topic.count, request.validate_only).await
+            let assignments: Vec<Vec<i32>> =
+                topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|id| id.0).collect()).collect();
+            broker.create_partitions(name, topic.count, assignments, request.validate_only).await
         };
         let answer = CreatePartitionsTopicResult::default().with_name(topic_name(name));
         results.push(match result {

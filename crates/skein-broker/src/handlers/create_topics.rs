@@ -59,40 +59,39 @@ async fn create_one(
     validate_only: bool,
 ) -> Result<CreatableTopicResult, BrokerError> {
     let name = creatable.name.0.to_string();
-    let num_partitions = if !creatable.assignments.is_empty() {
+    let mut assignments = Vec::with_capacity(creatable.assignments.len());
+    let (num_partitions, replication_factor) = if !creatable.assignments.is_empty() {
         if creatable.num_partitions != -1 || creatable.replication_factor != -1 {
             return Err(BrokerError::InvalidRequest(
                 "both a replica assignment and partitions/replication factor were given".into(),
             ));
         }
         for (expected, assignment) in creatable.assignments.iter().enumerate() {
-            let on_this_node = assignment.broker_ids.len() == 1 && assignment.broker_ids[0].0 == broker.config.node_id;
-            if usize::try_from(assignment.partition_index).ok() != Some(expected) || !on_this_node {
+            if usize::try_from(assignment.partition_index).ok() != Some(expected) {
                 return Err(BrokerError::InvalidReplicaAssignment(format!(
-                    "partition {} must be assigned to broker {} only, partitions numbered from 0",
-                    assignment.partition_index, broker.config.node_id
+                    "partition {} is out of order: partitions must be numbered from 0",
+                    assignment.partition_index
                 )));
             }
+            assignments.push(assignment.broker_ids.iter().map(|id| id.0).collect::<Vec<i32>>());
         }
-        i32::try_from(creatable.assignments.len()).unwrap_or(i32::MAX)
+        let rf = assignments.first().map_or(0, Vec::len);
+        (i32::try_from(assignments.len()).unwrap_or(i32::MAX), i32::try_from(rf).unwrap_or(i32::MAX))
     } else {
-        match creatable.num_partitions {
+        let partitions = match creatable.num_partitions {
             -1 => broker.config.num_partitions,
             n => n,
-        }
-    };
-    let replication_factor = match creatable.replication_factor {
-        -1 => broker.config.default_replication_factor,
-        n => n,
+        };
+        let rf = match creatable.replication_factor {
+            -1 => i32::from(broker.config.default_replication_factor),
+            n => i32::from(n),
+        };
+        (partitions, rf)
     };
     if replication_factor <= 0 {
-        return Err(BrokerError::InvalidReplicationFactor("replication factor must be larger than 0".into()));
-    }
-    if replication_factor > 1 {
-        return Err(BrokerError::InvalidReplicationFactor(format!(
-            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of \
-             {replication_factor} cannot be reached because only 1 broker(s) are registered."
-        )));
+        return Err(BrokerError::InvalidReplicationFactor(
+            "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+        ));
     }
     let mut configs = BTreeMap::new();
     for config in &creatable.configs {
@@ -103,10 +102,17 @@ async fn create_one(
     let new_topic = NewTopic { name: name.clone(), num_partitions, configs };
     broker.topics.validate_new_topic(&new_topic)?;
     let (topic_id, overrides) = if validate_only {
+        let registered = broker.image().brokers().len();
+        if assignments.is_empty() && usize::try_from(replication_factor).unwrap_or(usize::MAX) > registered {
+            return Err(crate::cluster::controller_error(skein_cluster::ControllerError::InvalidReplicationFactor {
+                requested: replication_factor,
+                available: registered,
+            }));
+        }
         (uuid::Uuid::nil(), new_topic.configs.clone())
     } else {
-        let topic = broker.topics.create(new_topic).await?;
-        tracing::info!(topic = %name, partitions = num_partitions, "created topic");
+        let topic = broker.create_topic(new_topic, replication_factor, assignments).await?;
+        tracing::info!(topic = %name, partitions = num_partitions, replication_factor, "created topic");
         (topic.id, topic.configs.clone())
     };
     let probe =
@@ -124,6 +130,6 @@ async fn create_one(
         .with_name(topic_name(&name))
         .with_topic_id(topic_id)
         .with_num_partitions(num_partitions)
-        .with_replication_factor(replication_factor)
+        .with_replication_factor(i16::try_from(replication_factor).unwrap_or(i16::MAX))
         .with_configs(Some(configs)))
 }

@@ -28,16 +28,16 @@ pub(crate) async fn handle(
                 let policy = t.config_value(&broker.current_config(), "cleanup.policy").unwrap_or_default();
                 policy.split(',').any(|p| p.trim() == "delete")
             });
-            let result = match topic.as_ref().and_then(|t| t.partition(wanted.partition_index)) {
+            let result = match broker.leader_log(wanted_topic.name.0.as_str(), wanted.partition_index) {
                 // As Kafka: records are only deleted from topics whose cleanup policy includes `delete`.
-                Some(_) if !deletable => {
+                Ok(_) if !deletable => {
                     Err(BrokerError::PolicyViolation("DeleteRecords needs cleanup.policy to include delete".into()))
                 }
-                Some(log) => {
+                Ok(log) => {
                     let offset = if wanted.offset == HIGH_WATERMARK { log.high_watermark() } else { wanted.offset };
                     log.advance_log_start(offset).await
                 }
-                None => Err(BrokerError::UnknownTopicOrPartition),
+                Err(err) => Err(err),
             };
             let answer = DeleteRecordsPartitionResult::default().with_partition_index(wanted.partition_index);
             partitions.push(match result {

@@ -21,10 +21,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, v
     for (name, id) in wanted {
         let resolved = match &name {
             Some(name) => Ok(name.clone()),
-            None => broker.topics.get_by_id(&id).map(|t| t.name.to_string()).ok_or(BrokerError::UnknownTopicId),
+            None => broker.image().topic_by_id(id).map(|t| t.name.clone()).ok_or(BrokerError::UnknownTopicId),
         };
         let result = match resolved {
-            Ok(resolved_name) => broker.topics.delete(&resolved_name).await.map(|topic| (resolved_name, topic.id)),
+            Ok(resolved_name) => broker.delete_topic(&resolved_name).await.map(|topic_id| (resolved_name, topic_id)),
             Err(err) => Err(err),
         };
         responses.push(match result {

@@ -1,4 +1,5 @@
-//! DescribeCluster: this node is the whole cluster and its controller.
+//! DescribeCluster: the live brokers of the metadata image (fenced ones too when asked, v2+), the
+//! controller id clients may use, and the cluster id.
 
 use std::sync::Arc;
 
@@ -8,15 +9,17 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::{BrokerError, error_code};
 
 use crate::broker::Broker;
+use crate::cluster::endpoint;
 use crate::handlers::message;
 
-/// `endpoint_type` 1 = brokers (2 = controllers, which a single node does not expose separately).
+/// `endpoint_type` 1 = brokers. 2 (controllers) is answered by controller listeners only, as in Kafka.
 const BROKERS: i8 = 1;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: DescribeClusterRequest,
     version: i16,
+    listener: &str,
 ) -> DescribeClusterResponse {
     if version >= 1 && request.endpoint_type != BROKERS {
         let err = BrokerError::UnsupportedEndpointType(request.endpoint_type);
@@ -25,13 +28,27 @@ pub(crate) async fn handle(
             .with_error_message(message(err.to_string()))
             .with_endpoint_type(request.endpoint_type);
     }
-    let node = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.config.node_id))
-        .with_host(StrBytes::from_string(broker.advertised_host.clone()))
-        .with_port(broker.advertised_port);
+    let image = broker.image();
+    let include_fenced = version >= 2 && request.include_fenced_brokers;
+    let brokers = image
+        .brokers()
+        .values()
+        .filter(|b| include_fenced || !b.fenced)
+        .filter_map(|b| {
+            let endpoint = endpoint(b, listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(BROKERS)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.node_id))
-        .with_brokers(vec![node])
+        .with_controller_id(BrokerId(broker.cluster.controller_id_for_clients(&image)))
+        .with_brokers(brokers)
 }

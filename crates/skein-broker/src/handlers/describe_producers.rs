@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
-use skein_core::{BrokerError, error_code};
+use skein_core::error_code;
 
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
@@ -19,14 +19,13 @@ pub(crate) async fn handle(
         .topics
         .iter()
         .map(|wanted| {
-            let topic = broker.topics.get(wanted.name.0.as_str());
             let partitions = wanted
                 .partition_indexes
                 .iter()
                 .map(|index| {
                     let answer = PartitionResponse::default().with_partition_index(*index);
-                    match topic.as_ref().and_then(|t| t.partition(*index)) {
-                        Some(log) => answer.with_active_producers(
+                    match broker.leader_log(wanted.name.0.as_str(), *index) {
+                        Ok(log) => answer.with_active_producers(
                             log.producers()
                                 .into_iter()
                                 .map(|(producer_id, state)| {
@@ -40,8 +39,7 @@ pub(crate) async fn handle(
                                 })
                                 .collect(),
                         ),
-                        None => {
-                            let err = BrokerError::UnknownTopicOrPartition;
+                        Err(err) => {
                             answer.with_error_code(error_code(&err)).with_error_message(message(err.to_string()))
                         }
                     }

@@ -34,19 +34,18 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
     let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(request.topics.len());
     let mut wanted = Vec::new();
     for fetch_topic in &request.topics {
-        // v13+ identifies topics by id only.
-        let topic = if version >= 13 {
-            broker.topics.get_by_id(&fetch_topic.topic_id).ok_or(BrokerError::UnknownTopicId)
-        } else {
-            broker.topics.get(fetch_topic.topic.0.as_str()).ok_or(BrokerError::UnknownTopicOrPartition)
-        };
         let topic_index = topics.len();
         topics.push((fetch_topic.topic.clone(), fetch_topic.topic_id));
         for partition in &fetch_topic.partitions {
-            let log = topic.as_ref().map_err(Clone::clone).and_then(|topic| {
-                let log = topic.partition(partition.partition).ok_or(BrokerError::UnknownTopicOrPartition)?;
+            // v13+ identifies topics by id only.
+            let log = if version >= 13 {
+                broker.leader_log_by_id(fetch_topic.topic_id, partition.partition)
+            } else {
+                broker.leader_log(fetch_topic.topic.0.as_str(), partition.partition)
+            };
+            let log = log.and_then(|log| {
                 check_leader_epoch(partition.current_leader_epoch, log.leader_epoch())?;
-                Ok(Arc::clone(log))
+                Ok(log)
             });
             wanted.push(Wanted {
                 topic_index,
@@ -93,7 +92,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
             topic.partitions.push(data);
         }
     }
-    FetchResponse::default().with_session_id(0).with_responses(responses)
+    let mut response = FetchResponse::default().with_session_id(0).with_responses(responses);
+    crate::handlers::leader_hints::add_to_fetch(&broker.image(), &mut response, version);
+    response
 }
 
 fn check_leader_epoch(requested: i32, current: i32) -> Result<(), BrokerError> {

@@ -1,4 +1,6 @@
-//! FindCoordinator: this node coordinates every group and every transactional id.
+//! FindCoordinator: each group and transactional id has one coordinator among the registered brokers, chosen
+//! from the key as Kafka chooses its internal topic's partition (`abs(hashCode) % 50`); until coordinators move
+//! onto replicated internal topics, a key whose broker is fenced has no coordinator (COORDINATOR_NOT_AVAILABLE).
 
 use std::sync::Arc;
 
@@ -8,7 +10,10 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::MetadataImage;
+
 use crate::broker::Broker;
+use crate::cluster::endpoint;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -17,14 +22,18 @@ pub(crate) async fn handle(
     broker: &Arc<Broker>,
     request: FindCoordinatorRequest,
     version: i16,
+    listener: &str,
 ) -> FindCoordinatorResponse {
-    let found = match request.key_type {
-        GROUP | TRANSACTION => Ok(()),
-        other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
-    };
-    let (code, message, node_id, host, port) = match &found {
-        Ok(()) => (0, None, broker.config.node_id, broker.advertised_host.clone(), broker.advertised_port),
-        Err(err) => (error_code(err), Some(StrBytes::from_string(err.to_string())), -1, String::new(), -1),
+    let image = broker.image();
+    let answer = |key: &str| {
+        let found = match request.key_type {
+            GROUP | TRANSACTION => coordinator(&image, key, listener),
+            other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
+        };
+        match found {
+            Ok((node_id, host, port)) => (0, None, node_id, host, port),
+            Err(err) => (error_code(&err), Some(StrBytes::from_string(err.to_string())), -1, String::new(), -1),
+        }
     };
     if version >= 4 {
         // Batched keys: one answer per key.
@@ -32,17 +41,19 @@ pub(crate) async fn handle(
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let (code, message, node_id, host, port) = answer(key.as_str());
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node_id))
-                    .with_host(StrBytes::from_string(host.clone()))
+                    .with_host(StrBytes::from_string(host))
                     .with_port(port)
                     .with_error_code(code)
-                    .with_error_message(message.clone())
+                    .with_error_message(message)
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let (code, message, node_id, host, port) = answer(request.key.as_str());
     let response = FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_node_id(BrokerId(node_id))
@@ -50,6 +61,30 @@ pub(crate) async fn handle(
         .with_port(port);
     // The error message exists from v1 on.
     if version >= 1 { response.with_error_message(message) } else { response }
+}
+
+/// Kafka's internal topics have 50 partitions by default; the key picks one as Kafka's `partitionFor` does.
+const COORDINATOR_SLOTS: i32 = 50;
+
+/// The coordinator of `key`: (node id, host, port) of its broker for the listener the request came on.
+fn coordinator(image: &MetadataImage, key: &str, listener: &str) -> Result<(i32, String, i32), BrokerError> {
+    let brokers: Vec<_> = image.brokers().values().collect();
+    if brokers.is_empty() {
+        return Err(BrokerError::CoordinatorNotAvailable("no broker is registered".into()));
+    }
+    let slot = usize::try_from((java_hash(key) & 0x7fff_ffff) % COORDINATOR_SLOTS).unwrap_or(0);
+    let chosen = brokers[slot % brokers.len()];
+    if chosen.fenced {
+        return Err(BrokerError::CoordinatorNotAvailable(format!("coordinator broker {} is not live", chosen.node_id)));
+    }
+    let endpoint = endpoint(chosen, listener)
+        .ok_or_else(|| BrokerError::CoordinatorNotAvailable(format!("broker {} has no endpoint", chosen.node_id)))?;
+    Ok((chosen.node_id, endpoint.host.clone(), i32::from(endpoint.port)))
+}
+
+/// Java's `String.hashCode` over UTF-16 code units.
+fn java_hash(key: &str) -> i32 {
+    key.encode_utf16().fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
 }
 
 /// Refuses a request whose coordinator key (a group id or a transactional id) is too long for Kafka's request parser

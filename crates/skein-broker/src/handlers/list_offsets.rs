@@ -20,14 +20,12 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, ve
     let isolation = Isolation::from_level(request.isolation_level);
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted_topic in &request.topics {
-        let topic = broker.topics.get(wanted_topic.name.0.as_str());
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
             let base = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
-            let log = topic.as_ref().and_then(|t| t.partition(wanted.partition_index));
-            let result = match log {
-                Some(log) => lookup(log, wanted.timestamp, wanted.current_leader_epoch, isolation).await,
-                None => Err(BrokerError::UnknownTopicOrPartition),
+            let result = match broker.leader_log(wanted_topic.name.0.as_str(), wanted.partition_index) {
+                Ok(log) => lookup(&log, wanted.timestamp, wanted.current_leader_epoch, isolation).await,
+                Err(err) => Err(err),
             };
             partitions.push(match result {
                 Ok((offset, timestamp, leader_epoch)) => {

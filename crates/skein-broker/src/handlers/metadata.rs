@@ -1,4 +1,6 @@
-//! Metadata: the single broker, and each topic's partitions led by it. Auto-creates topics when allowed.
+//! Metadata: the live brokers and each topic's partitions (leader, leader epoch, replicas, ISR, offline
+//! replicas) from the metadata image, with the endpoints of the listener the request came in on.
+//! Auto-creates topics when allowed.
 
 use std::sync::Arc;
 
@@ -7,15 +9,21 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
+use skein_cluster::{MetadataImage, TopicImage};
 use skein_core::{BrokerError, error_code};
 use uuid::Uuid;
 
 use crate::broker::Broker;
+use crate::cluster::endpoint;
 use crate::handlers::topic_name;
-use crate::topics::{NewTopic, Topic};
+use crate::topics::NewTopic;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let node_id = BrokerId(broker.config.node_id);
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    request: MetadataRequest,
+    version: i16,
+    listener: &str,
+) -> MetadataResponse {
     let mut topics = Vec::new();
     // v0 asks for all topics with an empty list; v1+ with a null list.
     let requested = match request.topics {
@@ -23,7 +31,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: MetadataRequest, versi
         _ => None,
     };
     match requested {
-        None => topics.extend(broker.topics.all().iter().map(|t| describe_topic(broker, t))),
+        None => {
+            let image = broker.image();
+            topics.extend(image.topics().map(|t| describe_topic(&image, t)));
+        }
         Some(list) => {
             // Before v4 clients cannot opt out of auto-creation.
             let may_create =
@@ -31,29 +42,45 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: MetadataRequest, versi
             for wanted in list {
                 topics.push(match wanted.name {
                     Some(name) => lookup_or_create(broker, name.0.as_str(), may_create).await,
-                    None => match broker.topics.get_by_id(&wanted.topic_id) {
-                        Some(topic) => describe_topic(broker, &topic),
-                        None => error_topic(None, wanted.topic_id, &BrokerError::UnknownTopicId),
-                    },
+                    None => {
+                        let image = broker.image();
+                        match image.topic_by_id(wanted.topic_id) {
+                            Some(topic) => describe_topic(&image, topic),
+                            None => error_topic(None, wanted.topic_id, &BrokerError::UnknownTopicId),
+                        }
+                    }
                 });
             }
         }
     }
+    // Brokers last: an auto-creation above may have waited for a newer image.
+    let image = broker.image();
+    let brokers = image
+        .live_brokers()
+        .filter_map(|b| {
+            let endpoint = endpoint(b, listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(endpoint.host.clone()))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string)),
+            )
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(node_id)
-                .with_host(StrBytes::from_string(broker.advertised_host.clone()))
-                .with_port(broker.advertised_port),
-        ])
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(node_id)
+        .with_controller_id(BrokerId(broker.cluster.controller_id_for_clients(&image)))
         .with_topics(topics)
 }
 
 async fn lookup_or_create(broker: &Arc<Broker>, name: &str, may_create: bool) -> MetadataResponseTopic {
-    if let Some(topic) = broker.topics.get(name) {
-        return describe_topic(broker, &topic);
+    {
+        let image = broker.image();
+        if let Some(topic) = image.topic(name) {
+            return describe_topic(&image, topic);
+        }
     }
     if let Err(reason) = skein_core::types::validate_topic_name(name) {
         return error_topic(Some(name), Uuid::nil(), &BrokerError::InvalidTopic(reason));
@@ -63,37 +90,42 @@ async fn lookup_or_create(broker: &Arc<Broker>, name: &str, may_create: bool) ->
     }
     let new_topic =
         NewTopic { name: name.to_string(), num_partitions: broker.config.num_partitions, configs: Default::default() };
-    match broker.topics.create(new_topic).await {
-        Ok(topic) => {
-            tracing::info!(topic = name, partitions = topic.partitions.len(), "auto-created topic");
-            describe_topic(broker, &topic)
-        }
-        // Another request created it meanwhile.
-        Err(BrokerError::TopicAlreadyExists(_)) => match broker.topics.get(name) {
-            Some(topic) => describe_topic(broker, &topic),
-            None => error_topic(Some(name), Uuid::nil(), &BrokerError::UnknownTopicOrPartition),
-        },
-        Err(err) => error_topic(Some(name), Uuid::nil(), &err),
+    let replication_factor = i32::from(broker.config.default_replication_factor);
+    match broker.create_topic(new_topic, replication_factor, Vec::new()).await {
+        Ok(topic) => tracing::info!(topic = name, partitions = topic.partitions.len(), "auto-created topic"),
+        // Another request created it meanwhile: answered from the image below.
+        Err(BrokerError::TopicAlreadyExists(_)) => {}
+        Err(err) => return error_topic(Some(name), Uuid::nil(), &err),
+    }
+    let image = broker.image();
+    match image.topic(name) {
+        Some(topic) => describe_topic(&image, topic),
+        // Kafka answers a topic being created with LEADER_NOT_AVAILABLE; the client asks again.
+        None => error_topic(Some(name), Uuid::nil(), &BrokerError::LeaderNotAvailable),
     }
 }
 
-fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node_id = BrokerId(broker.config.node_id);
+fn describe_topic(image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
-        .map(|log| {
+        .map(|(&index, p)| {
+            let offline: Vec<BrokerId> =
+                p.replicas.iter().filter(|&&r| !image.is_live(r)).map(|&r| BrokerId(r)).collect();
+            let error = if p.has_leader() { 0 } else { error_code(&BrokerError::LeaderNotAvailable) };
             MetadataResponsePartition::default()
-                .with_partition_index(log.topic_partition.partition)
-                .with_leader_id(node_id)
-                .with_leader_epoch(log.leader_epoch())
-                .with_replica_nodes(vec![node_id])
-                .with_isr_nodes(vec![node_id])
+                .with_error_code(error)
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
+                .with_offline_replicas(offline)
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(topic.id)
+        .with_topic_id(topic.topic_id)
         .with_partitions(partitions)
 }
 

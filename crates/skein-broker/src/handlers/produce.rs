@@ -124,7 +124,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
     let mut appends = Vec::new();
     let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Slot>)> = Vec::new();
     for topic_data in request.topic_data {
-        let topic = broker.topics.get(topic_data.name.0.as_str());
+        let topic_name = topic_data.name.0.to_string();
         let mut slots = Vec::with_capacity(topic_data.partition_data.len());
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
@@ -132,8 +132,8 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 if !acks_valid {
                     return Err(BrokerError::InvalidRequiredAcks(request.acks));
                 }
-                let topic = topic.as_ref().ok_or(BrokerError::UnknownTopicOrPartition)?;
-                let log = topic.partition(index).ok_or(BrokerError::UnknownTopicOrPartition)?;
+                let log = broker.leader_log(&topic_name, index)?;
+                let topic = broker.topics.get(&topic_name).ok_or(BrokerError::UnknownTopicOrPartition)?;
                 let records = partition_data
                     .records
                     .ok_or_else(|| BrokerError::InvalidRecord("produce request carries no records".into()))?;
@@ -149,7 +149,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 let header = validate_client_batch(&records)?;
                 let records = validate_records(records, header, uncompressed_limit(max)).await?;
                 let log_append_time = topic.uses_log_append_time(&current).then(now_ms);
-                Ok(AppendRequest { log: Arc::clone(log), records, header, log_append_time })
+                Ok(AppendRequest { log, records, header, log_append_time })
             }
             .await;
             let prepared = match prepared {
@@ -226,5 +226,7 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    let mut response = ProduceResponse::default().with_responses(responses);
+    crate::handlers::leader_hints::add_to_produce(&broker.image(), &mut response, version);
+    response
 }

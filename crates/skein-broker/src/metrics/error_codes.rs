@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
     DescribeLogDirsResponse, DescribeProducersResponse, ElectLeadersResponse, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsResponse,
 };
+use kafka_protocol::messages::{DescribeQuorumResponse, DescribeTopicPartitionsResponse};
 
 /// A response whose error codes are counted.
 pub(crate) trait ErrorCodes {
@@ -121,6 +122,21 @@ impl ErrorCodes for MetadataResponse {
         let topics = self.topics.iter().map(|t| t.error_code);
         let partitions = self.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code);
         nonzero(std::iter::once(self.error_code).chain(topics).chain(partitions))
+    }
+}
+
+impl ErrorCodes for DescribeQuorumResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        let partitions = self.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code);
+        nonzero(std::iter::once(self.error_code).chain(partitions))
+    }
+}
+
+impl ErrorCodes for DescribeTopicPartitionsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        let topics = self.topics.iter().map(|t| t.error_code);
+        let partitions = self.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code);
+        nonzero(topics.chain(partitions))
     }
 }
 
