@@ -36,11 +36,15 @@ sys.path.insert(0, str(CONFORMANCE_DIR))
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: E402
 
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
 from support.brokers import BrokerError, KafkaBroker, SkeinBroker, skein_binary  # noqa: E402
 from support.kafka_clients import create_topic  # noqa: E402
 
+from support.cluster import KafkaCluster, SkeinCluster  # noqa: E402
+
 from common.driver import SCENARIOS as DRIVER_SCENARIOS  # noqa: E402
-from common.messages import LOG_COMPACTION_TOPIC_CONFIG  # noqa: E402
+from common.messages import CLUSTER_REPLICATION_FACTOR, LOG_COMPACTION_TOPIC_CONFIG  # noqa: E402
 
 LOG_DIR = CONFORMANCE_DIR / ".logs"
 MATRIX_PATH = CONFORMANCE_DIR / "MATRIX.md"
@@ -53,6 +57,11 @@ RESTART_SCENARIOS = {"restart": False, "kill9-restart": True}
 SCENARIOS = [s for s in DRIVER_SCENARIOS if s not in ("produce", "verify")] + list(RESTART_SCENARIOS)
 # Scenarios whose driver creates the topic itself.
 SCENARIOS_WITHOUT_TOPIC = {"admin-topics"}
+# Scenarios run against three-node clusters (tests/support/cluster.py) instead of the single brokers, with the
+# topic created with replication factor 3 and the driver bootstrapping at node 1 alone. The clusters are started
+# when the first such cell runs, after every single-broker cell, and stopped when the last one has run.
+CLUSTER_SCENARIOS = {"cluster"}
+CLUSTER_SIZE = 3
 # Topic configs of the scenarios whose topic is not created with the defaults (not every client can set them).
 SCENARIO_TOPIC_CONFIGS = {"log-compaction": LOG_COMPACTION_TOPIC_CONFIG}
 PARTITIONS = 3
@@ -73,6 +82,8 @@ BROKER_CONFIG = {
 CELL_TIMEOUT_SECONDS = 180
 VERSION_TIMEOUT_SECONDS = 60
 BROKER_START_TIMEOUT_SECONDS = 90
+# Three JVMs (or three skein processes) starting at once on a small machine, and a quorum to form first.
+CLUSTER_START_TIMEOUT_SECONDS = 150
 SERVING_TIMEOUT_SECONDS = 60
 FAILURE_TAIL_LINES = 25
 # Lines of the broker's own log (written while a failing cell ran) kept beside the cell's log, and how many
@@ -217,29 +228,89 @@ def wait_until_serving(bootstrap: str, topic: str) -> float:
         consumer.close()
 
 
-def broker_log_size(broker) -> int:
-    try:
-        return broker.log_path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def broker_logs(broker) -> dict[str, Path]:
+    """The logs of a single broker ({"": path}) or of a cluster's nodes ({"node 1": path, ...})."""
+    return getattr(broker, "log_paths", None) or {"": broker.log_path}
 
 
-def save_broker_log_excerpt(broker, since: int, excerpt_path: Path) -> Path:
-    """Keeps the last lines the broker logged since byte `since` (while the cell ran) in excerpt_path: the
-    brokers' own logs live in temp dirs that are removed when the run ends."""
-    try:
-        with open(broker.log_path, "rb") as broker_log:
-            broker_log.seek(since)
-            lines = broker_log.read().decode(errors="replace").splitlines()[-BROKER_LOG_EXCERPT_LINES:]
-    except FileNotFoundError:
-        lines = []
+def broker_log_sizes(broker) -> dict[str, int]:
+    sizes = {}
+    for name, path in broker_logs(broker).items():
+        try:
+            sizes[name] = path.stat().st_size
+        except FileNotFoundError:
+            sizes[name] = 0
+    return sizes
+
+
+def save_broker_log_excerpt(broker, since: dict[str, int], excerpt_path: Path) -> Path:
+    """Keeps the last lines the broker (each node of a cluster) logged since the sizes `since` (while the cell
+    ran) in excerpt_path: the brokers' own logs live in temp dirs that are removed when the run ends. A
+    cluster's nodes follow each other, each under a `==== node N ====` line."""
+    logs = broker_logs(broker)
+    lines = []
+    for name, path in logs.items():
+        try:
+            with open(path, "rb") as broker_log:
+                broker_log.seek(since.get(name, 0))
+                node_lines = broker_log.read().decode(errors="replace").splitlines()[-BROKER_LOG_EXCERPT_LINES:]
+        except FileNotFoundError:
+            node_lines = []
+        if len(logs) > 1:
+            lines.append(f"==== {name} ====")
+        lines += node_lines
     excerpt_path.write_text("".join(f"{line}\n" for line in lines))
     return excerpt_path
 
 
+class ClusterTarget:
+    """A three-node cluster as the runner uses a broker: one bootstrap address (node 1's: a client must find the
+    other brokers itself), a log per node, and start() for whichever nodes are not running."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.nodes[0].bootstrap
+
+    @property
+    def log_paths(self) -> dict[str, Path]:
+        return {f"node {node.node_id}": node.log_path for node in self.cluster.nodes}
+
+    def is_running(self) -> bool:
+        return all(node.is_running() for node in self.cluster.nodes)
+
+    def start(self, timeout: float) -> None:
+        self.cluster.start(timeout)
+
+    def close(self) -> None:
+        self.cluster.close()
+
+
 def ensure_running(broker) -> None:
     if not broker.is_running():
-        broker.start(timeout=BROKER_START_TIMEOUT_SECONDS)
+        clustered = isinstance(broker, ClusterTarget)
+        broker.start(timeout=CLUSTER_START_TIMEOUT_SECONDS if clustered else BROKER_START_TIMEOUT_SECONDS)
+
+
+def create_cluster_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 60) -> None:
+    """Creates TOPIC with replication factor 3 (the cluster places the replicas) and waits until the metadata
+    shows every partition with a leader and 3 replicas (the driver checks the rest, the in-sync replicas too)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=CLUSTER_REPLICATION_FACTOR)],
+        request_timeout=timeout, operation_timeout=timeout)
+    futures[topic].result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        described = admin.list_topics(timeout=timeout).topics.get(topic)
+        if described is not None and described.error is None and len(described.partitions) == partitions and all(
+                p.leader >= 0 and len(p.replicas) == CLUSTER_REPLICATION_FACTOR for p in described.partitions.values()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} not ready within {timeout} s: {described}")
+        time.sleep(0.2)
 
 
 def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
@@ -250,7 +321,7 @@ def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
     broker_log_excerpt_path.unlink(missing_ok=True)
     started = time.monotonic()
     deadline = started + CELL_TIMEOUT_SECONDS
-    broker_log_start = broker_log_size(broker)
+    broker_log_start = broker_log_sizes(broker)
 
     def finish(exit_code: int | None, reason: str) -> Attempt:
         excerpt = None
@@ -264,7 +335,13 @@ def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
         return finish(None, f"{broker_kind} broker could not be started: {str(error).splitlines()[0]}")
 
     topic = unique_topic(client, scenario, broker_kind)
-    if scenario not in SCENARIOS_WITHOUT_TOPIC:
+    if scenario in CLUSTER_SCENARIOS:
+        try:
+            create_cluster_topic(broker.bootstrap, topic, PARTITIONS)
+        except Exception as error:  # the runner's own client failing is a broker problem for this cell
+            return finish(None, f"creating topic {topic} with {PARTITIONS} partitions and replication factor "
+                                f"{CLUSTER_REPLICATION_FACTOR} failed: {error}")
+    elif scenario not in SCENARIOS_WITHOUT_TOPIC:
         try:
             create_topic(broker.bootstrap, topic, PARTITIONS, config=SCENARIO_TOPIC_CONFIGS.get(scenario))
         except Exception as error:  # the runner's own client failing is a broker problem for this cell
@@ -440,35 +517,56 @@ def main() -> int:
     print("clients: " + ", ".join(client_label(client, versions) for client in clients), flush=True)
 
     LOG_DIR.mkdir(exist_ok=True)
-    kafka = KafkaBroker(BROKER_CONFIG)
-    skein = SkeinBroker(BROKER_CONFIG) if run_skein else None
+    single_scenarios = [scenario for scenario in scenarios if scenario not in CLUSTER_SCENARIOS]
+    cluster_scenarios = [scenario for scenario in scenarios if scenario in CLUSTER_SCENARIOS]
     cells: dict[tuple[str, str], Cell] = {}
     started = time.monotonic()
-    try:
-        print("starting Apache Kafka ...", flush=True)
+    if single_scenarios:
+        kafka = KafkaBroker(BROKER_CONFIG)
+        skein = SkeinBroker(BROKER_CONFIG) if run_skein else None
         try:
-            kafka.start(timeout=BROKER_START_TIMEOUT_SECONDS)
-        except BrokerError as error:
-            print(f"!!! Apache Kafka (the oracle) could not be started: {error}")
-            print("0 passed, 1 failed")
-            return 1
-        print(f"Apache Kafka at {kafka.bootstrap} (log {kafka.log_path})", flush=True)
-        if skein is not None:
+            print("starting Apache Kafka ...", flush=True)
             try:
-                skein.start(timeout=BROKER_START_TIMEOUT_SECONDS)
-                print(f"Skein at {skein.bootstrap} (log {skein.log_path})", flush=True)
+                kafka.start(timeout=BROKER_START_TIMEOUT_SECONDS)
             except BrokerError as error:
-                # Every Skein cell retries the start and fails with the reason.
-                print(f"!!! Skein could not be started: {error}", flush=True)
-        for client in clients:
-            for scenario in scenarios:
-                cell = run_cell(client, scenario, kafka, skein)
-                cells[(client, scenario)] = cell
-                report_cell(cell)
-    finally:
-        kafka.close()
-        if skein is not None:
-            skein.close()
+                print(f"!!! Apache Kafka (the oracle) could not be started: {error}")
+                print("0 passed, 1 failed")
+                return 1
+            print(f"Apache Kafka at {kafka.bootstrap} (log {kafka.log_path})", flush=True)
+            if skein is not None:
+                try:
+                    skein.start(timeout=BROKER_START_TIMEOUT_SECONDS)
+                    print(f"Skein at {skein.bootstrap} (log {skein.log_path})", flush=True)
+                except BrokerError as error:
+                    # Every Skein cell retries the start and fails with the reason.
+                    print(f"!!! Skein could not be started: {error}", flush=True)
+            for client in clients:
+                for scenario in single_scenarios:
+                    cell = run_cell(client, scenario, kafka, skein)
+                    cells[(client, scenario)] = cell
+                    report_cell(cell)
+        finally:
+            kafka.close()
+            if skein is not None:
+                skein.close()
+    if cluster_scenarios:
+        # Three-node clusters, started by the first cell that needs them (ensure_running in attempt), after the
+        # single brokers have stopped; a node that died is restarted by the next cell.
+        kafka_cluster = ClusterTarget(KafkaCluster(CLUSTER_SIZE, BROKER_CONFIG))
+        skein_cluster = ClusterTarget(SkeinCluster(CLUSTER_SIZE, BROKER_CONFIG)) if run_skein else None
+        print(f"three-node clusters for {', '.join(cluster_scenarios)}: Apache Kafka "
+              f"{kafka_cluster.cluster.bootstrap_servers}"
+              + (f"; Skein {skein_cluster.cluster.bootstrap_servers}" if skein_cluster else ""), flush=True)
+        try:
+            for client in clients:
+                for scenario in cluster_scenarios:
+                    cell = run_cell(client, scenario, kafka_cluster, skein_cluster)
+                    cells[(client, scenario)] = cell
+                    report_cell(cell)
+        finally:
+            kafka_cluster.close()
+            if skein_cluster is not None:
+                skein_cluster.close()
 
     print()
     print(format_table(cells, clients, scenarios, versions))

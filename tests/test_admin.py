@@ -27,6 +27,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, ElectionType, KafkaExce
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
                                    NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
+from support.kafka_tools import TOOL_LOG4J2_PROPERTIES
 from support.brokers import BROKER_KINDS, KAFKA_DIR, _die_with_parent
 from support.java_programs import java_program_command
 from support.kafka_clients import unique_topic_name
@@ -53,17 +54,6 @@ DELETE_RECORDS_COMMAND = "org.apache.kafka.tools.DeleteRecordsCommand"
 GET_OFFSET_SHELL = "org.apache.kafka.tools.GetOffsetShell"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 
-# The tools log through log4j2; warnings and errors go to stderr so stdout holds only their output.
-TOOL_LOG4J2_PROPERTIES = """\
-status = error
-appender.stderr.type = Console
-appender.stderr.name = STDERR
-appender.stderr.target = SYSTEM_ERR
-appender.stderr.layout.type = PatternLayout
-appender.stderr.layout.pattern = %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.stderr.ref = STDERR
-"""
 
 
 # ------------------------------------------------------------------------------------------ helpers

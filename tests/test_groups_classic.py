@@ -14,6 +14,7 @@ from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, C
                              KafkaException, Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient
 
+from support.kafka_tools import TOOL_LOG4J2_PROPERTIES
 from support.brokers import BROKER_KINDS, KAFKA_DIR, _die_with_parent
 from support.kafka_clients import unique_topic_name
 
@@ -332,17 +333,6 @@ def test_committed_offsets_survive_a_broker_kill(kind, start_broker, new_topic):
 # Kafka's kafka-consumer-groups tool (ConsumerGroupCommand) from the reference distribution's jars.
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 TOOL_TIMEOUT_SECONDS = 60
-# The tool logs through log4j2; send warnings and errors to stderr so stdout holds only its tables.
-TOOL_LOG4J2_PROPERTIES = """\
-status = error
-appender.stderr.type = Console
-appender.stderr.name = STDERR
-appender.stderr.target = SYSTEM_ERR
-appender.stderr.layout.type = PatternLayout
-appender.stderr.layout.pattern = %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.stderr.ref = STDERR
-"""
 
 
 @pytest.fixture

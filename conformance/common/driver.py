@@ -16,8 +16,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-from .messages import (COMPRESSION_DEFAULT_COUNT, CONSUMER_GROUP_DEFAULT_COUNT, DEFAULT_SEED,
-                       LOG_COMPACTION_DEFAULT_COUNT, ROUNDTRIP_DEFAULT_COUNT, ScenarioFailed, ScenarioNotSupported)
+from .messages import (CLUSTER_DEFAULT_COUNT, COMPRESSION_DEFAULT_COUNT, CONSUMER_GROUP_DEFAULT_COUNT,
+                       DEFAULT_SEED, LOG_COMPACTION_DEFAULT_COUNT, ROUNDTRIP_DEFAULT_COUNT, ScenarioFailed, ScenarioNotSupported)
 
 SCENARIOS = [
     "roundtrip",
@@ -34,6 +34,7 @@ SCENARIOS = [
     "consumer-group-kip848",
     "admin-configs-partitions-records",
     "log-compaction",
+    "cluster",
     "produce",
     "verify",
 ]
@@ -60,6 +61,8 @@ def default_count(scenario: str) -> int:
         return CONSUMER_GROUP_DEFAULT_COUNT
     if scenario == "log-compaction":
         return LOG_COMPACTION_DEFAULT_COUNT
+    if scenario == "cluster":
+        return CLUSTER_DEFAULT_COUNT
     return ROUNDTRIP_DEFAULT_COUNT
 
 

@@ -305,3 +305,50 @@ def check_log_compaction(produced: dict[int, list[tuple[int, bytes, bytes | None
             raise ScenarioFailed(f"partition {partition}: {len(records)} records left of "
                                  f"{len(produced[partition])} produced: nothing was compacted")
     return "; ".join(not_yet) if not_yet else None
+
+
+# --- cluster (messages.md, "Cluster scenario") ---
+
+CLUSTER_DEFAULT_COUNT = 3_000
+CLUSTER_BROKERS = 3
+CLUSTER_REPLICATION_FACTOR = 3
+# Right after CreateTopics the brokers learn the new partitions a moment apart; the driver re-reads the
+# metadata for this long before it fails the check.
+CLUSTER_METADATA_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition as the client's metadata shows it: broker ids."""
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+
+
+def check_cluster_metadata(bootstrap: str, brokers: dict[int, tuple[str, int]],
+                           partitions: dict[int, PartitionInfo]) -> None:
+    """The cluster checks of messages.md ("Cluster scenario", step 1). brokers: node id -> (host, port) as
+    advertised; partitions: TOPIC's partitions by number. Raises ScenarioFailed with what is wrong."""
+    if len(brokers) != CLUSTER_BROKERS:
+        raise ScenarioFailed(f"metadata lists {len(brokers)} brokers, expected {CLUSTER_BROKERS}: {brokers}")
+    endpoints = {(host, port) for host, port in brokers.values()}
+    if len(endpoints) != CLUSTER_BROKERS:
+        raise ScenarioFailed(f"brokers share an advertised address: {brokers}")
+    host, _, port = bootstrap.rpartition(":")
+    if (host, int(port)) not in endpoints:
+        raise ScenarioFailed(f"the bootstrap address {bootstrap} is not a listed broker: {brokers}")
+    if sorted(partitions) != list(range(PARTITIONS)):
+        raise ScenarioFailed(f"topic has partitions {sorted(partitions)}, expected 0..{PARTITIONS - 1}")
+    for number, info in sorted(partitions.items()):
+        where = f"partition {number} (leader {info.leader}, replicas {info.replicas}, isr {info.isr})"
+        if len(info.replicas) != CLUSTER_REPLICATION_FACTOR or len(set(info.replicas)) != len(info.replicas):
+            raise ScenarioFailed(f"{where}: expected {CLUSTER_REPLICATION_FACTOR} distinct replicas")
+        if not set(info.replicas) <= set(brokers):
+            raise ScenarioFailed(f"{where}: a replica is not a listed broker {sorted(brokers)}")
+        if sorted(info.isr) != sorted(info.replicas):
+            raise ScenarioFailed(f"{where}: the in-sync replicas are not all the replicas")
+        if info.leader not in info.replicas:
+            raise ScenarioFailed(f"{where}: the leader is not a replica")
+    leaders = [partitions[number].leader for number in range(PARTITIONS)]
+    if len(set(leaders)) != PARTITIONS:
+        raise ScenarioFailed(f"partition leaders {leaders}: expected every partition led by a different broker")

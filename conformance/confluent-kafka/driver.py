@@ -28,6 +28,7 @@ from common.messages import (BASE_TIMESTAMP_MS, LIST_OFFSETS_COUNT, LIST_OFFSETS
                              check_records_match, roundtrip_message,
                              expected_counts_by_partition, large_value, message_too_large_small_message,
                              roundtrip_messages, single_partition_messages)
+from common.messages import (CLUSTER_METADATA_WAIT_SECONDS, PartitionInfo, check_cluster_metadata)
 from common.messages import (LOG_COMPACTION_REREAD_INTERVAL_SECONDS, LOG_COMPACTION_ROLL_DELAY_SECONDS,
                              LOG_COMPACTION_WAIT_SECONDS, CompactionRecord, check_log_compaction,
                              check_log_compaction_deliveries, log_compaction_roll_records, log_compaction_updates)
@@ -739,6 +740,40 @@ def log_compaction(args: ScenarioArgs) -> None:
         time.sleep(LOG_COMPACTION_REREAD_INTERVAL_SECONDS)
 
 
+def cluster_metadata(admin: AdminClient, topic: str) -> tuple[dict[int, tuple[str, int]], dict[int, PartitionInfo]]:
+    """The brokers and TOPIC's partitions as the client's metadata shows them (all topics listed, so the request
+    cannot auto-create TOPIC)."""
+    metadata = admin.list_topics(timeout=CALL_TIMEOUT_SECONDS)
+    brokers = {broker.id: (broker.host, broker.port) for broker in metadata.brokers.values()}
+    topic_metadata = metadata.topics.get(topic)
+    if topic_metadata is None:
+        return brokers, {}
+    if topic_metadata.error is not None:
+        raise ScenarioFailed(f"metadata for {topic} has error {topic_metadata.error}")
+    partitions = {number: PartitionInfo(p.leader, list(p.replicas), list(p.isrs))
+                  for number, p in topic_metadata.partitions.items()}
+    return brokers, partitions
+
+
+def cluster(args: ScenarioArgs) -> None:
+    """Bootstrapped at one node of a three-broker cluster: the metadata shows the three brokers and TOPIC's
+    partitions with three replicas each, led by three different brokers; then the roundtrip, whose produce
+    and fetch requests must go to each partition's leader (messages.md, "Cluster scenario")."""
+    admin = new_admin(args)
+    deadline = Deadline(CLUSTER_METADATA_WAIT_SECONDS)
+    while True:
+        brokers, partitions = retrying(lambda: cluster_metadata(admin, args.topic), "list_topics")
+        try:
+            check_cluster_metadata(args.bootstrap, brokers, partitions)
+            break
+        except ScenarioFailed:
+            if deadline.expired():
+                raise
+            time.sleep(0.5)
+    sys.stderr.write(f"cluster: brokers {sorted(brokers.items())}, partitions {sorted(partitions.items())}\n")
+    roundtrip(args)
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "compression-gzip": compression_scenario("gzip"),
@@ -754,6 +789,7 @@ SCENARIOS = {
     "consumer-group-kip848": consumer_group,
     "admin-configs-partitions-records": admin_configs_partitions_records,
     "log-compaction": log_compaction,
+    "cluster": cluster,
     "produce": produce_phase,
     "verify": verify,
 }

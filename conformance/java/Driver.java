@@ -2,6 +2,8 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
+import java.util.HashSet;
 import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
@@ -9,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
@@ -41,6 +44,7 @@ import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.KafkaFuture;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.InvalidTopicException;
 import org.apache.kafka.common.errors.RecordTooLargeException;
@@ -69,6 +73,8 @@ public final class Driver {
     static final Duration CONSUME_TIME_LIMIT = Duration.ofSeconds(30);
     static final Duration ADMIN_TIME_LIMIT = Duration.ofSeconds(30);
     static final Duration METADATA_SETTLE_LIMIT = Duration.ofSeconds(15);
+    /** How long the cluster scenario re-reads the metadata before its checks fail (brokers learn of a new topic a moment apart). */
+    static final Duration CLUSTER_METADATA_WAIT = Duration.ofSeconds(30);
 
 
     /** A scenario check that did not hold; its message is the reason printed on stderr. */
@@ -181,6 +187,7 @@ public final class Driver {
             case "admin-topics" -> adminTopics();
             case "admin-configs-partitions-records" -> adminConfigsPartitionsRecords();
             case "log-compaction" -> logCompaction(count != null ? count : LogCompaction.DEFAULT_COUNT);
+            case "cluster" -> cluster(count != null ? count : Messages.CLUSTER_DEFAULT_COUNT);
             default -> {
                 System.err.println("n/a: java does not implement scenario " + scenario);
                 return EXIT_NOT_SUPPORTED;
@@ -426,6 +433,84 @@ public final class Driver {
                 }
             }
         }
+    }
+
+    // ---------------------------------------------------------------- cluster
+
+    /**
+     * Bootstrapped at one node of a three-broker cluster: DescribeCluster shows the three brokers and the topic's
+     * partitions have three replicas each, all in sync, led by three different brokers; then the roundtrip, whose
+     * produce and fetch requests must go to each partition's leader (conformance/common/messages.md, "Cluster scenario").
+     */
+    void cluster(int count) throws Exception {
+        try (Admin admin = newAdmin()) {
+            long deadline = System.nanoTime() + CLUSTER_METADATA_WAIT.toNanos();
+            while (true) {
+                Collection<Node> nodes = adminResult(admin.describeCluster().nodes(), "describeCluster");
+                TopicDescription description =
+                        adminResult(admin.describeTopics(List.of(topic)).allTopicNames(), "describeTopics").get(topic);
+                String problem = clusterProblem(nodes, description);
+                if (problem == null) {
+                    System.err.println("cluster: brokers " + nodes + ", partitions " + description.partitions());
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new Failure(problem);
+                }
+                Thread.sleep(500);
+            }
+        }
+        roundtrip(count, "none");
+    }
+
+    /** The checks of messages.md's "Cluster scenario", step 1: null when they hold, else what is wrong. */
+    String clusterProblem(Collection<Node> nodes, TopicDescription description) {
+        Map<Integer, String> brokers = new TreeMap<>();
+        for (Node node : nodes) {
+            brokers.put(node.id(), node.host() + ":" + node.port());
+        }
+        if (brokers.size() != Messages.CLUSTER_BROKERS) {
+            return "metadata lists " + brokers.size() + " brokers, expected " + Messages.CLUSTER_BROKERS + ": " + brokers;
+        }
+        if (new HashSet<>(brokers.values()).size() != Messages.CLUSTER_BROKERS) {
+            return "brokers share an advertised address: " + brokers;
+        }
+        if (!brokers.containsValue(bootstrap)) {
+            return "the bootstrap address " + bootstrap + " is not a listed broker: " + brokers;
+        }
+        List<TopicPartitionInfo> partitions = description.partitions();
+        Set<Integer> leaders = new TreeSet<>();
+        for (int p = 0; p < partitions.size(); p++) {
+            TopicPartitionInfo info = partitions.get(p);
+            if (info.partition() != p) {
+                return "partitions " + partitions + ", expected 0.." + (Messages.PARTITIONS - 1);
+            }
+            List<Integer> replicas = info.replicas().stream().map(Node::id).toList();
+            List<Integer> isr = info.isr().stream().map(Node::id).toList();
+            Integer leader = info.leader() == null ? null : info.leader().id();
+            String where = "partition " + p + " (leader " + leader + ", replicas " + replicas + ", isr " + isr + ")";
+            if (replicas.size() != Messages.CLUSTER_REPLICATION_FACTOR || new HashSet<>(replicas).size() != replicas.size()) {
+                return where + ": expected " + Messages.CLUSTER_REPLICATION_FACTOR + " distinct replicas";
+            }
+            if (!brokers.keySet().containsAll(replicas)) {
+                return where + ": a replica is not a listed broker " + brokers.keySet();
+            }
+            if (!new TreeSet<>(isr).equals(new TreeSet<>(replicas)) || isr.size() != replicas.size()) {
+                return where + ": the in-sync replicas are not all the replicas";
+            }
+            if (leader == null || !replicas.contains(leader)) {
+                return where + ": the leader is not a replica";
+            }
+            leaders.add(leader);
+        }
+        if (partitions.size() != Messages.PARTITIONS) {
+            return "topic has " + partitions.size() + " partitions, expected " + Messages.PARTITIONS;
+        }
+        if (leaders.size() != Messages.PARTITIONS) {
+            return "partition leaders " + partitions.stream().map(info -> info.leader() == null ? "none" : Integer.toString(info.leader().id())).toList()
+                    + ": expected every partition led by a different broker";
+        }
+        return null;
     }
 
     // ---------------------------------------------------------------- log-compaction

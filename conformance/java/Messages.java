@@ -11,6 +11,9 @@ final class Messages {
     static final int ROUNDTRIP_DEFAULT_COUNT = 10_000;
     static final int COMPRESSION_DEFAULT_COUNT = 2_000;
     static final int CONSUMER_GROUP_DEFAULT_COUNT = 3_000;
+    static final int CLUSTER_DEFAULT_COUNT = 3_000;
+    static final int CLUSTER_BROKERS = 3;
+    static final int CLUSTER_REPLICATION_FACTOR = 3;
     /** Above the broker's default message.max.bytes (1048588). */
     static final int LARGE_VALUE_SIZE = 2 * 1024 * 1024;
     static final int OFFSET_OUT_OF_RANGE_COUNT = 10;

@@ -27,6 +27,7 @@ from common.messages import (BASE_TIMESTAMP_MS, LIST_OFFSETS_COUNT, LIST_OFFSETS
                              check_record, check_records_match, roundtrip_message,
                              expected_counts_by_partition, large_value, message_too_large_small_message,
                              roundtrip_messages, single_partition_messages)
+from common.messages import CLUSTER_METADATA_WAIT_SECONDS, PartitionInfo, check_cluster_metadata
 from common.messages import (LOG_COMPACTION_REREAD_INTERVAL_SECONDS, LOG_COMPACTION_ROLL_DELAY_SECONDS,
                              LOG_COMPACTION_WAIT_SECONDS, CompactionRecord, check_log_compaction,
                              check_log_compaction_deliveries, log_compaction_roll_records, log_compaction_updates)
@@ -528,6 +529,41 @@ def log_compaction(args: ScenarioArgs) -> None:
         time.sleep(LOG_COMPACTION_REREAD_INTERVAL_SECONDS)
 
 
+def cluster_metadata(admin: KafkaAdminClient, topic: str) -> tuple[dict[int, tuple[str, int]], dict[int, PartitionInfo]]:
+    """The brokers (DescribeCluster) and TOPIC's partitions (Metadata) as the admin client shows them."""
+    brokers = {broker["broker_id"]: (broker["host"], broker["port"]) for broker in admin.describe_cluster()["brokers"]}
+    if topic not in admin.list_topics():
+        return brokers, {}
+    [description] = admin.describe_topics([topic])
+    if description["error_code"] != 0:
+        raise ScenarioFailed(f"metadata for {topic} has error code {description['error_code']}")
+    partitions = {p["partition_index"]: PartitionInfo(p["leader_id"], list(p["replica_nodes"]), list(p["isr_nodes"]))
+                  for p in description["partitions"]}
+    return brokers, partitions
+
+
+def cluster(args: ScenarioArgs) -> None:
+    """Bootstrapped at one node of a three-broker cluster: the metadata shows the three brokers and TOPIC's
+    partitions with three replicas each, led by three different brokers; then the roundtrip, whose produce
+    and fetch requests must go to each partition's leader (messages.md, "Cluster scenario")."""
+    admin = new_admin(args)
+    try:
+        deadline = Deadline(CLUSTER_METADATA_WAIT_SECONDS)
+        while True:
+            brokers, partitions = cluster_metadata(admin, args.topic)
+            try:
+                check_cluster_metadata(args.bootstrap, brokers, partitions)
+                break
+            except ScenarioFailed:
+                if deadline.expired():
+                    raise
+                time.sleep(0.5)
+    finally:
+        admin.close()
+    sys.stderr.write(f"cluster: brokers {sorted(brokers.items())}, partitions {sorted(partitions.items())}\n")
+    roundtrip(args)
+
+
 SCENARIOS = {
     "roundtrip": roundtrip,
     "compression-gzip": compression_scenario("gzip"),
@@ -542,6 +578,7 @@ SCENARIOS = {
     "consumer-group": consumer_group,
     "consumer-group-kip848": consumer_group_kip848,
     "log-compaction": log_compaction,
+    "cluster": cluster,
     "produce": produce_phase,
     "verify": verify,
 }

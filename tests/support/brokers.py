@@ -137,6 +137,11 @@ class _Broker:
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = 90) -> "_Broker":
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> "_Broker":
+        """Start the process without waiting for it to be ready (a cluster starts every node first)."""
         if self.is_running():
             raise BrokerError(f"{self.kind} broker already running (pid {self.pid})")
         self._prepare()
@@ -152,6 +157,13 @@ class _Broker:
             preexec_fn=_die_with_parent,
         )
         _live_brokers.add(self)
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> "_Broker":
+        """Wait until the launched process is ready; kills it and raises BrokerError if it exits or
+        is not ready within `timeout`."""
+        if self._process is None:
+            raise BrokerError(f"{self.kind} broker not launched")
         deadline = time.monotonic() + timeout
         while True:
             exit_code = self._process.poll()
@@ -167,6 +179,22 @@ class _Broker:
                 self.kill()
                 raise BrokerError(f"{self.kind} broker not ready within {timeout}s\n{self.log_tail()}")
             time.sleep(0.2)
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (stop several brokers at once, then wait_exit each)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Wait up to `timeout` for the process to exit; its exit code, or None while it still runs
+        (or when none was started)."""
+        if self._process is None:
+            return None
+        try:
+            self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self._forget_process()
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> int | None:
         """SIGTERM and wait; returns the exit code (None if it was not running)."""
@@ -280,6 +308,8 @@ class KafkaBroker(_Broker):
 
     def __init__(self, config: dict | None = None):
         super().__init__(config)
+        # The node id in server.properties (a cluster node sets its own).
+        self.node_id = 1
         self.controller_port = free_port()
         self.data_dir = self.work_dir / "data"
         self.properties_path = self.work_dir / "server.properties"
@@ -370,7 +400,7 @@ class KafkaBroker(_Broker):
             metadata = admin.list_topics(timeout=3)
         except Exception:
             return False
-        return 1 in metadata.brokers
+        return self.node_id in metadata.brokers
 
 
 def _random_kafka_uuid() -> str:

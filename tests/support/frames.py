@@ -681,3 +681,27 @@ class Mutator:
                    DEFAULT_SOCKET_REQUEST_MAX_BYTES + 1, rng.randrange(-(2**31), 2**31))
         length = lengths[step % len(lengths)]
         return f"prefix={length} body={len(body)}", struct.pack(">i", length) + body, length == len(body)
+
+
+INIT_PRODUCER_ID = 22
+COORDINATOR_LOAD_IN_PROGRESS_ERROR = 14
+
+
+def init_producer_id(bootstrap: str, correlation_id: int, timeout: float = 30) -> tuple[int, int, int]:
+    """InitProducerId v1 (no transactional id) sent straight to one node: (error_code, producer_id, epoch).
+    Retried while the node answers COORDINATOR_LOAD_IN_PROGRESS, as Kafka does until its first producer-id block
+    arrives from the controller (clients retry it too)."""
+    host, port = bootstrap.split(":")
+    body = request_header(INIT_PRODUCER_ID, 1, correlation_id, "skein-test", flexible=False)
+    body += struct.pack(">h", -1) + struct.pack(">i", 60_000)  # transactional_id null, transaction_timeout_ms
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(frame(body))
+            payload = ResponseReader(sock).next_response(deadline)
+        assert payload is not None, f"{bootstrap} closed the connection instead of answering InitProducerId"
+        got_correlation_id, _throttle, error_code, producer_id, epoch = struct.unpack_from(">iihqh", payload)
+        assert got_correlation_id == correlation_id
+        if error_code != COORDINATOR_LOAD_IN_PROGRESS_ERROR or time.monotonic() > deadline:
+            return error_code, producer_id, epoch
+        time.sleep(0.2)

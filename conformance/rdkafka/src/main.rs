@@ -6,6 +6,7 @@
 //! Exit 0 = pass, 1 = fail (reason on stderr), 2 = scenario not supported.
 
 mod client;
+mod cluster;
 mod compaction;
 mod groups;
 mod messages;
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
         "list-offsets" => scenarios::list_offsets(&ctx),
         "admin-topics" => scenarios::admin_topics(&ctx),
         "log-compaction" => compaction::log_compaction(&ctx, count(compaction::DEFAULT_COUNT)),
+        "cluster" => cluster::cluster(&ctx, count(cluster::DEFAULT_COUNT)),
         other => {
             eprintln!("n/a: the rdkafka driver does not know scenario {other}");
             return ExitCode::from(EXIT_NOT_SUPPORTED);
