@@ -32,6 +32,7 @@ pub struct TestBroker {
     config_file: Option<PathBuf>,
     addr: SocketAddr,
     metrics_addr: SocketAddr,
+    node_id: i32,
     child: Option<Child>,
 }
 
@@ -53,7 +54,7 @@ impl TestBroker {
             Some(path)
         };
         let (addr, metrics_addr) = two_free_ports()?;
-        let mut broker = TestBroker { binary, dir, config_file, addr, metrics_addr, child: None };
+        let mut broker = TestBroker { binary, dir, config_file, addr, metrics_addr, node_id: 1, child: None };
         // The ports are free when chosen but not reserved: another process may take one before skein binds it.
         for _ in 0..PORT_ATTEMPTS {
             match broker.spawn() {
@@ -67,6 +68,46 @@ impl TestBroker {
         }
         broker.spawn()?;
         Ok(broker)
+    }
+
+    /// Starts an `size`-node cluster (node ids 1..=size, every node a broker and a voter on its own controller
+    /// port), with `yaml` added to every node's configuration. The nodes are spawned together (a node serves only
+    /// once a quorum of them runs), then each is waited for.
+    pub fn start_cluster(size: i32, yaml: &str) -> anyhow::Result<Vec<Self>> {
+        let binary = find_binary()?;
+        let controllers = (0..size).map(|_| free_port()).collect::<anyhow::Result<Vec<_>>>()?;
+        let voters: Vec<String> = (1..=size).zip(&controllers).map(|(id, addr)| format!("{id}@{addr}")).collect();
+        let mut nodes = Vec::new();
+        for node_id in 1..=size {
+            let dir = tempfile::Builder::new().prefix("skein-test-").tempdir().context("cannot create a temp dir")?;
+            let path = dir.path().join("skein.yaml");
+            let config = format!(
+                "controller.quorum.voters: {}\nbroker.session.timeout.ms: 6000\nbroker.heartbeat.interval.ms: 500\n{yaml}\n",
+                voters.join(",")
+            );
+            std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
+            let (addr, metrics_addr) = two_free_ports()?;
+            let mut node = TestBroker {
+                binary: binary.clone(),
+                dir,
+                config_file: Some(path),
+                addr,
+                metrics_addr,
+                node_id,
+                child: None,
+            };
+            node.launch()?;
+            nodes.push(node);
+        }
+        for node in &mut nodes {
+            node.wait_until_accepting()?;
+        }
+        Ok(nodes)
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     /// The Kafka listener (also the advertised address).
@@ -192,6 +233,12 @@ impl TestBroker {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
+        self.launch()?;
+        self.wait_until_accepting()
+    }
+
+    /// Starts the process without waiting for it.
+    fn launch(&mut self) -> anyhow::Result<()> {
         let log_path = self.log_path();
         let mut log = OpenOptions::new()
             .create(true)
@@ -210,14 +257,14 @@ impl TestBroker {
             .arg("--metrics-listen")
             .arg(self.metrics_addr.to_string())
             .arg("--node-id")
-            .arg("1");
+            .arg(self.node_id.to_string());
         if let Some(config) = &self.config_file {
             command.arg("--config").arg(config);
         }
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = command.spawn().with_context(|| format!("cannot spawn {}", self.binary.display()))?;
         self.child = Some(child);
-        self.wait_until_accepting()
+        Ok(())
     }
 
     fn wait_until_accepting(&mut self) -> anyhow::Result<()> {
@@ -286,6 +333,10 @@ fn find_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// Two distinct free ports on 127.0.0.1, both held until chosen so they differ.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?.local_addr()?)
+}
+
 fn two_free_ports() -> anyhow::Result<(SocketAddr, SocketAddr)> {
     let first = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;
     let second = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;
