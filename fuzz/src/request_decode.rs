@@ -68,6 +68,8 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::ListPartitionReassignments => visitor.visit::<ListPartitionReassignmentsRequest>(),
         ApiKey::ElectLeaders => visitor.visit::<ElectLeadersRequest>(),
         ApiKey::DescribeProducers => visitor.visit::<DescribeProducersRequest>(),
+        ApiKey::DescribeQuorum => visitor.visit::<DescribeQuorumRequest>(),
+        ApiKey::DescribeTopicPartitions => visitor.visit::<DescribeTopicPartitionsRequest>(),
         _ => return None,
     })
 }
