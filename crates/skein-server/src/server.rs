@@ -291,14 +291,15 @@ async fn shutdown_quorum(cluster: &ClusterMember) -> anyhow::Result<()> {
 async fn apply_metadata_changes(broker: Arc<Broker>, shutdown: CancellationToken) {
     let mut images = broker.cluster.quorum().subscribe();
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = images.changed() => if changed.is_err() { return },
-        }
+        // The current image first: one applied between start-up and this subscription counts as seen already.
         let image = Arc::clone(&images.borrow_and_update());
         broker.dynamic_configs.apply_image(&image, broker.config.node_id);
         if let Err(err) = broker.topics.apply_image(&image, broker.config.node_id).await {
             tracing::error!(error = %err, "cannot apply the metadata to local storage");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = images.changed() => if changed.is_err() { return },
         }
     }
 }
