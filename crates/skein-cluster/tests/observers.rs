@@ -4,14 +4,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use skein_cluster::{
-    ControllerError, ControllerRequest, Endpoint, MetadataImage, MetadataQuorum, NodeId, QuorumConfig, QuorumError,
+    ControllerError, ControllerRequest, MetadataImage, MetadataQuorum, NodeId, QuorumConfig, QuorumError,
 };
+use support::{endpoint, free_addr, init_tracing, wait_until};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -19,13 +22,6 @@ use uuid::Uuid;
 const TEST_BUDGET: Duration = Duration::from_secs(90);
 const BUDGET: Duration = Duration::from_secs(15);
 const OBSERVER: NodeId = 4;
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
 
 async fn bounded<F: Future<Output = ()>>(body: F) {
     init_tracing();
@@ -36,31 +32,10 @@ fn loopback(id: NodeId) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, u8::try_from(id).unwrap()))
 }
 
-fn free_addr(ip: IpAddr) -> SocketAddr {
-    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// Timeouts widened for a 2-core machine shared with builds.
+/// The shared timeouts, and: a snapshot purges the whole log below it, so a node that missed entries needs it.
 fn tune(config: &mut QuorumConfig) {
-    config.heartbeat_ms = 250;
-    config.election_timeout_min_ms = 1000;
-    config.election_timeout_max_ms = 2000;
-    config.broker_session_timeout_ms = 60_000;
-    config.operation_timeout_ms = 15_000;
-    // A snapshot purges the whole log below it, so a node that missed entries needs the snapshot.
+    support::tune(config);
     config.entries_kept_after_snapshot = 0;
-}
-
-async fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Nodes 1..=3 vote; node 4 observes.
@@ -141,15 +116,6 @@ impl Cluster {
         }
         drop(self.dirs);
     }
-}
-
-fn endpoint(id: NodeId) -> Vec<Endpoint> {
-    vec![Endpoint {
-        name: "PLAINTEXT".into(),
-        host: "127.0.0.1".into(),
-        port: 9092 + u16::try_from(id).unwrap(),
-        security_protocol: 0,
-    }]
 }
 
 /// One raw request on the controller frame; answers the reply's JSON body.

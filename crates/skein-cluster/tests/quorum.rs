@@ -4,15 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use skein_cluster::{
-    ConfigResource, ConfigResourceType, ControllerError, Endpoint, MetadataImage, MetadataQuorum, NO_LEADER, NodeId,
+    ConfigResource, ConfigResourceType, ControllerError, MetadataImage, MetadataQuorum, NO_LEADER, NodeId,
     QuorumConfig, QuorumError,
 };
+use support::{endpoint, free_addr, init_tracing, tune, wait_until};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
@@ -21,14 +24,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TEST_BUDGET: Duration = Duration::from_secs(120);
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
-
-/// Runs a test body alone (see the module doc) within the time budget.
 async fn bounded<F: Future<Output = ()>>(body: F) {
     init_tracing();
     let _serial = SERIAL.lock().await;
@@ -39,25 +34,10 @@ fn loopback(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, u8::try_from(i + 1).unwrap()))
 }
 
-fn free_addr(ip: IpAddr) -> SocketAddr {
-    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
-    listener.local_addr().unwrap()
-}
-
 struct Cluster {
     dirs: Vec<TempDir>,
     configs: Vec<QuorumConfig>,
     nodes: Vec<Option<MetadataQuorum>>,
-}
-
-/// Timeouts widened for a 2-core machine shared with builds.
-fn tune(config: &mut QuorumConfig) {
-    config.heartbeat_ms = 250;
-    config.election_timeout_min_ms = 1000;
-    config.election_timeout_max_ms = 2000;
-    // Long enough that brokers registered by a test never expire unless the test wants them to.
-    config.broker_session_timeout_ms = 60_000;
-    config.operation_timeout_ms = 15_000;
 }
 
 impl Cluster {
@@ -134,26 +114,6 @@ impl Cluster {
     async fn converge(&self, within: Duration, what: &str, check: impl Fn(&MetadataImage) -> bool) {
         wait_until(within, what, || self.running().all(|n| check(&n.image())).then_some(())).await;
     }
-}
-
-async fn wait_until<T>(within: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn endpoint(id: NodeId) -> Vec<Endpoint> {
-    vec![Endpoint {
-        name: "PLAINTEXT".into(),
-        host: "127.0.0.1".into(),
-        port: 9092 + u16::try_from(id).unwrap(),
-        security_protocol: 0,
-    }]
 }
 
 /// Registers brokers `ids` (through node `via`) and unfences them; answers their broker epochs.
