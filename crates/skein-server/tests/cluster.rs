@@ -36,11 +36,17 @@ fn a_broker_that_does_not_lead_a_partition_names_its_leader() -> anyhow::Result<
     let created = create_topic(&mut first, topic, PARTITIONS, &[])?;
     assert_eq!(created.error_code, 0, "{created:?}");
 
-    // Every partition has a leader, and they are spread over the three brokers.
+    // Every partition has a leader, and they are spread over the three brokers. CreateTopics answers once the
+    // quorum has committed the topic; each broker applies it a moment later, so wait until all of them agree.
+    let mut clients = nodes.iter().map(|n| n.client()).collect::<anyhow::Result<Vec<_>>>()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let placed = loop {
         let placed = leaders(&metadata(&mut first, &[topic], false)?);
-        if placed.len() == PARTITIONS as usize && placed.iter().all(|(_, leader, _)| *leader > 0) {
+        let mut everywhere = placed.len() == PARTITIONS as usize && placed.iter().all(|(_, leader, _)| *leader > 0);
+        for client in &mut clients {
+            everywhere &= leaders(&metadata(client, &[topic], false)?) == placed;
+        }
+        if everywhere {
             break placed;
         }
         anyhow::ensure!(std::time::Instant::now() < deadline, "partitions without leaders: {placed:?}");
