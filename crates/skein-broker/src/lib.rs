@@ -9,12 +9,14 @@
 //! - [`handlers`]: one module per ApiKey, named after it.
 //! - [`metrics`]: [`Metrics`], every Prometheus metric the broker exports (counted by the router, a few handlers and
 //!   the server), and [`metrics::render`], the `/metrics` text with the gauges read from the broker's state.
+//! - [`replication`]: followers fetching from partition leaders, and leaders keeping their ISR current.
 
 pub mod broker;
 pub mod broker_configs;
 pub mod cluster;
 pub mod handlers;
 pub mod metrics;
+pub mod replication;
 pub mod router;
 pub mod topics;
 

@@ -35,6 +35,11 @@ impl Topic {
         Some(self.configs.get(name).cloned().unwrap_or_else(|| current.topic_default(def).0))
     }
 
+    /// `min.insync.replicas`: how many replicas an acks=all produce needs in sync.
+    pub fn min_insync_replicas(&self, current: &CurrentConfig) -> usize {
+        self.config_value(current, "min.insync.replicas").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1)
+    }
+
     /// `max.message.bytes`: the largest batch the topic accepts.
     pub fn max_message_bytes(&self, current: &CurrentConfig) -> usize {
         self.config_value(current, "max.message.bytes")
@@ -209,7 +214,8 @@ impl TopicRegistry {
 
     /// Brings local storage in line with the metadata image: creates the logs of new topics and partitions,
     /// deletes the data of removed topics (or of a name now used by another topic id), takes config overrides,
-    /// and takes the leader epoch of every partition this node leads. Idempotent; serialised.
+    /// and gives each partition this node replicates its role: leader (with the leader epoch, replicas and ISR)
+    /// or follower. Idempotent; serialised.
     pub async fn apply_image(&self, image: &MetadataImage, node_id: i32) -> Result<(), BrokerError> {
         let mut applied = self.admin.lock().await;
         // Images are applied by several tasks: never go back to an older one (it would delete a newer topic).
@@ -238,11 +244,13 @@ impl TopicRegistry {
             }
             let Some(local) = self.get(&topic.name) else { continue };
             for (&index, partition) in &topic.partitions {
-                if partition.leader == node_id
-                    && let Some(log) = local.partition(index)
-                    && log.leader_epoch() != partition.leader_epoch
-                {
-                    log.set_leader_epoch(partition.leader_epoch).await?;
+                let Some(log) = local.partition(index) else { continue };
+                if partition.leader == node_id {
+                    let (replicas, isr) = (partition.replicas.clone(), partition.isr.clone());
+                    log.become_leader(node_id, partition.leader_epoch, replicas, isr, skein_core::wall_clock_ms())
+                        .await?;
+                } else if partition.replicas.contains(&node_id) {
+                    log.become_follower(partition.leader_epoch).await?;
                 }
             }
         }
@@ -361,7 +369,8 @@ impl TopicRegistry {
 }
 
 impl skein_txn::Partitions for TopicRegistry {
+    /// The local log, unless this node follows the partition (its markers are the leader's to write).
     fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
-        self.get(topic).and_then(|topic| topic.partition(partition).cloned())
+        self.get(topic).and_then(|topic| topic.partition(partition).cloned()).filter(|log| !log.is_follower())
     }
 }

@@ -135,6 +135,13 @@ pub enum BrokerError {
     /// No replica may become leader.
     #[error("no eligible leader: {0}")]
     EligibleLeadersNotAvailable(String),
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`: refused before anything is written.
+    #[error("not enough in-sync replicas: {isr} in sync, min.insync.replicas is {min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
+    /// acks=all whose records were written but the ISR shrank below `min.insync.replicas` before they were
+    /// replicated: not acknowledged.
+    #[error("not enough in-sync replicas after append: {isr} in sync, min.insync.replicas is {min}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: usize },
 }
 
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
@@ -198,6 +205,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::LeaderNotAvailable => ResponseError::LeaderNotAvailable,
         BrokerError::NotController(_) => ResponseError::NotController,
         BrokerError::RequestTimedOut(_) => ResponseError::RequestTimedOut,
+        BrokerError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        BrokerError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
         BrokerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         BrokerError::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
     };

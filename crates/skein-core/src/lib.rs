@@ -18,3 +18,11 @@ pub use config::BrokerConfig;
 pub use error::{BrokerError, error_code};
 pub use limits::{IdKind, MAX_ID_BYTES, MAX_PARTITIONS_PER_REQUEST};
 pub use types::{LeaderEpoch, NodeId, TopicPartition};
+
+/// Wall-clock milliseconds since the Unix epoch (Kafka's timestamps).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -64,6 +64,11 @@ pub async fn append_batches(
         let Some(state) = states.get_mut(&id) else {
             return Err(BrokerError::Storage(format!("partition {id} vanished during append")));
         };
+        if request.log.is_follower() {
+            // The role changes only under the append lock held here: a follower's log takes its leader's batches.
+            results.push(Err(BrokerError::NotLeaderOrFollower));
+            continue;
+        }
         let header = &request.header;
         let producer_key = (id, header.producer_id);
         let current = producers.get(&producer_key).cloned().or_else(|| request.log.producer_state(header.producer_id));
@@ -103,7 +108,10 @@ pub async fn append_batches(
     if batch.is_empty() {
         return Ok(results);
     }
-    for (id, state) in &states {
+    for (id, state) in &mut states {
+        if let Some(log) = logs.get(id) {
+            state.high_watermark = log.high_watermark_for(state.next_offset);
+        }
         batch.put(ColumnFamily::Partition, keys::partition_key(*id), state.encode());
     }
     for ((id, producer_id), producer) in &producers {
@@ -144,6 +152,9 @@ pub async fn append_marker(
     now_ms: i64,
 ) -> Result<Option<i64>, BrokerError> {
     let _append = log.append_lock.lock().await;
+    if log.is_follower() {
+        return Err(BrokerError::NotLeaderOrFollower);
+    }
     let Some(mut producer) = log.producer_state(producer_id).filter(|p| p.txn_first_offset >= 0) else {
         return Ok(None);
     };
@@ -163,6 +174,7 @@ pub async fn append_marker(
     let mut batch = StoreBatch::default();
     batch.put(ColumnFamily::Log, keys::log_key(id, marker_offset), stored.to_vec());
     state.next_offset = marker_offset + 1;
+    state.high_watermark = log.high_watermark_for(state.next_offset);
     batch.put(ColumnFamily::Partition, keys::partition_key(id), state.encode());
     if producer_epoch > producer.producer_epoch {
         producer.producer_epoch = producer_epoch;

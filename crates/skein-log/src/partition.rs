@@ -1,6 +1,6 @@
 //! One partition's log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -13,7 +13,9 @@ use skein_storage::{
 };
 
 use crate::compaction::CleanerCheckpoint;
+use crate::follower::load_epochs;
 use crate::producers::ProducerTable;
+use crate::replica::{FollowerProgress, LeaderState, NodeId, Role};
 use tokio::sync::watch;
 
 /// What a fetch read from one partition.
@@ -36,6 +38,8 @@ pub enum Isolation {
     ReadUncommitted,
     /// Only up to the last stable offset: no record of a transaction still open.
     ReadCommitted,
+    /// A follower's fetch: everything up to the log end.
+    LogEnd,
 }
 
 impl Isolation {
@@ -66,8 +70,14 @@ pub struct PartitionLog {
     ongoing_txns: Mutex<BTreeSet<(i64, i64)>>,
     /// The largest `marker offset - first offset` of any aborted transaction here, to bound index scans.
     max_aborted_span: AtomicI64,
-    /// The high watermark; fetches waiting for data subscribe to it.
+    /// The high watermark (mirrors `state.high_watermark`); consumers' fetches waiting for data subscribe to it.
     high_watermark: watch::Sender<i64>,
+    /// The log end offset; followers' fetches waiting for data subscribe to it.
+    log_end: watch::Sender<i64>,
+    /// The leader epoch cache: each epoch's first offset. Changed only under `append_lock`.
+    epochs: Mutex<BTreeMap<i32, i64>>,
+    /// Leader, follower or standalone, and as leader the followers' progress. Locked before `state`.
+    role: Mutex<Role>,
     /// Where log compaction stands (compacted topics only).
     cleaner: Mutex<CleanerCheckpoint>,
 }
@@ -90,9 +100,17 @@ impl PartitionLog {
         leader_epoch: i32,
         batch: &mut StoreBatch,
     ) -> Arc<Self> {
-        let state = PartitionState { log_start_offset: 0, next_offset: 0, leader_epoch };
+        let state = PartitionState { log_start_offset: 0, next_offset: 0, leader_epoch, high_watermark: 0 };
         batch.put(ColumnFamily::Partition, keys::partition_key(partition_id), state.encode());
-        Arc::new(Self::with_state(engine, topic_partition, partition_id, state))
+        let leader_epoch = leader_epoch.max(0);
+        batch.put(
+            ColumnFamily::Partition,
+            keys::leader_epoch_key(partition_id, leader_epoch),
+            0i64.to_be_bytes().to_vec(),
+        );
+        let log = Self::with_state(engine, topic_partition, partition_id, state, Role::Standalone);
+        log.lock_epochs().insert(leader_epoch, 0);
+        Arc::new(log)
     }
 
     /// Loads an existing partition's state (blocking).
@@ -141,7 +159,9 @@ impl PartitionLog {
         if let Some(err) = corrupt {
             return Err(err);
         }
-        let log = Self::with_state(engine, topic_partition, partition_id, state);
+        let epochs = load_epochs(&*engine, partition_id, &state)?;
+        let log = Self::with_state(engine, topic_partition, partition_id, state, Role::Unassigned);
+        *log.lock_epochs() = epochs;
         *log.lock_ongoing() = producers
             .iter()
             .filter(|(_, producer)| producer.txn_first_offset >= 0)
@@ -157,8 +177,10 @@ impl PartitionLog {
         topic_partition: TopicPartition,
         partition_id: PartitionId,
         state: PartitionState,
+        role: Role,
     ) -> Self {
-        let (high_watermark, _) = watch::channel(state.next_offset);
+        let (high_watermark, _) = watch::channel(state.high_watermark);
+        let (log_end, _) = watch::channel(state.next_offset);
         PartitionLog {
             topic_partition,
             partition_id,
@@ -169,6 +191,9 @@ impl PartitionLog {
             ongoing_txns: Mutex::new(BTreeSet::new()),
             max_aborted_span: AtomicI64::new(0),
             high_watermark,
+            log_end,
+            epochs: Mutex::new(BTreeMap::new()),
+            role: Mutex::new(role),
             cleaner: Mutex::new(CleanerCheckpoint::default()),
         }
     }
@@ -182,6 +207,8 @@ impl PartitionLog {
         batch.delete_range(ColumnFamily::Producers, from, to);
         let (from, to) = keys::aborted_txn_range(self.partition_id);
         batch.delete_range(ColumnFamily::AbortedTxns, from, to);
+        let (from, to) = keys::leader_epoch_range(self.partition_id);
+        batch.delete_range(ColumnFamily::Partition, from, to);
     }
 
     pub(crate) fn lock_ongoing(&self) -> MutexGuard<'_, BTreeSet<(i64, i64)>> {
@@ -279,15 +306,316 @@ impl PartitionLog {
         *self.lock_state()
     }
 
-    /// Publishes a new durable state after a successful write and wakes waiting fetches.
-    pub(crate) fn publish(&self, state: PartitionState) {
-        *self.lock_state() = state;
-        self.high_watermark.send_replace(state.next_offset);
+    /// Publishes a new durable state after a successful write, moves the high watermark as the role allows and
+    /// wakes waiting fetches. The high watermark in memory never goes back here (only truncation lowers it).
+    pub(crate) fn publish(&self, mut state: PartitionState) {
+        let role = self.lock_role();
+        {
+            let mut current = self.lock_state();
+            state.high_watermark = current.high_watermark.min(state.next_offset);
+            *current = state;
+        }
+        self.log_end.send_replace(state.next_offset);
+        self.advance_high_watermark(&role);
     }
 
-    /// On a single node every appended record is committed once written, so the high watermark is the log end.
+    /// Publishes the state after a truncation: the log end (and the high watermark with it) went back.
+    pub(crate) fn truncated(&self, state: PartitionState) {
+        *self.lock_state() = state;
+        self.log_end.send_replace(state.next_offset);
+        self.high_watermark.send_replace(state.high_watermark);
+    }
+
+    /// Moves the high watermark up to what `role` allows, if that is higher. Called with the role locked.
+    fn advance_high_watermark(&self, role: &Role) {
+        let mut state = self.lock_state();
+        if let Some(allowed) = role.high_watermark(state.next_offset)
+            && allowed > state.high_watermark
+        {
+            state.high_watermark = allowed;
+            self.high_watermark.send_replace(allowed);
+        }
+    }
+
+    /// The high watermark to store with a write that moves the log end to `log_end`: what it will be once the
+    /// write is published (the whole log end for a leader alone in its ISR), never above the log end.
+    pub(crate) fn high_watermark_for(&self, log_end: i64) -> i64 {
+        let role = self.lock_role();
+        let current = self.lock_state().high_watermark;
+        role.high_watermark(log_end).map_or(current, |allowed| allowed.max(current)).min(log_end)
+    }
+
+    /// The offset below which every record is committed (replicated to the whole ISR): consumers see nothing at
+    /// or beyond it.
     pub fn high_watermark(&self) -> i64 {
+        self.state().high_watermark
+    }
+
+    /// The offset the next record gets.
+    pub fn log_end_offset(&self) -> i64 {
         self.state().next_offset
+    }
+
+    pub(crate) fn lock_role(&self) -> MutexGuard<'_, Role> {
+        // The role is replaced whole or changed field by field without intermediate invariants.
+        self.role.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn lock_epochs(&self) -> MutexGuard<'_, BTreeMap<i32, i64>> {
+        self.epochs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// This partition's role on this node.
+    pub fn role(&self) -> Role {
+        self.lock_role().clone()
+    }
+
+    /// How many replicas are in sync, as this node knows (1 for a log outside a cluster, 0 when not leading).
+    pub fn isr_size(&self) -> usize {
+        self.lock_role().isr_size()
+    }
+
+    /// Wakes every fetch and produce waiting on this partition (its role changed: they re-check it).
+    fn wake_waiters(&self) {
+        self.high_watermark.send_modify(|_| {});
+        self.log_end.send_modify(|_| {});
+    }
+
+    /// Whether this node copies the partition from another broker's leader: then only the leader's batches may
+    /// be written here.
+    pub fn is_follower(&self) -> bool {
+        matches!(*self.lock_role(), Role::Follower { .. })
+    }
+
+    /// Treats an opened log as outside any cluster (tools and tests): every record is committed once written.
+    pub fn assume_standalone(&self) {
+        let mut role = self.lock_role();
+        *role = Role::Standalone;
+        self.advance_high_watermark(&role);
+    }
+
+    /// Makes this node the partition's leader in `leader_epoch` with the controller's replicas and ISR: the epoch
+    /// is stored and starts at the log end (the leader epoch cache), followers start unknown. When this node
+    /// already leads in that epoch, only the ISR is taken (and an in-flight ISR change is settled).
+    pub async fn become_leader(
+        &self,
+        node_id: NodeId,
+        leader_epoch: i32,
+        replicas: Vec<NodeId>,
+        isr: Vec<NodeId>,
+        now_ms: i64,
+    ) -> Result<(), BrokerError> {
+        {
+            let mut role = self.lock_role();
+            if let Role::Leader(leader) = &mut *role
+                && leader.leader_epoch == leader_epoch
+            {
+                // An in-flight ISR change settles when the metadata shows a new ISR (or the controller refuses).
+                if leader.isr != isr || leader.replicas != replicas {
+                    for replica in replicas.iter().filter(|&&r| r != node_id) {
+                        leader.followers.entry(*replica).or_insert_with(|| FollowerProgress::fresh(0));
+                    }
+                    leader.followers.retain(|r, _| replicas.contains(r));
+                    leader.replicas = replicas;
+                    leader.maximal_isr.clone_from(&isr);
+                    leader.isr = isr;
+                    leader.change_in_flight = false;
+                    self.advance_high_watermark(&role);
+                    drop(role);
+                    self.wake_waiters();
+                }
+                return Ok(());
+            }
+        }
+        let _append = self.append_lock.lock().await;
+        let mut state = self.state();
+        let mut batch = StoreBatch::default();
+        state.leader_epoch = leader_epoch;
+        batch.put(ColumnFamily::Partition, keys::partition_key(self.partition_id), state.encode());
+        let assigned = self.assign_epoch_into(leader_epoch, state.next_offset, &mut batch);
+        let engine = Arc::clone(&self.engine);
+        run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
+        if let Some((epoch, start)) = assigned {
+            self.lock_epochs().insert(epoch, start);
+        }
+        {
+            let mut role = self.lock_role();
+            *role = Role::Leader(LeaderState::new(node_id, leader_epoch, replicas, isr, now_ms));
+            *self.lock_state() = state;
+            self.advance_high_watermark(&role);
+        }
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Makes this node a follower of the partition in `leader_epoch`: it stops leading (produce and consumer
+    /// fetches are refused by the broker) and takes its high watermark from the leader's fetch responses.
+    pub async fn become_follower(&self, leader_epoch: i32) -> Result<(), BrokerError> {
+        {
+            let role = self.lock_role();
+            if *role == (Role::Follower { leader_epoch }) {
+                return Ok(());
+            }
+        }
+        let _append = self.append_lock.lock().await;
+        let mut state = self.state();
+        if state.leader_epoch != leader_epoch {
+            state.leader_epoch = leader_epoch;
+            let mut batch = StoreBatch::default();
+            batch.put(ColumnFamily::Partition, keys::partition_key(self.partition_id), state.encode());
+            let engine = Arc::clone(&self.engine);
+            run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
+        }
+        {
+            let mut role = self.lock_role();
+            *role = Role::Follower { leader_epoch };
+            self.lock_state().leader_epoch = leader_epoch;
+        }
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// acks=all: waits until every in-sync replica has the records below `offset` (the high watermark reaches
+    /// it), as leader in the epoch this node leads now. Refused when leadership moves meanwhile
+    /// (NOT_LEADER_OR_FOLLOWER), when the ISR is then smaller than `min_insync` (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
+    /// or after `timeout` (REQUEST_TIMED_OUT): the records may still become committed, but are not acknowledged.
+    pub async fn wait_replicated(
+        &self,
+        offset: i64,
+        min_insync: usize,
+        timeout: std::time::Duration,
+    ) -> Result<(), BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.subscribe();
+        let leading_epoch = |role: &Role| match role {
+            Role::Leader(leader) => Some(leader.leader_epoch),
+            Role::Standalone => Some(-1),
+            Role::Unassigned | Role::Follower { .. } => None,
+        };
+        let epoch = leading_epoch(&self.lock_role()).ok_or(BrokerError::NotLeaderOrFollower)?;
+        loop {
+            let isr = {
+                let role = self.lock_role();
+                if leading_epoch(&role) != Some(epoch) {
+                    return Err(BrokerError::NotLeaderOrFollower);
+                }
+                role.isr_size()
+            };
+            if self.high_watermark() >= offset {
+                return if isr < min_insync {
+                    Err(BrokerError::NotEnoughReplicasAfterAppend { isr, min: min_insync })
+                } else {
+                    Ok(())
+                };
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(BrokerError::NotLeaderOrFollower),
+                Err(_) => {
+                    return Err(BrokerError::RequestTimedOut(format!(
+                        "the in-sync replicas did not confirm offset {} within {} ms",
+                        offset - 1,
+                        timeout.as_millis()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// As leader, records a follower's fetch from `fetch_offset` and moves the high watermark if it can. Returns
+    /// false when this node does not lead in `leader_epoch` or the replica is not one of the partition's.
+    pub fn record_follower_fetch(&self, replica: NodeId, fetch_offset: i64, now_ms: i64) -> bool {
+        let mut role = self.lock_role();
+        let leader_end = self.state().next_offset;
+        let Role::Leader(leader) = &mut *role else {
+            return false;
+        };
+        if !leader.record_fetch(replica, fetch_offset.min(leader_end), leader_end, now_ms) {
+            return false;
+        }
+        self.advance_high_watermark(&role);
+        true
+    }
+
+    /// As leader, the ISR to ask the controller for, if it should change (`replica.lag.time.max.ms` =
+    /// `max_lag_ms`), with the leader epoch it is asked in; marks the change in flight so it is asked once.
+    pub fn isr_change(&self, now_ms: i64, max_lag_ms: i64) -> Option<(i32, Vec<NodeId>)> {
+        let mut role = self.lock_role();
+        let high_watermark = self.high_watermark();
+        let Role::Leader(leader) = &mut *role else {
+            return None;
+        };
+        let epoch_start = self.lock_epochs().get(&leader.leader_epoch).copied().unwrap_or(0);
+        let proposed = leader.proposed_isr(high_watermark, epoch_start, now_ms, max_lag_ms)?;
+        for member in &proposed {
+            if !leader.maximal_isr.contains(member) {
+                leader.maximal_isr.push(*member);
+            }
+        }
+        leader.change_in_flight = true;
+        Some((leader.leader_epoch, proposed))
+    }
+
+    /// The controller refused or lost an ISR change: ask again on the next check.
+    pub fn isr_change_failed(&self) {
+        let mut role = self.lock_role();
+        if let Role::Leader(leader) = &mut *role {
+            leader.change_in_flight = false;
+            leader.maximal_isr.clone_from(&leader.isr);
+        }
+    }
+
+    /// As follower, takes the leader's high watermark (capped at this log's end) and log start offset.
+    pub async fn follow_leader_marks(
+        &self,
+        leader_high_watermark: i64,
+        leader_log_start: i64,
+    ) -> Result<(), BrokerError> {
+        {
+            let mut state = self.lock_state();
+            let high_watermark = leader_high_watermark.min(state.next_offset);
+            if high_watermark > state.high_watermark {
+                state.high_watermark = high_watermark;
+                self.high_watermark.send_replace(high_watermark);
+            }
+        }
+        if leader_log_start > self.log_start_offset() && leader_log_start <= self.high_watermark() {
+            self.advance_log_start(leader_log_start).await?;
+        }
+        Ok(())
+    }
+
+    /// The latest leader epoch in this log's epoch cache, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.lock_epochs().last_key_value().map(|(epoch, _)| *epoch)
+    }
+
+    /// Kafka's end offset for a leader epoch (OffsetForLeaderEpoch, and a follower's divergence check): the
+    /// largest epoch at or below `requested` this log has, and the offset where it ended — the start of the next
+    /// epoch, or the log end for the latest. `(-1, -1)` when the log has no epoch that old.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let epochs = self.lock_epochs();
+        let Some((&epoch, _)) = epochs.range(..=requested).next_back() else {
+            return (-1, -1);
+        };
+        match epochs.range(epoch + 1..).next() {
+            Some((_, &next_start)) => (epoch, next_start),
+            None => (epoch, self.log_end_offset()),
+        }
+    }
+
+    /// Adds `epoch` starting at `start` to the epoch cache write, when it is newer than every epoch there.
+    /// Returns the entry to publish after the write.
+    pub(crate) fn assign_epoch_into(&self, epoch: i32, start: i64, batch: &mut StoreBatch) -> Option<(i32, i64)> {
+        if epoch < 0 || self.latest_epoch().is_some_and(|latest| latest >= epoch) {
+            return None;
+        }
+        batch.put(
+            ColumnFamily::Partition,
+            keys::leader_epoch_key(self.partition_id, epoch),
+            start.to_be_bytes().to_vec(),
+        );
+        Some((epoch, start))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -298,26 +626,14 @@ impl PartitionLog {
         self.state().leader_epoch
     }
 
-    /// Takes the leader epoch the controller assigned; every batch appended from now on carries it. Durable
-    /// before it applies, so a restart never stamps an older epoch.
-    pub async fn set_leader_epoch(&self, leader_epoch: i32) -> Result<(), BrokerError> {
-        let _append = self.append_lock.lock().await;
-        let mut state = self.state();
-        if state.leader_epoch == leader_epoch {
-            return Ok(());
-        }
-        state.leader_epoch = leader_epoch;
-        let mut batch = StoreBatch::default();
-        batch.put(ColumnFamily::Partition, keys::partition_key(self.partition_id), state.encode());
-        let engine = Arc::clone(&self.engine);
-        run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
-        self.publish(state);
-        Ok(())
-    }
-
-    /// A receiver that changes whenever the high watermark moves (for long-poll fetches).
+    /// A receiver that changes whenever the high watermark moves (consumers' long-poll fetches, acks=all).
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// A receiver that changes whenever the log end moves (followers' long-poll fetches).
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
     }
 
     /// Reads whole batches starting with the one containing `fetch_offset`, up to the high watermark, stopping
@@ -340,12 +656,13 @@ impl PartitionLog {
             });
         }
         let upper = match isolation {
-            Isolation::ReadUncommitted => state.next_offset,
+            Isolation::ReadUncommitted => state.high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
+            Isolation::LogEnd => state.next_offset,
         };
         let mut read = FetchRead {
             records: Bytes::new(),
-            high_watermark: state.next_offset,
+            high_watermark: state.high_watermark,
             last_stable_offset,
             log_start_offset: state.log_start_offset,
             aborted_transactions: (isolation == Isolation::ReadCommitted).then(Vec::new),
@@ -394,7 +711,7 @@ impl PartitionLog {
     pub async fn advance_log_start(&self, offset: i64) -> Result<i64, BrokerError> {
         let _append = self.append_lock.lock().await;
         let mut state = self.state();
-        if offset < 0 || offset > state.next_offset {
+        if offset < 0 || offset > state.high_watermark.max(state.log_start_offset) {
             return Err(BrokerError::OffsetOutOfRange {
                 offset,
                 log_start_offset: state.log_start_offset,
@@ -404,20 +721,9 @@ impl PartitionLog {
         if offset <= state.log_start_offset {
             return Ok(state.log_start_offset);
         }
-        let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
         // Batches wholly before `offset` go; the batch holding `offset` stays (a fetch from `offset` reads it).
-        let cut = run_blocking(move || {
-            let lower = keys::log_key(partition_id, 0);
-            let holding = engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, offset))?;
-            Ok(match holding.and_then(|(key, value)| Some((keys::log_key_offset(&key)?, value))) {
-                Some((base, value)) if RecordBatchHeader::parse(&value).is_ok_and(|h| h.last_offset() >= offset) => {
-                    base
-                }
-                _ => offset,
-            })
-        })
-        .await?;
+        let cut = self.start_of_batch_holding(offset).await?;
         state.log_start_offset = offset;
         let mut batch = StoreBatch::default();
         batch.delete_range(ColumnFamily::Log, keys::log_key(partition_id, 0), keys::log_key(partition_id, cut));
@@ -431,6 +737,24 @@ impl PartitionLog {
         run_blocking(move || engine.write(batch, skein_storage::Durability::ProcessCrash)).await?;
         self.publish(state);
         Ok(offset)
+    }
+
+    /// The base offset of the stored batch holding `offset`, or `offset` itself when no batch holds it.
+    pub(crate) async fn start_of_batch_holding(&self, offset: i64) -> Result<i64, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let partition_id = self.partition_id;
+        let start = run_blocking(move || {
+            let lower = keys::log_key(partition_id, 0);
+            let holding = engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, offset))?;
+            Ok(match holding.and_then(|(key, value)| Some((keys::log_key_offset(&key)?, value))) {
+                Some((base, value)) if RecordBatchHeader::parse(&value).is_ok_and(|h| h.last_offset() >= offset) => {
+                    base
+                }
+                _ => offset,
+            })
+        })
+        .await?;
+        Ok(start)
     }
 
     /// Where retention moves the log start (Kafka's `cleanup.policy=delete`), if anywhere: past the oldest batches

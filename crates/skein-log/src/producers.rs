@@ -122,6 +122,25 @@ pub(crate) fn record_append(
     state
 }
 
+/// Records a control batch (a transaction marker written under `header.producer_epoch`) in its producer's state:
+/// the transaction ends, and a newer epoch replaces the old one, as when the leader wrote it.
+pub(crate) fn record_marker(state: Option<ProducerState>, header: &RecordBatchHeader, now_ms: i64) -> ProducerState {
+    let mut state = state.unwrap_or(ProducerState {
+        producer_epoch: header.producer_epoch,
+        last_timestamp: now_ms,
+        batches: Vec::new(),
+        txn_first_offset: -1,
+        last_batch_timestamp: -1,
+    });
+    if header.producer_epoch > state.producer_epoch {
+        state.producer_epoch = header.producer_epoch;
+        state.batches.clear();
+    }
+    state.txn_first_offset = -1;
+    state.last_timestamp = now_ms;
+    state
+}
+
 /// The producer states of one partition, by producer id.
 pub(crate) type ProducerTable = HashMap<i64, ProducerState>;
 

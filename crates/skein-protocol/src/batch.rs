@@ -182,6 +182,31 @@ pub fn validate_client_batch(records: &[u8]) -> Result<RecordBatchHeader, BatchE
     Ok(header)
 }
 
+/// Checks one batch a follower received from its leader, as stored there: magic v2, a length that fits `buf`, a
+/// matching CRC-32C and a sane offset range. The leader validated its records when it appended them; this guards
+/// against damage in between, so a follower never stores bytes its leader did not.
+pub fn verify_stored_batch(buf: &[u8]) -> Result<RecordBatchHeader, BatchError> {
+    let header = RecordBatchHeader::parse(buf)?;
+    if header.magic != CURRENT_MAGIC {
+        return Err(BatchError::Invalid(format!("replicated batch has magic {}", header.magic)));
+    }
+    let size = header.size_in_bytes();
+    let computed = crc32c::crc32c(&buf[field::ATTRIBUTES..size]);
+    if computed != header.crc {
+        return Err(BatchError::Corrupt(format!(
+            "CRC-32C mismatch: batch says {:#010x}, computed {computed:#010x}",
+            header.crc
+        )));
+    }
+    if header.base_offset < 0 || header.last_offset_delta < 0 {
+        return Err(BatchError::Invalid(format!(
+            "replicated batch at offset {} with last offset delta {}",
+            header.base_offset, header.last_offset_delta
+        )));
+    }
+    Ok(header)
+}
+
 /// Rewrites a validated batch for append: the base offset and partition leader epoch (outside the CRC), and for
 /// topics with `message.timestamp.type=LogAppendTime` the timestamp type and max timestamp (inside it, so the CRC is
 /// recomputed). Returns the bytes to store.

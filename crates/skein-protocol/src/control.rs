@@ -48,6 +48,18 @@ pub fn marker_batch(
     Ok(buf.freeze())
 }
 
+/// The marker type of a control batch (its first record's key: version, then type), `None` when the batch holds
+/// no readable marker.
+pub fn marker_type_of(batch: &[u8]) -> Option<MarkerType> {
+    let records = crate::decode_batch_records(batch, 1 << 16).ok()?;
+    let key = records.first()?.key.as_ref()?;
+    match i16::from_be_bytes([*key.get(2)?, *key.get(3)?]) {
+        0 => Some(MarkerType::Abort),
+        1 => Some(MarkerType::Commit),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,7 +78,10 @@ mod tests {
         let record = &decoded.records[0];
         assert_eq!(record.key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
         assert_eq!(record.value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 0][..]));
+        assert_eq!(marker_type_of(&batch), Some(MarkerType::Commit));
+        assert_eq!(crate::verify_stored_batch(&batch).map(|h| h.producer_id), Ok(42));
         let abort = marker_batch(42, 3, MarkerType::Abort, 0, 0).expect("encode");
+        assert_eq!(marker_type_of(&abort), Some(MarkerType::Abort));
         let mut buf = abort.clone();
         assert_eq!(
             RecordBatchDecoder::decode(&mut buf).expect("decode").records[0].key.as_deref(),

@@ -16,8 +16,10 @@ pub mod frame;
 pub mod header;
 pub mod records;
 
-pub use batch::{BATCH_HEADER_SIZE, BatchError, RecordBatchHeader, rewrite_for_append, validate_client_batch};
-pub use control::{MarkerType, marker_batch};
+pub use batch::{
+    BATCH_HEADER_SIZE, BatchError, RecordBatchHeader, rewrite_for_append, validate_client_batch, verify_stored_batch,
+};
+pub use control::{MarkerType, marker_batch, marker_type_of};
 pub use frame::{FrameError, check_frame_length};
 pub use header::{EncodeError, RequestFrame, decode_request_frame, encode_response};
 pub use records::{RecordInfo, decode_batch_records, uncompressed_limit, walk_records};

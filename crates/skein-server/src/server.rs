@@ -122,6 +122,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(apply_metadata_changes(Arc::clone(&broker), shutdown.child_token()));
+    tracker.spawn(skein_broker::replication::run(Arc::clone(&broker), shutdown.child_token()));
     let heartbeat = Duration::from_millis(u64::try_from(broker.config.broker_heartbeat_interval_ms).unwrap_or(2_000));
     tracker.spawn(Arc::clone(&broker.cluster).heartbeat_loop(heartbeat, shutdown.child_token()));
     tracker.spawn(http::serve(metrics_listener, Arc::clone(&broker), tracker.clone(), shutdown.child_token()));

@@ -5,7 +5,8 @@
 pub enum ColumnFamily {
     /// Record batches as stored: `partition id | base offset` → batch bytes.
     Log,
-    /// Per-partition state: `partition id` → log start offset, next offset, leader epoch.
+    /// Per-partition state: `partition id` → log start offset, next offset, leader epoch, high watermark; and the
+    /// leader epoch cache: `partition id | epoch` → the first offset of that epoch.
     Partition,
     /// Idempotent producer state per partition: `partition id | producer id` → epoch and the last batches' sequences.
     Producers,

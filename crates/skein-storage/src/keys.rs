@@ -29,6 +29,27 @@ pub fn partition_key(partition: PartitionId) -> Vec<u8> {
     partition.to_be_bytes().to_vec()
 }
 
+/// `partition`: partition id (u32 BE) | leader epoch (u32 BE) → the first offset of that epoch (the leader
+/// epoch cache; beside the state key, which is the bare partition id).
+pub fn leader_epoch_key(partition: PartitionId, leader_epoch: i32) -> Vec<u8> {
+    let mut key = partition_key(partition);
+    key.extend_from_slice(&u32::try_from(leader_epoch).unwrap_or(0).to_be_bytes());
+    key
+}
+
+/// The half-open key range holding a partition's leader epoch cache.
+pub fn leader_epoch_range(partition: PartitionId) -> (Vec<u8>, Vec<u8>) {
+    let mut to = partition_key(partition);
+    to.extend_from_slice(&[0xFF; 5]);
+    (leader_epoch_key(partition, 0), to)
+}
+
+/// Decodes the leader epoch from a leader epoch cache key.
+pub fn leader_epoch_key_epoch(key: &[u8]) -> Option<i32> {
+    let bytes: [u8; 4] = key.get(4..8)?.try_into().ok()?;
+    i32::try_from(u32::from_be_bytes(bytes)).ok()
+}
+
 /// `producers`: partition id (u32 BE) | producer id (i64 BE, never negative).
 pub fn producer_key(partition: PartitionId, producer_id: i64) -> Vec<u8> {
     log_key(partition, producer_id)

@@ -8,7 +8,10 @@ use crate::StorageError;
 use crate::keys::PartitionId;
 
 const PARTITION_STATE_V1: u8 = 1;
-const PARTITION_STATE_LEN: usize = 1 + 8 + 8 + 4;
+const PARTITION_STATE_V1_LEN: usize = 1 + 8 + 8 + 4;
+/// v2 appends the high watermark.
+const PARTITION_STATE_V2: u8 = 2;
+const PARTITION_STATE_LEN: usize = PARTITION_STATE_V1_LEN + 8;
 const TOPIC_RECORD_V1: u8 = 1;
 
 /// A partition's durable state, written in the same batch as the records it describes.
@@ -18,21 +21,27 @@ pub struct PartitionState {
     /// The offset the next appended record gets (the log end offset).
     pub next_offset: i64,
     pub leader_epoch: i32,
+    /// The high watermark when the state was written: at most the true one (it only grows), so after a restart
+    /// nothing a consumer never could see becomes visible before the replicas confirm it again.
+    pub high_watermark: i64,
 }
 
 impl PartitionState {
     pub fn encode(&self) -> Vec<u8> {
         let mut value = Vec::with_capacity(PARTITION_STATE_LEN);
-        value.push(PARTITION_STATE_V1);
+        value.push(PARTITION_STATE_V2);
         value.extend_from_slice(&self.log_start_offset.to_be_bytes());
         value.extend_from_slice(&self.next_offset.to_be_bytes());
         value.extend_from_slice(&self.leader_epoch.to_be_bytes());
+        value.extend_from_slice(&self.high_watermark.to_be_bytes());
         value
     }
 
     pub fn decode(value: &[u8]) -> Result<Self, StorageError> {
         let corrupt = |reason: &str| StorageError::CorruptValue { key: "partition".into(), reason: reason.into() };
-        if value.len() != PARTITION_STATE_LEN || value[0] != PARTITION_STATE_V1 {
+        let v1 = value.len() == PARTITION_STATE_V1_LEN && value.first() == Some(&PARTITION_STATE_V1);
+        let v2 = value.len() == PARTITION_STATE_LEN && value.first() == Some(&PARTITION_STATE_V2);
+        if !v1 && !v2 {
             return Err(corrupt("unknown version or length"));
         }
         let i64_at = |at: usize| -> Result<i64, StorageError> {
@@ -40,10 +49,13 @@ impl PartitionState {
             Ok(i64::from_be_bytes(bytes))
         };
         let epoch: [u8; 4] = value[17..21].try_into().map_err(|_| corrupt("short i32"))?;
+        let next_offset = i64_at(9)?;
         Ok(PartitionState {
             log_start_offset: i64_at(1)?,
-            next_offset: i64_at(9)?,
+            next_offset,
             leader_epoch: i32::from_be_bytes(epoch),
+            // Before replication every record was committed once written.
+            high_watermark: if v2 { i64_at(21)?.min(next_offset) } else { next_offset },
         })
     }
 }
@@ -404,8 +416,14 @@ mod tests {
 
     #[test]
     fn partition_state_round_trips_and_rejects_garbage() {
-        let state = PartitionState { log_start_offset: 5, next_offset: 1 << 40, leader_epoch: 3 };
+        let state = PartitionState { log_start_offset: 5, next_offset: 1 << 40, leader_epoch: 3, high_watermark: 7 };
         assert_eq!(PartitionState::decode(&state.encode()).expect("decode"), state);
+        // A v1 state (before replication) reads with the high watermark at the log end.
+        let v1 = [&[1u8][..], &5i64.to_be_bytes(), &9i64.to_be_bytes(), &3i32.to_be_bytes()].concat();
+        assert_eq!(
+            PartitionState::decode(&v1).expect("decode v1"),
+            PartitionState { high_watermark: 9, next_offset: 9, ..state }
+        );
         assert!(PartitionState::decode(&[1, 2, 3]).is_err());
         let mut wrong_version = state.encode();
         wrong_version[0] = 9;

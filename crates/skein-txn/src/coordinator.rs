@@ -687,6 +687,7 @@ mod tests {
         let restarted = open(&engine, &offsets, &ids);
         // Reopening the partition from storage, as a restart does.
         let log = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 1).expect("reopen");
+        log.assume_standalone();
         let partitions = OnePartition(log);
         assert_eq!(partitions.0.last_stable_offset(), 0, "the open transaction survives the restart");
         assert_eq!(restarted.recover(&partitions).await.expect("recover"), 1);
@@ -699,7 +700,10 @@ mod tests {
         assert_eq!(committed[0].2.offset, 42);
         // Recovery is idempotent: nothing left to do, no second marker.
         assert_eq!(restarted.recover(&partitions).await.expect("recover"), 0);
-        assert_eq!(partitions.0.state(), PartitionState { log_start_offset: 0, next_offset: 4, leader_epoch: 0 });
+        assert_eq!(
+            partitions.0.state(),
+            PartitionState { log_start_offset: 0, next_offset: 4, leader_epoch: 0, high_watermark: 4 }
+        );
     }
 
     #[tokio::test]

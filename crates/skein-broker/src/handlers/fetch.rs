@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use skein_core::{BrokerError, error_code};
 use skein_log::{Isolation, PartitionLog};
@@ -28,9 +30,30 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: usize,
     log: Result<Arc<PartitionLog>, BrokerError>,
+    /// Where this log and the fetcher's diverged: (epoch, end offset) of the fetcher's last fetched epoch here.
+    diverging: Option<(i32, i64)>,
+}
+
+/// The fetching replica's node id, for a follower's fetch (`None` for consumers): v15+ carry it in the replica
+/// state, older versions in `replica_id`.
+fn fetching_replica(request: &FetchRequest, version: i16) -> Option<i32> {
+    let id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    (id >= 0).then_some(id)
+}
+
+/// KIP-320/595: when the fetcher's last fetched epoch ends here before its fetch offset, or this log has no such
+/// epoch, the fetcher's log diverged from this one: it must truncate to the (epoch, end offset) returned.
+fn divergence(log: &PartitionLog, last_fetched_epoch: i32, fetch_offset: i64) -> Option<(i32, i64)> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = log.end_offset_for_epoch(last_fetched_epoch);
+    (epoch != last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
 }
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+    let replica = fetching_replica(&request, version);
+    let now_ms = crate::handlers::now_ms();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(request.topics.len());
     let mut wanted = Vec::new();
     for fetch_topic in &request.topics {
@@ -47,12 +70,20 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
                 check_leader_epoch(partition.current_leader_epoch, log.leader_epoch())?;
                 Ok(log)
             });
+            let last_fetched_epoch = if version >= 12 { partition.last_fetched_epoch } else { -1 };
+            let diverging =
+                log.as_ref().ok().and_then(|log| divergence(log, last_fetched_epoch, partition.fetch_offset));
+            if let (Some(replica), Ok(log), None) = (replica, &log, diverging) {
+                // The follower's fetch offset is its log end: the leader learns its progress from it.
+                log.record_follower_fetch(replica, partition.fetch_offset, now_ms);
+            }
             wanted.push(Wanted {
                 topic_index,
                 partition: partition.partition,
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
                 log,
+                diverging,
             });
         }
     }
@@ -61,12 +92,15 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
-    let isolation = Isolation::from_level(request.isolation_level);
+    let isolation = if replica.is_some() { Isolation::LogEnd } else { Isolation::from_level(request.isolation_level) };
 
     let partitions = loop {
         // Subscribe before reading so an append between the read and the wait is not missed.
-        let mut watchers: Vec<watch::Receiver<i64>> =
-            wanted.iter().filter_map(|w| w.log.as_ref().ok()).map(|log| log.subscribe()).collect();
+        let mut watchers: Vec<watch::Receiver<i64>> = wanted
+            .iter()
+            .filter_map(|w| w.log.as_ref().ok())
+            .map(|log| if replica.is_some() { log.subscribe_log_end() } else { log.subscribe() })
+            .collect();
         let (partitions, total_bytes, any_error) = read_all(&wanted, max_bytes, isolation).await;
         if total_bytes >= min_bytes || any_error || watchers.is_empty() || Instant::now() >= deadline {
             break partitions;
@@ -118,6 +152,16 @@ async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> 
             .with_aborted_transactions((isolation == Isolation::ReadCommitted).then(Vec::new))
             .with_records(Some(Bytes::new()));
         let result = match &w.log {
+            Ok(log) if w.diverging.is_some() => {
+                any_error = true;
+                Ok(skein_log::FetchRead {
+                    records: Bytes::new(),
+                    high_watermark: log.high_watermark(),
+                    last_stable_offset: log.last_stable_offset(),
+                    log_start_offset: log.log_start_offset(),
+                    aborted_transactions: None,
+                })
+            }
             Ok(log) => {
                 let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
                 // The first batch of the first partition with data is returned whatever its size.
@@ -138,6 +182,11 @@ async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> 
                         })
                         .collect()
                 });
+                let base = match w.diverging {
+                    Some((epoch, end_offset)) => base
+                        .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset)),
+                    None => base,
+                };
                 base.with_high_watermark(read.high_watermark)
                     .with_last_stable_offset(read.last_stable_offset)
                     .with_log_start_offset(read.log_start_offset)

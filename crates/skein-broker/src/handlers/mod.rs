@@ -66,8 +66,5 @@ pub(crate) fn message(text: impl Into<String>) -> Option<StrBytes> {
 
 /// Wall-clock milliseconds since the epoch.
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    skein_core::wall_clock_ms()
 }

@@ -109,6 +109,14 @@ enum Slot {
     Appending { index: i32, request_position: usize },
 }
 
+/// What acks=all waits for once a batch is appended: its log, its records' count and the topic's
+/// `min.insync.replicas`.
+struct Replication {
+    log: Arc<skein_log::PartitionLog>,
+    records: i64,
+    min_insync: usize,
+}
+
 /// From this version a transactional produce adds its partition to the transaction itself (Transactions V2).
 const ADDS_PARTITIONS_VERSION: i16 = 12;
 
@@ -122,6 +130,9 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
         None => None,
     };
     let mut appends = Vec::new();
+    let mut replications = Vec::new();
+    let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Slot>)> = Vec::new();
     for topic_data in request.topic_data {
         let topic_name = topic_data.name.0.to_string();
@@ -145,6 +156,10 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                         records.len(),
                         topic.name
                     )));
+                }
+                let min_insync = topic.min_insync_replicas(&current);
+                if acks == -1 && log.isr_size() < min_insync {
+                    return Err(BrokerError::NotEnoughReplicas { isr: log.isr_size(), min: min_insync });
                 }
                 let header = validate_client_batch(&records)?;
                 let records = validate_records(records, header, uncompressed_limit(max)).await?;
@@ -178,6 +193,15 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
             };
             slots.push(match prepared {
                 Ok(append) => {
+                    if acks == -1 {
+                        let min_insync = broker
+                            .topics
+                            .get(&topic_name)
+                            .map_or(1, |topic| topic.min_insync_replicas(&broker.current_config()));
+                        let records = i64::from(append.header.last_offset_delta) + 1;
+                        replications
+                            .push((appends.len(), Replication { log: Arc::clone(&append.log), records, min_insync }));
+                    }
                     appends.push(append);
                     Slot::Appending { index, request_position: appends.len() - 1 }
                 }
@@ -198,6 +222,23 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
     drop(verifier);
     if let Err(err) = &appended {
         tracing::error!(error = %err, "append failed");
+    }
+    // acks=all: each appended batch is acknowledged once the in-sync replicas have it.
+    let mut appended = appended;
+    if let Ok(results) = &mut appended {
+        let waits = replications.into_iter().filter_map(|(position, replication)| {
+            let base_offset = results.get(position)?.as_ref().ok()?.base_offset;
+            Some(async move {
+                let end = base_offset + replication.records;
+                (position, replication.log.wait_replicated(end, replication.min_insync, timeout).await)
+            })
+        });
+        for (position, outcome) in futures::future::join_all(waits).await {
+            if let (Err(err), Some(result)) = (outcome, results.get_mut(position)) {
+                tracing::debug!(error = %err, "acks=all produce not acknowledged");
+                *result = Err(err);
+            }
+        }
     }
 
     let responses = topics
