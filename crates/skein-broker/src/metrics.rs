@@ -54,6 +54,8 @@ pub struct Metrics {
     compacted_records: IntCounter,
     compacted_bytes: IntCounter,
     cleaner_runs: IntCounter,
+    isr_shrinks: IntCounter,
+    isr_expands: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,6 +137,16 @@ impl Metrics {
             "Cleaning rounds over the compacted topics (one every log.cleaner.backoff.ms).",
         )?;
         registry.register(Box::new(cleaner_runs.clone()))?;
+        let isr_shrinks = IntCounter::new(
+            "skein_isr_shrinks_total",
+            "ISR shrinks of partitions this broker leads: a follower fell behind (Kafka's IsrShrinksPerSec).",
+        )?;
+        registry.register(Box::new(isr_shrinks.clone()))?;
+        let isr_expands = IntCounter::new(
+            "skein_isr_expands_total",
+            "ISR expansions of partitions this broker leads: a follower caught up (Kafka's IsrExpandsPerSec).",
+        )?;
+        registry.register(Box::new(isr_expands.clone()))?;
         Ok(Metrics {
             registry,
             partition_level,
@@ -151,7 +163,18 @@ impl Metrics {
             compacted_records,
             compacted_bytes,
             cleaner_runs,
+            isr_shrinks,
+            isr_expands,
         })
+    }
+
+    /// Counts an ISR change the controller accepted, from `before` to `after` members.
+    pub fn record_isr_change(&self, before: usize, after: usize) {
+        if after < before {
+            self.isr_shrinks.inc();
+        } else if after > before {
+            self.isr_expands.inc();
+        }
     }
 
     /// Counts what one compaction pass removed.
@@ -299,7 +322,7 @@ async fn state_gauges(broker: &Broker) -> Result<Vec<MetricFamily>, prometheus::
     )?;
     let high_watermark = gauge_vec(
         "skein_partition_high_watermark",
-        "The partition's high watermark: the offset the next record will get.",
+        "The partition's high watermark: the offset below which every record is on every in-sync replica.",
         &["topic", "partition"],
     )?;
     let log_start_offset =
@@ -310,8 +333,52 @@ async fn state_gauges(broker: &Broker) -> Result<Vec<MetricFamily>, prometheus::
          what is still only in memory is not counted).",
         &["topic", "partition"],
     )?;
+    // Replication, over the partitions this broker leads (Kafka's ReplicaManager gauges).
+    let leader_partitions = gauge("skein_leader_partitions", "Partitions this broker leads (Kafka's LeaderCount).")?;
+    let under_replicated = gauge(
+        "skein_under_replicated_partitions",
+        "Partitions this broker leads whose ISR is smaller than their replica set (Kafka's UnderReplicatedPartitions).",
+    )?;
+    let under_min_isr = gauge(
+        "skein_under_min_isr_partitions",
+        "Partitions this broker leads whose ISR is smaller than min.insync.replicas: acks=all produces fail \
+         (Kafka's UnderMinIsrPartitionCount).",
+    )?;
+    let max_lag = gauge(
+        "skein_replica_max_lag",
+        "The largest number of records any follower of a partition this broker leads is behind it (Kafka's \
+         replica fetcher MaxLag, seen from the leader).",
+    )?;
+    let follower_lag = gauge_vec(
+        "skein_partition_follower_lag",
+        "Records a follower is behind this leader, by follower; partition level.",
+        &["topic", "partition", "replica"],
+    )?;
     let topics = broker.topics.all();
     topic_count.set(count(topics.len()));
+    let current = broker.current_config();
+    for topic in &topics {
+        let min_isr = topic.min_insync_replicas(&current);
+        for log in &topic.partitions {
+            let skein_log::Role::Leader(leader) = log.role() else { continue };
+            leader_partitions.inc();
+            if leader.isr.len() < leader.replicas.len() {
+                under_replicated.inc();
+            }
+            if leader.isr.len() < min_isr {
+                under_min_isr.inc();
+            }
+            let end = log.log_end_offset();
+            for (replica, progress) in &leader.followers {
+                let lag = if progress.log_end_offset < 0 { end } else { (end - progress.log_end_offset).max(0) };
+                max_lag.set(max_lag.get().max(lag));
+                if partition_level {
+                    let (partition, replica) = (log.topic_partition.partition.to_string(), replica.to_string());
+                    follower_lag.with_label_values(&[&*topic.name, partition.as_str(), replica.as_str()]).set(lag);
+                }
+            }
+        }
+    }
     // RocksDB's size estimates may read from disk: taken on the blocking pool, never on the async runtime.
     let disk_sizes = if partition_level {
         let logs: Vec<_> = topics.iter().flat_map(|topic| topic.partitions.iter().cloned()).collect();

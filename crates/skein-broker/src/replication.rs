@@ -396,6 +396,8 @@ async fn maintain_isrs(broker: Arc<Broker>, shutdown: CancellationToken) {
                 tracing::info!(topic = %topic.name, partition, from = ?registration.isr, to = ?new_isr, "changing the ISR");
                 let controller = broker.cluster.controller();
                 let log = Arc::clone(log);
+                let metrics = Arc::clone(&broker.metrics);
+                let before = registration.isr.len();
                 let (broker_epoch, topic_id, partition_epoch) =
                     (broker.cluster.broker_epoch(), topic.topic_id, registration.partition_epoch);
                 tokio::spawn(async move {
@@ -410,9 +412,12 @@ async fn maintain_isrs(broker: Arc<Broker>, shutdown: CancellationToken) {
                             new_isr,
                         )
                         .await;
-                    if let Err(err) = result {
-                        tracing::info!(%topic_id, partition, error = %err, "ISR change refused");
-                        log.isr_change_failed();
+                    match result {
+                        Ok(changed) => metrics.record_isr_change(before, changed.isr.len()),
+                        Err(err) => {
+                            tracing::info!(%topic_id, partition, error = %err, "ISR change refused");
+                            log.isr_change_failed();
+                        }
                     }
                 });
             }

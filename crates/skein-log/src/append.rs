@@ -197,7 +197,7 @@ pub async fn append_marker(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::partition::OffsetAndTimestamp;
     use skein_core::TopicPartition;
@@ -205,7 +205,7 @@ mod tests {
     use skein_storage::MemoryEngine;
 
     /// A minimal valid batch of `count` records with timestamps `ts, ts+1, ...`.
-    fn batch(count: i32, ts: i64) -> Bytes {
+    pub(crate) fn batch(count: i32, ts: i64) -> Bytes {
         let mut records = Vec::new();
         for i in 0..count {
             let zig = |v: i64| u8::try_from((v << 1) ^ (v >> 63)).expect("small");
@@ -234,7 +234,7 @@ mod tests {
     }
 
     /// `batch` stamped with an idempotent producer's id, epoch and base sequence.
-    fn idempotent_batch(count: i32, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    pub(crate) fn idempotent_batch(count: i32, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
         let mut b = batch(count, 0).to_vec();
         b[43..51].copy_from_slice(&producer_id.to_be_bytes());
         b[51..53].copy_from_slice(&epoch.to_be_bytes());
@@ -256,7 +256,7 @@ mod tests {
         !crc
     }
 
-    fn request(log: &Arc<PartitionLog>, records: Bytes) -> AppendRequest {
+    pub(crate) fn request(log: &Arc<PartitionLog>, records: Bytes) -> AppendRequest {
         let header = validate_client_batch(&records).expect("valid batch");
         AppendRequest { log: Arc::clone(log), records, header, log_append_time: None }
     }

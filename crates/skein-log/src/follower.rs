@@ -182,8 +182,13 @@ impl PartitionLog {
     pub async fn truncate_to(&self, offset: i64) -> Result<(), BrokerError> {
         let _append = self.append_lock.lock().await;
         let mut state = self.state();
-        if offset >= state.next_offset {
+        if offset > state.next_offset {
             return Ok(());
+        }
+        if offset == state.next_offset {
+            // No record goes, but an epoch that starts here (one this node led without writing to it) does: the
+            // next fetch must name the epoch of the last record kept, or the leader answers the divergence again.
+            return self.forget_epochs_from(offset).await;
         }
         let offset = offset.max(state.log_start_offset);
         let id = self.partition_id;
@@ -223,6 +228,26 @@ impl PartitionLog {
         *self.lock_producers() = producers;
         *self.lock_ongoing() = ongoing;
         self.truncated(state);
+        Ok(())
+    }
+
+    /// Removes the epochs starting at or after `offset` from the epoch cache.
+    async fn forget_epochs_from(&self, offset: i64) -> Result<(), BrokerError> {
+        let removed: Vec<i32> =
+            self.lock_epochs().iter().filter(|(_, start)| **start >= offset).map(|(epoch, _)| *epoch).collect();
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let mut batch = StoreBatch::default();
+        for epoch in &removed {
+            batch.delete(ColumnFamily::Partition, keys::leader_epoch_key(self.partition_id, *epoch));
+        }
+        let writer = Arc::clone(&self.engine);
+        run_blocking(move || writer.write(batch, Durability::ProcessCrash)).await?;
+        let mut epochs = self.lock_epochs();
+        for epoch in removed {
+            epochs.remove(&epoch);
+        }
         Ok(())
     }
 
@@ -288,5 +313,79 @@ impl PartitionLog {
         })
         .await
         .map_err(BrokerError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::append::tests::{batch, idempotent_batch, request};
+    use crate::{Isolation, append_batches};
+    use skein_core::TopicPartition;
+    use skein_storage::MemoryEngine;
+
+    fn new_log(engine: &Arc<dyn Engine>, partition_id: u32) -> Arc<PartitionLog> {
+        let mut setup = StoreBatch::default();
+        let log = PartitionLog::create(Arc::clone(engine), TopicPartition::new("t", 0), partition_id, 0, &mut setup);
+        engine.write(setup, Durability::ProcessCrash).expect("setup");
+        log
+    }
+
+    async fn append(engine: &Arc<dyn Engine>, log: &Arc<PartitionLog>, records: Bytes) -> i64 {
+        let results = append_batches(engine, vec![request(log, records)], Durability::ProcessCrash, 0).await;
+        results.expect("write").remove(0).expect("appended").base_offset
+    }
+
+    #[tokio::test]
+    async fn a_follower_copies_batches_epochs_and_producer_state_and_truncates_a_suffix() {
+        let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        let leader = new_log(&engine, 1);
+        assert_eq!(append(&engine, &leader, idempotent_batch(3, 7, 0, 0)).await, 0);
+        leader.become_leader(1, 2, vec![1], vec![1], 0).await.expect("leader in epoch 2");
+        assert_eq!(append(&engine, &leader, idempotent_batch(2, 7, 0, 3)).await, 3);
+        assert_eq!(append(&engine, &leader, batch(4, 100)).await, 5);
+        assert_eq!((leader.log_end_offset(), leader.high_watermark()), (9, 9));
+
+        let follower = new_log(&engine, 2);
+        follower.become_follower(2).await.expect("follower");
+        let read = leader.read(0, 1 << 20, true, Isolation::LogEnd).await.expect("read");
+        assert_eq!(follower.append_replicated(read.records.clone(), 0).await.expect("replicate"), 9);
+        // The same response again appends nothing.
+        assert_eq!(follower.append_replicated(read.records, 0).await.expect("again"), 9);
+        let copied = follower.read(0, 1 << 20, true, Isolation::LogEnd).await.expect("read follower");
+        let original = leader.read(0, 1 << 20, true, Isolation::LogEnd).await.expect("read leader");
+        assert_eq!(copied.records, original.records, "byte for byte");
+        assert_eq!(follower.end_offset_for_epoch(0), (0, 3));
+        assert_eq!(follower.end_offset_for_epoch(2), (2, 9));
+        assert_eq!(follower.end_offset_for_epoch(5), (2, 9));
+        assert_eq!(follower.producer_state(7).map(|p| p.batches.len()), Some(2));
+        // A follower's high watermark is the leader's, never beyond its own log end.
+        assert_eq!(follower.high_watermark(), 0);
+        follower.follow_leader_marks(12, 0).await.expect("marks");
+        assert_eq!(follower.high_watermark(), 9);
+        // Local writes to a follower are refused.
+        let refused = append_batches(&engine, vec![request(&follower, batch(1, 0))], Durability::ProcessCrash, 0).await;
+        assert!(matches!(refused.expect("write").remove(0), Err(BrokerError::NotLeaderOrFollower)));
+
+        // Truncating into epoch 2 (from the middle of the last batch) drops that whole batch and what it built.
+        follower.truncate_to(6).await.expect("truncate");
+        assert_eq!((follower.log_end_offset(), follower.high_watermark()), (5, 5));
+        assert_eq!(follower.end_offset_for_epoch(2), (2, 5));
+        follower.truncate_to(3).await.expect("truncate into epoch 0");
+        assert_eq!(follower.end_offset_for_epoch(2), (0, 3), "epoch 2 started at 3: it is gone");
+        assert_eq!(follower.producer_state(7).map(|p| p.batches.len()), Some(1), "rebuilt from what is left");
+        // An epoch with no records (this node led it without writing) goes when truncating to where it starts.
+        follower.become_leader(2, 7, vec![2], vec![2], 0).await.expect("led epoch 7");
+        follower.become_follower(8).await.expect("follows again");
+        assert_eq!(follower.latest_epoch(), Some(7));
+        follower.truncate_to(3).await.expect("truncate to the log end");
+        assert_eq!((follower.latest_epoch(), follower.log_end_offset()), (Some(0), 3));
+        // It survives a reopen.
+        let reopened = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 2).expect("open");
+        assert_eq!((reopened.log_end_offset(), reopened.high_watermark()), (3, 3));
+        assert_eq!(reopened.end_offset_for_epoch(2), (0, 3));
+        // Starting over at a leader's log start empties the log.
+        follower.restart_at(40).await.expect("restart");
+        assert_eq!((follower.log_start_offset(), follower.log_end_offset(), follower.latest_epoch()), (40, 40, None));
     }
 }
