@@ -13,6 +13,7 @@ import atexit
 import ctypes
 import base64
 import os
+import random
 import shutil
 import signal
 import socket
@@ -53,11 +54,30 @@ def kafka_installed() -> bool:
     return (KAFKA_DIR / "libs").is_dir()
 
 
+# Ports handed to brokers come from below the kernel's ephemeral range (32768-60999 here): a port taken from
+# that range can be grabbed, between choosing it and the broker binding it, as the source port of any outgoing
+# connection — and cluster nodes make many. This range leaves out the compose files' published ports (x9092,
+# x9644, x9090).
+PORT_RANGE = range(20000, 29000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now, outside the ephemeral range, never the same one
+    twice in this process."""
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.choice(PORT_RANGE)
+        if port in _handed_out or port % 1000 in (92, 644, 90):
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise OSError(f"no free port in {PORT_RANGE}")
 
 
 def port_accepts(port: int, timeout: float = 1.0) -> bool:

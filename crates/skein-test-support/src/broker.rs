@@ -332,15 +332,31 @@ fn find_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Two distinct free ports on 127.0.0.1, both held until chosen so they differ.
+/// Ports handed to brokers come from below the kernel's ephemeral range (32768 and up): a port from that range
+/// can be taken, between choosing it and the broker binding it, as the source port of an outgoing connection,
+/// and cluster nodes make many. Python tests use 20000-28999; these never collide with them.
+const PORT_RANGE: std::ops::Range<u16> = 29_100..32_000;
+
+/// A free port on 127.0.0.1 outside the ephemeral range, never the same one twice in this process.
 fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?.local_addr()?)
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Test processes started together begin at different points of the range.
+    let seed = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = PORT_RANGE.start + u16::try_from((seed + step) % span).unwrap_or(0);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener.local_addr()?);
+        }
+    }
+    bail!("no free port in {PORT_RANGE:?}")
 }
 
+/// Two distinct free ports on 127.0.0.1.
 fn two_free_ports() -> anyhow::Result<(SocketAddr, SocketAddr)> {
-    let first = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;
-    let second = TcpListener::bind("127.0.0.1:0").context("cannot bind a free port")?;
-    Ok((first.local_addr()?, second.local_addr()?))
+    Ok((free_port()?, free_port()?))
 }
 
 /// Polls `child` until it exits or `timeout` passes (`None`).
