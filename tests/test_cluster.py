@@ -40,9 +40,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from support.brokers import BROKER_KINDS, kafka_installed, skein_binary
+from support.brokers import BROKER_KINDS
 from support.cluster import (BROKER_API_VERSIONS_COMMAND, CLUSTER_TOOL, TOPIC_COMMAND, TRANSACTIONS_COMMAND,
-                             KafkaCluster, make_cluster, run_kafka_tool, skein_supports_cluster,
+                             KafkaCluster, make_cluster, run_kafka_tool, skip_unless_cluster_available, started,
                              tool_output)
 from support.frames import init_producer_id
 from support.kafka_clients import unique_topic_name
@@ -68,32 +68,12 @@ REFUSED_WITHIN_SECONDS = 30
 
 # ------------------------------------------------------------------------------------------ fixtures
 
-def _skip_unless_available(kind: str) -> None:
-    if not kafka_installed():
-        pytest.skip("Apache Kafka jars missing in .tools/kafka (run tests/setup-clients); the CLI tools need them")
-    if kind == "skein":
-        if not skein_binary().is_file():
-            pytest.skip(f"skein binary not built: {skein_binary()} (run `cargo build --release`)")
-        if not skein_supports_cluster():
-            pytest.skip(f"{skein_binary()} has no cluster settings yet (no --override in --help)")
-
-
-def _started(cluster):
-    try:
-        cluster.start()
-        cluster.wait_for_brokers(3, timeout=60)
-    except BaseException:
-        cluster.close()
-        raise
-    return cluster
-
-
 @pytest.fixture(scope="module", params=BROKER_KINDS)
 def cluster(request):
-    _skip_unless_available(request.param)
-    started = _started(make_cluster(request.param))
-    yield started
-    started.close()
+    skip_unless_cluster_available(request.param)
+    cluster = started(make_cluster(request.param))
+    yield cluster
+    cluster.close()
 
 
 @pytest.fixture
@@ -447,7 +427,7 @@ def test_producer_ids_never_collide_across_nodes(healthy):
 def test_node_with_another_clusters_data_dir_never_joins(healthy):
     cluster_a = healthy
     cluster_a_id = describe_cluster(cluster_a.nodes[0].bootstrap).cluster_id
-    cluster_b = _started(make_cluster(cluster_a.kind))
+    cluster_b = started(make_cluster(cluster_a.kind))
     try:
         cluster_b_id = describe_cluster(cluster_b.nodes[0].bootstrap).cluster_id
         assert cluster_b_id != cluster_a_id

@@ -80,9 +80,9 @@ def free_port() -> int:
     raise OSError(f"no free port in {PORT_RANGE}")
 
 
-def port_accepts(port: int, timeout: float = 1.0) -> bool:
+def port_accepts(port: int, timeout: float = 1.0, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -131,6 +131,8 @@ class _Broker:
         self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.kind}-broker-"))
         self.log_path = self.work_dir / "broker.log"
         self.port = free_port()
+        # The loopback address the broker listens on (a cluster test may give each node its own 127.0.0.N).
+        self.host = "127.0.0.1"
         self._process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -147,7 +149,7 @@ class _Broker:
     # -- public API ----------------------------------------------------------------------------
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -318,7 +320,7 @@ class SkeinBroker(_Broker):
         return command
 
     def _is_ready(self) -> bool:
-        return port_accepts(self.port) and http_get_status(f"{self.metrics_url}/ready") == 200
+        return port_accepts(self.port, host=self.host) and http_get_status(f"{self.metrics_url}/ready") == 200
 
 
 class KafkaBroker(_Broker):
@@ -409,7 +411,7 @@ class KafkaBroker(_Broker):
         return self._java("kafka.Kafka", str(self.properties_path))
 
     def _is_ready(self) -> bool:
-        if not port_accepts(self.port):
+        if not port_accepts(self.port, host=self.host):
             return False
         # The listener opens before the broker has registered and been unfenced; it is usable
         # once a client sees it as a broker in the cluster metadata.

@@ -142,7 +142,7 @@ class _Cluster:
         self.size = size
         self.config = {**CLUSTER_CONFIG, **(config or {})}
         self.nodes: list = [self._make_node(node_id) for node_id in range(1, size + 1)]
-        voters = ",".join(f"{node.node_id}@127.0.0.1:{node.controller_port}" for node in self.nodes)
+        voters = ",".join(f"{node.node_id}@{node.host}:{node.controller_port}" for node in self.nodes)
         for node in self.nodes:
             node.config.update(self._node_config(node, voters))
 
@@ -155,7 +155,7 @@ class _Cluster:
             **self.config,
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{node.bootstrap},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "listeners": f"PLAINTEXT://{node.bootstrap},CONTROLLER://{node.host}:{node.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{node.bootstrap}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -278,14 +278,21 @@ class SkeinCluster(_Cluster):
     kind = "skein"
 
     def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, cluster_id: str | None = None,
-                 binary=None):
-        """`cluster_id`: written as `cluster.id` to every node; by default the nodes agree on a generated one."""
+                 binary=None, own_addresses: bool = False):
+        """`cluster_id`: written as `cluster.id` to every node; by default the nodes agree on a generated one.
+        `own_addresses`: node N listens (clients and controllers) on 127.0.0.(N+1) instead of 127.0.0.1, and makes
+        its connections to other nodes from there too, so packet-filter rules between two addresses cut exactly
+        the traffic between two nodes."""
         self.binary = binary
         self.cluster_id = cluster_id
+        self.own_addresses = own_addresses
         super().__init__(size, config)
 
     def _make_node(self, node_id: int) -> SkeinClusterNode:
-        return SkeinClusterNode(node_id, binary=self.binary)
+        node = SkeinClusterNode(node_id, binary=self.binary)
+        if self.own_addresses:
+            node.host = f"127.0.0.{node_id + 1}"
+        return node
 
     def _node_config(self, node, voters: str) -> dict:
         config = super()._node_config(node, voters)
@@ -308,10 +315,40 @@ class KafkaCluster(_Cluster):
         return KafkaClusterNode(node_id)
 
 
-def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None):
-    """A cluster of the given kind ("kafka" or "skein"), not yet started."""
+def skip_unless_cluster_available(kind: str) -> None:
+    """Skips the calling test when the kind's cluster cannot run here (Kafka jars, which the tools need too, or a
+    skein binary with cluster settings)."""
+    import pytest
+
+    from support.brokers import kafka_installed
+
+    if not kafka_installed():
+        pytest.skip("Apache Kafka jars missing in .tools/kafka (run tests/setup-clients); the CLI tools need them")
     if kind == "skein":
-        return SkeinCluster(size, config)
+        if not skein_binary().is_file():
+            pytest.skip(f"skein binary not built: {skein_binary()} (run `cargo build --release`)")
+        if not skein_supports_cluster():
+            pytest.skip(f"{skein_binary()} has no cluster settings yet (no --override in --help)")
+
+
+def started(cluster, brokers: int = DEFAULT_SIZE):
+    """`cluster` started with `brokers` brokers listed in Metadata; closed (every node killed) if that fails."""
+    try:
+        cluster.start()
+        cluster.wait_for_brokers(brokers, timeout=60)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None, own_addresses: bool = False):
+    """A cluster of the given kind ("kafka" or "skein"), not yet started. `own_addresses` (Skein only): see
+    SkeinCluster."""
+    if kind == "skein":
+        return SkeinCluster(size, config, own_addresses=own_addresses)
     if kind == "kafka":
+        if own_addresses:
+            raise ValueError("Kafka's brokers cannot bind their outgoing connections to an address of their own")
         return KafkaCluster(size, config)
     raise ValueError(f"unknown cluster kind {kind!r} (expected 'skein' or 'kafka')")

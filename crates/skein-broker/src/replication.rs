@@ -169,7 +169,7 @@ async fn fetch_from(
                 }
             }
             Err(err) => {
-                tracing::debug!(leader, error = %err, "replica fetch failed");
+                tracing::info!(leader, error = %err, "replica fetch failed");
                 connection = None;
                 if pause(&shutdown, &mut partitions).await {
                     return;
@@ -232,7 +232,7 @@ async fn apply_response(partitions: &[Followed], response: FetchResponse) -> boo
             };
             if let Err(err) = apply_partition(followed, data).await {
                 all_ok = false;
-                tracing::debug!(topic_id = %followed.topic_id, partition = followed.partition, error = %err,
+                tracing::info!(topic_id = %followed.topic_id, partition = followed.partition, error = %err,
                     "replica fetch of a partition failed");
             }
         }
