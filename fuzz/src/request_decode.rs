@@ -70,6 +70,7 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::DescribeProducers => visitor.visit::<DescribeProducersRequest>(),
         ApiKey::DescribeQuorum => visitor.visit::<DescribeQuorumRequest>(),
         ApiKey::DescribeTopicPartitions => visitor.visit::<DescribeTopicPartitionsRequest>(),
+        ApiKey::OffsetForLeaderEpoch => visitor.visit::<OffsetForLeaderEpochRequest>(),
         _ => return None,
     })
 }

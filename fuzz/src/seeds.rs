@@ -175,7 +175,10 @@ fn storage_codec_seeds() -> Seeds {
         ("log-key".into(), keys::log_key(3, 1000)),
         ("offset-key".into(), keys::offset_key("g", "orders", 4)),
         ("group-key".into(), keys::group_key("g")),
-        ("partition-state".into(), PartitionState { log_start_offset: 0, next_offset: 9, leader_epoch: 2 }.encode()),
+        (
+            "partition-state".into(),
+            PartitionState { log_start_offset: 0, next_offset: 9, leader_epoch: 2, high_watermark: 7 }.encode(),
+        ),
         ("producer-state".into(), producer.encode()),
         ("aborted-txn".into(), AbortedTxn { producer_id: 7, first_offset: 3 }.encode()),
         ("committed-offset".into(), offset.encode()),

@@ -162,6 +162,9 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
         ApiKey::DescribeProducers => {
             respond(frame, |req, v| handlers::describe_producers::handle(broker, req, v)).await
         }
+        ApiKey::OffsetForLeaderEpoch => {
+            respond(frame, |req, _| async move { handlers::offset_for_leader_epoch::handle(broker, req) }).await
+        }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

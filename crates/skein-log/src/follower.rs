@@ -357,7 +357,8 @@ mod tests {
         assert_eq!(copied.records, original.records, "byte for byte");
         assert_eq!(follower.end_offset_for_epoch(0), (0, 3));
         assert_eq!(follower.end_offset_for_epoch(2), (2, 9));
-        assert_eq!(follower.end_offset_for_epoch(5), (2, 9));
+        assert_eq!(follower.end_offset_for_epoch(1), (0, 3));
+        assert_eq!(follower.end_offset_for_epoch(5), (-1, -1), "newer than any epoch here");
         assert_eq!(follower.producer_state(7).map(|p| p.batches.len()), Some(2));
         // A follower's high watermark is the leader's, never beyond its own log end.
         assert_eq!(follower.high_watermark(), 0);
@@ -372,7 +373,8 @@ mod tests {
         assert_eq!((follower.log_end_offset(), follower.high_watermark()), (5, 5));
         assert_eq!(follower.end_offset_for_epoch(2), (2, 5));
         follower.truncate_to(3).await.expect("truncate into epoch 0");
-        assert_eq!(follower.end_offset_for_epoch(2), (0, 3), "epoch 2 started at 3: it is gone");
+        assert_eq!(follower.end_offset_for_epoch(2), (-1, -1), "epoch 2 started at 3: it is gone");
+        assert_eq!(follower.end_offset_for_epoch(0), (0, 3));
         assert_eq!(follower.producer_state(7).map(|p| p.batches.len()), Some(1), "rebuilt from what is left");
         // An epoch with no records (this node led it without writing) goes when truncating to where it starts.
         follower.become_leader(2, 7, vec![2], vec![2], 0).await.expect("led epoch 7");
@@ -383,7 +385,7 @@ mod tests {
         // It survives a reopen.
         let reopened = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 2).expect("open");
         assert_eq!((reopened.log_end_offset(), reopened.high_watermark()), (3, 3));
-        assert_eq!(reopened.end_offset_for_epoch(2), (0, 3));
+        assert_eq!((reopened.latest_epoch(), reopened.end_offset_for_epoch(0)), (Some(0), (0, 3)));
         // Starting over at a leader's log start empties the log.
         follower.restart_at(40).await.expect("restart");
         assert_eq!((follower.log_start_offset(), follower.log_end_offset(), follower.latest_epoch()), (40, 40, None));

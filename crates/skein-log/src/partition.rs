@@ -590,17 +590,25 @@ impl PartitionLog {
         self.lock_epochs().last_key_value().map(|(epoch, _)| *epoch)
     }
 
-    /// Kafka's end offset for a leader epoch (OffsetForLeaderEpoch, and a follower's divergence check): the
-    /// largest epoch at or below `requested` this log has, and the offset where it ended — the start of the next
-    /// epoch, or the log end for the latest. `(-1, -1)` when the log has no epoch that old.
+    /// Kafka's end offset for a leader epoch (OffsetForLeaderEpoch, and the divergence check of a fetch): for the
+    /// latest epoch, the log end; for an older one, the start of the next epoch this log has, paired with the
+    /// largest epoch at or below the one asked (or the one asked, when the log has none that old: its history
+    /// begins later). `(-1, -1)` for an epoch newer than any this log has, or -1 asked.
     pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        const UNDEFINED: (i32, i64) = (-1, -1);
         let epochs = self.lock_epochs();
-        let Some((&epoch, _)) = epochs.range(..=requested).next_back() else {
-            return (-1, -1);
+        if requested < 0 {
+            return UNDEFINED;
+        }
+        if epochs.last_key_value().is_some_and(|(latest, _)| *latest == requested) {
+            return (requested, self.log_end_offset());
+        }
+        let Some((_, &next_start)) = epochs.range(requested.saturating_add(1)..).next() else {
+            return UNDEFINED;
         };
-        match epochs.range(epoch + 1..).next() {
-            Some((_, &next_start)) => (epoch, next_start),
-            None => (epoch, self.log_end_offset()),
+        match epochs.range(..=requested).next_back() {
+            Some((&epoch, _)) => (epoch, next_start),
+            None => (requested, next_start),
         }
     }
 

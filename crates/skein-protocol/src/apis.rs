@@ -47,6 +47,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    // v0 and v1 were removed in Kafka 4.0 (v2 added the fencing current_leader_epoch); Kafka 4 serves v2-v4.
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The supported version range of `key`, if Skein serves it.

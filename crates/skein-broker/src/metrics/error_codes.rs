@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
     DescribeLogDirsResponse, DescribeProducersResponse, ElectLeadersResponse, IncrementalAlterConfigsResponse,
     ListPartitionReassignmentsResponse,
 };
-use kafka_protocol::messages::{DescribeQuorumResponse, DescribeTopicPartitionsResponse};
+use kafka_protocol::messages::{DescribeQuorumResponse, DescribeTopicPartitionsResponse, OffsetForLeaderEpochResponse};
 
 /// A response whose error codes are counted.
 pub(crate) trait ErrorCodes {
@@ -93,6 +93,12 @@ impl ErrorCodes for ElectLeadersResponse {
 }
 
 impl ErrorCodes for DescribeProducersResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code))
+    }
+}
+
+impl ErrorCodes for OffsetForLeaderEpochResponse {
     fn error_codes(&self) -> Vec<i16> {
         nonzero(self.topics.iter().flat_map(|t| &t.partitions).map(|p| p.error_code))
     }
