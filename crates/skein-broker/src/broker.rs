@@ -250,11 +250,17 @@ impl Broker {
         let image = self.image();
         let registered = image.topic(topic).ok_or(BrokerError::UnknownTopicOrPartition)?;
         self.cluster.check_leader(registered, index).map_err(|not_leader| not_leader.error())?;
-        self.topics
+        let log = self
+            .topics
             .get(topic)
             .filter(|local| local.id == registered.topic_id)
             .and_then(|local| local.partition(index).cloned())
-            .ok_or(BrokerError::UnknownTopicOrPartition)
+            .ok_or(BrokerError::UnknownTopicOrPartition)?;
+        // The image names this broker a moment before the log takes the role (the image is applied next).
+        if !log.is_leader() {
+            return Err(BrokerError::NotLeaderOrFollower);
+        }
+        Ok(log)
     }
 
     /// [`Broker::leader_log`] for a topic named by id.

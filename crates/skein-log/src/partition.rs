@@ -387,6 +387,11 @@ impl PartitionLog {
         matches!(*self.lock_role(), Role::Follower { .. })
     }
 
+    /// Whether this log takes clients' writes and reads here: it leads (or stands alone).
+    pub fn is_leader(&self) -> bool {
+        matches!(*self.lock_role(), Role::Leader(_) | Role::Standalone)
+    }
+
     /// Treats an opened log as outside any cluster (tools and tests): every record is committed once written.
     pub fn assume_standalone(&self) {
         let mut role = self.lock_role();

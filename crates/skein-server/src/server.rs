@@ -295,12 +295,16 @@ async fn apply_metadata_changes(broker: Arc<Broker>, shutdown: CancellationToken
         // The current image first: one applied between start-up and this subscription counts as seen already.
         let image = Arc::clone(&images.borrow_and_update());
         broker.dynamic_configs.apply_image(&image, broker.config.node_id);
-        if let Err(err) = broker.topics.apply_image(&image, broker.config.node_id).await {
-            tracing::error!(error = %err, "cannot apply the metadata to local storage");
+        let applied = broker.topics.apply_image(&image, broker.config.node_id).await;
+        if let Err(err) = &applied {
+            tracing::error!(error = %err, "cannot apply the metadata to local storage; trying again");
         }
+        // A failed apply is tried again soon even when no new metadata comes: partitions wait for their roles.
+        let retry = if applied.is_ok() { Duration::from_secs(86_400) } else { Duration::from_secs(1) };
         tokio::select! {
             () = shutdown.cancelled() => return,
             changed = images.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(retry) => {}
         }
     }
 }

@@ -279,7 +279,11 @@ impl TestBroker {
                 eprintln!("skein exited during start-up with {status}; log tail:\n{tail}");
                 bail!("skein exited during start-up with {status}; log tail:\n{tail}");
             }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_ok() {
+            // Ready means registered and unfenced: before that a restarted broker's partitions have no leader
+            // yet (LEADER_NOT_AVAILABLE), which clients retry but a test's first request should not meet.
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(500)).is_ok()
+                && self.http_get("/ready").is_ok_and(|(status, _)| status == 200)
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
