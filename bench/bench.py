@@ -32,7 +32,11 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import confluent_kafka  # noqa: E402
 
+from confluent_kafka import KafkaError, KafkaException  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
 from support.brokers import KAFKA_DIR, BrokerError, KafkaBroker, SkeinBroker, skein_binary  # noqa: E402
+from support.cluster import CLUSTER_CONFIG, KAFKA_ONLY_CONFIG, SkeinCluster, make_cluster  # noqa: E402
 from support.kafka_clients import create_topic, high_watermarks  # noqa: E402
 
 # Both brokers get exactly these settings (server.properties for Kafka, YAML for Skein).
@@ -65,6 +69,25 @@ GROUP_API_KEYS = {
 }
 CONSUMER_PERF_NA = "n/a (needs consumer groups)"
 
+# --replicated: a 3-node cluster of each kind (tests/support/cluster.py), one after the other.
+CLUSTER_NODES = 3
+REPLICATION_FACTOR = 3
+# Every replicated row's topic; the producer uses acks=all, so each send waits for the whole ISR (at least 2).
+REPLICATED_TOPIC_CONFIG = {"min.insync.replicas": 2}
+REPLICATED_SIZES = [100]
+# One partition per node: the three leaders are spread over the three brokers.
+REPLICATED_PARTITIONS = [3]
+# The fixed offered load (records/s) of the second row of each shape, the same for both brokers.
+DEFAULT_FIXED_RATE = 20_000
+# A fixed-load row whose achieved rate is below this share of the target did not sustain the load (noted).
+SUSTAINED_SHARE = 0.97
+REPLICATED_OUTPUT = BENCH_DIR / "REPLICATED-RESULTS.md"
+CLUSTER_START_TIMEOUT = 180
+# Before each replicated row: wait (at most QUIET_MAX_WAIT s) until the cluster's nodes together use less than
+# QUIET_CORES of a core, so followers still busy with the previous row are not measured in this one.
+QUIET_CORES = 0.3
+QUIET_MAX_WAIT = 20
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
@@ -85,16 +108,25 @@ class ProduceRow:
     partitions: int
     idempotence: bool
     topic_prefix: str = "bench"
+    replication_factor: int = 1
+    # ProducerPerformance --throughput: -1 is unthrottled, otherwise the offered load in records/s.
+    throughput: int = -1
 
     @property
     def label(self) -> str:
         idempotence = ", idempotent" if self.idempotence else ""
-        return f"produce {size_label(self.size)}, acks={self.acks}, {partition_label(self.partitions)}{idempotence}"
+        replicated = f", RF {self.replication_factor}" if self.replication_factor != 1 else ""
+        if self.replication_factor != 1 or self.throughput != -1:
+            replicated += ", full speed" if self.throughput == -1 else f", offered {self.throughput:,} msgs/s"
+        return (f"produce {size_label(self.size)}, acks={self.acks}, {partition_label(self.partitions)}"
+                f"{idempotence}{replicated}")
 
     @property
     def topic(self) -> str:
         idempotence = "-idempotent" if self.idempotence else ""
-        return f"{self.topic_prefix}-{self.size}b-acks{self.acks}-p{self.partitions}{idempotence}"
+        replicated = f"-rf{self.replication_factor}" if self.replication_factor != 1 else ""
+        throttled = f"-t{self.throughput}" if self.throughput != -1 else ""
+        return f"{self.topic_prefix}-{self.size}b-acks{self.acks}-p{self.partitions}{idempotence}{replicated}{throttled}"
 
 
 @dataclass(frozen=True)
@@ -109,6 +141,9 @@ class ConsumeRow:
 
 
 WARMUP_ROW = ProduceRow(size=1024, acks="1", partitions=8, idempotence=False, topic_prefix="warmup")
+# The replicated mode's warm-up goes through the replication path too: acks=all to a replicated topic.
+REPLICATED_WARMUP_ROW = ProduceRow(size=1024, acks="all", partitions=3, idempotence=False, topic_prefix="warmup",
+                                   replication_factor=REPLICATION_FACTOR)
 
 
 def size_label(size: int) -> str:
@@ -137,6 +172,17 @@ def build_matrix(sizes: list[int], acks: list[str], partitions: list[int],
         sources.setdefault((row.size, row.partitions), row)
     consume_rows = [ConsumeRow(tool, source) for source in sources.values() for tool in ("assign", "consumer-perf")]
     return produce_rows, consume_rows
+
+
+def build_replicated_rows(sizes: list[int], partitions: list[int], fixed_rate: int) -> list[ProduceRow]:
+    """acks=all to a topic with replication factor 3: unthrottled, then at the fixed offered load."""
+    return [
+        ProduceRow(size, "all", partition_count, False, topic_prefix="repl", replication_factor=REPLICATION_FACTOR,
+                   throughput=throughput)
+        for size in sizes
+        for partition_count in partitions
+        for throughput in (-1, fixed_rate)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -168,12 +214,26 @@ CONSUME_METRICS = [
 ]
 
 
+# The replicated rows: the same figures, resources summed over the cluster's three broker processes.
+REPLICATED_PRODUCE_METRICS = [
+    Metric("msgs_per_s", "msgs/s", "higher", 0),
+    Metric("mib_per_s", "MiB/s", "higher", 2),
+    Metric("p50_ms", "latency p50 ms", "lower", 0),
+    Metric("p99_ms", "latency p99 ms", "lower", 0),
+    Metric("p999_ms", "latency p99.9 ms", "lower", 0),
+    Metric("peak_rss_mib", f"peak RSS MiB, sum of {CLUSTER_NODES} brokers", "lower", 0),
+    Metric("cpu_s", f"CPU s, sum of {CLUSTER_NODES} brokers", "lower", 2),
+]
+
+
 @dataclass
 class Outcome:
     """One row on one broker: its metrics, or why there are none (failed / not applicable)."""
     metrics: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
     not_applicable: str | None = None
+    # Things the report should say about a measured row (an offered load not sustained, a shrunk ISR).
+    notes: list[str] = field(default_factory=list)
 
 
 class RowFailure(Exception):
@@ -181,37 +241,49 @@ class RowFailure(Exception):
 
 
 class BrokerUsage:
-    """CPU seconds and peak RSS of the broker process between start() and finish()."""
+    """CPU seconds and peak RSS of the broker process between start() and finish(); for a cluster, of each of its
+    broker processes, summed."""
 
     clock_ticks = os.sysconf("SC_CLK_TCK")
     # Set when a peak could not be reset, so the report can say the peak is since broker start.
     some_peak_is_since_start = False
 
-    def __init__(self, pid: int):
-        self.pid = pid
+    def __init__(self, pids: list[int]):
+        self.pids = pids
 
     def start(self) -> None:
-        try:
-            # Writing 5 resets the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0).
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-        except OSError:
-            BrokerUsage.some_peak_is_since_start = True
-        self.cpu_at_start = self._cpu_seconds()
+        for pid in self.pids:
+            try:
+                # Writing 5 resets the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0).
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            except OSError:
+                BrokerUsage.some_peak_is_since_start = True
+        self.cpu_at_start = [cpu_seconds(pid) for pid in self.pids]
 
     def finish(self) -> dict[str, float]:
-        return {"cpu_s": self._cpu_seconds() - self.cpu_at_start, "peak_rss_mib": self._peak_rss_kib() / 1024}
+        self.cpu_per_process = [cpu_seconds(pid) - start for pid, start in zip(self.pids, self.cpu_at_start)]
+        return {"cpu_s": sum(self.cpu_per_process),
+                "peak_rss_mib": sum(self._peak_rss_kib(pid) for pid in self.pids) / 1024}
 
-    def _cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        # Fields after the ")" closing the command name; utime and stime are the 14th and 15th of the line.
-        fields = stat[stat.rindex(")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / self.clock_ticks
-
-    def _peak_rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+    @staticmethod
+    def _peak_rss_kib(pid: int) -> int:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
-        raise RowFailure(f"no VmHWM in /proc/{self.pid}/status")
+        raise RowFailure(f"no VmHWM in /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all its threads) so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the ")" closing the command name; utime and stime are the 14th and 15th of the line.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / BrokerUsage.clock_ticks
+
+
+def process_ids(target) -> list[int]:
+    """The broker processes whose resources a row measures: one broker's, or every node's of a cluster."""
+    return list(target.pids) if hasattr(target, "pids") else [target.pid]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -279,22 +351,32 @@ PRODUCER_SUMMARY = re.compile(
 )
 
 
-def measure_produce(runner: Runner, broker, row: ProduceRow, messages: int) -> dict[str, float]:
-    create_topic(broker.bootstrap, row.topic, partitions=row.partitions, timeout=CLIENT_TIMEOUT)
+def measure_produce(runner: Runner, broker, row: ProduceRow, messages: int,
+                    notes: list[str] | None = None) -> dict[str, float]:
+    """One ProducerPerformance run. `broker` is a started SkeinBroker / KafkaBroker, or a ClusterTarget for a
+    replicated row; `notes` collects what the report should say about the row besides its numbers."""
+    if row.replication_factor == 1:
+        create_topic(broker.bootstrap, row.topic, partitions=row.partitions, timeout=CLIENT_TIMEOUT)
+    else:
+        create_replicated_topic(broker.bootstrap, row.topic, row.partitions, row.replication_factor,
+                                REPLICATED_TOPIC_CONFIG)
+        wait_until_quiet(broker)
     command = java_tool(
         "org.apache.kafka.tools.ProducerPerformance",
         "--bootstrap-server", broker.bootstrap,
         "--topic", row.topic,
         "--num-records", str(messages),
         "--record-size", str(row.size),
-        "--throughput", "-1",
+        "--throughput", str(row.throughput),
         "--command-property",
         f"acks={row.acks}", f"linger.ms={LINGER_MS}", f"enable.idempotence={'true' if row.idempotence else 'false'}",
     )
-    usage = BrokerUsage(broker.pid)
+    usage = BrokerUsage(process_ids(broker))
     usage.start()
     stdout = runner.run(broker.kind, f"produce-{row.topic}", command)
     resources = usage.finish()
+    if len(usage.pids) > 1:
+        log(f"{broker.kind}:   CPU s per node: " + ", ".join(f"{cpu:.2f}" for cpu in usage.cpu_per_process))
     summaries = [m for m in map(PRODUCER_SUMMARY.match, stdout.splitlines()) if m]
     if not summaries:
         raise RowFailure(f"no summary line in ProducerPerformance output: {first_error_line(stdout)}")
@@ -305,6 +387,14 @@ def measure_produce(runner: Runner, broker, row: ProduceRow, messages: int) -> d
     stored = sum(high_watermarks(broker.bootstrap, row.topic, row.partitions, timeout=CLIENT_TIMEOUT))
     if stored != messages:
         raise RowFailure(f"broker holds {stored} messages after {messages} acknowledged sends")
+    if notes is not None and row.throughput != -1 and float(summary["rate"]) < SUSTAINED_SHARE * row.throughput:
+        notes.append(f"offered load not sustained: {float(summary['rate']):,.0f} of {row.throughput:,} msgs/s")
+    if notes is not None and row.replication_factor > 1:
+        shrunk = {p: isr for p, (leader, replicas, isr) in partition_states(broker.bootstrap, row.topic).items()
+                  if set(isr) != set(replicas)}
+        if shrunk:
+            notes.append("ISR not full right after the row: "
+                         + ", ".join(f"partition {p} ISR {sorted(isr)}" for p, isr in sorted(shrunk.items())))
     return {
         "msgs_per_s": float(summary["rate"]),
         "mib_per_s": float(summary["mib"]),  # ProducerPerformance's "MB" is 2^20 bytes
@@ -313,6 +403,66 @@ def measure_produce(runner: Runner, broker, row: ProduceRow, messages: int) -> d
         "p999_ms": float(summary["p999"]),
         **resources,
     }
+
+
+def create_replicated_topic(bootstrap: str, name: str, partitions: int, replication_factor: int, config: dict,
+                            timeout: float = CLIENT_TIMEOUT) -> None:
+    """CreateTopics with this replication factor and topic config (retried on time-outs and NOT_CONTROLLER, as a
+    cluster's controller may still be settling), then waits until every partition has a leader and a full ISR."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
+                      config={key: str(value) for key, value in config.items()})],
+            request_timeout=15)
+        try:
+            futures[name].result(timeout=20)
+            break
+        except KafkaException as error:
+            code = error.args[0].code()
+            if code == KafkaError.TOPIC_ALREADY_EXISTS and attempt > 1:
+                break  # an earlier attempt that timed out on the client did create it
+            if code not in (KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_CONTROLLER) \
+                    or time.monotonic() > deadline:
+                raise
+    while True:
+        states = partition_states(bootstrap, name)
+        if len(states) == partitions and all(
+                leader >= 0 and len(replicas) == replication_factor and set(isr) == set(replicas)
+                for leader, replicas, isr in states.values()):
+            return
+        if time.monotonic() > deadline:
+            raise RowFailure(f"topic {name} not led with a full ISR of {replication_factor} within {timeout:.0f}s: "
+                             f"{states}")
+        time.sleep(0.2)
+
+
+def partition_states(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """{partition: (leader, replicas, isr)} from one Metadata answer; empty while the topic is not listed."""
+    metadata = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=CLIENT_TIMEOUT)
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None:
+        return {}
+    return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in described.partitions.values()}
+
+
+def wait_until_quiet(target) -> None:
+    """Waits (at most QUIET_MAX_WAIT s) until the target's broker processes together use under QUIET_CORES of a
+    core over one second, so work left from the previous row (followers catching up, flushes) is not measured."""
+    pids = process_ids(target)
+    deadline = time.monotonic() + QUIET_MAX_WAIT
+    while True:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(1.0)
+        used = sum(cpu_seconds(pid) for pid in pids) - before
+        if used < QUIET_CORES:
+            return
+        if time.monotonic() > deadline:
+            log(f"{target.kind}:   still using {used:.2f} cores after {QUIET_MAX_WAIT}s; measuring anyway")
+            return
 
 
 def measure_assign_consume(runner: Runner, broker, row: ConsumeRow, messages: int) -> dict[str, float]:
@@ -325,7 +475,7 @@ def measure_assign_consume(runner: Runner, broker, row: ConsumeRow, messages: in
         "--expected", str(messages),
         "--timeout", str(int(runner.timeout)),
     ]
-    usage = BrokerUsage(broker.pid)
+    usage = BrokerUsage(process_ids(broker))
     usage.start()
     stdout = runner.run(broker.kind, f"consume-assign-{row.source.topic}", command)
     resources = usage.finish()
@@ -346,7 +496,7 @@ def measure_consumer_perf(runner: Runner, broker, row: ConsumeRow, messages: int
         "--group", f"bench-{row.source.topic}-{uuid.uuid4().hex[:8]}",
         "--timeout", str(CONSUMER_PERF_IDLE_TIMEOUT_MS),
     )
-    usage = BrokerUsage(broker.pid)
+    usage = BrokerUsage(process_ids(broker))
     usage.start()
     stdout = runner.run(broker.kind, f"consume-perf-{row.source.topic}", command)
     resources = usage.finish()
@@ -465,6 +615,100 @@ def run_broker(kind: str, skein_bin: Path, produce_rows: list[ProduceRow], consu
     return run
 
 
+class ClusterTarget:
+    """A started cluster seen as one broker by the produce measurement: bootstrap lists every node, pids are the
+    nodes' processes (their resources are summed)."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.kind = cluster.kind
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap_servers
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.cluster.nodes]
+
+    def is_running(self) -> bool:
+        return all(node.is_running() for node in self.cluster.nodes)
+
+    def exit_description(self) -> str:
+        exited = [f"node {node.node_id} (code {node._process.returncode if node._process else '?'})"
+                  for node in self.cluster.nodes if not node.is_running()]
+        return f"{', '.join(exited)} exited"
+
+
+def exit_description(target) -> str:
+    if hasattr(target, "exit_description"):
+        return target.exit_description()
+    return f"broker exited with code {target._process.returncode}"
+
+
+def make_bench_cluster(kind: str, skein_bin: Path):
+    """A 3-node cluster of this kind, not yet started: support.cluster's settings plus BROKER_CONFIG; Skein from
+    the measured binary (make_cluster would take target/release/skein)."""
+    config = dict(BROKER_CONFIG)
+    if kind == "skein":
+        return SkeinCluster(CLUSTER_NODES, config, binary=skein_bin)
+    return make_cluster(kind, CLUSTER_NODES, config)
+
+
+def run_cluster(kind: str, skein_bin: Path, rows: list[ProduceRow], messages: int, runner: Runner, warmup: bool,
+                outcomes: dict[tuple[str, str], Outcome]) -> BrokerRun:
+    """--replicated: one 3-node cluster of this kind through the replicated produce rows."""
+    run = BrokerRun(kind)
+    cluster = make_bench_cluster(kind, skein_bin)
+    try:
+        log(f"{kind}: starting a {CLUSTER_NODES}-node cluster")
+        try:
+            cluster.start(timeout=CLUSTER_START_TIMEOUT)
+            cluster.wait_for_brokers(CLUSTER_NODES, timeout=CLUSTER_START_TIMEOUT)
+        except (BrokerError, TimeoutError) as error:
+            run.failure = f"cluster did not start: {str(error).splitlines()[0]}"
+            for row in rows:
+                outcomes[(row.label, kind)] = Outcome(failure=run.failure)
+            return run
+        run.start_command = "\n".join(shlex.join(node._command()) for node in cluster.nodes)
+        target = ClusterTarget(cluster)
+        run.load_before = load_average()
+        if warmup:
+            log(f"{kind}: warm-up ({WARMUP_ROW_MESSAGES:,} × {size_label(REPLICATED_WARMUP_ROW.size)}, acks=all, "
+                f"RF {REPLICATION_FACTOR}, not measured)")
+            first_command = len(runner.commands)
+            try:
+                measure_produce(runner, target, REPLICATED_WARMUP_ROW, WARMUP_ROW_MESSAGES)
+            except Exception as error:  # the rows that follow will show what is wrong
+                log(f"{kind}: warm-up failed: {error}")
+            runner.warmup_commands.update(range(first_command, len(runner.commands)))
+        for row in rows:
+            notes: list[str] = []
+            outcome = measure_row(kind, target, row.label,
+                                  lambda: measure_produce(runner, target, row, messages, notes))
+            if not outcome.failure:
+                outcome.notes = notes
+                for note in notes:
+                    log(f"{kind}:   note: {note}")
+            outcomes[(row.label, kind)] = outcome
+        run.load_after = load_average()
+    finally:
+        try:
+            codes = cluster.stop_all()
+            unclean = {node_id: code for node_id, code in codes.items()
+                       if code is not None and code != cluster.nodes[0].clean_exit_code}
+            if unclean:
+                log(f"{kind}: nodes exited with {unclean} after SIGTERM")
+        except BrokerError as error:
+            log(f"{kind}: {str(error).splitlines()[0]}")
+        finally:
+            for node in cluster.nodes:
+                if node.log_path.exists():
+                    shutil.copy(node.log_path, runner.log_dir / f"{kind}-node{node.node_id}.log")
+            cluster.close()
+    return run
+
+
 def warm_up(runner: Runner, broker) -> None:
     """Untimed: produce and read back WARMUP_ROW_MESSAGES through the same tools the rows use."""
     log(f"{broker.kind}: warm-up ({WARMUP_ROW_MESSAGES:,} × {size_label(WARMUP_ROW.size)}, not measured)")
@@ -487,7 +731,7 @@ def measure_row(kind: str, broker, label: str, measure) -> Outcome:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         outcome = Outcome(failure=reason)
     if not broker.is_running():
-        outcome = Outcome(failure=f"broker exited with code {broker._process.returncode} during the row")
+        outcome = Outcome(failure=f"{exit_description(broker)} during the row")
     log(f"{kind}:   -> {describe(outcome)}")
     return outcome
 
@@ -509,13 +753,13 @@ def format_number(value: float, decimals: int) -> str:
 
 
 def results_table(kinds: list[str], produce_rows: list[ProduceRow], consume_rows: list[ConsumeRow],
-                  outcomes: dict[tuple[str, str], Outcome]) -> str:
+                  outcomes: dict[tuple[str, str], Outcome], produce_metrics: list[Metric] = PRODUCE_METRICS) -> str:
     names = {"skein": "Skein", "kafka": "Kafka"}
     with_ratio = kinds == ["skein", "kafka"]
     header = ["Workload", "Metric", *(names[kind] for kind in kinds)] + (["Skein/Kafka"] if with_ratio else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
     for row in [*produce_rows, *consume_rows]:
-        metrics = PRODUCE_METRICS if isinstance(row, ProduceRow) else CONSUME_METRICS
+        metrics = produce_metrics if isinstance(row, ProduceRow) else CONSUME_METRICS
         row_outcomes = [outcomes.get((row.label, kind), Outcome(failure="not run")) for kind in kinds]
         # ConsumerPerformance is compared only when every broker could run it.
         if any(o.not_applicable for o in row_outcomes):
@@ -591,32 +835,8 @@ def uptime() -> str:
         return f"load average: {load_average()}"
 
 
-def write_results(path: Path, argv: list[str], table: str, kinds: list[str], runs: list[BrokerRun],
-                  outcomes: dict[tuple[str, str], Outcome], runner: Runner, skein_bin: Path, messages: int,
-                  uptime_before: str, uptime_after: str, peak_rss_note: str | None, started: str,
-                  warmup: bool) -> None:
-    failures = [(label, kind, outcome.failure) for (label, kind), outcome in outcomes.items() if outcome.failure]
-    lines = [
-        "# Skein and Apache Kafka side by side",
-        "",
-        f"Generated by `{shlex.join(['bench/run', *argv])}` on {started}. Every number below was measured by this run;",
-        "see `bench/README.md` for the method. Skein/Kafka > 1 means Skein is higher: better for msgs/s and MiB/s,",
-        "worse for latency, RSS and CPU.",
-        "",
-        "## Machine",
-        "",
-        *machine_description(),
-        f"- `uptime` before: `{uptime_before}`",
-        f"- `uptime` after: `{uptime_after}`",
-        *(f"- load average (1/5/15 min) while {run.kind} ran: {run.load_before} at its first row, "
-          f"{run.load_after or '?'} after its last" for run in runs),
-        "",
-        "## Versions",
-        "",
-        *versions(skein_bin),
-        "",
-        "## Settings",
-        "",
+def default_settings(runs: list[BrokerRun], messages: int, peak_rss_note: str | None, warmup: bool) -> list[str]:
+    return [
         f"- One broker at a time, single node on 127.0.0.1, fresh data directory, broker settings {BROKER_CONFIG}",
         "  (Skein: YAML; Kafka: server.properties, KRaft combined broker+controller, JVM `-Xmx512m -Xms128m -XX:+UseG1GC`,",
         "  `num.network.threads=2`, `num.io.threads=4`, as `tests/support/brokers.py` starts it). Neither broker fsyncs",
@@ -637,12 +857,81 @@ def write_results(path: Path, argv: list[str], table: str, kinds: list[str], run
         "- Broker CPU s: utime+stime of the broker process during the row (/proc/PID/stat). Peak RSS: VmHWM of the"
         " broker process, reset at the start of each row via /proc/PID/clear_refs."
         + (f" {peak_rss_note}" if peak_rss_note else ""),
+    ]
+
+
+def replicated_settings(messages: int, fixed_rate: int, peak_rss_note: str | None, warmup: bool) -> list[str]:
+    cluster_config = {**CLUSTER_CONFIG, **BROKER_CONFIG}
+    return [
+        f"- One cluster at a time: {CLUSTER_NODES} nodes on 127.0.0.1, as `tests/support/cluster.py` starts them"
+        " (each a combined broker + controller and a voter of the metadata quorum, its own ports and fresh data"
+        " directory). Settings on every node of both kinds:"
+        f" {', '.join(f'`{key}={value}`' for key, value in cluster_config.items())};"
+        f" Kafka also {', '.join(f'`{key}={value}`' for key, value in KAFKA_ONLY_CONFIG.items())},"
+        " `num.network.threads=2`, `num.io.threads=4`, JVM `-Xmx512m -Xms128m -XX:+UseG1GC` per node."
+        " `replica.lag.time.max.ms` is both brokers' default, 30000. Neither broker fsyncs per write.",
+        f"- All {CLUSTER_NODES} broker processes share this machine's {os.cpu_count()} cores with each other and"
+        " with the producer: the rows measure what replication costs, not what a cluster of real machines could do.",
+        f"- {messages:,} messages per row. Every row writes its own topic, created just before it with replication"
+        f" factor {REPLICATION_FACTOR} and {', '.join(f'`{k}={v}`' for k, v in REPLICATED_TOPIC_CONFIG.items())};"
+        " the row starts once every partition has a leader and a full ISR and the cluster's processes together use"
+        f" under {QUIET_CORES} of a core (waited for at most {QUIET_MAX_WAIT} s)."
+        + (f" Before its first row each cluster got an untimed warm-up: {WARMUP_ROW_MESSAGES:,} ×"
+           f" {size_label(REPLICATED_WARMUP_ROW.size)} with acks=all to"
+           f" {partition_label(REPLICATED_WARMUP_ROW.partitions)} with replication factor {REPLICATION_FACTOR}."
+           if warmup else " No warm-up."),
+        f"- Producer: `ProducerPerformance --record-size SIZE` with `acks=all`, `linger.ms={LINGER_MS}`,"
+        " `enable.idempotence=false`, default `batch.size`; `--throughput -1` (full speed) or"
+        f" `--throughput {fixed_rate}` (the same offered load for both brokers; a row that reached less than"
+        f" {SUSTAINED_SHARE:.0%} of it is noted below). Bootstrap: all three nodes. Latency percentiles are the"
+        " tool's (send → acknowledgement, whole milliseconds); at full speed they include the time a record waits in"
+        f" the producer's buffer, at the fixed load they include up to `linger.ms={LINGER_MS}` of batching.",
+        "- A row counts only if the tool's summary says all N sends were acknowledged and the partitions' high"
+        " watermarks add up to exactly N. Right after the row, Metadata is asked whether every ISR is still full.",
+        f"- CPU s: utime+stime during the row of each of the {CLUSTER_NODES} broker processes (/proc/PID/stat),"
+        " summed. Peak RSS: VmHWM of each broker process, reset at the start of the row via /proc/PID/clear_refs,"
+        " summed (the three peaks need not coincide)."
+        + (f" {peak_rss_note}" if peak_rss_note else ""),
+    ]
+
+
+def write_results(path: Path, argv: list[str], title: str, settings: list[str], table: str, runs: list[BrokerRun],
+                  outcomes: dict[tuple[str, str], Outcome], runner: Runner, skein_bin: Path,
+                  uptime_before: str, uptime_after: str, started: str) -> None:
+    failures = [(label, kind, outcome.failure) for (label, kind), outcome in outcomes.items() if outcome.failure]
+    notes = [(label, kind, note) for (label, kind), outcome in outcomes.items() for note in outcome.notes]
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated by `{shlex.join(['bench/run', *argv])}` on {started}. Every number below was measured by this run;",
+        "see `bench/README.md` for the method. Skein/Kafka > 1 means Skein is higher: better for msgs/s and MiB/s,",
+        "worse for latency, RSS and CPU.",
+        "",
+        "## Machine",
+        "",
+        *machine_description(),
+        f"- `uptime` before: `{uptime_before}`",
+        f"- `uptime` after: `{uptime_after}`",
+        *(f"- load average (1/5/15 min) while {run.kind} ran: {run.load_before} at its first row, "
+          f"{run.load_after or '?'} after its last" for run in runs),
+        "",
+        "## Versions",
+        "",
+        *versions(skein_bin),
+        "",
+        "## Settings",
+        "",
+        *settings,
         "",
         "## Results",
         "",
         table,
         "",
     ]
+    if notes:
+        lines += ["## Notes", ""]
+        lines += [f"- {label} on {kind}: {note}" for label, kind, note in notes]
+        lines.append("")
     broken = [run for run in runs if run.failure]
     if failures or broken:
         lines += ["## Failures", ""]
@@ -651,7 +940,8 @@ def write_results(path: Path, argv: list[str], table: str, kinds: list[str], run
         lines.append("")
     lines += ["## Commands", "", "Run from the repository root; tool output is in `bench/logs/` after a run.", ""]
     for run in runs:
-        lines += [f"{run.kind} broker:", "", "```", run.start_command or "(not started)", "```", ""]
+        what = "cluster nodes, one command each" if "\n" in run.start_command else "broker"
+        lines += [f"{run.kind} {what}:", "", "```", run.start_command or "(not started)", "```", ""]
         kind_commands = [
             command + ("   # warm-up, not measured" if index in runner.warmup_commands else "")
             for index, (kind, command) in enumerate(runner.commands) if kind == run.kind
@@ -688,10 +978,18 @@ def main(argv: list[str]) -> int:
                         f"--quick: {QUICK_MESSAGES:,})")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_MESSAGES:,} messages per row and acks={','.join(QUICK_ACKS)} only")
-    parser.add_argument("--sizes", type=lambda t: parse_list(t, int), help="message sizes in bytes (default 100,1024)")
+    parser.add_argument("--replicated", action="store_true",
+                        help=f"instead of the single-broker matrix: a {CLUSTER_NODES}-node cluster of each broker, "
+                        f"acks=all to topics with replication factor {REPLICATION_FACTOR} and min.insync.replicas=2, "
+                        "at full speed and at --fixed-rate (report: bench/REPLICATED-RESULTS.md)")
+    parser.add_argument("--fixed-rate", type=int, default=DEFAULT_FIXED_RATE,
+                        help=f"--replicated: the fixed offered load in records/s (default {DEFAULT_FIXED_RATE:,})")
+    parser.add_argument("--sizes", type=lambda t: parse_list(t, int),
+                        help="message sizes in bytes (default 100,1024; --replicated: 100)")
     parser.add_argument("--acks", type=parse_list, help="acks values (default 1,all; --quick: all)")
-    parser.add_argument("--partitions", type=lambda t: parse_list(t, int), help="partition counts (default 1,8)")
-    parser.add_argument("--idempotence", type=lambda t: parse_list(t, parse_bool), default=[False],
+    parser.add_argument("--partitions", type=lambda t: parse_list(t, int),
+                        help="partition counts (default 1,8; --replicated: 3)")
+    parser.add_argument("--idempotence", type=lambda t: parse_list(t, parse_bool),
                         help="enable.idempotence values, e.g. false,true (default false)")
     parser.add_argument("--brokers", type=parse_list, default=["skein", "kafka"], help="default skein,kafka")
     parser.add_argument("--row-timeout", type=float, default=900, help="seconds any one tool may run (default 900)")
@@ -699,21 +997,32 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-build", action="store_true", help="skip `cargo build --release`")
     parser.add_argument("--no-warmup", action="store_true",
                         help=f"skip the untimed warm-up ({WARMUP_ROW_MESSAGES:,} messages) before each broker's rows")
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--output", type=Path,
+                        help="where the report goes (default bench/RESULTS.md; --replicated: bench/REPLICATED-RESULTS.md)")
     args = parser.parse_args(argv)
 
     kinds = [kind for kind in ("skein", "kafka") if kind in args.brokers]
     if not kinds or set(args.brokers) - {"skein", "kafka"}:
         parser.error("--brokers takes skein, kafka or both")
     messages = args.messages or (QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES)
-    produce_rows, consume_rows = build_matrix(
-        args.sizes or DEFAULT_SIZES,
-        args.acks or (QUICK_ACKS if args.quick else DEFAULT_ACKS),
-        args.partitions or DEFAULT_PARTITIONS,
-        args.idempotence,
-    )
+    if args.replicated:
+        if args.acks or args.idempotence:
+            parser.error("--replicated always uses acks=all without idempotence (no --acks / --idempotence)")
+        if args.fixed_rate <= 0:
+            parser.error("--fixed-rate must be positive")
+        produce_rows = build_replicated_rows(args.sizes or REPLICATED_SIZES, args.partitions or REPLICATED_PARTITIONS,
+                                             args.fixed_rate)
+        consume_rows = []
+    else:
+        produce_rows, consume_rows = build_matrix(
+            args.sizes or DEFAULT_SIZES,
+            args.acks or (QUICK_ACKS if args.quick else DEFAULT_ACKS),
+            args.partitions or DEFAULT_PARTITIONS,
+            args.idempotence or [False],
+        )
     if not produce_rows:
         parser.error("the matrix is empty (idempotence needs acks=all)")
+    output = args.output or (REPLICATED_OUTPUT if args.replicated else BENCH_DIR / "RESULTS.md")
 
     if not (KAFKA_DIR / "libs").is_dir():
         log(f"Apache Kafka jars not found in {KAFKA_DIR}: run tests/setup-clients")
@@ -749,6 +1058,11 @@ def main(argv: list[str]) -> int:
         log(f"uptime: {uptime_before}")
         consumer_perf_enabled = True
         for kind in kinds:
+            if args.replicated:
+                # One cluster at a time: this kind's nodes are stopped before the next kind's start.
+                runs.append(run_cluster(kind, measured_bin, produce_rows, messages, runner, not args.no_warmup,
+                                        outcomes))
+                continue
             run = run_broker(kind, measured_bin, produce_rows, consume_rows, messages, runner,
                              consumer_perf_enabled, not args.no_warmup, outcomes)
             runs.append(run)
@@ -760,11 +1074,19 @@ def main(argv: list[str]) -> int:
         log(f"uptime: {uptime_after}")
         peak_rss_note = ("/proc/PID/clear_refs was not writable: peak RSS is since broker start."
                          if BrokerUsage.some_peak_is_since_start else None)
-        table = results_table(kinds, produce_rows, consume_rows, outcomes)
+        if args.replicated:
+            title = f"Skein and Apache Kafka side by side: {CLUSTER_NODES}-node clusters, replication factor " \
+                    f"{REPLICATION_FACTOR}"
+            settings = replicated_settings(messages, args.fixed_rate, peak_rss_note, not args.no_warmup)
+            table = results_table(kinds, produce_rows, [], outcomes, REPLICATED_PRODUCE_METRICS)
+        else:
+            title = "Skein and Apache Kafka side by side"
+            settings = default_settings(runs, messages, peak_rss_note, not args.no_warmup)
+            table = results_table(kinds, produce_rows, consume_rows, outcomes)
         print(table)
-        write_results(args.output, argv, table, kinds, runs, outcomes, runner, measured_bin, messages,
-                      uptime_before, uptime_after, peak_rss_note, started, not args.no_warmup)
-        log(f"wrote {args.output}")
+        write_results(output, argv, title, settings, table, runs, outcomes, runner, measured_bin,
+                      uptime_before, uptime_after, started)
+        log(f"wrote {output}")
         return 0
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

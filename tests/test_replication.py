@@ -29,10 +29,14 @@ The faults (Kafka's behaviour is the expectation):
 4. Stop every node (SIGTERM) in the middle of the load and start them again. (Kafka once stored one record
    twice here, in about ten runs: acknowledged at the second copy, no producer error; the producer debug log is
    kept for the next time.)
+Fault 1 runs once more with the Java client as the producer (tests/support/java/ReplicatedProducer.java, an
+idempotent acks=all kafka-clients producer writing the same records; JavaWorkload in the checker's module) and the
+same reader and checker; its stderr goes to producer-java.log in the test's tmp_path. It is skipped without javac or
+the kafka-clients jars (conformance/java/setup).
 
 CI mode is short; a long run by hand raises the environment variables below, e.g.
-`SKEIN_REPLICATION_ROUNDS=10 SKEIN_REPLICATION_PAUSES=5 SKEIN_REPLICATION_RESTARTS=3 .tools/venv/bin/pytest
-tests/test_replication.py -k kafka -s`.
+`SKEIN_REPLICATION_ROUNDS=10 SKEIN_REPLICATION_PAUSES=5 SKEIN_REPLICATION_RESTARTS=3
+SKEIN_REPLICATION_JAVA_ROUNDS=5 .tools/venv/bin/pytest tests/test_replication.py -k kafka -s`.
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ from confluent_kafka import KafkaError, Producer
 
 from support.brokers import BROKER_KINDS
 from support.cluster import CLUSTER_CONFIG, make_cluster, skip_unless_cluster_available, started
+from support.java_programs import java_program_command
 from support.kafka_clients import unique_topic_name
-from support.replication_checker import (UNAVAILABLE_ERRORS, Workload, check, create_replicated_topic,
-                                         error_name, partition_states, poll_until, read_log, wait_for_full_isr,
-                                         wait_for_new_leader)
+from support.replication_checker import (UNAVAILABLE_ERRORS, JavaWorkload, Workload, check,
+                                         create_replicated_topic, error_name, partition_states, poll_until,
+                                         read_log, wait_for_full_isr, wait_for_new_leader)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -61,6 +66,8 @@ def _env_int(name: str, default: int) -> int:
 
 # Rounds of each fault and the load (environment variables; the defaults keep CI short).
 KILL_ROUNDS = _env_int("SKEIN_REPLICATION_ROUNDS", 2)
+# Rounds of fault 1 under the Java producer.
+JAVA_ROUNDS = _env_int("SKEIN_REPLICATION_JAVA_ROUNDS", 1)
 PAUSE_ROUNDS = _env_int("SKEIN_REPLICATION_PAUSES", 1)
 RESTART_ROUNDS = _env_int("SKEIN_REPLICATION_RESTARTS", 1)
 # How long only one broker is up in the two-down test.
@@ -131,6 +138,21 @@ def leader_of(cluster, topic: str, partition: int):
     return cluster.node(state.leader), state
 
 
+def confluent_workload(bootstrap: str, topic: str, tmp_path) -> Workload:
+    """The default load: a confluent-kafka producer, its librdkafka debug log in tmp_path (CLIENT_DEBUG)."""
+    return Workload(bootstrap, topic, PARTITIONS, rate=RATE,
+                    client_log=tmp_path / "producer-debug.log" if CLIENT_DEBUG else None)
+
+
+def java_workload(command: list[str]):
+    """A workload factory for CheckedRun: the Java producer (`command` from java_program_command), its stderr in
+    tmp_path."""
+    def factory(bootstrap: str, topic: str, tmp_path) -> JavaWorkload:
+        return JavaWorkload(bootstrap, topic, PARTITIONS, command, rate=RATE,
+                            client_log=tmp_path / "producer-java.log")
+    return factory
+
+
 class CheckedRun:
     """`with CheckedRun(...) as run:` starts the workload (run.workload) on the test's topic, waits for
     WARMUP_ACKS acknowledgements, and runs the block (the faults). Leaving the block normally, it stops the
@@ -138,18 +160,18 @@ class CheckedRun:
     printed and recorded, the whole history goes to a JSON file when the checker found something, and the checker's
     findings fail the test before a missing ISR does. When the block fails (a fault did not play out as in Kafka),
     the workload is abandoned and the topic still read back and checked, best effort, so the log shows whether
-    records were lost too; the block's failure is what the test reports."""
+    records were lost too; the block's failure is what the test reports. `workload_factory(bootstrap, topic,
+    tmp_path)` makes the workload (confluent_workload by default, java_workload(command) for the Java producer)."""
 
-    def __init__(self, cluster, topic: str, label: str, record_property, tmp_path):
+    def __init__(self, cluster, topic: str, label: str, record_property, tmp_path, workload_factory=None):
         self.cluster = cluster
         self.topic = topic
         self.label = f"{cluster.kind} {label}"
         self.record_property = record_property
         self.tmp_path = tmp_path
         self.unacked: set[str] = set()  # values written outside the workload, unacknowledged (probes)
-        self.client_log = tmp_path / "producer-debug.log"
-        self.workload = Workload(cluster.bootstrap_servers, topic, PARTITIONS, rate=RATE,
-                                 client_log=self.client_log if CLIENT_DEBUG else None)
+        self.workload = (workload_factory or confluent_workload)(cluster.bootstrap_servers, topic, tmp_path)
+        self.client_log = self.workload.client_log  # the producer's own log, when it keeps one
         self.result = None
 
     def __enter__(self) -> "CheckedRun":
@@ -178,6 +200,11 @@ class CheckedRun:
                 self._report(log, note=" (read back after the failure below)")
             except Exception as error:  # the cluster may be in no state to answer
                 print(f"{self.label}: no read back after the failure: {error!r}")
+        else:  # interrupted: only stop the producer (and its process)
+            try:
+                self.workload.stop(abandon=True)
+            except Exception:
+                pass
         return False
 
     def _keep_broker_logs(self) -> None:
@@ -199,7 +226,7 @@ class CheckedRun:
         if result.violations():
             history = self.tmp_path / "replication-history.json"
             result.dump(history, self.workload, log)
-            print(f"  history: {history}" + (f"; producer debug log: {self.client_log}" if CLIENT_DEBUG else ""))
+            print(f"  history: {history}" + (f"; producer log: {self.client_log}" if self.client_log else ""))
         return result
 
     def _finish(self) -> None:
@@ -234,34 +261,50 @@ def _wait_until_out_of_isr(bootstrap: str, topic: str, node_id: int, timeout: fl
 
 # ------------------------------------------------------------------------------------------ 1. SIGKILL
 
+def kill_the_leader(run: CheckedRun, rounds: int) -> None:
+    """Fault 1 inside a CheckedRun: `rounds` times, SIGKILL the leader of partition 0, wait for a new leader (an
+    ISR member) and production on every partition, restart it and wait until it is back in every ISR; then
+    production on every partition after the last restart."""
+    cluster, topic = run.cluster, run.topic
+    for round_number in range(1, rounds + 1):
+        victim, before = leader_of(cluster, topic, 0)
+        survivors = [node for node in cluster.nodes if node is not victim]
+        killed_at = time.monotonic()
+        victim.kill()
+        after = wait_for_new_leader(bootstrap_of(survivors), topic, 0, victim.node_id, FAILOVER_SECONDS)
+        failover = time.monotonic() - killed_at
+        # Only an in-sync replica may take over (unclean leader election is off).
+        assert after.leader in before.isr, (before, after)
+        # Two in-sync replicas are left, min.insync.replicas is 2: every partition keeps taking writes.
+        progress = run.workload.wait_for_progress(killed_at, LIVENESS_SECONDS)
+        time.sleep(STEADY_SECONDS)
+        starting_at = time.monotonic()
+        victim.start()
+        restarted_at = time.monotonic()
+        wait_for_full_isr(cluster.bootstrap_servers, topic, PARTITIONS, REPLICATION_FACTOR, CATCH_UP_SECONDS)
+        print(f"{cluster.kind} round {round_number}: killed broker {victim.node_id} (leader of partition 0), "
+              f"broker {after.leader} led after {failover:.1f}s, every partition acknowledged after "
+              f"{progress:.1f}s; restarted in {restarted_at - starting_at:.1f}s, back in every ISR "
+              f"{time.monotonic() - restarted_at:.1f}s later")
+    # Liveness after the last restart.
+    resumed = run.workload.wait_for_progress(restarted_at, LIVENESS_SECONDS)
+    print(f"{cluster.kind}: production on every partition {resumed:.1f}s after the last restart")
+    time.sleep(STEADY_SECONDS)
+
+
 @pytest.mark.timeout(240 + 120 * KILL_ROUNDS)
 def test_killing_the_leader_repeatedly_loses_no_acknowledged_record(healthy, topic, record_property, tmp_path):
-    cluster = healthy
-    with CheckedRun(cluster, topic, f"sigkill leader x{KILL_ROUNDS}", record_property, tmp_path) as run:
-        for round_number in range(1, KILL_ROUNDS + 1):
-            victim, before = leader_of(cluster, topic, 0)
-            survivors = [node for node in cluster.nodes if node is not victim]
-            killed_at = time.monotonic()
-            victim.kill()
-            after = wait_for_new_leader(bootstrap_of(survivors), topic, 0, victim.node_id, FAILOVER_SECONDS)
-            failover = time.monotonic() - killed_at
-            # Only an in-sync replica may take over (unclean leader election is off).
-            assert after.leader in before.isr, (before, after)
-            # Two in-sync replicas are left, min.insync.replicas is 2: every partition keeps taking writes.
-            progress = run.workload.wait_for_progress(killed_at, LIVENESS_SECONDS)
-            time.sleep(STEADY_SECONDS)
-            starting_at = time.monotonic()
-            victim.start()
-            restarted_at = time.monotonic()
-            wait_for_full_isr(cluster.bootstrap_servers, topic, PARTITIONS, REPLICATION_FACTOR, CATCH_UP_SECONDS)
-            print(f"{cluster.kind} round {round_number}: killed broker {victim.node_id} (leader of partition 0), "
-                  f"broker {after.leader} led after {failover:.1f}s, every partition acknowledged after "
-                  f"{progress:.1f}s; restarted in {restarted_at - starting_at:.1f}s, back in every ISR "
-                  f"{time.monotonic() - restarted_at:.1f}s later")
-        # Liveness after the last restart.
-        resumed = run.workload.wait_for_progress(restarted_at, LIVENESS_SECONDS)
-        print(f"{cluster.kind}: production on every partition {resumed:.1f}s after the last restart")
-        time.sleep(STEADY_SECONDS)
+    with CheckedRun(healthy, topic, f"sigkill leader x{KILL_ROUNDS}", record_property, tmp_path) as run:
+        kill_the_leader(run, KILL_ROUNDS)
+
+
+@pytest.mark.timeout(300 + 120 * JAVA_ROUNDS)
+def test_killing_the_leader_under_a_java_producer_loses_no_acknowledged_record(healthy, topic, record_property,
+                                                                               tmp_path):
+    command = java_program_command("ReplicatedProducer")  # skips without javac or the jars
+    with CheckedRun(healthy, topic, f"sigkill leader x{JAVA_ROUNDS}, java producer", record_property, tmp_path,
+                    workload_factory=java_workload(command)) as run:
+        kill_the_leader(run, JAVA_ROUNDS)
 
 
 # ------------------------------------------------------------------------------------------ 2. two down

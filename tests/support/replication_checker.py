@@ -8,6 +8,9 @@ In the spirit of Jepsen's Kafka workload, reduced to what an idempotent acks=all
   callbacks record every acknowledgement (partition, offset, value, when it was sent and acknowledged) and every
   failure (its error code). The reader thread consumes every partition from the beginning for the whole run and
   records each (partition, offset) -> value it is served.
+- `JavaWorkload` is the same load with the Java client as the producer: tests/support/java/ReplicatedProducer.java
+  (kafka-clients, idempotent, acks=all) runs as a process and reports every outcome on its stdout; the reader
+  thread is the same.
 - `read_log` reads the topic back at the end with a fresh consumer, from the beginning to the end offsets.
 - `check` compares the three and counts: acknowledged records missing from the log (lost), values stored more
   than once (duplicated), acknowledged records of a partition whose positions in the log do not follow their
@@ -28,6 +31,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import subprocess
 import threading
 import time
 import uuid
@@ -35,6 +39,8 @@ import uuid
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, Producer,
                              TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from support.brokers import _die_with_parent
 
 CLIENT_TIMEOUT_SECONDS = 30
 # Errors a delivery report may carry when acks=all cannot be satisfied (fewer in-sync replicas than
@@ -49,7 +55,10 @@ UNAVAILABLE_ERRORS = {
 }
 
 
-def error_name(code: int) -> str:
+def error_name(code: int | str) -> str:
+    """A KafkaError code's name; a name already (the Java client's exception names) as it is."""
+    if isinstance(code, str):
+        return code
     try:
         return KafkaError(code).name()
     except Exception:  # an unknown code
@@ -175,7 +184,7 @@ class Failure:
     partition: int
     seq: int
     value: str
-    code: int
+    code: int | str  # a KafkaError code (confluent-kafka), or the exception's name (kafka-clients, JavaWorkload)
     sent_at: float
     failed_at: float
 
@@ -260,7 +269,7 @@ class Workload:
         purges what is still queued instead of waiting for it."""
         self._abandon = abandon
         self._stopping.set()
-        self._threads[0].join(timeout=self.producer_config["message.timeout.ms"] / 1000 + 60)
+        producer_error = self._stop_producer(abandon)
         if not abandon:
             # Let the reader catch up with what was acknowledged last before it stops.
             self._wait_reader_caught_up(timeout=15)
@@ -272,6 +281,13 @@ class Workload:
             raise RuntimeError(f"workload thread failed: {self._thread_errors[0]!r}") from self._thread_errors[0]
         if stuck:
             raise RuntimeError(f"workload threads did not stop: {stuck}")
+        if producer_error is not None:
+            raise RuntimeError(producer_error)
+
+    def _stop_producer(self, abandon: bool) -> str | None:
+        """Waits for the producer thread (it purges or flushes); a description of what went wrong, or None."""
+        self._threads[0].join(timeout=self.producer_config["message.timeout.ms"] / 1000 + 60)
+        return None
 
     def __enter__(self) -> "Workload":
         return self.start()
@@ -461,6 +477,157 @@ class Workload:
     def failures_between(self, sent_from: float, sent_before: float) -> list[Failure]:
         with self.lock:
             return [f for f in self.failures if sent_from <= f.sent_at < sent_before]
+
+
+class JavaWorkload(Workload):
+    """The same load from the Java client: the producer is tests/support/java/ReplicatedProducer.java (an
+    idempotent acks=all kafka-clients producer, the same records, rate and partitions), run as a process whose
+    stdout a thread turns into `acks` and `failures` (times on this process's time.monotonic() clock: a line's
+    arrival, less the elapsed time it reports for a record's send); the reader is Workload's (confluent-kafka).
+
+    `command`: java_program_command("ReplicatedProducer"); `client_log`: a file for the program's stderr (the
+    details of failures). stop() writes "stop" to the program's stdin and waits for it to flush, close and print
+    DONE (every record it sent then has an outcome); `abandon` kills it instead. The process is killed whenever
+    stop() does not see it exit in time, when start() fails, and with this process (PR_SET_PDEATHSIG)."""
+
+    # ReplicatedProducer's delivery.timeout.ms and the time its close() may take, in seconds.
+    DELIVERY_TIMEOUT_SECONDS = 120
+    CLOSE_SECONDS = 10
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, command: list[str], rate: float = 300,
+                 client_log=None):
+        super().__init__(bootstrap, topic, partitions, rate=rate)
+        self.command = [*command, bootstrap, topic, str(partitions), str(rate)]
+        self.client_log = client_log
+        self.process: subprocess.Popen | None = None
+        self.exit_code: int | None = None
+        self.done: int | None = None  # DONE's count of records sent
+        self._outcomes: dict[tuple[int, int], Ack | Failure] = {}
+        self._highest_seq = [-1] * partitions
+        self._unparsed: list[str] = []
+
+    def start(self) -> "JavaWorkload":
+        stderr = open(self.client_log, "ab") if self.client_log is not None else subprocess.DEVNULL
+        try:
+            # Started from the calling (main) thread: PR_SET_PDEATHSIG follows the thread that forked.
+            self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=stderr, text=True, bufsize=1, preexec_fn=_die_with_parent)
+        finally:
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
+        try:
+            super().start()
+        except BaseException:
+            self._kill()
+            raise
+        return self
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    # -- the producer: the Java program's stdout ---------------------------------------------------------
+    def _produce_loop(self) -> None:
+        for line in self.process.stdout:
+            self._on_line(line.strip(), time.monotonic())
+
+    def _on_line(self, line: str, now: float) -> None:
+        parts = line.split()
+        try:
+            kind = parts[0] if parts else ""
+            if kind in ("ACK", "FAIL") and len(parts) == 5:
+                partition, seq = int(parts[1]), int(parts[2])
+                elapsed = int(parts[4]) / 1000
+                value = record_value(partition, seq)
+                if kind == "ACK":
+                    offset = int(parts[3])
+                    self._record(Ack(partition, seq, offset if offset >= 0 else None, value, now - elapsed, now))
+                else:
+                    self._record(Failure(partition, seq, value, parts[3], now - elapsed, now))
+                return
+            if kind == "FATAL" and len(parts) == 2:
+                with self.lock:
+                    self.fatal_errors.append(parts[1])
+                    self.client_errors[parts[1]] += 1
+                return
+            if kind == "DONE" and len(parts) == 2:
+                with self.lock:
+                    self.done = int(parts[1])
+                return
+        except ValueError:
+            pass
+        with self.lock:
+            self.client_errors["unparsed output"] += 1
+            self._unparsed.append(line)
+
+    def _record(self, outcome: Ack | Failure) -> None:
+        key = (outcome.partition, outcome.seq)
+        with self.lock:
+            previous = self._outcomes.get(key)
+            if previous is not None:
+                # The program reports a record once, but an acknowledgement after a failure counts (it was stored).
+                self.client_errors[f"{type(outcome).__name__} after {type(previous).__name__}"] += 1
+                if not (isinstance(outcome, Ack) and isinstance(previous, Failure)):
+                    return
+                self.failures.remove(previous)
+            self._outcomes[key] = outcome
+            (self.acks if isinstance(outcome, Ack) else self.failures).append(outcome)
+            self._highest_seq[outcome.partition] = max(self._highest_seq[outcome.partition], outcome.seq)
+            self.sent = sum(seq + 1 for seq in self._highest_seq)
+
+    def _stop_producer(self, abandon: bool) -> str | None:
+        process = self.process
+        error = None
+        try:
+            if abandon:
+                process.kill()
+            else:
+                try:
+                    process.stdin.write("stop\n")
+                    process.stdin.flush()
+                except (OSError, ValueError):  # it exited already
+                    pass
+            try:
+                process.stdin.close()
+            except (OSError, ValueError):
+                pass
+            wait = 10 if abandon else self.DELIVERY_TIMEOUT_SECONDS + self.CLOSE_SECONDS + 60
+            try:
+                self.exit_code = process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                error = f"ReplicatedProducer did not exit within {wait}s of stop (killed)"
+        finally:
+            self._kill()
+            self.exit_code = process.poll()
+        self._threads[0].join(timeout=30)
+        if not self._threads[0].is_alive():
+            process.stdout.close()
+        with self.lock:
+            if self.done is not None:
+                self.sent = self.done
+            self.unresolved = max(0, self.sent - len(self._outcomes))
+            unparsed = list(self._unparsed)
+        if abandon or error is not None:
+            return error
+        if self.exit_code != 0 or self.done is None or unparsed:
+            return (f"ReplicatedProducer exited {self.exit_code}, DONE {'seen' if self.done is not None else 'missing'}"
+                    f", unparsed output {unparsed[:3]}; stderr: {self._stderr_tail()}")
+        return None
+
+    def _stderr_tail(self, size: int = 2000) -> str:
+        if self.client_log is None:
+            return "(not kept)"
+        try:
+            with open(self.client_log, "rb") as file:
+                file.seek(0, 2)
+                file.seek(max(0, file.tell() - size))
+                return file.read().decode(errors="replace")
+        except OSError as exc:
+            return f"({exc})"
 
 
 # ------------------------------------------------------------------------------------------ reading back
