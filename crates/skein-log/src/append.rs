@@ -265,8 +265,8 @@ pub(crate) mod tests {
     async fn appends_assign_offsets_and_fetch_reads_whole_batches() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let p0 = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
-        let p1 = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 1), 2, 0, &mut setup);
+        let p0 = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
+        let p1 = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("t", 1), 2, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
 
         let results = append_batches(
@@ -308,7 +308,7 @@ pub(crate) mod tests {
     async fn offsets_by_timestamp() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
         append_batches(
             &engine,
@@ -331,7 +331,7 @@ pub(crate) mod tests {
     async fn idempotent_retries_get_original_offsets_and_gaps_are_refused_across_reopen() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
         let append = |records: Bytes, log: &Arc<PartitionLog>| {
             let engine = Arc::clone(&engine);

@@ -508,7 +508,7 @@ mod tests {
     async fn keeps_the_latest_value_per_key_at_its_offset_and_drops_old_tombstones_and_aborted_records() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
 
         // Offsets 0..5: a=1 b=1 c=1 a=2 b=2 c=(tombstone).
@@ -566,7 +566,7 @@ mod tests {
     async fn leaves_open_transactions_and_recent_records_alone() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
         append(&engine, &log, batch(&[("a", Some("1"))], None)).await;
         // An open transaction at offset 1: the last stable offset is 1, nothing after it is cleanable.
@@ -601,7 +601,7 @@ mod tests {
     async fn a_pass_keeps_to_its_io_budget_and_compacts_the_same() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
         // 300 updates of one key, ~4 kB each (pseudo-random digits, so compression keeps them large): about
         // 1.2 MB to read.
@@ -632,7 +632,7 @@ mod tests {
     async fn a_pass_waits_for_the_dirty_ratio_and_a_small_key_map_takes_several() {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("c", 0), 1, 0, &mut setup);
         engine.write(setup, Durability::ProcessCrash).expect("setup");
         let budget = IoBudget::new(f64::MAX);
         // Keys k0..k9, three rounds of updates (offsets 0..29): a key map of 2 entries' worth covers a round of

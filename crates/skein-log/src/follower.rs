@@ -326,7 +326,13 @@ mod tests {
 
     fn new_log(engine: &Arc<dyn Engine>, partition_id: u32) -> Arc<PartitionLog> {
         let mut setup = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(engine), TopicPartition::new("t", 0), partition_id, 0, &mut setup);
+        let log = PartitionLog::create_standalone(
+            Arc::clone(engine),
+            TopicPartition::new("t", 0),
+            partition_id,
+            0,
+            &mut setup,
+        );
         engine.write(setup, Durability::ProcessCrash).expect("setup");
         log
     }

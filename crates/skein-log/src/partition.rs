@@ -92,7 +92,8 @@ impl std::fmt::Debug for PartitionLog {
 }
 
 impl PartitionLog {
-    /// A new, empty partition and the write that records it.
+    /// A new, empty partition and the write that records it. Its role is unassigned: the broker makes it a
+    /// leader or follower from the metadata before it serves anything (until then nothing counts as committed).
     pub fn create(
         engine: Arc<dyn Engine>,
         topic_partition: TopicPartition,
@@ -108,9 +109,23 @@ impl PartitionLog {
             keys::leader_epoch_key(partition_id, leader_epoch),
             0i64.to_be_bytes().to_vec(),
         );
-        let log = Self::with_state(engine, topic_partition, partition_id, state, Role::Standalone);
+        let log = Self::with_state(engine, topic_partition, partition_id, state, Role::Unassigned);
         log.lock_epochs().insert(leader_epoch, 0);
         Arc::new(log)
+    }
+
+    /// [`PartitionLog::create`] for a log outside any cluster (tools and tests): every record is committed once
+    /// written.
+    pub fn create_standalone(
+        engine: Arc<dyn Engine>,
+        topic_partition: TopicPartition,
+        partition_id: PartitionId,
+        leader_epoch: i32,
+        batch: &mut StoreBatch,
+    ) -> Arc<Self> {
+        let log = Self::create(engine, topic_partition, partition_id, leader_epoch, batch);
+        log.assume_standalone();
+        log
     }
 
     /// Loads an existing partition's state (blocking).

@@ -616,7 +616,7 @@ mod tests {
     async fn setup() -> (Arc<dyn Engine>, OnePartition, OffsetStore, Arc<ProducerIdAllocator>) {
         let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
         let mut batch = StoreBatch::default();
-        let log = PartitionLog::create(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut batch);
+        let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut batch);
         engine.write(batch, Durability::ProcessCrash).expect("setup");
         let offsets = OffsetStore::new(Arc::clone(&engine), Durability::ProcessCrash);
         let ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine)).expect("ids"));

@@ -32,6 +32,8 @@ struct Wanted {
     log: Result<Arc<PartitionLog>, BrokerError>,
     /// Where this log and the fetcher's diverged: (epoch, end offset) of the fetcher's last fetched epoch here.
     diverging: Option<(i32, i64)>,
+    /// An error for this partition although the log is known (its marks go into the answer).
+    refused: Option<BrokerError>,
 }
 
 /// The fetching replica's node id, for a follower's fetch (`None` for consumers): v15+ carry it in the replica
@@ -42,13 +44,28 @@ fn fetching_replica(request: &FetchRequest, version: i16) -> Option<i32> {
 }
 
 /// KIP-320/595: when the fetcher's last fetched epoch ends here before its fetch offset, or this log has no such
-/// epoch, the fetcher's log diverged from this one: it must truncate to the (epoch, end offset) returned.
-fn divergence(log: &PartitionLog, last_fetched_epoch: i32, fetch_offset: i64) -> Option<(i32, i64)> {
+/// epoch, the fetcher's log diverged from this one: it must truncate to the (epoch, end offset) returned. An epoch
+/// newer than any this log has cannot be placed at all: OFFSET_OUT_OF_RANGE, as Kafka answers (with this log's
+/// marks, from which a follower truncates).
+fn divergence(
+    log: &PartitionLog,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Result<Option<(i32, i64)>, BrokerError> {
     if last_fetched_epoch < 0 {
-        return None;
+        return Ok(None);
     }
-    let (epoch, end_offset) = log.end_offset_for_epoch(last_fetched_epoch);
-    (epoch != last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
+    match log.end_offset_for_epoch(last_fetched_epoch) {
+        (-1, _) => Err(BrokerError::OffsetOutOfRange {
+            offset: fetch_offset,
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+        }),
+        (epoch, end_offset) if epoch != last_fetched_epoch || end_offset < fetch_offset => {
+            Ok(Some((epoch, end_offset)))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
@@ -71,9 +88,13 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
                 Ok(log)
             });
             let last_fetched_epoch = if version >= 12 { partition.last_fetched_epoch } else { -1 };
-            let diverging =
-                log.as_ref().ok().and_then(|log| divergence(log, last_fetched_epoch, partition.fetch_offset));
-            if let (Some(replica), Ok(log), None) = (replica, &log, diverging) {
+            let (diverging, refused) =
+                match log.as_ref().map(|log| divergence(log, last_fetched_epoch, partition.fetch_offset)) {
+                    Ok(Ok(diverging)) => (diverging, None),
+                    Ok(Err(err)) => (None, Some(err)),
+                    Err(_) => (None, None),
+                };
+            if let (Some(replica), Ok(log), None, None) = (replica, &log, diverging, &refused) {
                 // The follower's fetch offset is its log end: the leader learns its progress from it.
                 log.record_follower_fetch(replica, partition.fetch_offset, now_ms);
             }
@@ -84,6 +105,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
                 partition_max_bytes: usize::try_from(partition.partition_max_bytes).unwrap_or(0),
                 log,
                 diverging,
+                refused,
             });
         }
     }
@@ -151,8 +173,9 @@ async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> 
             .with_partition_index(w.partition)
             .with_aborted_transactions((isolation == Isolation::ReadCommitted).then(Vec::new))
             .with_records(Some(Bytes::new()));
-        let result = match &w.log {
-            Ok(log) if w.diverging.is_some() => {
+        let result = match (&w.log, &w.refused) {
+            (Ok(_), Some(refused)) => Err(refused.clone()),
+            (Ok(log), None) if w.diverging.is_some() => {
                 any_error = true;
                 Ok(skein_log::FetchRead {
                     records: Bytes::new(),
@@ -162,12 +185,12 @@ async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> 
                     aborted_transactions: None,
                 })
             }
-            Ok(log) => {
+            (Ok(log), None) => {
                 let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
                 // The first batch of the first partition with data is returned whatever its size.
                 log.read(w.fetch_offset, budget, total == 0, isolation).await
             }
-            Err(err) => Err(err.clone()),
+            (Err(err), _) => Err(err.clone()),
         };
         out.push(match result {
             Ok(read) => {
