@@ -320,6 +320,7 @@ pub fn controller_error(err: ControllerError) -> BrokerError {
             }
             ControllerError::EligibleLeadersNotAvailable => BrokerError::EligibleLeadersNotAvailable(text),
             ControllerError::ElectionNotNeeded => BrokerError::ElectionNotNeeded,
+            ControllerError::PreferredLeaderNotAvailable { .. } => BrokerError::PreferredLeaderNotAvailable(text),
             ControllerError::InvalidConfig(msg) => BrokerError::InvalidConfig(msg),
             ControllerError::InvalidRequest(msg) => BrokerError::InvalidRequest(msg),
         }

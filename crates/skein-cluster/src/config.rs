@@ -43,6 +43,14 @@ pub struct QuorumConfig {
     pub broker_session_timeout_ms: u64,
     /// `unclean.leader.election.enable` cluster default (a topic config of that name overrides it).
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the quorum leader periodically moves leadership back to preferred
+    /// replicas (see [`leader_imbalance_per_broker_percentage`](Self::leader_imbalance_per_broker_percentage)).
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms here: how often the quorum leader checks the balance.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker's partitions (those it is the preferred replica of)
+    /// may be led by others up to this share before the check moves them back.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// Take a snapshot after this many log entries since the last one.
     pub snapshot_after_entries: u64,
     /// Log entries kept below the snapshot (so a slightly lagging voter catches up without a snapshot).
@@ -77,6 +85,10 @@ impl QuorumConfig {
             heartbeat_ms: 250,
             broker_session_timeout_ms: 9000,
             unclean_leader_election_enable: false,
+            // Kafka's defaults: enabled, every 300 s, 10 %.
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
             snapshot_after_entries: 5000,
             entries_kept_after_snapshot: 500,
             connect_timeout_ms: 1000,
@@ -140,6 +152,9 @@ impl QuorumConfig {
         if self.broker_session_timeout_ms == 0 {
             problems.push("broker.session.timeout.ms must be > 0".to_owned());
         }
+        if self.leader_imbalance_check_interval_ms == 0 {
+            problems.push("leader.imbalance.check.interval.seconds must be >= 1".to_owned());
+        }
         if self.snapshot_after_entries == 0 {
             problems.push("snapshot interval must be > 0 entries".to_owned());
         }
@@ -179,6 +194,10 @@ impl QuorumConfig {
 
     pub(crate) fn session_timeout(&self) -> Duration {
         Duration::from_millis(self.broker_session_timeout_ms)
+    }
+
+    pub(crate) fn leader_imbalance_check_interval(&self) -> Duration {
+        Duration::from_millis(self.leader_imbalance_check_interval_ms)
     }
 
     pub(crate) fn metadata_dir(&self) -> PathBuf {

@@ -29,6 +29,10 @@ use crate::records::{
 };
 use crate::types::{Raft, RaftNodeId, kafka_id};
 
+/// Preferred-leader elections one automatic rebalance makes at most (Kafka's `MAX_ELECTIONS_PER_IMBALANCE`):
+/// bounds a single metadata entry; the rest wait for the next check.
+const MAX_ELECTIONS_PER_REBALANCE: usize = 1_000;
+
 /// Producer ids handed out per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
 
@@ -145,8 +149,18 @@ pub enum ControllerRequest {
     },
     /// DescribeQuorum: every voter's progress, answered by the quorum leader (not a metadata change).
     DescribeQuorum,
-    /// ElectLeaders for one partition without a live ISR leader.
+    /// ElectLeaders with election type UNCLEAN for one partition (KIP-460): only a partition without a live
+    /// ISR leader gets one — from the live ISR if it can, else the first live replica, whatever
+    /// `unclean.leader.election.enable` says (an operator asking for an unclean election accepts the loss).
     ElectLeader {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+    },
+    /// ElectLeaders with election type PREFERRED for one partition: its first replica becomes leader when it
+    /// is live and in the ISR.
+    ElectPreferredLeader {
         /// Topic id.
         topic_id: Uuid,
         /// Partition index.
@@ -213,10 +227,18 @@ enum Finish {
     Partition(Uuid, i32),
 }
 
-/// An operation: a client's, or the leader's own session expiry.
+/// An operation: a client's, or the leader's own periodic work (session expiry, leader rebalance).
 pub(crate) enum Op {
     Client(ControllerRequest),
-    ExpireSession { node_id: NodeId, broker_epoch: i64 },
+    ExpireSession {
+        node_id: NodeId,
+        broker_epoch: i64,
+    },
+    /// `auto.leader.rebalance.enable`: move leadership back to preferred replicas for brokers whose share of
+    /// partitions led by someone else exceeds `leader.imbalance.per.broker.percentage`.
+    RebalanceLeaders {
+        max_imbalance_percentage: u32,
+    },
 }
 
 struct Sessions {
@@ -279,6 +301,11 @@ impl Controller {
         let m = self.raft.metrics();
         let m = m.borrow();
         (m.state == ServerState::Leader && m.current_leader == Some(self.node_id)).then_some(m.current_term)
+    }
+
+    /// Whether this node leads the quorum now (its periodic work runs only then).
+    pub(crate) fn is_leading(&self) -> bool {
+        self.leading_term().is_some()
     }
 
     /// Runs a client operation here; fails with `NotController` unless this node leads the quorum.
@@ -461,6 +488,16 @@ impl Controller {
                 tracing::info!(node_id, broker_epoch, "broker session expired: fencing");
                 let mut records = vec![MetadataRecord::FenceBroker(FenceBrokerRecord { node_id, epoch: broker_epoch })];
                 records.extend(self.leave_partitions(image, node_id));
+                return Ok((records, Finish::Ready(ControllerResponse::Done)));
+            }
+            Op::RebalanceLeaders { max_imbalance_percentage } => {
+                let records = rebalance_leaders(image, max_imbalance_percentage, MAX_ELECTIONS_PER_REBALANCE);
+                if !records.is_empty() {
+                    tracing::info!(
+                        elections = records.len(),
+                        "leader imbalance: moving leadership to preferred replicas"
+                    );
+                }
                 return Ok((records, Finish::Ready(ControllerResponse::Done)));
             }
             Op::Client(request) => request,
@@ -698,18 +735,24 @@ impl Controller {
                 Err(ControllerError::InvalidRequest("AddObserver is not a metadata record".to_owned()))
             }
             ControllerRequest::ElectLeader { topic_id, partition } => {
-                let topic = image.topic_by_id(topic_id).ok_or(ControllerError::UnknownTopicId(topic_id))?;
                 let p = find_partition(image, topic_id, partition)?;
                 if p.leader != NO_LEADER && image.is_live(p.leader) && p.isr.contains(&p.leader) {
                     return Err(ControllerError::ElectionNotNeeded);
                 }
                 let is_live = |id: NodeId| image.is_live(id);
-                let unclean = self.unclean_enabled(image, &topic.name);
-                let change = elect(topic_id, partition, p, &p.isr, is_live, unclean)
+                // Kafka's UNCLEAN election type ignores the topic config: the request is the operator's consent.
+                let change = elect(topic_id, partition, p, &p.isr, is_live, true)
                     .ok_or(ControllerError::EligibleLeadersNotAvailable)?;
                 if change.leader == Some(NO_LEADER) || change.leader.is_none() {
                     return Err(ControllerError::EligibleLeadersNotAvailable);
                 }
+                Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
+            }
+            ControllerRequest::ElectPreferredLeader { topic_id, partition } => {
+                let p = find_partition(image, topic_id, partition)?;
+                let leader = preferred_election(p, |id| image.is_live(id))?;
+                let change =
+                    PartitionChangeRecord { topic_id, partition, isr: None, leader: Some(leader), replicas: None };
                 Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
             }
         }
@@ -777,6 +820,76 @@ fn elect(
         return Some(change(leader, Some(vec![leader])));
     }
     None
+}
+
+/// The new leader of a preferred election, as Kafka's `PartitionChangeBuilder` picks it: the first replica
+/// when it is live and in the ISR; else a current leader that is live and in the ISR keeps leading
+/// (PREFERRED_LEADER_NOT_AVAILABLE); else (no usable leader) the first live ISR replica.
+fn preferred_election(p: &PartitionRegistration, is_live: impl Fn(NodeId) -> bool) -> Result<NodeId, ControllerError> {
+    let preferred = p.replicas.first().copied().unwrap_or(NO_LEADER);
+    if p.leader == preferred {
+        return Err(ControllerError::ElectionNotNeeded);
+    }
+    let eligible = |id: NodeId| id != NO_LEADER && p.isr.contains(&id) && is_live(id);
+    if eligible(preferred) {
+        return Ok(preferred);
+    }
+    let not_available = ControllerError::PreferredLeaderNotAvailable { preferred };
+    if eligible(p.leader) {
+        return Err(not_available);
+    }
+    p.replicas.iter().copied().find(|&id| eligible(id)).ok_or(not_available)
+}
+
+/// Automatic leader rebalance, with the per-broker threshold of Kafka's `auto.leader.rebalance.enable`: for
+/// each broker, the partitions it is the preferred replica of (first in the replica list) and, among them,
+/// those it does not lead. When that share exceeds `max_imbalance_percentage`, each such partition whose
+/// preferred replica is live and in the ISR moves to it. At most `limit` elections.
+fn rebalance_leaders(image: &MetadataImage, max_imbalance_percentage: u32, limit: usize) -> Vec<MetadataRecord> {
+    let mut by_preferred: BTreeMap<NodeId, PreferredLeadership<'_>> = BTreeMap::new();
+    for topic in image.topics() {
+        for (&partition, p) in &topic.partitions {
+            let Some(&preferred) = p.replicas.first() else { continue };
+            let share = by_preferred.entry(preferred).or_default();
+            share.preferred += 1;
+            if p.leader != preferred {
+                share.led_elsewhere.push((topic.topic_id, partition, p));
+            }
+        }
+    }
+    let allowed = usize::try_from(max_imbalance_percentage).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    for (preferred, share) in by_preferred {
+        // led_elsewhere / preferred > percentage / 100, in integers.
+        let imbalanced = share.led_elsewhere.len().saturating_mul(100) > share.preferred.saturating_mul(allowed);
+        if !imbalanced || !image.is_live(preferred) {
+            continue;
+        }
+        for (topic_id, partition, p) in share.led_elsewhere {
+            if out.len() >= limit {
+                return out;
+            }
+            if p.isr.contains(&preferred) {
+                out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    topic_id,
+                    partition,
+                    isr: None,
+                    leader: Some(preferred),
+                    replicas: None,
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// One broker's preferred leadership, for [`rebalance_leaders`].
+#[derive(Default)]
+struct PreferredLeadership<'a> {
+    /// Partitions whose first replica is the broker.
+    preferred: usize,
+    /// Among them, those led by another broker or by none.
+    led_elsewhere: Vec<(Uuid, i32, &'a PartitionRegistration)>,
 }
 
 /// Partition changes giving leaderless partitions to a broker that just became live and is in their ISR.
@@ -1022,6 +1135,63 @@ mod tests {
         assert_eq!(ids(placement_pool(&image, registered.clone(), 2)), vec![1, 2]);
         assert_eq!(ids(placement_pool(&image, registered, 3)), vec![1, 2, 3]);
         assert!(candidates(&image_with_brokers(&[(1, true)])).is_err(), "every broker fenced");
+    }
+
+    #[test]
+    fn preferred_election_follows_kafka() {
+        let live = |r: NodeId| r != 4;
+        let elected =
+            |replicas: &[NodeId], isr: &[NodeId], leader| preferred_election(&partition(replicas, isr, leader), live);
+        assert_eq!(elected(&[1, 2, 3], &[1, 2, 3], 1), Err(ControllerError::ElectionNotNeeded));
+        assert_eq!(elected(&[1, 2, 3], &[1, 2, 3], 2), Ok(1));
+        let not_available = |preferred| Err(ControllerError::PreferredLeaderNotAvailable { preferred });
+        assert_eq!(elected(&[1, 2, 3], &[2, 3], 2), not_available(1), "out of the ISR");
+        assert_eq!(elected(&[4, 2, 3], &[4, 2, 3], 2), not_available(4), "fenced");
+        // Without a usable leader the first live ISR replica takes over, as Kafka's PartitionChangeBuilder does.
+        assert_eq!(elected(&[1, 2, 3], &[3], NO_LEADER), Ok(3));
+        assert_eq!(elected(&[1, 4], &[4], NO_LEADER), not_available(1));
+    }
+
+    #[test]
+    fn rebalance_moves_leaders_of_brokers_above_the_imbalance_threshold() {
+        let mut image = image_with_brokers(&[(1, false), (2, false), (3, false)]);
+        let topic_id = Uuid::new_v4();
+        // Ten partitions preferring broker 1: partitions 0 and 1 led by 2 (1 in the ISR of 0 only), the rest
+        // by 1; one partition preferring broker 3 led by 2.
+        let mut records =
+            vec![MetadataRecord::Topic(TopicRecord { name: "t".into(), topic_id, configs: BTreeMap::new() })];
+        for partition in 0..11 {
+            let (replicas, isr, leader) = match partition {
+                0 => (vec![1, 2], vec![1, 2], 2),
+                1 => (vec![1, 2], vec![2], 2),
+                10 => (vec![3, 2], vec![3, 2], 2),
+                _ => (vec![1, 2], vec![1, 2], 1),
+            };
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }));
+        }
+        image.apply(crate::image::MetadataOffset { index: 2, term: 1 }, &records);
+        let moved = |percentage, limit| {
+            rebalance_leaders(&image, percentage, limit)
+                .into_iter()
+                .map(|r| match r {
+                    MetadataRecord::PartitionChange(c) => (c.partition, c.leader),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        // Broker 1: 2 of 10 led elsewhere (20 %); broker 3: 1 of 1 (100 %).
+        assert_eq!(moved(10, 100), vec![(0, Some(1)), (10, Some(3))], "partition 1's preferred is out of the ISR");
+        assert_eq!(moved(20, 100), vec![(10, Some(3))], "20 % does not exceed 20 %");
+        assert_eq!(moved(100, 100), Vec::new());
+        assert_eq!(moved(0, 1), vec![(0, Some(1))], "bounded per check");
     }
 
     #[test]

@@ -98,9 +98,16 @@ pub enum ControllerError {
     /// No replica may become leader (no live ISR member, unclean election disabled).
     #[error("no eligible leader available")]
     EligibleLeadersNotAvailable,
-    /// The partition already has a live leader from its ISR.
+    /// The partition already has the leader the election asks for: a live ISR leader (unclean election), or
+    /// its preferred replica (preferred election).
     #[error("leader election not needed")]
     ElectionNotNeeded,
+    /// Preferred election: the first replica is fenced or out of the ISR, and the current leader stays.
+    #[error("the preferred leader {preferred} is not available (fenced or not in the ISR)")]
+    PreferredLeaderNotAvailable {
+        /// The partition's first replica (-1 when it has none).
+        preferred: NodeId,
+    },
     /// A config key or value is not acceptable.
     #[error("invalid config: {0}")]
     InvalidConfig(String),

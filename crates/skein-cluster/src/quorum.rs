@@ -245,6 +245,7 @@ impl MetadataQuorum {
         drop(db);
         spawn_metrics_task(&inner);
         spawn_session_task(&inner);
+        spawn_leader_rebalance_task(&inner);
         let lowest = inner.config.voters.iter().map(|(id, _)| *id).min();
         if inner.config.observer {
             spawn_join_task(&inner);
@@ -507,6 +508,41 @@ fn spawn_session_task(inner: &Arc<Inner>) {
                 if let Err(err) = result {
                     tracing::debug!(node_id, %err, "fencing an expired broker failed; retrying next tick");
                 }
+            }
+        }
+    });
+}
+
+/// `auto.leader.rebalance.enable`: every `leader.imbalance.check.interval.seconds` the quorum leader moves
+/// leadership back to preferred replicas of imbalanced brokers. The first check comes one interval after
+/// start, as in Kafka; elections past the per-check bound wait for the next one.
+fn spawn_leader_rebalance_task(inner: &Arc<Inner>) {
+    if !inner.config.auto_leader_rebalance_enable {
+        return;
+    }
+    let weak = Arc::downgrade(inner);
+    let cancel = inner.cancel.child_token();
+    let period = inner.config.leader_imbalance_check_interval();
+    let max_imbalance_percentage = inner.config.leader_imbalance_per_broker_percentage;
+    inner.tracker.spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            if !inner.controller.is_leading() {
+                continue;
+            }
+            let op = Op::RebalanceLeaders { max_imbalance_percentage };
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                result = inner.controller.run(op) => result,
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, "leader rebalance failed; retrying next check");
             }
         }
     });
@@ -846,7 +882,19 @@ impl ControllerClient {
         self.submit(ControllerRequest::ReserveProducerIds { below }).await.map(|_| ())
     }
 
-    /// Elects a leader for a partition without a live ISR leader.
+    /// ElectLeaders PREFERRED for one partition: makes its first replica the leader; answers the new state.
+    pub async fn elect_preferred_leader(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Result<PartitionRegistration, ControllerError> {
+        match self.submit(ControllerRequest::ElectPreferredLeader { topic_id, partition }).await? {
+            ControllerResponse::Partition(p) => Ok(p),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// ElectLeaders UNCLEAN for a partition without a live ISR leader (from outside the ISR if need be).
     pub async fn elect_leader(&self, topic_id: Uuid, partition: i32) -> Result<PartitionRegistration, ControllerError> {
         match self.submit(ControllerRequest::ElectLeader { topic_id, partition }).await? {
             ControllerResponse::Partition(p) => Ok(p),

@@ -366,27 +366,126 @@ async fn partition_changes_check_epochs_and_elect_only_from_the_isr() {
         assert_eq!(controller.elect_leader(topic_id, 0).await.unwrap_err(), ControllerError::ElectionNotNeeded);
 
         // Fence the new leader too: the ISR keeps its last member and the partition has no leader; the
-        // remaining live replica is outside the ISR, so a clean election finds no one.
+        // remaining live replica is outside the ISR, so no automatic (clean) election happens.
         assert!(controller.heartbeat(others[0], epochs[&others[0]], true).await.unwrap());
         let p = node.image().partition(topic_id, 0).cloned().unwrap();
         assert_eq!((p.leader, p.isr.clone()), (NO_LEADER, vec![others[0]]));
+
+        // An unclean election (ElectLeaders type 1) needs a live replica: with every replica fenced, none.
+        assert!(controller.heartbeat(others[1], epochs[&others[1]], true).await.unwrap());
         assert_eq!(
             controller.elect_leader(topic_id, 0).await.unwrap_err(),
             ControllerError::EligibleLeadersNotAvailable
         );
-
-        // With unclean election enabled for the topic, the live out-of-sync replica takes over.
-        let resource = ConfigResource { resource_type: ConfigResourceType::Topic, name: "isr".into() };
-        controller
-            .alter_configs(resource, vec![("unclean.leader.election.enable".into(), Some("true".into()))])
-            .await
-            .unwrap();
+        // Unfenced, the out-of-sync replica does not lead by itself ...
+        assert!(!controller.heartbeat(others[1], epochs[&others[1]], false).await.unwrap());
+        assert_eq!(node.image().partition(topic_id, 0).map(|p| p.leader), Some(NO_LEADER));
+        // ... but an unclean election takes it, whatever unclean.leader.election.enable says (Kafka, KIP-460).
         let p = controller.elect_leader(topic_id, 0).await.unwrap();
         assert_eq!((p.leader, p.isr.clone()), (others[1], vec![others[1]]));
 
         // The ISR's fenced member comes back: no leader change while one is live.
         assert!(!controller.heartbeat(others[0], epochs[&others[0]], false).await.unwrap());
         assert_eq!(node.image().partition(topic_id, 0).map(|p| p.leader), Some(others[1]));
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferred_leader_election_needs_the_first_replica_live_and_in_the_isr() {
+    bounded(async {
+        let cluster = Cluster::start(1, |c| c.auto_leader_rebalance_enable = false).await;
+        cluster.wait_leader(ELECTION_BUDGET).await;
+        let node = cluster.node(1);
+        let epochs = register_live_brokers(node, &[1, 2, 3], &[]).await;
+        let controller = node.controller();
+        let (topic_id, partitions) = controller.create_topic("pref", 1, 3, BTreeMap::new()).await.unwrap();
+        let preferred = partitions[&0].replicas[0];
+        assert_eq!(partitions[&0].leader, preferred);
+
+        // The preferred replica leads already.
+        let err = controller.elect_preferred_leader(topic_id, 0).await.unwrap_err();
+        assert_eq!(err, ControllerError::ElectionNotNeeded);
+        // Unknown partition, unknown topic.
+        let err = controller.elect_preferred_leader(topic_id, 7).await.unwrap_err();
+        assert!(matches!(err, ControllerError::UnknownTopicOrPartition(_)), "{err:?}");
+        let err = controller.elect_preferred_leader(Uuid::new_v4(), 0).await.unwrap_err();
+        assert!(matches!(err, ControllerError::UnknownTopicId(_)), "{err:?}");
+
+        // Fenced: leadership moves to the next ISR replica, and the preferred one cannot take it back.
+        assert!(controller.heartbeat(preferred, epochs[&preferred], true).await.unwrap());
+        let p = node.image().partition(topic_id, 0).cloned().unwrap();
+        assert_ne!(p.leader, preferred);
+        assert!(!p.isr.contains(&preferred));
+        let not_available = ControllerError::PreferredLeaderNotAvailable { preferred };
+        assert_eq!(controller.elect_preferred_leader(topic_id, 0).await.unwrap_err(), not_available);
+
+        // Live again but not back in the ISR: still not available, nothing changed.
+        assert!(!controller.heartbeat(preferred, epochs[&preferred], false).await.unwrap());
+        assert_eq!(controller.elect_preferred_leader(topic_id, 0).await.unwrap_err(), not_available);
+        assert_eq!(node.image().partition(topic_id, 0), Some(&p));
+
+        // The leader takes it back into the ISR: now the election moves leadership, bumping the leader epoch.
+        let mut isr = p.isr.clone();
+        isr.push(preferred);
+        let expanded = controller
+            .alter_partition(p.leader, epochs[&p.leader], topic_id, 0, p.leader_epoch, p.partition_epoch, isr.clone())
+            .await
+            .unwrap();
+        let elected = controller.elect_preferred_leader(topic_id, 0).await.unwrap();
+        assert_eq!(elected.leader, preferred);
+        assert_eq!(elected.isr, isr, "a preferred election leaves the ISR alone");
+        assert_eq!(elected.leader_epoch, expanded.leader_epoch + 1);
+        assert_eq!(node.image().partition(topic_id, 0), Some(&elected));
+        let err = controller.elect_preferred_leader(topic_id, 0).await.unwrap_err();
+        assert_eq!(err, ControllerError::ElectionNotNeeded);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_moves_leadership_back_to_preferred_replicas() {
+    bounded(async {
+        let cluster = Cluster::start(1, |c| {
+            c.auto_leader_rebalance_enable = true;
+            c.leader_imbalance_check_interval_ms = 200;
+        })
+        .await;
+        cluster.wait_leader(ELECTION_BUDGET).await;
+        let node = cluster.node(1);
+        let epochs = register_live_brokers(node, &[1, 2, 3], &[]).await;
+        let controller = node.controller();
+        let (topic_id, partitions) = controller.create_topic("balance", 3, 3, BTreeMap::new()).await.unwrap();
+        let (&index, moved) = partitions.iter().next().unwrap();
+        let preferred = moved.replicas[0];
+
+        // Its preferred broker is fenced and comes back: its partitions are led elsewhere (100 % imbalance).
+        assert!(controller.heartbeat(preferred, epochs[&preferred], true).await.unwrap());
+        assert!(!controller.heartbeat(preferred, epochs[&preferred], false).await.unwrap());
+        let p = node.image().partition(topic_id, index).cloned().unwrap();
+        assert_ne!(p.leader, preferred);
+        // Out of the ISR the check leaves it alone.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(node.image().partition(topic_id, index).map(|p| p.leader), Some(p.leader));
+
+        // Back in the ISR, the next check gives it its partitions back.
+        let mut isr = p.isr.clone();
+        isr.push(preferred);
+        controller
+            .alter_partition(p.leader, epochs[&p.leader], topic_id, index, p.leader_epoch, p.partition_epoch, isr)
+            .await
+            .unwrap();
+        let back = wait_until(CONVERGE_BUDGET, "leadership back on the preferred replica", || {
+            node.image().partition(topic_id, index).filter(|now| now.leader == preferred).cloned()
+        })
+        .await;
+        assert_eq!(back.leader_epoch, p.leader_epoch + 1);
+        let image = node.image();
+        for p in image.topic_by_id(topic_id).unwrap().partitions.values() {
+            assert_eq!(p.leader, p.replicas[0], "{p:?}");
+        }
         cluster.shutdown().await;
     })
     .await;

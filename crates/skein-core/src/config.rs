@@ -180,6 +180,16 @@ pub struct BrokerConfig {
     /// Whether a replica outside the ISR may become leader when no ISR member is alive (loses records).
     #[serde(rename = "unclean.leader.election.enable")]
     pub unclean_leader_election_enable: bool,
+    /// The quorum leader periodically moves leadership back to preferred replicas (first in the replica list).
+    #[serde(rename = "auto.leader.rebalance.enable")]
+    pub auto_leader_rebalance_enable: bool,
+    /// How often the quorum leader checks the leader balance.
+    #[serde(rename = "leader.imbalance.check.interval.seconds")]
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// A broker's share (in percent) of its preferred partitions led by others above which the check moves them
+    /// back.
+    #[serde(rename = "leader.imbalance.per.broker.percentage")]
+    pub leader_imbalance_per_broker_percentage: i32,
     /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
     #[serde(skip)]
     pub explicitly_set: BTreeSet<String>,
@@ -249,6 +259,9 @@ impl Default for BrokerConfig {
             transaction_state_log_replication_factor: 3,
             transaction_state_log_min_isr: 2,
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
             explicitly_set: BTreeSet::new(),
         }
     }
@@ -274,6 +287,7 @@ impl BrokerConfig {
             ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms),
             ("controller.quorum.election.timeout.ms", self.controller_quorum_election_timeout_ms),
             ("replica.lag.time.max.ms", self.replica_lag_time_max_ms),
+            ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds),
         ] {
             check(value >= 1, format!("{key} must be >= 1, got {value}"));
         }
@@ -291,6 +305,13 @@ impl BrokerConfig {
         check(
             self.transaction_state_log_min_isr >= 1,
             format!("transaction.state.log.min.isr must be >= 1, got {}", self.transaction_state_log_min_isr),
+        );
+        check(
+            self.leader_imbalance_per_broker_percentage >= 0,
+            format!(
+                "leader.imbalance.per.broker.percentage must be >= 0, got {}",
+                self.leader_imbalance_per_broker_percentage
+            ),
         );
         check(
             self.min_insync_replicas >= 1,
@@ -528,6 +549,9 @@ impl BrokerConfig {
             ("transaction.state.log.replication.factor", self.transaction_state_log_replication_factor.to_string()),
             ("transaction.state.log.min.isr", self.transaction_state_log_min_isr.to_string()),
             ("unclean.leader.election.enable", self.unclean_leader_election_enable.to_string()),
+            ("auto.leader.rebalance.enable", self.auto_leader_rebalance_enable.to_string()),
+            ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds.to_string()),
+            ("leader.imbalance.per.broker.percentage", self.leader_imbalance_per_broker_percentage.to_string()),
         ];
         entries
             .into_iter()

@@ -106,7 +106,8 @@ pub enum BrokerError {
     UnsupportedEndpointType(i8),
     #[error("no reassignment is in progress")]
     NoReassignmentInProgress,
-    #[error("election not needed: the preferred leader is already the leader")]
+    /// The partition has the leader the election asks for already (Kafka's wording).
+    #[error("Leader election not needed for topic partition.")]
     ElectionNotNeeded,
     #[error("policy violation: {0}")]
     PolicyViolation(String),
@@ -135,6 +136,9 @@ pub enum BrokerError {
     /// No replica may become leader.
     #[error("no eligible leader: {0}")]
     EligibleLeadersNotAvailable(String),
+    /// A preferred-leader election whose preferred replica is fenced or out of the ISR.
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
     /// acks=all with fewer in-sync replicas than `min.insync.replicas`: refused before anything is written.
     #[error("not enough in-sync replicas: {isr} in sync, min.insync.replicas is {min}")]
     NotEnoughReplicas { isr: usize, min: usize },
@@ -209,6 +213,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
         BrokerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         BrokerError::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
+        BrokerError::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
     };
     kafka.code()
 }
@@ -269,6 +274,9 @@ mod tests {
         assert_eq!(error_code(&BrokerError::PolicyViolation(String::new())), 44);
         assert_eq!(error_code(&BrokerError::InvalidRequest(String::new())), 42);
         assert_eq!(error_code(&BrokerError::GeneratedMemberIdTooLong { length: 32_804 }), -1);
+        assert_eq!(error_code(&BrokerError::PreferredLeaderNotAvailable(String::new())), 80);
+        assert_eq!(error_code(&BrokerError::EligibleLeadersNotAvailable(String::new())), 83);
+        assert_eq!(error_code(&BrokerError::ElectionNotNeeded), 84);
     }
 
     #[test]

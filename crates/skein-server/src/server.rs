@@ -348,6 +348,11 @@ async fn quorum_config(
     quorum.heartbeat_ms = (election / 4).max(10);
     quorum.broker_session_timeout_ms = u64::try_from(config.broker_session_timeout_ms).unwrap_or(9_000);
     quorum.unclean_leader_election_enable = config.unclean_leader_election_enable;
+    quorum.auto_leader_rebalance_enable = config.auto_leader_rebalance_enable;
+    let check_seconds = u64::try_from(config.leader_imbalance_check_interval_seconds).unwrap_or(300);
+    quorum.leader_imbalance_check_interval_ms = check_seconds.saturating_mul(1000);
+    quorum.leader_imbalance_per_broker_percentage =
+        u32::try_from(config.leader_imbalance_per_broker_percentage).unwrap_or(10);
     Ok(quorum)
 }
 
