@@ -431,6 +431,42 @@ def test_restarting_the_whole_cluster_under_load_loses_nothing(healthy, topic, r
             time.sleep(STEADY_SECONDS)
 
 
+# ------------------------------------------------------------------------------------------ 4b. rolling restart
+
+# The longest a partition may go without an acknowledgement while one broker at a time restarts cleanly: its
+# SIGTERM first hands leadership to an in-sync replica (controlled shutdown), so producers only wait for a
+# metadata refresh and a retry.
+ROLLING_GAP_SECONDS = 15
+
+
+@pytest.mark.timeout(240 + 150 * RESTART_ROUNDS)
+def test_a_rolling_restart_loses_nothing_and_stalls_nothing(healthy, topic, record_property, tmp_path):
+    cluster = healthy
+    with CheckedRun(cluster, topic, f"rolling restart x{RESTART_ROUNDS}", record_property, tmp_path) as run:
+        rolling_from = time.monotonic()
+        for round_number in range(1, RESTART_ROUNDS + 1):
+            for node in cluster.nodes:
+                stopping_at = time.monotonic()
+                exit_code = node.stop()
+                assert exit_code == node.clean_exit_code, f"node {node.node_id} exited with {exit_code} on SIGTERM"
+                node.start()
+                wait_for_full_isr(cluster.bootstrap_servers, topic, PARTITIONS, REPLICATION_FACTOR, CATCH_UP_SECONDS)
+                print(f"{cluster.kind} round {round_number}: node {node.node_id} restarted and back in every ISR "
+                      f"{time.monotonic() - stopping_at:.1f}s after its SIGTERM")
+        rolling_until = time.monotonic()
+        time.sleep(STEADY_SECONDS)
+        with run.workload.lock:
+            acked_at = sorted((ack.partition, ack.acked_at) for ack in run.workload.acks)
+        gaps = {}
+        for partition in range(PARTITIONS):
+            times = [rolling_from] + [t for p, t in acked_at if p == partition and rolling_from <= t <= rolling_until]
+            times.append(rolling_until)
+            gaps[partition] = max(later - earlier for earlier, later in zip(times, times[1:]))
+        print(f"{cluster.kind}: longest time without an acknowledgement per partition during the rolling restart: "
+              f"{ {p: round(g, 1) for p, g in gaps.items()} }")
+        assert max(gaps.values()) < ROLLING_GAP_SECONDS, gaps
+
+
 # ------------------------------------------------------------------------------------------ 5. isolation
 
 class PacketFilter:

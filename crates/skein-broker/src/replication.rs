@@ -251,9 +251,9 @@ async fn apply_partition(
         // Behind the leader's log start (retention or DeleteRecords moved it): start again there. Ahead of the
         // leader's log: keep what the leader has committed and fetch the rest again.
         if log.log_end_offset() < data.log_start_offset {
-            log.restart_at(data.log_start_offset).await?;
+            log.restart_at(data.log_start_offset, followed.leader_epoch).await?;
         } else {
-            log.truncate_to(data.high_watermark.max(0)).await?;
+            log.truncate_to(data.high_watermark.max(0), followed.leader_epoch).await?;
         }
         return Ok(());
     }
@@ -269,13 +269,13 @@ async fn apply_partition(
             let (local_epoch, local_end) = log.end_offset_for_epoch(epoch);
             if local_epoch < 0 { log.log_start_offset() } else { end_offset.min(local_end) }
         };
-        log.truncate_to(target).await?;
+        log.truncate_to(target, followed.leader_epoch).await?;
         return Ok(());
     }
     if let Some(records) = data.records.filter(|r| !r.is_empty()) {
-        log.append_replicated(records, wall_clock_ms()).await?;
+        log.append_replicated(records, followed.leader_epoch, wall_clock_ms()).await?;
     }
-    log.follow_leader_marks(data.high_watermark, data.log_start_offset).await
+    log.follow_leader_marks(data.high_watermark, data.log_start_offset, followed.leader_epoch).await
 }
 
 fn codec(err: impl std::fmt::Display) -> BrokerError {

@@ -65,10 +65,11 @@ struct Replicated<'a> {
 impl PartitionLog {
     /// Appends batches fetched from the leader, as the leader stored them, after this log's end: batches wholly
     /// below the log end are skipped (a repeated response), a batch overlapping it or damaged stops the append
-    /// with an error and nothing of the response is written. Producer state, open transactions, the
+    /// with an error and nothing of the response is written. Only as follower in `leader_epoch`. Producer state, open transactions, the
     /// aborted-transaction index and the leader epoch cache follow the batches. Returns the new log end.
-    pub async fn append_replicated(&self, records: Bytes, now_ms: i64) -> Result<i64, BrokerError> {
+    pub async fn append_replicated(&self, records: Bytes, leader_epoch: i32, now_ms: i64) -> Result<i64, BrokerError> {
         let _append = self.append_lock.lock().await;
+        self.check_following(leader_epoch)?;
         let mut state = self.state();
         let mut batches = Vec::new();
         let mut at = 0usize;
@@ -179,8 +180,9 @@ impl PartitionLog {
     /// epochs in the epoch cache, aborted-transaction entries, and the producer state they built, which is
     /// rebuilt from what remains. The high watermark drops with the log end if it was above it. A batch holding
     /// `offset` goes whole (`offset` is a batch boundary whenever it comes from an epoch's end).
-    pub async fn truncate_to(&self, offset: i64) -> Result<(), BrokerError> {
+    pub async fn truncate_to(&self, offset: i64, leader_epoch: i32) -> Result<(), BrokerError> {
         let _append = self.append_lock.lock().await;
+        self.check_following(leader_epoch)?;
         let mut state = self.state();
         if offset > state.next_offset {
             return Ok(());
@@ -231,6 +233,16 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Refuses a change a fetch response asks for unless this log follows the partition in `leader_epoch`: a
+    /// response from a leader this node no longer follows (it leads now, or follows another) must not touch it.
+    /// Checked under the append lock, which every role change takes.
+    pub(crate) fn check_following(&self, leader_epoch: i32) -> Result<(), BrokerError> {
+        match *self.lock_role() {
+            crate::replica::Role::Follower { leader_epoch: following } if following == leader_epoch => Ok(()),
+            _ => Err(BrokerError::NotLeaderOrFollower),
+        }
+    }
+
     /// Removes the epochs starting at or after `offset` from the epoch cache.
     async fn forget_epochs_from(&self, offset: i64) -> Result<(), BrokerError> {
         let removed: Vec<i32> =
@@ -253,8 +265,9 @@ impl PartitionLog {
 
     /// Empties the log and starts it again at `offset`: a follower whose log ends before the leader's log start
     /// (the leader deleted what it still needs) continues from there.
-    pub async fn restart_at(&self, offset: i64) -> Result<(), BrokerError> {
+    pub async fn restart_at(&self, offset: i64, leader_epoch: i32) -> Result<(), BrokerError> {
         let _append = self.append_lock.lock().await;
+        self.check_following(leader_epoch)?;
         let mut state = self.state();
         let id = self.partition_id;
         tracing::info!(partition = %self.topic_partition, from = state.next_offset, to = offset, "restarting the log at the leader's log start");
@@ -355,9 +368,9 @@ mod tests {
         let follower = new_log(&engine, 2);
         follower.become_follower(2).await.expect("follower");
         let read = leader.read(0, 1 << 20, true, Isolation::LogEnd).await.expect("read");
-        assert_eq!(follower.append_replicated(read.records.clone(), 0).await.expect("replicate"), 9);
+        assert_eq!(follower.append_replicated(read.records.clone(), 2, 0).await.expect("replicate"), 9);
         // The same response again appends nothing.
-        assert_eq!(follower.append_replicated(read.records, 0).await.expect("again"), 9);
+        assert_eq!(follower.append_replicated(read.records, 2, 0).await.expect("again"), 9);
         let copied = follower.read(0, 1 << 20, true, Isolation::LogEnd).await.expect("read follower");
         let original = leader.read(0, 1 << 20, true, Isolation::LogEnd).await.expect("read leader");
         assert_eq!(copied.records, original.records, "byte for byte");
@@ -368,17 +381,17 @@ mod tests {
         assert_eq!(follower.producer_state(7).map(|p| p.batches.len()), Some(2));
         // A follower's high watermark is the leader's, never beyond its own log end.
         assert_eq!(follower.high_watermark(), 0);
-        follower.follow_leader_marks(12, 0).await.expect("marks");
+        follower.follow_leader_marks(12, 0, 2).await.expect("marks");
         assert_eq!(follower.high_watermark(), 9);
         // Local writes to a follower are refused.
         let refused = append_batches(&engine, vec![request(&follower, batch(1, 0))], Durability::ProcessCrash, 0).await;
         assert!(matches!(refused.expect("write").remove(0), Err(BrokerError::NotLeaderOrFollower)));
 
         // Truncating into epoch 2 (from the middle of the last batch) drops that whole batch and what it built.
-        follower.truncate_to(6).await.expect("truncate");
+        follower.truncate_to(6, 2).await.expect("truncate");
         assert_eq!((follower.log_end_offset(), follower.high_watermark()), (5, 5));
         assert_eq!(follower.end_offset_for_epoch(2), (2, 5));
-        follower.truncate_to(3).await.expect("truncate into epoch 0");
+        follower.truncate_to(3, 2).await.expect("truncate into epoch 0");
         assert_eq!(follower.end_offset_for_epoch(2), (-1, -1), "epoch 2 started at 3: it is gone");
         assert_eq!(follower.end_offset_for_epoch(0), (0, 3));
         assert_eq!(follower.producer_state(7).map(|p| p.batches.len()), Some(1), "rebuilt from what is left");
@@ -386,14 +399,14 @@ mod tests {
         follower.become_leader(2, 7, vec![2], vec![2], 0).await.expect("led epoch 7");
         follower.become_follower(8).await.expect("follows again");
         assert_eq!(follower.latest_epoch(), Some(7));
-        follower.truncate_to(3).await.expect("truncate to the log end");
+        follower.truncate_to(3, 8).await.expect("truncate to the log end");
         assert_eq!((follower.latest_epoch(), follower.log_end_offset()), (Some(0), 3));
         // It survives a reopen.
         let reopened = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 2).expect("open");
         assert_eq!((reopened.log_end_offset(), reopened.high_watermark()), (3, 3));
         assert_eq!((reopened.latest_epoch(), reopened.end_offset_for_epoch(0)), (Some(0), (0, 3)));
         // Starting over at a leader's log start empties the log.
-        follower.restart_at(40).await.expect("restart");
+        follower.restart_at(40, 8).await.expect("restart");
         assert_eq!((follower.log_start_offset(), follower.log_end_offset(), follower.latest_epoch()), (40, 40, None));
     }
 }

@@ -590,7 +590,9 @@ impl PartitionLog {
         &self,
         leader_high_watermark: i64,
         leader_log_start: i64,
+        leader_epoch: i32,
     ) -> Result<(), BrokerError> {
+        self.check_following(leader_epoch)?;
         {
             let mut state = self.lock_state();
             let high_watermark = leader_high_watermark.min(state.next_offset);
