@@ -164,11 +164,11 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 let header = validate_client_batch(&records)?;
                 let records = validate_records(records, header, uncompressed_limit(max)).await?;
                 let log_append_time = topic.uses_log_append_time(&current).then(now_ms);
-                Ok(AppendRequest { log, records, header, log_append_time })
+                Ok((AppendRequest { log, records, header, log_append_time }, min_insync))
             }
             .await;
             let prepared = match prepared {
-                Ok(append) if append.header.is_transactional() => {
+                Ok((append, min_insync)) if append.header.is_transactional() => {
                     // Transactional batches go in only for partitions of the producer's ongoing transaction.
                     let partition = (topic_data.name.0.to_string(), index);
                     let verified = match (&transactional_id, verifier.as_mut()) {
@@ -187,17 +187,13 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                         }
                         _ => Err(BrokerError::InvalidRecord("transactional batch without a transactional id".into())),
                     };
-                    verified.map(|()| append)
+                    verified.map(|()| (append, min_insync))
                 }
                 other => other,
             };
             slots.push(match prepared {
-                Ok(append) => {
+                Ok((append, min_insync)) => {
                     if acks == -1 {
-                        let min_insync = broker
-                            .topics
-                            .get(&topic_name)
-                            .map_or(1, |topic| topic.min_insync_replicas(&broker.current_config()));
                         let records = i64::from(append.header.last_offset_delta) + 1;
                         replications
                             .push((appends.len(), Replication { log: Arc::clone(&append.log), records, min_insync }));
