@@ -2,7 +2,7 @@
 //! leadership moves; once it is back in the ISR, a PREFERRED election gives it the partition back (in a new
 //! leader epoch, on every broker), and a second one is not needed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -56,15 +56,8 @@ fn placement(client: &mut RawClient) -> anyhow::Result<Option<Placement>> {
 }
 
 /// Polls `check` every 100 ms until it returns `Some` (bounded by [`WAIT`]).
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(what: &str, check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    skein_test_support::wait_for(what, WAIT, check)
 }
 
 /// The placement once every node named shows the same one and it satisfies `holds`.

@@ -13,14 +13,12 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse,
-};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest};
 use kafka_protocol::protocol::StrBytes;
 use skein_test_support::records::{as_stored, simple_batch};
 use skein_test_support::requests::{
     CREATE_TOPICS_VERSION, FETCH_MAX_BYTES, LATEST_TIMESTAMP, PRODUCE_VERSION, fetch, list_offset, metadata,
-    produce_request, topic_name,
+    only_partition, produce_request, topic_name,
 };
 use skein_test_support::{RawClient, TestBroker};
 
@@ -84,15 +82,8 @@ fn placement(client: &mut RawClient, topic: &str) -> anyhow::Result<Option<Place
 }
 
 /// Polls `check` every 100 ms until it returns `Some` (bounded by [`WAIT`]).
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out after {WAIT:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(what: &str, check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    skein_test_support::wait_for(what, WAIT, check)
 }
 
 fn index_of(nodes: &[TestBroker], node_id: i32) -> usize {
@@ -152,15 +143,6 @@ fn produce_with(
     let request: ProduceRequest = produce_request(topic, 0, batch, acks).with_timeout_ms(timeout_ms);
     let response = client.request(PRODUCE_VERSION, &request)?;
     only_partition(response)
-}
-
-fn only_partition(response: ProduceResponse) -> anyhow::Result<PartitionProduceResponse> {
-    response
-        .responses
-        .into_iter()
-        .next()
-        .and_then(|topic| topic.partition_responses.into_iter().next())
-        .context("Produce answered no partition")
 }
 
 /// Produces `batch` to the leader, retrying while the broker has not taken the leadership Metadata already

@@ -16,3 +16,19 @@ pub mod requests;
 pub use broker::TestBroker;
 pub use client::{RawClient, decode_response_frame, encode_request_frame, raw_request_frame};
 pub use records::{TestRecord, as_stored, record_batch, record_batch_compressed, simple_batch};
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; an error names `what` was awaited.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = check()? {
+            return Ok(found);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

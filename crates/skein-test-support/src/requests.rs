@@ -14,7 +14,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, ProduceRequest, TopicName,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -109,6 +109,11 @@ pub fn produce(
     acks: i16,
 ) -> anyhow::Result<PartitionProduceResponse> {
     let response = client.request(PRODUCE_VERSION, &produce_request(topic, partition, batch, acks))?;
+    only_partition(response)
+}
+
+/// The one partition's answer of a Produce response for one partition.
+pub fn only_partition(response: ProduceResponse) -> anyhow::Result<PartitionProduceResponse> {
     response
         .responses
         .into_iter()
