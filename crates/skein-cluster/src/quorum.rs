@@ -845,6 +845,11 @@ impl ControllerClient {
             partition_epoch,
             new_isr,
         };
+        self.submit_for_partition(request).await
+    }
+
+    /// Submits an operation that answers a partition's new state.
+    async fn submit_for_partition(&self, request: ControllerRequest) -> Result<PartitionRegistration, ControllerError> {
         match self.submit(request).await? {
             ControllerResponse::Partition(p) => Ok(p),
             other => Err(unexpected(&other)),
@@ -888,17 +893,11 @@ impl ControllerClient {
         topic_id: Uuid,
         partition: i32,
     ) -> Result<PartitionRegistration, ControllerError> {
-        match self.submit(ControllerRequest::ElectPreferredLeader { topic_id, partition }).await? {
-            ControllerResponse::Partition(p) => Ok(p),
-            other => Err(unexpected(&other)),
-        }
+        self.submit_for_partition(ControllerRequest::ElectPreferredLeader { topic_id, partition }).await
     }
 
     /// ElectLeaders UNCLEAN for a partition without a live ISR leader (from outside the ISR if need be).
     pub async fn elect_leader(&self, topic_id: Uuid, partition: i32) -> Result<PartitionRegistration, ControllerError> {
-        match self.submit(ControllerRequest::ElectLeader { topic_id, partition }).await? {
-            ControllerResponse::Partition(p) => Ok(p),
-            other => Err(unexpected(&other)),
-        }
+        self.submit_for_partition(ControllerRequest::ElectLeader { topic_id, partition }).await
     }
 }
