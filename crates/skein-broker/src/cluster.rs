@@ -301,6 +301,8 @@ pub fn controller_error(err: ControllerError) -> BrokerError {
                      brokers have all their log directories cordoned."
                 ))
             }
+            ControllerError::ReplicationFactorChange { .. } => BrokerError::InvalidReplicationFactor(text),
+            ControllerError::NoReassignmentInProgress(_) => BrokerError::NoReassignmentInProgress,
             ControllerError::InvalidPartitions(msg) => BrokerError::InvalidPartitions(msg),
             ControllerError::InvalidReplicaAssignment(msg) => BrokerError::InvalidReplicaAssignment(msg),
             ControllerError::InvalidTopicName(msg) => BrokerError::InvalidTopic(msg),

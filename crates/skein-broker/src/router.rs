@@ -151,6 +151,9 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
             respond(frame, |req, v| handlers::describe_cluster::handle(broker, req, v, listener)).await
         }
         ApiKey::DescribeLogDirs => respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, req, v)).await,
+        ApiKey::AlterPartitionReassignments => {
+            respond(frame, |req, v| handlers::alter_partition_reassignments::handle(broker, req, v)).await
+        }
         ApiKey::ListPartitionReassignments => {
             respond(frame, |req, v| handlers::list_partition_reassignments::handle(broker, req, v)).await
         }

@@ -215,7 +215,7 @@ impl TopicRegistry {
     /// Brings local storage in line with the metadata image: creates the logs of new topics and partitions,
     /// deletes the data of removed topics (or of a name now used by another topic id), takes config overrides,
     /// and gives each partition this node replicates its role: leader (with the leader epoch, replicas and ISR)
-    /// or follower. Idempotent; serialised.
+    /// or follower; the data of a partition this node no longer replicates is deleted. Idempotent; serialised.
     pub async fn apply_image(&self, image: &MetadataImage, node_id: i32) -> Result<(), BrokerError> {
         let mut applied = self.admin.lock().await;
         // Images are applied by several tasks: never go back to an older one (it would delete a newer topic).
@@ -251,6 +251,9 @@ impl TopicRegistry {
                         .await?;
                 } else if partition.replicas.contains(&node_id) {
                     log.become_follower(partition.leader_epoch).await?;
+                } else {
+                    // Not (or no longer, after a reassignment) a replica here: nothing of it is kept.
+                    log.become_unassigned().await?;
                 }
             }
         }

@@ -166,6 +166,20 @@ pub enum ControllerRequest {
         /// Partition index.
         partition: i32,
     },
+    /// AlterPartitionReassignments for one partition (KIP-455): `Some(target)` starts a reassignment to the
+    /// target replicas (replacing one under way), `None` cancels the one under way. The target's new replicas
+    /// join as followers; once all of them are in the ISR, the replicas not in the target leave (and a leader
+    /// among them hands over to a target replica).
+    ReassignPartition {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The replicas the partition should end with, preferred leader first; `None` cancels.
+        target: Option<Vec<NodeId>>,
+        /// KIP-860: whether the replica count may change.
+        allow_replication_factor_change: bool,
+    },
     /// An observer (a non-voting, broker-only node) asks to follow the metadata log: the leader makes it an
     /// openraft learner reached at `address`, or moves it there when it was a learner at another address.
     /// Idempotent; refused (`InvalidRequest`) for a voter's id. Changes the Raft membership, writes no record.
@@ -676,14 +690,24 @@ impl Controller {
                 if new_isr == p.isr {
                     return Ok((Vec::new(), Finish::Ready(ControllerResponse::Partition(p.clone()))));
                 }
-                let records = vec![MetadataRecord::PartitionChange(PartitionChangeRecord {
+                let mut change = PartitionChangeRecord {
                     topic_id,
                     partition,
-                    isr: Some(new_isr),
-                    leader: None,
-                    replicas: None,
-                })];
-                Ok((records, Finish::Partition(topic_id, partition)))
+                    isr: Some(new_isr.clone()),
+                    ..PartitionChangeRecord::default()
+                };
+                // The last adding replica joining the ISR completes a reassignment under way.
+                let is_live = |id: NodeId| image.is_live(id);
+                complete_reassignment(
+                    p,
+                    &p.replicas,
+                    &p.adding_replicas,
+                    &p.removing_replicas,
+                    &new_isr,
+                    is_live,
+                    &mut change,
+                );
+                Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
             }
             ControllerRequest::AllocateProducerIds { node_id, broker_epoch } => {
                 check_broker_epoch(image, node_id, broker_epoch)?;
@@ -748,11 +772,41 @@ impl Controller {
                 }
                 Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
             }
+            ControllerRequest::ReassignPartition { topic_id, partition, target, allow_replication_factor_change } => {
+                let p = find_partition(image, topic_id, partition)?;
+                let is_live = |id: NodeId| image.is_live(id);
+                let change = match target {
+                    Some(target) => {
+                        check_reassignment_target(image, &target)?;
+                        let current: Vec<NodeId> =
+                            p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
+                        if !allow_replication_factor_change && current.len() != target.len() {
+                            return Err(ControllerError::ReplicationFactorChange {
+                                current: current.len(),
+                                requested: target.len(),
+                            });
+                        }
+                        reassign(topic_id, partition, p, &target, is_live)
+                    }
+                    None if !p.is_reassigning() => {
+                        return Err(ControllerError::NoReassignmentInProgress(format!("{topic_id}-{partition}")));
+                    }
+                    None => revert_reassignment(topic_id, partition, p, is_live)?,
+                };
+                if change == (PartitionChangeRecord { topic_id, partition, ..PartitionChangeRecord::default() }) {
+                    return Ok((Vec::new(), Finish::Ready(ControllerResponse::Partition(p.clone()))));
+                }
+                Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
+            }
             ControllerRequest::ElectPreferredLeader { topic_id, partition } => {
                 let p = find_partition(image, topic_id, partition)?;
                 let leader = preferred_election(p, |id| image.is_live(id))?;
-                let change =
-                    PartitionChangeRecord { topic_id, partition, isr: None, leader: Some(leader), replicas: None };
+                let change = PartitionChangeRecord {
+                    topic_id,
+                    partition,
+                    leader: Some(leader),
+                    ..PartitionChangeRecord::default()
+                };
                 Ok((vec![MetadataRecord::PartitionChange(change)], Finish::Partition(topic_id, partition)))
             }
         }
@@ -782,6 +836,7 @@ impl Controller {
                     isr: None,
                     leader: (p.leader == node_id).then_some(NO_LEADER),
                     replicas: None,
+                    ..PartitionChangeRecord::default()
                 });
                 if change.isr.is_none() && new_isr != p.isr {
                     change.isr = Some(new_isr);
@@ -811,6 +866,7 @@ fn elect(
         isr,
         leader: (leader != p.leader).then_some(leader),
         replicas: None,
+        ..PartitionChangeRecord::default()
     };
     if let Some(&leader) = p.replicas.iter().find(|&&r| isr.contains(&r) && is_live(r)) {
         return Some(change(leader, (isr != p.isr.as_slice()).then(|| isr.to_vec())));
@@ -820,6 +876,123 @@ fn elect(
         return Some(change(leader, Some(vec![leader])));
     }
     None
+}
+
+/// A reassignment's target: a non-empty list of distinct registered brokers (fenced ones included, as KRaft's
+/// `validateManualPartitionAssignment`).
+fn check_reassignment_target(image: &MetadataImage, target: &[NodeId]) -> Result<(), ControllerError> {
+    if target.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "The manual partition assignment includes an empty replica list.".to_owned(),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut sorted = target.to_vec();
+    sorted.sort_unstable();
+    for id in sorted {
+        if image.broker(id).is_none() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes broker {id}, but no such broker is registered."
+            )));
+        }
+        if !seen.insert(id) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes the broker {id} more than once."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The change starting a reassignment of `p` to `target` (Kafka's `PartitionReassignmentReplicas`): the
+/// replicas become the target followed by the current replicas outside it; those are the removing ones, and
+/// the target's replicas not yet there the adding ones. Completes at once when no adding replica is missing
+/// from the ISR.
+fn reassign(
+    topic_id: Uuid,
+    partition: i32,
+    p: &PartitionRegistration,
+    target: &[NodeId],
+    is_live: impl Fn(NodeId) -> bool,
+) -> PartitionChangeRecord {
+    let removing: Vec<NodeId> = p.replicas.iter().copied().filter(|r| !target.contains(r)).collect();
+    let adding: Vec<NodeId> = target.iter().copied().filter(|r| !p.replicas.contains(r)).collect();
+    let replicas: Vec<NodeId> = target.iter().chain(&removing).copied().collect();
+    let mut change = PartitionChangeRecord { topic_id, partition, ..PartitionChangeRecord::default() };
+    if replicas != p.replicas {
+        change.replicas = Some(replicas.clone());
+    }
+    if adding != p.adding_replicas {
+        change.adding_replicas = Some(adding.clone());
+    }
+    if removing != p.removing_replicas {
+        change.removing_replicas = Some(removing.clone());
+    }
+    complete_reassignment(p, &replicas, &adding, &removing, &p.isr, is_live, &mut change);
+    change
+}
+
+/// Completes a reassignment (replicas `replicas`, `adding`, `removing`) in `change` when the ISR `isr` holds
+/// every adding replica: the removing replicas leave the replicas and the ISR, and a leader among them hands
+/// over to the first live target replica in the ISR. Nothing when no reassignment is under way or it is
+/// not done.
+fn complete_reassignment(
+    p: &PartitionRegistration,
+    replicas: &[NodeId],
+    adding: &[NodeId],
+    removing: &[NodeId],
+    isr: &[NodeId],
+    is_live: impl Fn(NodeId) -> bool,
+    change: &mut PartitionChangeRecord,
+) {
+    if adding.is_empty() && removing.is_empty() {
+        return;
+    }
+    let new_isr: Vec<NodeId> = isr.iter().copied().filter(|r| !removing.contains(r)).collect();
+    if new_isr.is_empty() || !adding.iter().all(|r| new_isr.contains(r)) {
+        return;
+    }
+    let new_replicas: Vec<NodeId> = replicas.iter().copied().filter(|r| !removing.contains(r)).collect();
+    if !new_isr.contains(&p.leader) || !is_live(p.leader) {
+        let leader = new_replicas.iter().copied().find(|&r| new_isr.contains(&r) && is_live(r)).unwrap_or(NO_LEADER);
+        change.leader = (leader != p.leader).then_some(leader);
+    }
+    change.replicas = (new_replicas != p.replicas).then_some(new_replicas);
+    change.isr = (new_isr != p.isr).then_some(new_isr);
+    change.adding_replicas = (!p.adding_replicas.is_empty()).then(Vec::new);
+    change.removing_replicas = (!p.removing_replicas.is_empty()).then(Vec::new);
+}
+
+/// The change cancelling the reassignment under way (Kafka's `PartitionReassignmentRevert`): the adding
+/// replicas leave the replicas and the ISR, and a leader among them hands back to the first live original
+/// replica in the ISR. Refused when no original replica is in the ISR (only an unclean election could lead).
+fn revert_reassignment(
+    topic_id: Uuid,
+    partition: i32,
+    p: &PartitionRegistration,
+    is_live: impl Fn(NodeId) -> bool,
+) -> Result<PartitionChangeRecord, ControllerError> {
+    let replicas: Vec<NodeId> = p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
+    let isr: Vec<NodeId> = p.isr.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
+    if isr.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment(format!(
+            "Unable to revert partition assignment for {topic_id}-{partition} because it would require an unclean              leader election."
+        )));
+    }
+    let mut change = PartitionChangeRecord {
+        topic_id,
+        partition,
+        replicas: (replicas != p.replicas).then(|| replicas.clone()),
+        isr: (isr != p.isr).then(|| isr.clone()),
+        adding_replicas: Some(Vec::new()),
+        removing_replicas: Some(Vec::new()),
+        ..PartitionChangeRecord::default()
+    };
+    if !isr.contains(&p.leader) || !is_live(p.leader) {
+        let leader = replicas.iter().copied().find(|&r| isr.contains(&r) && is_live(r)).unwrap_or(NO_LEADER);
+        change.leader = (leader != p.leader).then_some(leader);
+    }
+    Ok(change)
 }
 
 /// The new leader of a preferred election, as Kafka's `PartitionChangeBuilder` picks it: the first replica
@@ -876,6 +1049,7 @@ fn rebalance_leaders(image: &MetadataImage, max_imbalance_percentage: u32, limit
                     isr: None,
                     leader: Some(preferred),
                     replicas: None,
+                    ..PartitionChangeRecord::default()
                 }));
             }
         }
@@ -904,6 +1078,7 @@ fn lead_leaderless(image: &MetadataImage, node_id: NodeId) -> Vec<MetadataRecord
                     isr: None,
                     leader: Some(node_id),
                     replicas: None,
+                    ..PartitionChangeRecord::default()
                 }));
             }
         }
@@ -1090,6 +1265,8 @@ mod tests {
             leader,
             leader_epoch: 3,
             partition_epoch: 7,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 
@@ -1135,6 +1312,97 @@ mod tests {
         assert_eq!(ids(placement_pool(&image, registered.clone(), 2)), vec![1, 2]);
         assert_eq!(ids(placement_pool(&image, registered, 3)), vec![1, 2, 3]);
         assert!(candidates(&image_with_brokers(&[(1, true)])).is_err(), "every broker fenced");
+    }
+
+    /// A partition's state after `change`, as the image applies it.
+    fn applied(p: &PartitionRegistration, change: &PartitionChangeRecord) -> PartitionRegistration {
+        let mut next = p.clone();
+        if let Some(replicas) = &change.replicas {
+            next.replicas.clone_from(replicas);
+        }
+        if let Some(isr) = &change.isr {
+            next.isr.clone_from(isr);
+        }
+        if let Some(adding) = &change.adding_replicas {
+            next.adding_replicas.clone_from(adding);
+        }
+        if let Some(removing) = &change.removing_replicas {
+            next.removing_replicas.clone_from(removing);
+        }
+        if let Some(leader) = change.leader {
+            next.leader = leader;
+        }
+        next
+    }
+
+    #[test]
+    fn a_reassignment_adds_first_and_removes_once_the_new_replicas_are_in_sync() {
+        let id = Uuid::nil();
+        let live = |_: NodeId| true;
+        let p = partition(&[1, 2, 3], &[1, 2, 3], 1);
+        // [1,2,3] -> [4,2,3]: 4 joins as a follower, 1 (the leader) stays until 4 is in sync.
+        let started = applied(&p, &reassign(id, 0, &p, &[4, 2, 3], live));
+        assert_eq!(
+            (&started.replicas, &started.adding_replicas, &started.removing_replicas, &started.isr, started.leader),
+            (&vec![4, 2, 3, 1], &vec![4], &vec![1], &vec![1, 2, 3], 1)
+        );
+        assert!(started.is_reassigning());
+        assert_eq!(started.target_replicas(), vec![4, 2, 3]);
+        // The ISR grows by 4 without 2: not complete (every adding replica must be in sync, 4 is).
+        let mut change = PartitionChangeRecord { isr: Some(vec![1, 3, 4]), ..PartitionChangeRecord::default() };
+        let (r, a, m) = (&started.replicas, &started.adding_replicas, &started.removing_replicas);
+        complete_reassignment(&started, r, a, m, &[1, 3, 4], live, &mut change);
+        let done = applied(&started, &change);
+        assert_eq!(
+            (&done.replicas, &done.isr, done.leader, done.is_reassigning()),
+            (&vec![4, 2, 3], &vec![3, 4], 4, false),
+            "1 leaves; the first live in-sync target replica leads"
+        );
+        // While 4 is not in sync nothing completes.
+        let mut change = PartitionChangeRecord { isr: Some(vec![1, 2]), ..PartitionChangeRecord::default() };
+        complete_reassignment(&started, r, a, m, &[1, 2], live, &mut change);
+        assert_eq!((change.replicas, change.leader), (None, None));
+    }
+
+    #[test]
+    fn a_reassignment_without_new_replicas_completes_at_once() {
+        let id = Uuid::nil();
+        let p = partition(&[1, 2, 3], &[1, 2, 3], 1);
+        let shrunk = applied(&p, &reassign(id, 0, &p, &[2, 3], |_| true));
+        assert_eq!(
+            (&shrunk.replicas, &shrunk.isr, shrunk.leader, shrunk.is_reassigning()),
+            (&vec![2, 3], &vec![2, 3], 2, false)
+        );
+        let reordered = reassign(id, 0, &p, &[3, 2, 1], |_| true);
+        assert_eq!((reordered.replicas, reordered.isr, reordered.leader), (Some(vec![3, 2, 1]), None, None));
+        // The same list again changes nothing.
+        assert_eq!(
+            reassign(id, 0, &p, &[1, 2, 3], |_| true),
+            PartitionChangeRecord { topic_id: id, ..PartitionChangeRecord::default() }
+        );
+    }
+
+    #[test]
+    fn cancelling_a_reassignment_restores_the_original_replicas() {
+        let id = Uuid::nil();
+        let p = partition(&[1, 2], &[1, 2], 1);
+        let started = applied(&p, &reassign(id, 0, &p, &[3, 4], |_| true));
+        assert_eq!(
+            (&started.replicas, &started.adding_replicas, &started.removing_replicas),
+            (&vec![3, 4, 1, 2], &vec![3, 4], &vec![1, 2])
+        );
+        let in_sync = PartitionRegistration { isr: vec![1, 2, 3], ..started.clone() };
+        let reverted = applied(&in_sync, &revert_reassignment(id, 0, &in_sync, |_| true).expect("revertible"));
+        assert_eq!(
+            (&reverted.replicas, &reverted.isr, reverted.leader, reverted.is_reassigning()),
+            (&vec![1, 2], &vec![1, 2], 1, false)
+        );
+        // Only adding replicas in sync: reverting would need an unclean election.
+        let only_new = PartitionRegistration { isr: vec![3], leader: 3, ..started };
+        assert!(matches!(
+            revert_reassignment(id, 0, &only_new, |_| true),
+            Err(ControllerError::InvalidReplicaAssignment(_))
+        ));
     }
 
     #[test]

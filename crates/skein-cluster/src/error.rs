@@ -108,6 +108,17 @@ pub enum ControllerError {
         /// The partition's first replica (-1 when it has none).
         preferred: NodeId,
     },
+    /// A reassignment was to be cancelled, but the partition has none under way.
+    #[error("no reassignment is in progress for partition {0}")]
+    NoReassignmentInProgress(String),
+    /// A reassignment would change the replica count while the request does not allow it (KIP-860).
+    #[error("The replication factor is changed from {current} to {requested}")]
+    ReplicationFactorChange {
+        /// The partition's replica count now.
+        current: usize,
+        /// The count the reassignment asks for.
+        requested: usize,
+    },
     /// A config key or value is not acceptable.
     #[error("invalid config: {0}")]
     InvalidConfig(String),

@@ -54,6 +54,13 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped on every change.
     pub partition_epoch: i32,
+    /// During a reassignment (KIP-455): target replicas not yet in the ISR. `replicas` holds the target
+    /// replicas first, then the ones being removed.
+    #[serde(default)]
+    pub adding_replicas: Vec<NodeId>,
+    /// During a reassignment: replicas that leave once every adding one is in the ISR.
+    #[serde(default)]
+    pub removing_replicas: Vec<NodeId>,
 }
 
 /// A topic and its partitions.
@@ -243,6 +250,8 @@ impl MetadataImage {
                 leader: r.leader,
                 leader_epoch: r.leader_epoch,
                 partition_epoch: r.partition_epoch,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
             },
         );
     }
@@ -258,6 +267,12 @@ impl MetadataImage {
         if let Some(replicas) = &r.replicas {
             p.replicas.clone_from(replicas);
         }
+        if let Some(adding) = &r.adding_replicas {
+            p.adding_replicas.clone_from(adding);
+        }
+        if let Some(removing) = &r.removing_replicas {
+            p.removing_replicas.clone_from(removing);
+        }
         if let Some(leader) = r.leader
             && leader != p.leader
         {
@@ -272,5 +287,15 @@ impl PartitionRegistration {
     /// Whether the partition has a leader.
     pub fn has_leader(&self) -> bool {
         self.leader != NO_LEADER
+    }
+
+    /// Whether a reassignment is under way.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment under way ends with (all replicas when none is).
+    pub fn target_replicas(&self) -> Vec<NodeId> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
     }
 }

@@ -900,4 +900,18 @@ impl ControllerClient {
     pub async fn elect_leader(&self, topic_id: Uuid, partition: i32) -> Result<PartitionRegistration, ControllerError> {
         self.submit_for_partition(ControllerRequest::ElectLeader { topic_id, partition }).await
     }
+
+    /// AlterPartitionReassignments for one partition: starts a reassignment to `target`, or cancels the one
+    /// under way (`None`); answers the partition's state after the change.
+    pub async fn reassign_partition(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        target: Option<Vec<NodeId>>,
+        allow_replication_factor_change: bool,
+    ) -> Result<PartitionRegistration, ControllerError> {
+        let request =
+            ControllerRequest::ReassignPartition { topic_id, partition, target, allow_replication_factor_change };
+        self.submit_for_partition(request).await
+    }
 }

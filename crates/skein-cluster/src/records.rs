@@ -11,8 +11,8 @@
 //! break (new fields carry `#[serde(default)]`) and makes the log readable with `ldb` when debugging. The
 //! same encoding carries the log entries between controllers and the snapshot, so there is one codec.
 //!
-//! A record type a node does not know fails to decode: records introduced later (ACLs, partition
-//! reassignment, eligible leader replicas) will be written only once every voter understands them — a
+//! A record type a node does not know fails to decode: records introduced later (ACLs, eligible leader
+//! replicas) will be written only once every voter understands them — a
 //! `metadata.version` gate as in KRaft, added with the first such record. [`MetadataBatch::version`] is the
 //! batch format's version.
 
@@ -57,7 +57,7 @@ impl fmt::Display for MetadataBatch {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied;
 
-/// A metadata record. New kinds (ACLs, reassignment, eligible leader replicas) become new variants.
+/// A metadata record. New kinds (ACLs, eligible leader replicas) become new variants.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -162,7 +162,7 @@ pub struct PartitionRecord {
 
 /// See [`MetadataRecord::PartitionChange`]. Applying it bumps `partition_epoch`, and `leader_epoch` when
 /// the leader changes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionChangeRecord {
     /// The topic.
     pub topic_id: Uuid,
@@ -177,6 +177,12 @@ pub struct PartitionChangeRecord {
     /// New replica list, if it changes.
     #[serde(default)]
     pub replicas: Option<Vec<NodeId>>,
+    /// Replicas a reassignment is adding (not yet in the ISR), if they change; empty ends the reassignment.
+    #[serde(default)]
+    pub adding_replicas: Option<Vec<NodeId>>,
+    /// Replicas a reassignment will remove once the added ones are in sync, if they change.
+    #[serde(default)]
+    pub removing_replicas: Option<Vec<NodeId>>,
 }
 
 /// See [`MetadataRecord::RemoveTopic`].

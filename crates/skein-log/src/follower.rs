@@ -14,6 +14,7 @@ use skein_storage::{
 
 use crate::partition::PartitionLog;
 use crate::producers::{ProducerTable, record_append, record_marker};
+use crate::replica::Role;
 
 /// Reads a partition's leader epoch cache; a log written before the cache existed gets it rebuilt from its
 /// batches' epochs (once: the rebuilt cache is stored).
@@ -268,9 +269,32 @@ impl PartitionLog {
     pub async fn restart_at(&self, offset: i64, leader_epoch: i32) -> Result<(), BrokerError> {
         let _append = self.append_lock.lock().await;
         self.check_following(leader_epoch)?;
+        tracing::info!(partition = %self.topic_partition, from = self.state().next_offset, to = offset, "restarting the log at the leader's log start");
+        self.empty_at(offset).await
+    }
+
+    /// This node no longer holds a replica of the partition (a reassignment moved it elsewhere): the records,
+    /// producer state and leader epochs are deleted, and the log, with no role, starts again empty at offset 0.
+    /// Should the partition come back here, it is fetched again from its leader.
+    pub async fn become_unassigned(&self) -> Result<(), BrokerError> {
+        let _append = self.append_lock.lock().await;
+        let state = self.state();
+        let empty = state.next_offset == 0 && state.log_start_offset == 0 && self.lock_epochs().is_empty();
+        if *self.lock_role() == Role::Unassigned && empty {
+            return Ok(());
+        }
+        *self.lock_role() = Role::Unassigned;
+        tracing::info!(partition = %self.topic_partition, log_end_offset = state.next_offset, "replica removed from this broker: deleting its data");
+        self.empty_at(0).await?;
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Deletes every record, producer state, aborted transaction and leader epoch, and starts the log again at
+    /// `offset` (the caller holds the append lock).
+    async fn empty_at(&self, offset: i64) -> Result<(), BrokerError> {
         let mut state = self.state();
         let id = self.partition_id;
-        tracing::info!(partition = %self.topic_partition, from = state.next_offset, to = offset, "restarting the log at the leader's log start");
         let mut batch = StoreBatch::default();
         let (from, to) = keys::log_range(id);
         batch.delete_range(ColumnFamily::Log, from, to);

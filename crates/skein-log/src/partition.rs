@@ -391,7 +391,7 @@ impl PartitionLog {
     }
 
     /// Wakes every fetch and produce waiting on this partition (its role changed: they re-check it).
-    fn wake_waiters(&self) {
+    pub(crate) fn wake_waiters(&self) {
         self.high_watermark.send_modify(|_| {});
         self.log_end.send_modify(|_| {});
     }
