@@ -74,6 +74,8 @@ pub struct PartitionLog {
     high_watermark: watch::Sender<i64>,
     /// The log end offset; followers' fetches waiting for data subscribe to it.
     log_end: watch::Sender<i64>,
+    /// Ticks when a follower reports another log start offset (DeleteRecords waits for the low watermark).
+    log_start_moved: watch::Sender<()>,
     /// The leader epoch cache: each epoch's first offset. Changed only under `append_lock`.
     epochs: Mutex<BTreeMap<i32, i64>>,
     /// Leader, follower or standalone, and as leader the followers' progress. Locked before `state`.
@@ -196,6 +198,7 @@ impl PartitionLog {
     ) -> Self {
         let (high_watermark, _) = watch::channel(state.high_watermark);
         let (log_end, _) = watch::channel(state.next_offset);
+        let (log_start_moved, _) = watch::channel(());
         PartitionLog {
             topic_partition,
             partition_id,
@@ -207,6 +210,7 @@ impl PartitionLog {
             max_aborted_span: AtomicI64::new(0),
             high_watermark,
             log_end,
+            log_start_moved,
             epochs: Mutex::new(BTreeMap::new()),
             role: Mutex::new(role),
             cleaner: Mutex::new(CleanerCheckpoint::default()),
@@ -544,17 +548,63 @@ impl PartitionLog {
 
     /// As leader, records a follower's fetch from `fetch_offset` and moves the high watermark if it can. Returns
     /// false when this node does not lead in `leader_epoch` or the replica is not one of the partition's.
-    pub fn record_follower_fetch(&self, replica: NodeId, fetch_offset: i64, now_ms: i64) -> bool {
+    pub fn record_follower_fetch(
+        &self,
+        replica: NodeId,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+    ) -> bool {
         let mut role = self.lock_role();
         let leader_end = self.state().next_offset;
         let Role::Leader(leader) = &mut *role else {
             return false;
         };
-        if !leader.record_fetch(replica, fetch_offset.min(leader_end), leader_end, now_ms) {
+        let start_before = leader.followers.get(&replica).map(|p| p.log_start_offset);
+        if !leader.record_fetch(replica, fetch_offset.min(leader_end), log_start_offset, leader_end, now_ms) {
             return false;
         }
         self.advance_high_watermark(&role);
+        drop(role);
+        if start_before != Some(log_start_offset) {
+            // A DeleteRecords may be waiting for this follower's log start.
+            self.log_start_moved.send_modify(|_| {});
+        }
         true
+    }
+
+    /// Kafka's low watermark: the lowest log start offset over the leader and its in-sync followers (just
+    /// the log start offset when this node does not lead).
+    pub fn low_watermark(&self) -> i64 {
+        self.lock_role().low_watermark(self.log_start_offset())
+    }
+
+    /// DeleteRecords: waits until the low watermark reaches `offset` (every in-sync replica deleted the records
+    /// before it), up to `timeout` (REQUEST_TIMED_OUT); answers the low watermark. Refused with
+    /// NOT_LEADER_OR_FOLLOWER when leadership moves meanwhile.
+    pub async fn wait_low_watermark(&self, offset: i64, timeout: std::time::Duration) -> Result<i64, BrokerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut moved = self.log_start_moved.subscribe();
+        let mut roles = self.subscribe();
+        loop {
+            if !self.is_leader() {
+                return Err(BrokerError::NotLeaderOrFollower);
+            }
+            let low_watermark = self.low_watermark();
+            if low_watermark >= offset {
+                return Ok(low_watermark);
+            }
+            tokio::select! {
+                changed = moved.changed() => if changed.is_err() { return Err(BrokerError::NotLeaderOrFollower) },
+                changed = roles.changed() => if changed.is_err() { return Err(BrokerError::NotLeaderOrFollower) },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(BrokerError::RequestTimedOut(format!(
+                        "the in-sync replicas did not delete the records before offset {offset} within {} ms",
+                        timeout.as_millis()
+                    )));
+                }
+            }
+        }
     }
 
     /// As leader, the ISR to ask the controller for, if it should change (`replica.lag.time.max.ms` =

@@ -13,6 +13,8 @@ pub struct FollowerProgress {
     pub log_end_offset: i64,
     /// When the follower last had everything the leader had (ms).
     pub last_caught_up_ms: i64,
+    /// The follower's log start offset, as its last fetch said. -1 until it fetched in this leader epoch.
+    pub log_start_offset: i64,
     /// When it last fetched (ms), and the leader's log end offset then.
     last_fetch_ms: i64,
     leader_end_at_last_fetch: i64,
@@ -24,6 +26,7 @@ impl FollowerProgress {
         FollowerProgress {
             log_end_offset: -1,
             last_caught_up_ms: caught_up_ms,
+            log_start_offset: -1,
             last_fetch_ms: 0,
             leader_end_at_last_fetch: -1,
         }
@@ -76,6 +79,20 @@ impl Role {
         }
     }
 
+    /// The lowest log start offset over this leader (whose own is `log_start`) and its in-sync followers
+    /// (Kafka's low watermark, which DeleteRecords answers); -1 while a follower's is not known yet.
+    pub(crate) fn low_watermark(&self, log_start: i64) -> i64 {
+        match self {
+            Role::Leader(leader) => leader
+                .maximal_isr
+                .iter()
+                .filter(|&&m| m != leader.node_id)
+                .map(|m| leader.followers.get(m).map_or(-1, |p| p.log_start_offset))
+                .fold(log_start, i64::min),
+            Role::Standalone | Role::Unassigned | Role::Follower { .. } => log_start,
+        }
+    }
+
     /// How many replicas are in sync (the committed ISR), for `min.insync.replicas`.
     pub fn isr_size(&self) -> usize {
         match self {
@@ -109,10 +126,18 @@ impl LeaderState {
     /// Records a follower's fetch from `fetch_offset` while the leader's log ends at `leader_end`. A follower is
     /// caught up when it asked for the log end, or for at least what the log end was at its previous fetch (then
     /// it was caught up as of that fetch) — Kafka's rule.
-    pub(crate) fn record_fetch(&mut self, replica: NodeId, fetch_offset: i64, leader_end: i64, now_ms: i64) -> bool {
+    pub(crate) fn record_fetch(
+        &mut self,
+        replica: NodeId,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        leader_end: i64,
+        now_ms: i64,
+    ) -> bool {
         let Some(progress) = self.followers.get_mut(&replica) else {
             return false;
         };
+        progress.log_start_offset = log_start_offset;
         if fetch_offset >= leader_end {
             progress.last_caught_up_ms = now_ms;
         } else if fetch_offset >= progress.leader_end_at_last_fetch && progress.leader_end_at_last_fetch >= 0 {
@@ -171,8 +196,8 @@ mod tests {
         let role = |l: &LeaderState| Role::Leader(l.clone());
         // No follower fetched yet in this epoch: nothing new is committed.
         assert_eq!(role(&leader).high_watermark(10), Some(-1));
-        leader.record_fetch(2, 10, 10, 1100);
-        leader.record_fetch(3, 7, 10, 1100);
+        leader.record_fetch(2, 10, 0, 10, 1100);
+        leader.record_fetch(3, 7, 0, 10, 1100);
         assert_eq!(role(&leader).high_watermark(10), Some(7));
         // A replica outside the ISR does not hold the high watermark back.
         leader.isr = vec![1, 2];
@@ -181,17 +206,32 @@ mod tests {
     }
 
     #[test]
+    fn the_low_watermark_is_the_lowest_log_start_over_the_isr() {
+        let mut leader = LeaderState::new(1, 3, vec![1, 2, 3], vec![1, 2, 3], 1000);
+        let role = |l: &LeaderState| Role::Leader(l.clone());
+        // A follower that has not fetched yet: its log start is unknown.
+        assert_eq!(role(&leader).low_watermark(40), -1);
+        leader.record_fetch(2, 50, 40, 50, 1100);
+        leader.record_fetch(3, 50, 25, 50, 1100);
+        assert_eq!(role(&leader).low_watermark(40), 25);
+        // Out of the ISR, a follower no longer holds it back.
+        leader.maximal_isr = vec![1, 2];
+        assert_eq!(role(&leader).low_watermark(40), 40);
+        assert_eq!(Role::Follower { leader_epoch: 3 }.low_watermark(7), 7);
+    }
+
+    #[test]
     fn followers_leave_the_isr_when_behind_too_long_and_return_when_caught_up() {
         let mut leader = LeaderState::new(1, 0, vec![1, 2, 3], vec![1, 2, 3], 0);
-        leader.record_fetch(2, 5, 5, 100);
-        leader.record_fetch(3, 2, 5, 100);
+        leader.record_fetch(2, 5, 0, 5, 100);
+        leader.record_fetch(3, 2, 0, 5, 100);
         assert_eq!(leader.proposed_isr(2, 0, 500, 1000), None);
         // Replica 3 stays behind: after the lag limit it leaves.
-        leader.record_fetch(2, 9, 9, 1500);
+        leader.record_fetch(2, 9, 0, 9, 1500);
         assert_eq!(leader.proposed_isr(2, 0, 1500, 1000), Some(vec![1, 2]));
         leader.isr = vec![1, 2];
         // It fetches up to the log end: it is caught up and has the high watermark, so it comes back.
-        leader.record_fetch(3, 9, 9, 1600);
+        leader.record_fetch(3, 9, 0, 9, 1600);
         assert_eq!(leader.proposed_isr(9, 0, 1600, 1000), Some(vec![1, 2, 3]));
         // But not before it reached the start of this leader epoch.
         assert_eq!(leader.proposed_isr(9, 10, 1600, 1000), None);

@@ -4,19 +4,18 @@
 
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::incremental_alter_configs_request as incremental;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, CreatePartitionsRequest, DeleteRecordsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    AlterConfigsRequest, CreatePartitionsRequest, DescribeClusterRequest, DescribeConfigsRequest,
     DescribeLogDirsRequest, DescribeProducersRequest, ElectLeadersRequest, IncrementalAlterConfigsRequest,
     ListPartitionReassignmentsRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use skein_test_support::records::simple_batch;
-use skein_test_support::requests::{create_topic, fetch, list_offset, metadata, produce, topic_name};
+use skein_test_support::requests::{create_topic, delete_records, fetch, list_offset, metadata, produce, topic_name};
 use skein_test_support::{RawClient, TestBroker};
 
 const NONE: i16 = 0;
@@ -31,17 +30,6 @@ const BROKER: i8 = 4;
 
 fn str(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-fn delete_records(client: &mut RawClient, topic: &str, offset: i64) -> (i16, i64) {
-    let request = DeleteRecordsRequest::default().with_timeout_ms(5_000).with_topics(vec![
-        DeleteRecordsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(offset)]),
-    ]);
-    let response = client.request(2, &request).expect("DeleteRecords");
-    let partition = &response.topics[0].partitions[0];
-    (partition.error_code, partition.low_watermark)
 }
 
 /// A topic config's (value, read-only-false) as DescribeConfigs reports it.
@@ -66,17 +54,17 @@ fn delete_records_moves_the_log_start_and_create_partitions_grows_a_topic() {
         assert_eq!(produce(&mut client, "t", 0, batch, -1).expect("produce").error_code, NONE);
     }
     // Offset 4 is inside the second batch (3..5): the log now starts at 4.
-    assert_eq!(delete_records(&mut client, "t", 4), (NONE, 4));
+    assert_eq!(delete_records(&mut client, "t", 4).expect("DeleteRecords"), (NONE, 4));
     assert_eq!(list_offset(&mut client, "t", 0, -2).expect("earliest").offset, 4);
     assert_eq!(fetch(&mut client, "t", 0, 2).expect("fetch").error_code, OFFSET_OUT_OF_RANGE);
     let from_start = fetch(&mut client, "t", 0, 4).expect("fetch");
     assert_eq!(from_start.error_code, NONE);
     assert_eq!(from_start.log_start_offset, 4);
     // Earlier offsets change nothing; beyond the high watermark is out of range; -1 means the high watermark.
-    assert_eq!(delete_records(&mut client, "t", 1), (NONE, 4));
-    assert_eq!(delete_records(&mut client, "t", 99).0, OFFSET_OUT_OF_RANGE);
-    assert_eq!(delete_records(&mut client, "t", -1), (NONE, 12));
-    assert_eq!(delete_records(&mut client, "nope", 0).0, UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(delete_records(&mut client, "t", 1).expect("DeleteRecords"), (NONE, 4));
+    assert_eq!(delete_records(&mut client, "t", 99).expect("DeleteRecords").0, OFFSET_OUT_OF_RANGE);
+    assert_eq!(delete_records(&mut client, "t", -1).expect("DeleteRecords"), (NONE, 12));
+    assert_eq!(delete_records(&mut client, "nope", 0).expect("DeleteRecords").0, UNKNOWN_TOPIC_OR_PARTITION);
 
     let grow = |count| {
         CreatePartitionsRequest::default()

@@ -3,7 +3,8 @@
 //! through the controller, then refuses acks=all below `min.insync.replicas` (after a timeout, or after the
 //! append when the ISR shrank while the produce waited) and takes the followers back once they caught up; a
 //! follower's fetch past the end of its last fetched epoch on the leader is told where the logs diverge, and one
-//! naming an epoch newer than any the leader has is out of range.
+//! naming an epoch newer than any the leader has is out of range; DeleteRecords is answered once every in-sync
+//! replica moved its log start, so a new leader starts its log there too.
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, FetchRequest, Fetc
 use kafka_protocol::protocol::StrBytes;
 use skein_test_support::records::{as_stored, simple_batch};
 use skein_test_support::requests::{
-    CREATE_TOPICS_VERSION, FETCH_MAX_BYTES, LATEST_TIMESTAMP, PRODUCE_VERSION, fetch, list_offset, metadata,
-    only_partition, produce_request, topic_name,
+    CREATE_TOPICS_VERSION, EARLIEST_TIMESTAMP, FETCH_MAX_BYTES, LATEST_TIMESTAMP, PRODUCE_VERSION, delete_records,
+    fetch, list_offset, metadata, only_partition, produce_request, topic_name,
 };
 use skein_test_support::{RawClient, TestBroker};
 
@@ -277,6 +278,48 @@ fn acks_all_records_survive_the_leaders_sigkill_byte_for_byte() -> anyhow::Resul
     let next = produce_at_leader(&mut at_new_leader, topic, &simple_batch(2, TS + 30, 8)?, ACKS_ALL)?;
     assert_eq!((next.error_code, next.base_offset), (NONE, log_end), "{next:?}");
     eprintln!("acks_all_records_survive_the_leaders_sigkill_byte_for_byte took {:?}", started.elapsed());
+    Ok(())
+}
+
+/// DeleteRecords on a replicated partition answers the low watermark once the in-sync followers have moved their
+/// log start too: after the leader's SIGKILL, the new leader's log starts there and serves the rest unchanged.
+#[test]
+fn delete_records_reaches_every_in_sync_replica() -> anyhow::Result<()> {
+    let mut nodes = TestBroker::start_cluster(3, CLUSTER_YAML)?;
+    let topic = "trimmed";
+    let placed = create_replicated_topic(&nodes, topic)?;
+    let leader_index = index_of(&nodes, placed.leader);
+    let mut at_leader = nodes[leader_index].client()?;
+    for (i, count) in [4, 3, 2].into_iter().enumerate() {
+        let timestamp = TS + i64::try_from(i)?;
+        let answer = produce_at_leader(&mut at_leader, topic, &simple_batch(count, timestamp, 20)?, ACKS_ALL)?;
+        assert_eq!(answer.error_code, NONE, "{answer:?}");
+    }
+    // Offset 5 is inside the second batch (offsets 4-6): the log starts there, the batch stays.
+    assert_eq!(delete_records(&mut at_leader, topic, 5)?, (NONE, 5));
+    let kept = fetch(&mut at_leader, topic, 0, 5)?;
+    assert_eq!((kept.error_code, kept.log_start_offset, kept.high_watermark), (NONE, 5, 9), "{kept:?}");
+
+    nodes[leader_index].kill9()?;
+    let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
+    let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
+    let moved = wait_for("a new leader", || {
+        Ok(placement(&mut at_survivor, topic)?
+            .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > placed.leader_epoch))
+    })?;
+    let mut at_new_leader = nodes[index_of(&nodes, moved.leader)].client()?;
+    let earliest = wait_for("the new leader to answer ListOffsets", || {
+        let answer = list_offset(&mut at_new_leader, topic, 0, EARLIEST_TIMESTAMP)?;
+        Ok((answer.error_code == NONE).then_some(answer.offset))
+    })?;
+    assert_eq!(earliest, 5, "the new leader's log starts where DeleteRecords put the old leader's");
+    let served = wait_for("the new leader's high watermark", || {
+        let data = fetch(&mut at_new_leader, topic, 0, 5)?;
+        Ok((data.error_code == NONE && data.high_watermark == 9).then_some(data))
+    })?;
+    assert_eq!(records_of(&served), records_of(&kept), "the records from offset 5 on are the same bytes");
+    let below = fetch(&mut at_new_leader, topic, 0, 0)?;
+    assert_eq!(below.error_code, OFFSET_OUT_OF_RANGE, "nothing below the log start is served: {below:?}");
     Ok(())
 }
 

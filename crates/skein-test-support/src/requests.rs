@@ -5,6 +5,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -13,8 +14,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, DeleteRecordsRequest, FetchRequest,
+    ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -185,4 +186,20 @@ pub fn list_offset(
         .next()
         .and_then(|topic| topic.partitions.into_iter().next())
         .context("ListOffsets answered no partition")
+}
+
+/// DeleteRecords (v2, 5 s timeout) of partition 0 below `offset`: (error code, low watermark).
+pub fn delete_records(client: &mut RawClient, topic: &str, offset: i64) -> anyhow::Result<(i16, i64)> {
+    let request = DeleteRecordsRequest::default().with_timeout_ms(5_000).with_topics(vec![
+        DeleteRecordsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(offset)]),
+    ]);
+    let response = client.request(2, &request)?;
+    let partition = response
+        .topics
+        .first()
+        .and_then(|topic| topic.partitions.first())
+        .context("DeleteRecords answered no partition")?;
+    Ok((partition.error_code, partition.low_watermark))
 }

@@ -1,6 +1,10 @@
 //! DeleteRecords: moves partitions' log start offsets forward (offset -1 = the high watermark); the records before
 //! it are no longer served and whole batches before it are deleted. Compacted-only topics refuse it
 //! (POLICY_VIOLATION), as in Kafka.
+//!
+//! As Kafka's leader does, each partition is answered once its low watermark (the lowest log start offset over
+//! the in-sync replicas, which learn the leader's from their fetches) reaches the offset, with that low
+//! watermark; REQUEST_TIMED_OUT after the request's `timeout_ms`.
 
 use std::sync::Arc;
 
@@ -19,6 +23,7 @@ pub(crate) async fn handle(
     request: DeleteRecordsRequest,
     _version: i16,
 ) -> DeleteRecordsResponse {
+    let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted_topic in &request.topics {
         let topic = broker.topics.get(wanted_topic.name.0.as_str());
@@ -35,7 +40,10 @@ pub(crate) async fn handle(
                 }
                 Ok(log) => {
                     let offset = if wanted.offset == HIGH_WATERMARK { log.high_watermark() } else { wanted.offset };
-                    log.advance_log_start(offset).await
+                    match log.advance_log_start(offset).await {
+                        Ok(log_start) => log.wait_low_watermark(log_start, timeout).await,
+                        Err(err) => Err(err),
+                    }
                 }
                 Err(err) => Err(err),
             };

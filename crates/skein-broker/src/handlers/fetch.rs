@@ -96,7 +96,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
                 };
             if let (Some(replica), Ok(log), None, None) = (replica, &log, diverging, &refused) {
                 // The follower's fetch offset is its log end: the leader learns its progress from it.
-                log.record_follower_fetch(replica, partition.fetch_offset, now_ms);
+                log.record_follower_fetch(replica, partition.fetch_offset, partition.log_start_offset, now_ms);
             }
             wanted.push(Wanted {
                 topic_index,
