@@ -252,6 +252,14 @@ async fn apply_partition(
         // leader's log: keep what the leader has committed and fetch the rest again.
         if log.log_end_offset() < data.log_start_offset {
             log.restart_at(data.log_start_offset, followed.leader_epoch).await?;
+        } else if data.high_watermark < log.high_watermark() {
+            // Never drop what this replica knows committed on a leader's word (as Kafka refuses a truncation
+            // below the high watermark without unclean election): a leader that lost it answered wrongly.
+            return Err(BrokerError::Storage(format!(
+                "the leader's high watermark {} is below this replica's {}: not truncating",
+                data.high_watermark,
+                log.high_watermark()
+            )));
         } else {
             log.truncate_to(data.high_watermark.max(0), followed.leader_epoch).await?;
         }

@@ -906,8 +906,8 @@ fn check_reassignment_target(image: &MetadataImage, target: &[NodeId]) -> Result
 
 /// The change starting a reassignment of `p` to `target` (Kafka's `PartitionReassignmentReplicas`): the
 /// replicas become the target followed by the current replicas outside it; those are the removing ones, and
-/// the target's replicas not yet there the adding ones. Completes at once when no adding replica is missing
-/// from the ISR.
+/// the target's replicas outside the original ones (those before a reassignment under way added any) the adding
+/// ones. Completes at once when every target replica is in the ISR.
 fn reassign(
     topic_id: Uuid,
     partition: i32,
@@ -915,8 +915,9 @@ fn reassign(
     target: &[NodeId],
     is_live: impl Fn(NodeId) -> bool,
 ) -> PartitionChangeRecord {
+    let original: Vec<NodeId> = p.replicas.iter().copied().filter(|r| !p.adding_replicas.contains(r)).collect();
     let removing: Vec<NodeId> = p.replicas.iter().copied().filter(|r| !target.contains(r)).collect();
-    let adding: Vec<NodeId> = target.iter().copied().filter(|r| !p.replicas.contains(r)).collect();
+    let adding: Vec<NodeId> = target.iter().copied().filter(|r| !original.contains(r)).collect();
     let replicas: Vec<NodeId> = target.iter().chain(&removing).copied().collect();
     let mut change = PartitionChangeRecord { topic_id, partition, ..PartitionChangeRecord::default() };
     if replicas != p.replicas {
@@ -933,9 +934,9 @@ fn reassign(
 }
 
 /// Completes a reassignment (replicas `replicas`, `adding`, `removing`) in `change` when the ISR `isr` holds
-/// every adding replica: the removing replicas leave the replicas and the ISR, and a leader among them hands
-/// over to the first live target replica in the ISR. Nothing when no reassignment is under way or it is
-/// not done.
+/// every target replica (Kafka's `maybeCompleteReassignment`): the removing replicas leave the replicas and the
+/// ISR, and a leader among them hands over to the first live target replica in the ISR. Nothing when no
+/// reassignment is under way or it is not done.
 fn complete_reassignment(
     p: &PartitionRegistration,
     replicas: &[NodeId],
@@ -949,10 +950,10 @@ fn complete_reassignment(
         return;
     }
     let new_isr: Vec<NodeId> = isr.iter().copied().filter(|r| !removing.contains(r)).collect();
-    if new_isr.is_empty() || !adding.iter().all(|r| new_isr.contains(r)) {
+    let new_replicas: Vec<NodeId> = replicas.iter().copied().filter(|r| !removing.contains(r)).collect();
+    if new_isr.is_empty() || !new_replicas.iter().all(|r| new_isr.contains(r)) {
         return;
     }
-    let new_replicas: Vec<NodeId> = replicas.iter().copied().filter(|r| !removing.contains(r)).collect();
     if !new_isr.contains(&p.leader) || !is_live(p.leader) {
         let leader = new_replicas.iter().copied().find(|&r| new_isr.contains(&r) && is_live(r)).unwrap_or(NO_LEADER);
         change.leader = (leader != p.leader).then_some(leader);
@@ -1348,15 +1349,27 @@ mod tests {
         );
         assert!(started.is_reassigning());
         assert_eq!(started.target_replicas(), vec![4, 2, 3]);
-        // The ISR grows by 4 without 2: not complete (every adding replica must be in sync, 4 is).
-        let mut change = PartitionChangeRecord { isr: Some(vec![1, 3, 4]), ..PartitionChangeRecord::default() };
+        // 4 joins the ISR but 2 has left it: not complete (every target replica must be in sync, as in KRaft).
         let (r, a, m) = (&started.replicas, &started.adding_replicas, &started.removing_replicas);
+        let mut change = PartitionChangeRecord { isr: Some(vec![1, 3, 4]), ..PartitionChangeRecord::default() };
         complete_reassignment(&started, r, a, m, &[1, 3, 4], live, &mut change);
+        assert_eq!((change.replicas, change.leader), (None, None));
+        // With 2 back too it completes.
+        let mut change = PartitionChangeRecord { isr: Some(vec![1, 3, 4, 2]), ..PartitionChangeRecord::default() };
+        complete_reassignment(&started, r, a, m, &[1, 3, 4, 2], live, &mut change);
         let done = applied(&started, &change);
         assert_eq!(
             (&done.replicas, &done.isr, done.leader, done.is_reassigning()),
-            (&vec![4, 2, 3], &vec![3, 4], 4, false),
+            (&vec![4, 2, 3], &vec![3, 4, 2], 4, false),
             "1 leaves; the first live in-sync target replica leads"
+        );
+        // Sending the same target again keeps it under way; replacing it keeps 4 adding and 1 removing.
+        let again = applied(&started, &reassign(id, 0, &started, &[4, 2, 3], live));
+        assert_eq!((&again.adding_replicas, &again.removing_replicas), (&vec![4], &vec![1]));
+        let replaced = applied(&started, &reassign(id, 0, &started, &[4, 2], live));
+        assert_eq!(
+            (&replaced.replicas, &replaced.adding_replicas, &replaced.removing_replicas),
+            (&vec![4, 2, 3, 1], &vec![4], &vec![3, 1])
         );
         // While 4 is not in sync nothing completes.
         let mut change = PartitionChangeRecord { isr: Some(vec![1, 2]), ..PartitionChangeRecord::default() };
@@ -1373,6 +1386,10 @@ mod tests {
             (&shrunk.replicas, &shrunk.isr, shrunk.leader, shrunk.is_reassigning()),
             (&vec![2, 3], &vec![2, 3], 2, false)
         );
+        // A removal waits while a remaining target replica is out of the ISR.
+        let lagging = partition(&[1, 2, 3], &[1, 2], 1);
+        let waiting = applied(&lagging, &reassign(id, 0, &lagging, &[2, 3], |_| true));
+        assert_eq!((&waiting.replicas, &waiting.removing_replicas, waiting.leader), (&vec![2, 3, 1], &vec![1], 1));
         let reordered = reassign(id, 0, &p, &[3, 2, 1], |_| true);
         assert_eq!((reordered.replicas, reordered.isr, reordered.leader), (Some(vec![3, 2, 1]), None, None));
         // The same list again changes nothing.

@@ -279,8 +279,7 @@ impl PartitionLog {
     pub async fn become_unassigned(&self) -> Result<(), BrokerError> {
         let _append = self.append_lock.lock().await;
         let state = self.state();
-        let empty = state.next_offset == 0 && state.log_start_offset == 0 && self.lock_epochs().is_empty();
-        if *self.lock_role() == Role::Unassigned && empty {
+        if *self.lock_role() == Role::Unassigned && state.next_offset == 0 && state.log_start_offset == 0 {
             return Ok(());
         }
         *self.lock_role() = Role::Unassigned;

@@ -2,9 +2,10 @@
 //! leads answers NOT_LEADER_OR_FOLLOWER, and from Produce v10 / Fetch v12 (v16 for endpoints) it says who leads
 //! (KIP-951), so a client can go there without asking for Metadata first. The leader itself serves the request.
 
+use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::{FetchResponse, MetadataResponse};
 use skein_test_support::TestBroker;
+use skein_test_support::cluster::wait_everywhere;
 use skein_test_support::records::simple_batch;
 use skein_test_support::requests::{
     create_topic, fetch_request_for, list_offset, metadata, produce_request, topic_name,
@@ -18,16 +19,6 @@ const PRODUCE_WITHOUT_HINTS: i16 = 9;
 const FETCH_WITH_ENDPOINTS: i16 = 17;
 const FETCH_WITHOUT_HINTS: i16 = 11;
 
-/// (partition, leader, leader epoch) of every partition of `topic`, once each has a leader.
-fn leaders(response: &MetadataResponse) -> Vec<(i32, i32, i32)> {
-    response
-        .topics
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .map(|p| (p.partition_index, p.leader_id.0, p.leader_epoch))
-        .collect()
-}
-
 #[test]
 fn a_broker_that_does_not_lead_a_partition_names_its_leader() -> anyhow::Result<()> {
     let nodes = TestBroker::start_cluster(3, "")?;
@@ -38,20 +29,13 @@ fn a_broker_that_does_not_lead_a_partition_names_its_leader() -> anyhow::Result<
 
     // Every partition has a leader, and they are spread over the three brokers. CreateTopics answers once the
     // quorum has committed the topic; each broker applies it a moment later, so wait until all of them agree.
-    let mut clients = nodes.iter().map(|n| n.client()).collect::<anyhow::Result<Vec<_>>>()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let placed = loop {
-        let placed = leaders(&metadata(&mut first, &[topic], false)?);
-        let mut everywhere = placed.len() == PARTITIONS as usize && placed.iter().all(|(_, leader, _)| *leader > 0);
-        for client in &mut clients {
-            everywhere &= leaders(&metadata(client, &[topic], false)?) == placed;
-        }
-        if everywhere {
-            break placed;
-        }
-        anyhow::ensure!(std::time::Instant::now() < deadline, "partitions without leaders: {placed:?}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let all: Vec<&TestBroker> = nodes.iter().collect();
+    let mut placed = Vec::new();
+    for partition in 0..PARTITIONS {
+        let what = format!("{topic}-{partition} led, the same on every broker");
+        let p = wait_everywhere(&all, topic, partition, &what, |p| p.leader > 0)?;
+        placed.push((partition, p.leader, p.leader_epoch));
+    }
     let led: std::collections::BTreeSet<i32> = placed.iter().map(|(_, leader, _)| *leader).collect();
     assert_eq!(led.len(), 3, "{placed:?}");
     let topic_id = metadata(&mut first, &[topic], false)?.topics[0].topic_id;

@@ -2,19 +2,17 @@
 //! leadership moves; once it is back in the ISR, a PREFERRED election gives it the partition back (in a new
 //! leader epoch, on every broker), and a second one is not needed.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::{CreateTopicsRequest, ElectLeadersRequest, ElectLeadersResponse};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+use skein_test_support::cluster::{create_topic_in_sync, index_of, placement, wait_everywhere};
 use skein_test_support::records::simple_batch;
-use skein_test_support::requests::{metadata, produce_request, topic_name};
+use skein_test_support::requests::{produce_request, topic_name};
 use skein_test_support::{RawClient, TestBroker};
 
 const NONE: i16 = 0;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_REPLICATION_FACTOR: i16 = 38;
 const INVALID_REQUEST: i16 = 42;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 const ELECTION_NOT_NEEDED: i16 = 84;
@@ -23,56 +21,12 @@ const ELECTION_NOT_NEEDED: i16 = 84;
 const PREFERRED: i8 = 0;
 /// ElectLeaders v2 is the newest; v0 has no election type (preferred).
 const ELECT_LEADERS_VERSION: i16 = 2;
-const CREATE_TOPICS_VERSION: i16 = 5;
 const PRODUCE_VERSION: i16 = 9;
 
 /// Followers leave the ISR after 2 s behind; no automatic rebalance, so only ElectLeaders moves leadership
 /// back. `start_cluster` sets a 6 s broker session itself.
 const CLUSTER_YAML: &str = "replica.lag.time.max.ms: 2000\nauto.leader.rebalance.enable: false\n";
-/// Bound on every wait (a leader change takes the 6 s broker session).
-const WAIT: Duration = Duration::from_secs(30);
 const TOPIC: &str = "elect";
-
-/// Partition 0 of [`TOPIC`] as one broker's Metadata shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Placement {
-    leader: i32,
-    leader_epoch: i32,
-    replicas: Vec<i32>,
-    isr: Vec<i32>,
-}
-
-fn placement(client: &mut RawClient) -> anyhow::Result<Option<Placement>> {
-    let response = metadata(client, &[TOPIC], false)?;
-    let Some(topic) = response.topics.into_iter().find(|t| t.error_code == NONE) else {
-        return Ok(None);
-    };
-    Ok(topic.partitions.iter().find(|p| p.partition_index == 0 && p.error_code == NONE).map(|p| Placement {
-        leader: p.leader_id.0,
-        leader_epoch: p.leader_epoch,
-        replicas: p.replica_nodes.iter().map(|id| id.0).collect(),
-        isr: p.isr_nodes.iter().map(|id| id.0).collect(),
-    }))
-}
-
-/// Polls `check` every 100 ms until it returns `Some` (bounded by [`WAIT`]).
-fn wait_for<T>(what: &str, check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    skein_test_support::wait_for(what, WAIT, check)
-}
-
-/// The placement once every node named shows the same one and it satisfies `holds`.
-fn wait_everywhere(nodes: &[&TestBroker], what: &str, holds: impl Fn(&Placement) -> bool) -> anyhow::Result<Placement> {
-    wait_for(what, || {
-        let mut seen = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            seen.push(placement(&mut node.client()?)?);
-        }
-        Ok(match seen.first() {
-            Some(Some(first)) if holds(first) && seen.iter().all(|s| s.as_ref() == Some(first)) => Some(first.clone()),
-            _ => None,
-        })
-    })
-}
 
 fn elect(
     client: &mut RawClient,
@@ -108,26 +62,17 @@ fn preferred_election_moves_leadership_back_to_the_restarted_first_replica() -> 
     let mut client = nodes[0].client()?;
     let creatable =
         CreatableTopic::default().with_name(topic_name(TOPIC)).with_num_partitions(1).with_replication_factor(3);
-    let request = CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(30_000);
-    // A replication factor over the registered brokers is refused until every node has registered.
-    wait_for("the topic to be created", || {
-        let code = client.request(CREATE_TOPICS_VERSION, &request)?.topics.first().context("no topic")?.error_code;
-        anyhow::ensure!(matches!(code, NONE | INVALID_REPLICATION_FACTOR), "CreateTopics answered {code}");
-        Ok((code == NONE).then_some(()))
-    })?;
-    let all: Vec<&TestBroker> = nodes.iter().collect();
-    let start = wait_everywhere(&all, "the topic on every broker, fully in sync", |p| {
-        p.leader > 0 && p.replicas.len() == 3 && p.isr.len() == 3
-    })?;
+    // Waits until every broker shows it led, with its three replicas in sync.
+    let start = create_topic_in_sync(&nodes, creatable)?.remove(0);
     let preferred = start.replicas[0];
     assert_eq!(start.leader, preferred, "a new partition is led by its first replica: {start:?}");
     assert_eq!(elect_partition_0(&mut client)?, ELECTION_NOT_NEEDED);
 
     // The preferred replica dies: after its session runs out another ISR replica leads.
-    let preferred_index = nodes.iter().position(|n| n.node_id() == preferred).context("the preferred node")?;
+    let preferred_index = index_of(&nodes, preferred);
     nodes[preferred_index].kill9()?;
     let survivors: Vec<&TestBroker> = nodes.iter().filter(|n| n.node_id() != preferred).collect();
-    let failed_over = wait_everywhere(&survivors, "a new leader", |p| {
+    let failed_over = wait_everywhere(&survivors, TOPIC, 0, "a new leader", |p| {
         p.leader > 0 && p.leader != preferred && !p.isr.contains(&preferred)
     })?;
     assert!(failed_over.leader_epoch > start.leader_epoch, "{failed_over:?}");
@@ -143,16 +88,17 @@ fn preferred_election_moves_leadership_back_to_the_restarted_first_replica() -> 
     // It comes back and rejoins the ISR; leadership stays where it is until an election asks.
     nodes[preferred_index].restart()?;
     let all: Vec<&TestBroker> = nodes.iter().collect();
-    let rejoined = wait_everywhere(&all, "the preferred replica back in the ISR", |p| {
+    let rejoined = wait_everywhere(&all, TOPIC, 0, "the preferred replica back in the ISR", |p| {
         p.isr.contains(&preferred) && p.isr.len() == 3
     })?;
     assert_eq!((rejoined.leader, rejoined.leader_epoch), (failed_over.leader, failed_over.leader_epoch));
 
     // PREFERRED election: answered NONE once this broker's metadata shows it; every broker agrees.
     assert_eq!(elect_partition_0(&mut survivor)?, NONE);
-    let here = placement(&mut survivor)?.context("the partition")?;
+    let here = placement(&mut survivor, TOPIC, 0)?.context("the partition")?;
     assert_eq!(here.leader, preferred, "the answering broker shows the new leader at once: {here:?}");
-    let elected = wait_everywhere(&all, "the preferred replica leading everywhere", |p| p.leader == preferred)?;
+    let elected =
+        wait_everywhere(&all, TOPIC, 0, "the preferred replica leading everywhere", |p| p.leader == preferred)?;
     assert!(elected.leader_epoch > failed_over.leader_epoch, "{elected:?} after {failed_over:?}");
     assert_eq!(elected.isr.len(), 3, "{elected:?}");
 

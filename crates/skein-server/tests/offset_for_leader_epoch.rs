@@ -4,16 +4,17 @@
 //! high watermark is behind), -1/-1 for an epoch it cannot place, FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH for a
 //! stale or future current leader epoch, and NOT_LEADER_OR_FOLLOWER from any other broker.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_response::EpochEndOffset;
-use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, MetadataResponse, OffsetForLeaderEpochRequest};
+use kafka_protocol::messages::{ApiKey, BrokerId, CreateTopicsRequest, OffsetForLeaderEpochRequest};
+use skein_test_support::cluster::{index_of, placement, wait_everywhere};
 use skein_test_support::records::simple_batch;
 use skein_test_support::requests::{
-    CREATE_TOPICS_VERSION, api_versions, create_topic, list_offset, metadata, produce, topic_name,
+    CREATE_TOPICS_VERSION, api_versions, create_topic, list_offset, produce, topic_name,
 };
 use skein_test_support::{RawClient, TestBroker};
 
@@ -92,26 +93,9 @@ fn offset_for_epoch(client: &mut RawClient, ask: Ask<'_>) -> anyhow::Result<(i16
     answers(client, VERSION, &[ask])?.pop().context("no answer")
 }
 
-/// (leader, leader epoch, ISR) of partition 0 of `topic` as `client`'s broker sees it.
-fn placement(client: &mut RawClient, topic: &str) -> anyhow::Result<Option<(i32, i32, Vec<i32>)>> {
-    let response: MetadataResponse = metadata(client, &[topic], false)?;
-    Ok(response.topics.first().and_then(|t| t.partitions.iter().find(|p| p.partition_index == 0)).map(|p| {
-        let mut isr: Vec<i32> = p.isr_nodes.iter().map(|id| id.0).collect();
-        isr.sort_unstable();
-        (p.leader_id.0, p.leader_epoch, isr)
-    }))
-}
-
 /// Polls `check` every 100 ms until it returns `Some` (bounded by [`WAIT`]).
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for<T>(what: &str, check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    skein_test_support::wait_for(what, WAIT, check)
 }
 
 fn produce_records(client: &mut RawClient, topic: &str, count: usize, acks: i16) -> anyhow::Result<i64> {
@@ -132,7 +116,7 @@ fn the_leader_answers_the_end_of_each_epoch_and_checks_the_current_epoch() -> an
     assert_eq!(create_topic(&mut client, topic, 1, &[])?.error_code, NONE);
     assert_eq!(produce_records(&mut client, topic, 3, -1)?, 0);
     assert_eq!(produce_records(&mut client, topic, 2, -1)?, 3);
-    let (_, epoch, _) = placement(&mut client, topic)?.context("the topic in Metadata")?;
+    let epoch = placement(&mut client, topic, 0)?.context("the topic in Metadata")?.leader_epoch;
     let log_end = 5;
 
     let asks = [
@@ -171,22 +155,12 @@ fn the_leader_answers_the_end_of_each_epoch_and_checks_the_current_epoch() -> an
 
 /// Leader and leader epoch of partition 0 of `topic` once every broker has applied it with `replicas` replicas in
 /// sync (CreateTopics answers once the quorum committed the topic; each broker applies it a moment later).
-fn wait_until_placed(clients: &mut [RawClient], topic: &str, replicas: usize) -> anyhow::Result<(i32, i32)> {
-    wait_for(&format!("{topic} on every broker"), || {
-        let seen = clients.iter_mut().map(|c| placement(c, topic)).collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(match seen.first() {
-            Some(Some((leader, epoch, isr)))
-                if *leader > 0 && isr.len() == replicas && seen.iter().all(|s| s == &seen[0]) =>
-            {
-                Some((*leader, *epoch))
-            }
-            _ => None,
-        })
-    })
-}
-
-fn index_of(nodes: &[TestBroker], node_id: i32) -> usize {
-    nodes.iter().position(|n| n.node_id() == node_id).expect("a node with that id")
+fn wait_until_placed(nodes: &[TestBroker], topic: &str, replicas: usize) -> anyhow::Result<(i32, i32)> {
+    let all: Vec<&TestBroker> = nodes.iter().collect();
+    let placed = wait_everywhere(&all, topic, 0, &format!("{topic} on every broker"), |p| {
+        p.leader > 0 && p.isr.len() == replicas
+    })?;
+    Ok((placed.leader, placed.leader_epoch))
 }
 
 /// Three nodes: followers refuse (fencing the client's epoch first, as Kafka's replicas do) and so does a broker
@@ -197,14 +171,14 @@ fn epochs_across_a_leader_change_and_brokers_that_do_not_lead() -> anyhow::Resul
     let mut nodes = TestBroker::start_cluster(3, "default.replication.factor: 3")?;
     let topic = "epochs-replicated";
     let unreplicated = "epochs-one-replica";
-    let mut clients = nodes.iter().map(TestBroker::client).collect::<anyhow::Result<Vec<_>>>()?;
-    assert_eq!(create_topic(&mut clients[0], topic, 1, &[])?.error_code, NONE);
+    let mut first = nodes[0].client()?;
+    assert_eq!(create_topic(&mut first, topic, 1, &[])?.error_code, NONE);
     let one_replica =
         CreatableTopic::default().with_name(topic_name(unreplicated)).with_num_partitions(1).with_replication_factor(1);
     let request = CreateTopicsRequest::default().with_topics(vec![one_replica]).with_timeout_ms(30_000);
-    assert_eq!(clients[0].request(CREATE_TOPICS_VERSION, &request)?.topics[0].error_code, NONE);
-    let (leader, epoch) = wait_until_placed(&mut clients, topic, 3)?;
-    let (unreplicated_leader, unreplicated_epoch) = wait_until_placed(&mut clients, unreplicated, 1)?;
+    assert_eq!(first.request(CREATE_TOPICS_VERSION, &request)?.topics[0].error_code, NONE);
+    let (leader, epoch) = wait_until_placed(&nodes, topic, 3)?;
+    let (unreplicated_leader, unreplicated_epoch) = wait_until_placed(&nodes, unreplicated, 1)?;
 
     let mut at_leader = nodes[index_of(&nodes, leader)].client()?;
     assert_eq!(produce_records(&mut at_leader, topic, 4, -1)?, 0);
@@ -230,9 +204,9 @@ fn epochs_across_a_leader_change_and_brokers_that_do_not_lead() -> anyhow::Resul
     let survivors: Vec<i32> = nodes.iter().map(TestBroker::node_id).filter(|&id| id != leader).collect();
     let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
     let (new_leader, new_epoch) = wait_for("a new leader", || {
-        Ok(placement(&mut at_survivor, topic)?
-            .filter(|(l, e, _)| survivors.contains(l) && *e > epoch)
-            .map(|(l, e, _)| (l, e)))
+        Ok(placement(&mut at_survivor, topic, 0)?
+            .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > epoch)
+            .map(|p| (p.leader, p.leader_epoch)))
     })?;
     let mut at_new_leader = nodes[index_of(&nodes, new_leader)].client()?;
     wait_for("the new leader to take its epoch", || {

@@ -14,24 +14,21 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, FetchRequest, FetchResponse, ProduceRequest};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProduceRequest};
 use kafka_protocol::protocol::StrBytes;
+use skein_test_support::cluster::{Placement, create_topic_in_sync, index_of, placement, produce_at_leader};
 use skein_test_support::records::{as_stored, simple_batch};
 use skein_test_support::requests::{
-    CREATE_TOPICS_VERSION, EARLIEST_TIMESTAMP, FETCH_MAX_BYTES, LATEST_TIMESTAMP, PRODUCE_VERSION, delete_records,
-    fetch, list_offset, metadata, only_partition, produce_request, topic_name,
+    EARLIEST_TIMESTAMP, FETCH_MAX_BYTES, LATEST_TIMESTAMP, PRODUCE_VERSION, delete_records, fetch, list_offset,
+    only_partition, produce_request, topic_name,
 };
 use skein_test_support::{RawClient, TestBroker};
 
 const NONE: i16 = 0;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const REQUEST_TIMED_OUT: i16 = 7;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
-const INVALID_REPLICATION_FACTOR: i16 = 38;
 
 /// Produce `acks`: wait for every in-sync replica, or for the leader only.
 const ACKS_ALL: i16 = -1;
@@ -53,49 +50,14 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Produce timeout when the produce is expected to be answered before it.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
 
-/// Partition 0 of a topic as one broker's Metadata shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Placement {
-    topic_id: uuid::Uuid,
-    leader: i32,
-    leader_epoch: i32,
-    replicas: Vec<i32>,
-    /// Sorted.
-    isr: Vec<i32>,
-}
-
-fn placement(client: &mut RawClient, topic: &str) -> anyhow::Result<Option<Placement>> {
-    let response = metadata(client, &[topic], false)?;
-    let Some(found) = response.topics.into_iter().find(|t| t.error_code == NONE) else {
-        return Ok(None);
-    };
-    Ok(found.partitions.iter().find(|p| p.partition_index == 0 && p.error_code == NONE).map(|p| {
-        let mut isr: Vec<i32> = p.isr_nodes.iter().map(|id| id.0).collect();
-        isr.sort_unstable();
-        Placement {
-            topic_id: found.topic_id,
-            leader: p.leader_id.0,
-            leader_epoch: p.leader_epoch,
-            replicas: p.replica_nodes.iter().map(|id| id.0).collect(),
-            isr,
-        }
-    }))
-}
-
 /// Polls `check` every 100 ms until it returns `Some` (bounded by [`WAIT`]).
 fn wait_for<T>(what: &str, check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
     skein_test_support::wait_for(what, WAIT, check)
 }
 
-fn index_of(nodes: &[TestBroker], node_id: i32) -> usize {
-    nodes.iter().position(|n| n.node_id() == node_id).expect("a node with that id")
-}
-
 /// Creates `topic` (one partition, three replicas, `min.insync.replicas=2`) and waits until every node has
-/// applied it with its whole replica set in sync; returns that placement. CreateTopics answers once the quorum
-/// committed the topic, each broker applies it a moment later.
+/// applied it with its whole replica set in sync; returns that placement.
 fn create_replicated_topic(nodes: &[TestBroker], topic: &str) -> anyhow::Result<Placement> {
-    let mut clients = nodes.iter().map(TestBroker::client).collect::<anyhow::Result<Vec<_>>>()?;
     let min_insync = CreatableTopicConfig::default()
         .with_name(StrBytes::from_static_str("min.insync.replicas"))
         .with_value(Some(StrBytes::from_static_str(MIN_INSYNC_REPLICAS)));
@@ -104,33 +66,7 @@ fn create_replicated_topic(nodes: &[TestBroker], topic: &str) -> anyhow::Result<
         .with_num_partitions(1)
         .with_replication_factor(REPLICATION_FACTOR)
         .with_configs(vec![min_insync]);
-    let request = CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(PRODUCE_TIMEOUT_MS);
-    let create = |client: &mut RawClient| -> anyhow::Result<i16> {
-        let response = client.request(CREATE_TOPICS_VERSION, &request)?;
-        Ok(response.topics.first().context("CreateTopics answered no topic")?.error_code)
-    };
-    // A broker that has not registered yet is not placed on: a replication factor over the registered brokers
-    // is refused until every node has registered.
-    let first = &mut clients[0];
-    wait_for("the topic to be created", || {
-        let code = create(first)?;
-        anyhow::ensure!(matches!(code, NONE | INVALID_REPLICATION_FACTOR), "CreateTopics answered {code}");
-        Ok((code == NONE).then_some(()))
-    })?;
-    wait_for(&format!("{topic} on every broker with its replicas in sync"), || {
-        let seen = clients.iter_mut().map(|c| placement(c, topic)).collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(match seen.first() {
-            Some(Some(first))
-                if first.leader > 0
-                    && first.replicas.len() == usize::try_from(REPLICATION_FACTOR).unwrap_or(0)
-                    && first.isr.len() == first.replicas.len()
-                    && seen.iter().all(|s| s.as_ref() == Some(first)) =>
-            {
-                Some(first.clone())
-            }
-            _ => None,
-        })
-    })
+    Ok(create_topic_in_sync(nodes, creatable)?.remove(0))
 }
 
 /// Produces `batch` to partition 0 with `acks` and `timeout_ms`.
@@ -144,24 +80,6 @@ fn produce_with(
     let request: ProduceRequest = produce_request(topic, 0, batch, acks).with_timeout_ms(timeout_ms);
     let response = client.request(PRODUCE_VERSION, &request)?;
     only_partition(response)
-}
-
-/// Produces `batch` to the leader, retrying while the broker has not taken the leadership Metadata already
-/// shows (nothing is written then); returns the answer to the first attempt that got past that.
-fn produce_at_leader(
-    client: &mut RawClient,
-    topic: &str,
-    batch: &Bytes,
-    acks: i16,
-) -> anyhow::Result<PartitionProduceResponse> {
-    wait_for("the leader to take a produce", || {
-        let answer = produce_with(client, topic, batch.clone(), acks, PRODUCE_TIMEOUT_MS)?;
-        if matches!(answer.error_code, UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE | NOT_LEADER_OR_FOLLOWER) {
-            eprintln!("produce not led yet: {answer:?}");
-            return Ok(None);
-        }
-        Ok(Some(answer))
-    })
 }
 
 /// The value of the first sample of metric `name` whose labels include all of `labels`, from a Prometheus text
@@ -233,7 +151,7 @@ fn acks_all_records_survive_the_leaders_sigkill_byte_for_byte() -> anyhow::Resul
     let batches = [simple_batch(3, TS, 16)?, simple_batch(1, TS + 10, 300)?, simple_batch(5, TS + 20, 40)?];
     let mut base_offsets = Vec::new();
     for batch in &batches {
-        let answer = produce_at_leader(&mut at_leader, topic, batch, ACKS_ALL)?;
+        let answer = produce_at_leader(&mut at_leader, topic, 0, batch, ACKS_ALL)?;
         assert_eq!(answer.error_code, NONE, "acks=all produce to the leader: {answer:?}");
         base_offsets.push(answer.base_offset);
     }
@@ -256,7 +174,7 @@ fn acks_all_records_survive_the_leaders_sigkill_byte_for_byte() -> anyhow::Resul
     let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
     let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
     let moved = wait_for("a new leader", || {
-        Ok(placement(&mut at_survivor, topic)?
+        Ok(placement(&mut at_survivor, topic, 0)?
             .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > placed.leader_epoch))
     })?;
     eprintln!("new leader {} in epoch {} after {:?}", moved.leader, moved.leader_epoch, killed_at.elapsed());
@@ -275,7 +193,7 @@ fn acks_all_records_survive_the_leaders_sigkill_byte_for_byte() -> anyhow::Resul
 
     // Its log ends there too (the next record goes to offset 9), and the two remaining replicas still make
     // min.insync.replicas: acks=all is acknowledged.
-    let next = produce_at_leader(&mut at_new_leader, topic, &simple_batch(2, TS + 30, 8)?, ACKS_ALL)?;
+    let next = produce_at_leader(&mut at_new_leader, topic, 0, &simple_batch(2, TS + 30, 8)?, ACKS_ALL)?;
     assert_eq!((next.error_code, next.base_offset), (NONE, log_end), "{next:?}");
     eprintln!("acks_all_records_survive_the_leaders_sigkill_byte_for_byte took {:?}", started.elapsed());
     Ok(())
@@ -292,7 +210,7 @@ fn delete_records_reaches_every_in_sync_replica() -> anyhow::Result<()> {
     let mut at_leader = nodes[leader_index].client()?;
     for (i, count) in [4, 3, 2].into_iter().enumerate() {
         let timestamp = TS + i64::try_from(i)?;
-        let answer = produce_at_leader(&mut at_leader, topic, &simple_batch(count, timestamp, 20)?, ACKS_ALL)?;
+        let answer = produce_at_leader(&mut at_leader, topic, 0, &simple_batch(count, timestamp, 20)?, ACKS_ALL)?;
         assert_eq!(answer.error_code, NONE, "{answer:?}");
     }
     // Offset 5 is inside the second batch (offsets 4-6): the log starts there, the batch stays.
@@ -304,7 +222,7 @@ fn delete_records_reaches_every_in_sync_replica() -> anyhow::Result<()> {
     let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
     let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
     let moved = wait_for("a new leader", || {
-        Ok(placement(&mut at_survivor, topic)?
+        Ok(placement(&mut at_survivor, topic, 0)?
             .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > placed.leader_epoch))
     })?;
     let mut at_new_leader = nodes[index_of(&nodes, moved.leader)].client()?;
@@ -336,7 +254,7 @@ fn acks_all_is_refused_below_min_insync_replicas_until_the_followers_rejoin() ->
     let leader_index = index_of(&nodes, placed.leader);
     let followers: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
     let mut at_leader = nodes[leader_index].client()?;
-    let first = produce_at_leader(&mut at_leader, topic, &simple_batch(3, TS, 16)?, ACKS_ALL)?;
+    let first = produce_at_leader(&mut at_leader, topic, 0, &simple_batch(3, TS, 16)?, ACKS_ALL)?;
     assert_eq!((first.error_code, first.base_offset), (NONE, 0), "{first:?}");
 
     for &follower in &followers {
@@ -358,7 +276,7 @@ fn acks_all_is_refused_below_min_insync_replicas_until_the_followers_rejoin() ->
     eprintln!("the in-flight acks=all produce was refused {:?} after the kill", killed_at.elapsed());
 
     let shrunk = wait_for("the ISR to shrink to the leader", || {
-        Ok(placement(&mut at_leader, topic)?.filter(|p| p.isr == [placed.leader]))
+        Ok(placement(&mut at_leader, topic, 0)?.filter(|p| p.isr == [placed.leader]))
     })?;
     assert_eq!(shrunk.leader_epoch, placed.leader_epoch, "an ISR change keeps the leader epoch");
     let leader = &nodes[leader_index];
@@ -403,7 +321,7 @@ fn acks_all_is_refused_below_min_insync_replicas_until_the_followers_rejoin() ->
     }
     let restarted_at = Instant::now();
     let rejoined = wait_for("the restarted followers to rejoin the ISR", || {
-        Ok(placement(&mut at_leader, topic)?.filter(|p| p.isr.len() == placed.replicas.len()))
+        Ok(placement(&mut at_leader, topic, 0)?.filter(|p| p.isr.len() == placed.replicas.len()))
     })?;
     eprintln!("ISR {:?} {:?} after the restart", rejoined.isr, restarted_at.elapsed());
     assert_eq!(rejoined.leader, placed.leader);
@@ -472,7 +390,7 @@ fn a_replica_fetch_past_the_end_of_its_epoch_is_told_where_the_logs_diverge() ->
     let leader_index = index_of(&nodes, placed.leader);
     let mut at_leader = nodes[leader_index].client()?;
     for (count, base) in [(3, 0), (2, 3)] {
-        let answer = produce_at_leader(&mut at_leader, topic, &simple_batch(count, TS, 16)?, ACKS_ALL)?;
+        let answer = produce_at_leader(&mut at_leader, topic, 0, &simple_batch(count, TS, 16)?, ACKS_ALL)?;
         assert_eq!((answer.error_code, answer.base_offset), (NONE, base), "{answer:?}");
     }
     let old_epoch = placed.leader_epoch;
@@ -483,13 +401,14 @@ fn a_replica_fetch_past_the_end_of_its_epoch_is_told_where_the_logs_diverge() ->
     let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
     let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
     let moved = wait_for("a new leader", || {
-        Ok(placement(&mut at_survivor, topic)?.filter(|p| survivors.contains(&p.leader) && p.leader_epoch > old_epoch))
+        Ok(placement(&mut at_survivor, topic, 0)?
+            .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > old_epoch))
     })?;
     let epoch = moved.leader_epoch;
     let follower = *survivors.iter().find(|&&id| id != moved.leader).expect("the other survivor");
     let mut at_new_leader = nodes[index_of(&nodes, moved.leader)].client()?;
     let batch = simple_batch(2, TS + 10, 16)?;
-    let answer = produce_at_leader(&mut at_new_leader, topic, &batch, ACKS_ALL)?;
+    let answer = produce_at_leader(&mut at_new_leader, topic, 0, &batch, ACKS_ALL)?;
     assert_eq!((answer.error_code, answer.base_offset), (NONE, old_epoch_end), "{answer:?}");
     let log_end = 7;
 
@@ -543,7 +462,7 @@ fn a_replica_fetch_from_an_epoch_newer_than_the_leaders_is_out_of_range() -> any
     let follower = *placed.replicas.iter().find(|&&id| id != placed.leader).expect("a follower");
     let mut at_leader = nodes[index_of(&nodes, placed.leader)].client()?;
     for (count, base) in [(3, 0), (2, 3)] {
-        let answer = produce_at_leader(&mut at_leader, topic, &simple_batch(count, TS, 16)?, ACKS_ALL)?;
+        let answer = produce_at_leader(&mut at_leader, topic, 0, &simple_batch(count, TS, 16)?, ACKS_ALL)?;
         assert_eq!((answer.error_code, answer.base_offset), (NONE, base), "{answer:?}");
     }
     let log_end = 5;

@@ -163,9 +163,7 @@ impl TestBroker {
         let Some(mut child) = self.child.take() else {
             bail!("the broker is not running");
         };
-        let pid = child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", pid.as_str()]).status().context("cannot run kill")?;
-        if !sent.success() {
+        if !signal("-TERM", child.id())?.success() {
             // Already gone (it crashed): report how it ended.
             return child.wait().context("cannot wait for the broker");
         }
@@ -186,6 +184,16 @@ impl TestBroker {
         };
         child.kill().context("cannot SIGKILL the broker")?;
         child.wait().context("cannot wait for the broker")
+    }
+
+    /// Stops the process with SIGSTOP: it keeps its connections and its place in the cluster but does nothing, as a
+    /// hung broker would, until the returned guard is [resumed](PausedBroker::resume) or dropped (SIGCONT), so a
+    /// failing test does not leave it stopped.
+    pub fn pause(&self) -> anyhow::Result<PausedBroker> {
+        let pid = self.pid().context("the broker is not running")?;
+        let status = signal("-STOP", pid)?;
+        anyhow::ensure!(status.success(), "kill -STOP {pid} failed: {status}");
+        Ok(PausedBroker { pid: Some(pid) })
     }
 
     /// Starts the broker again on the same ports and data directory, stopping it first (SIGTERM) if it runs.
@@ -310,6 +318,39 @@ impl Drop for TestBroker {
             let _ = child.wait();
         }
     }
+}
+
+/// A broker process stopped by [`TestBroker::pause`]; dropping this resumes it (SIGCONT), also when a test fails.
+#[derive(Debug)]
+#[must_use = "dropping the guard resumes the broker at once"]
+pub struct PausedBroker {
+    /// The process id until it is resumed.
+    pid: Option<u32>,
+}
+
+impl PausedBroker {
+    /// Resumes the process (SIGCONT).
+    pub fn resume(mut self) -> anyhow::Result<()> {
+        let Some(pid) = self.pid.take() else {
+            return Ok(());
+        };
+        let status = signal("-CONT", pid)?;
+        anyhow::ensure!(status.success(), "kill -CONT {pid} failed: {status}");
+        Ok(())
+    }
+}
+
+impl Drop for PausedBroker {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = signal("-CONT", pid);
+        }
+    }
+}
+
+/// Sends `which` (`"-TERM"`, `"-STOP"`, ...) to process `pid` with `kill`; its exit status says whether it was sent.
+fn signal(which: &str, pid: u32) -> anyhow::Result<ExitStatus> {
+    Command::new("kill").args([which, pid.to_string().as_str()]).status().context("cannot run kill")
 }
 
 /// `SKEIN_BIN`, else `target/release/skein` next to the `deps` directory the test executable runs from.

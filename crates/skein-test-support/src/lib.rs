@@ -2,18 +2,23 @@
 //! Kafka-protocol client for byte-level tests.
 //!
 //! # Layout
-//! - [`broker`]: [`TestBroker`], one `skein` process with its own ports, data directory and log file.
+//! - [`broker`]: [`TestBroker`], one `skein` process with its own ports, data directory and log file, and
+//!   [`PausedBroker`], the guard of one stopped with SIGSTOP.
 //! - [`client`]: [`RawClient`], a blocking client that speaks Kafka frames over a `TcpStream`, plus frame builders for
 //!   requests no well-behaved client would send.
+//! - [`cluster`]: helpers for multi-node tests: a partition's [`Placement`](cluster::Placement) as one broker's
+//!   Metadata shows it, waiting until every node agrees, creating a topic in sync everywhere, producing to a new
+//!   leader.
 //! - [`records`]: record batches built with `kafka-protocol`'s encoder, and the form the broker stores them in.
 //! - [`requests`]: the typed requests tests repeat (create a topic, produce, fetch, ...), each at one version.
 
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod records;
 pub mod requests;
 
-pub use broker::TestBroker;
+pub use broker::{PausedBroker, TestBroker};
 pub use client::{RawClient, decode_response_frame, encode_request_frame, raw_request_frame};
 pub use records::{TestRecord, as_stored, record_batch, record_batch_compressed, simple_batch};
 

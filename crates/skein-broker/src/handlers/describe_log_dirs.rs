@@ -1,5 +1,5 @@
-//! DescribeLogDirs: the one data directory, with the bytes stored per partition and the disk's total and usable
-//! bytes.
+//! DescribeLogDirs: the one data directory, with the bytes stored per partition this broker holds a replica of
+//! (as the metadata assigns them) and the disk's total and usable bytes.
 
 use std::sync::Arc;
 
@@ -38,10 +38,19 @@ pub(crate) async fn handle(
             })
             .collect(),
     };
+    let image = broker.image();
+    let node_id = broker.config.node_id;
+    let replica_here = |topic: &crate::topics::Topic, index: i32| {
+        image
+            .topic(&topic.name)
+            .filter(|t| t.topic_id == topic.id)
+            .and_then(|t| t.partitions.get(&index))
+            .is_some_and(|p| p.replicas.contains(&node_id))
+    };
     let mut topics = Vec::with_capacity(wanted.len());
     for (topic, indexes) in wanted {
         let mut partitions = Vec::with_capacity(indexes.len());
-        for index in indexes {
+        for index in indexes.into_iter().filter(|&index| replica_here(&topic, index)) {
             let Some(log) = topic.partition(index) else { continue };
             let size = match log.size_in_bytes().await {
                 Ok(size) => i64::try_from(size).unwrap_or(i64::MAX),

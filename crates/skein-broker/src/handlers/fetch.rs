@@ -34,6 +34,9 @@ struct Wanted {
     diverging: Option<(i32, i64)>,
     /// An error for this partition although the log is known (its marks go into the answer).
     refused: Option<BrokerError>,
+    /// The leader epoch the log led in when the request came: a fetch that waited is answered only while it
+    /// still leads in that epoch (a log that stopped leading may have been emptied or truncated meanwhile).
+    leader_epoch: i32,
 }
 
 /// The fetching replica's node id, for a follower's fetch (`None` for consumers): v15+ carry it in the replica
@@ -98,6 +101,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
                 // The follower's fetch offset is its log end: the leader learns its progress from it.
                 log.record_follower_fetch(replica, partition.fetch_offset, partition.log_start_offset, now_ms);
             }
+            let leader_epoch = log.as_ref().map_or(-1, |log| log.leader_epoch());
             wanted.push(Wanted {
                 topic_index,
                 partition: partition.partition,
@@ -106,6 +110,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version:
                 log,
                 diverging,
                 refused,
+                leader_epoch,
             });
         }
     }
@@ -174,6 +179,10 @@ async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> 
             .with_aborted_transactions((isolation == Isolation::ReadCommitted).then(Vec::new))
             .with_records(Some(Bytes::new()));
         let result = match (&w.log, &w.refused) {
+            // Leadership moved while the fetch waited (the log may have been emptied or truncated since).
+            (Ok(log), _) if !log.is_leader() || log.leader_epoch() != w.leader_epoch => {
+                Err(BrokerError::NotLeaderOrFollower)
+            }
             (Ok(_), Some(refused)) => Err(refused.clone()),
             (Ok(log), None) if w.diverging.is_some() => {
                 any_error = true;
@@ -188,7 +197,13 @@ async fn read_all(wanted: &[Wanted], max_bytes: usize, isolation: Isolation) -> 
             (Ok(log), None) => {
                 let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
                 // The first batch of the first partition with data is returned whatever its size.
-                log.read(w.fetch_offset, budget, total == 0, isolation).await
+                let read = log.read(w.fetch_offset, budget, total == 0, isolation).await;
+                // Leadership may have moved during the read (the role changes before the log is emptied).
+                if !log.is_leader() || log.leader_epoch() != w.leader_epoch {
+                    Err(BrokerError::NotLeaderOrFollower)
+                } else {
+                    read
+                }
             }
             (Err(err), _) => Err(err.clone()),
         };
