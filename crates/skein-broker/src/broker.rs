@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::broker_configs::{self, CurrentConfig, DynamicConfigs, DynamicLevel};
 use crate::cluster::{ClusterMember, controller_error};
+use crate::group_log::GroupStateLog;
 use crate::metrics::Metrics;
 use crate::topics::{NewTopic, Topic, TopicRegistry};
 use skein_log::PartitionLog;
@@ -42,6 +43,9 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Committed offsets.
     pub offsets: OffsetStore,
+    /// The replicated log of group state (`__consumer_offsets`), which the server's task loads and unloads as
+    /// leadership moves.
+    pub group_log: Arc<GroupStateLog>,
     pub metrics: Arc<Metrics>,
     pub cluster_id: String,
     /// This broker's membership: the metadata image, the controller, registration.
@@ -102,7 +106,13 @@ impl Broker {
         let topics = TopicRegistry::load(Arc::clone(&engine), config.node_id)?;
         let dynamic_configs = DynamicConfigs::default();
         dynamic_configs.apply_image(&cluster.image(), config.node_id);
-        let offsets = OffsetStore::new(Arc::clone(&engine), durability(&config));
+        let group_log = Arc::new(GroupStateLog::new(
+            config.offsets_topic_num_partitions,
+            Arc::clone(&engine),
+            durability(&config),
+            millis(config.offsets_commit_timeout_ms),
+        ));
+        let offsets = OffsetStore::new(Arc::clone(&engine), durability(&config), Arc::clone(&group_log) as _);
         let (groups, group_task) = GroupCoordinator::open(group_settings(&config), offsets.clone())?;
         let txn_settings = TxnSettings {
             max_timeout_ms: config.transaction_max_timeout_ms,
@@ -124,6 +134,7 @@ impl Broker {
             transactions,
             groups,
             offsets,
+            group_log,
             metrics,
             cluster_id,
             cluster,

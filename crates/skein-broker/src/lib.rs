@@ -14,6 +14,7 @@
 pub mod broker;
 pub mod broker_configs;
 pub mod cluster;
+pub mod group_log;
 pub mod handlers;
 pub mod metrics;
 pub mod replication;

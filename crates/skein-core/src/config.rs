@@ -171,8 +171,17 @@ pub struct BrokerConfig {
     /// A follower that has not caught up for this long leaves the ISR.
     #[serde(rename = "replica.lag.time.max.ms")]
     pub replica_lag_time_max_ms: i64,
+    /// Replicas of each `__consumer_offsets` partition (at most the number of controller voters, so one node
+    /// works with the default).
     #[serde(rename = "offsets.topic.replication.factor")]
     pub offsets_topic_replication_factor: i16,
+    /// Partitions of `__consumer_offsets`: a group's coordinator is the leader of the one its id hashes to.
+    /// Fixed once the topic exists.
+    #[serde(rename = "offsets.topic.num.partitions")]
+    pub offsets_topic_num_partitions: i32,
+    /// How long an offset commit (or any group state change) waits for the in-sync replicas.
+    #[serde(rename = "offsets.commit.timeout.ms")]
+    pub offsets_commit_timeout_ms: i64,
     #[serde(rename = "transaction.state.log.replication.factor")]
     pub transaction_state_log_replication_factor: i16,
     #[serde(rename = "transaction.state.log.min.isr")]
@@ -256,6 +265,8 @@ impl Default for BrokerConfig {
             controller_quorum_election_timeout_ms: 1_000,
             replica_lag_time_max_ms: 30_000,
             offsets_topic_replication_factor: 3,
+            offsets_topic_num_partitions: 50,
+            offsets_commit_timeout_ms: 5_000,
             transaction_state_log_replication_factor: 3,
             transaction_state_log_min_isr: 2,
             unclean_leader_election_enable: false,
@@ -288,6 +299,8 @@ impl BrokerConfig {
             ("controller.quorum.election.timeout.ms", self.controller_quorum_election_timeout_ms),
             ("replica.lag.time.max.ms", self.replica_lag_time_max_ms),
             ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds),
+            ("offsets.commit.timeout.ms", self.offsets_commit_timeout_ms),
+            ("offsets.topic.num.partitions", i64::from(self.offsets_topic_num_partitions)),
         ] {
             check(value >= 1, format!("{key} must be >= 1, got {value}"));
         }
@@ -546,6 +559,8 @@ impl BrokerConfig {
             ("controller.quorum.election.timeout.ms", self.controller_quorum_election_timeout_ms.to_string()),
             ("replica.lag.time.max.ms", self.replica_lag_time_max_ms.to_string()),
             ("offsets.topic.replication.factor", self.offsets_topic_replication_factor.to_string()),
+            ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
+            ("offsets.commit.timeout.ms", self.offsets_commit_timeout_ms.to_string()),
             ("transaction.state.log.replication.factor", self.transaction_state_log_replication_factor.to_string()),
             ("transaction.state.log.min.isr", self.transaction_state_log_min_isr.to_string()),
             ("unclean.leader.election.enable", self.unclean_leader_election_enable.to_string()),
@@ -638,6 +653,20 @@ fn validate_ratio(value: &str) -> Result<(), String> {
         _ => Err(format!("'{value}' must be a number between 0 and 1")),
     }
 }
+/// Kafka's throttled replica list: empty, `*`, or `partition:broker` pairs separated by commas.
+fn validate_throttled_replicas(value: &str) -> Result<(), String> {
+    let value = value.trim();
+    let pair = |entry: &str| {
+        entry.trim().split_once(':').is_some_and(|(partition, broker)| {
+            partition.trim().parse::<u32>().is_ok() && broker.trim().parse::<u32>().is_ok()
+        })
+    };
+    if value.is_empty() || value == "*" || value.split(',').all(pair) {
+        Ok(())
+    } else {
+        Err(format!("'{value}' must be '*' or a list of partition:broker pairs"))
+    }
+}
 fn validate_bool(value: &str) -> Result<(), String> {
     match value {
         "true" | "false" => Ok(()),
@@ -667,6 +696,22 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_key: None,
         default: "86400000",
         validate: validate_ms,
+    },
+    // Accepted as Kafka accepts them (kafka-reassign-partitions sets and clears them); Skein does not throttle
+    // replication.
+    TopicConfigDef {
+        name: "follower.replication.throttled.replicas",
+        config_type: 7,
+        broker_key: None,
+        default: "",
+        validate: validate_throttled_replicas,
+    },
+    TopicConfigDef {
+        name: "leader.replication.throttled.replicas",
+        config_type: 7,
+        broker_key: None,
+        default: "",
+        validate: validate_throttled_replicas,
     },
     TopicConfigDef {
         name: "max.compaction.lag.ms",

@@ -72,6 +72,12 @@ pub enum BrokerError {
     FencedInstanceId,
     #[error("the coordinator is not available: {0}")]
     CoordinatorNotAvailable(String),
+    /// Another broker coordinates the group (or transactional id): the client finds the coordinator again.
+    #[error("this broker is not the coordinator of {0}")]
+    NotCoordinator(String),
+    /// This broker is taking over the group's coordinator partition and still loading its state.
+    #[error("the coordinator of {0} is loading its state")]
+    CoordinatorLoadInProgress(String),
     #[error("the group is not empty")]
     NonEmptyGroup,
     #[error("the group is subscribed to the topic")]
@@ -184,6 +190,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
         BrokerError::FencedInstanceId => ResponseError::FencedInstanceId,
         BrokerError::CoordinatorNotAvailable(_) => ResponseError::CoordinatorNotAvailable,
+        BrokerError::NotCoordinator(_) => ResponseError::NotCoordinator,
+        BrokerError::CoordinatorLoadInProgress(_) => ResponseError::CoordinatorLoadInProgress,
         BrokerError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         BrokerError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         BrokerError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
@@ -253,6 +261,8 @@ mod tests {
         assert_eq!(error_code(&BrokerError::InvalidSessionTimeout { requested: 1, min: 2, max: 3 }), 26);
         assert_eq!(error_code(&BrokerError::RebalanceInProgress), 27);
         assert_eq!(error_code(&BrokerError::CoordinatorNotAvailable(String::new())), 15);
+        assert_eq!(error_code(&BrokerError::CoordinatorLoadInProgress(String::new())), 14);
+        assert_eq!(error_code(&BrokerError::NotCoordinator(String::new())), 16);
         assert_eq!(error_code(&BrokerError::NonEmptyGroup), 68);
         assert_eq!(error_code(&BrokerError::GroupIdNotFound), 69);
         assert_eq!(error_code(&BrokerError::MemberIdRequired { member_id: String::new() }), 79);

@@ -27,6 +27,16 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// The internal topic holding group state (Kafka's `Topic.GROUP_METADATA_TOPIC_NAME`).
+pub const GROUP_STATE_TOPIC: &str = "__consumer_offsets";
+/// The internal topic holding transaction state (Kafka's `Topic.TRANSACTION_STATE_TOPIC_NAME`).
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// Whether `name` is one of Kafka's internal topics: listed as internal, and clients may not produce to it.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == GROUP_STATE_TOPIC || name == TRANSACTION_STATE_TOPIC
+}
+
 /// Longest legal topic name (Kafka's `Topic.MAX_NAME_LENGTH`).
 pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
 

@@ -4,6 +4,7 @@
 //! rebalance delay, session timeouts) is a timer of the task's loop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use crate::consumer_group::{
     LEAVE_GROUP_STATIC_MEMBER_EPOCH,
 };
 use crate::group::{Group, GroupSettings, GroupState, JoinReply, Member, SyncReply};
+use crate::journal::StateJournal;
 use crate::offsets::OffsetStore;
 
 /// The protocol type of KIP-848 consumer groups in ListGroups.
@@ -172,6 +174,10 @@ enum Command {
     Delete(String, Reply<()>),
     ConsumerHeartbeat(Box<ConsumerHeartbeat>, Reply<HeartbeatOutcome>),
     ConsumerDescribe(String, Reply<Option<ConsumerGroupDescription>>),
+    /// Take over the groups of a coordinator partition from storage; answers how many.
+    Load(i32, Reply<usize>),
+    /// Drop the groups of a coordinator partition (another broker coordinates them now); answers how many.
+    Unload(i32, Reply<usize>),
 }
 
 /// The handle handlers use; cheap to clone. Every call is bounded in time.
@@ -179,6 +185,7 @@ enum Command {
 pub struct GroupCoordinator {
     commands: mpsc::Sender<Command>,
     settings: GroupSettings,
+    journal: Arc<dyn StateJournal>,
 }
 
 /// The coordinator's task: run it with [`CoordinatorTask::run`] until shutdown.
@@ -202,22 +209,11 @@ fn unavailable() -> BrokerError {
 }
 
 impl GroupCoordinator {
-    /// Loads the known groups from `store` (blocking: call before serving) and returns the handle and the task.
+    /// Loads the groups this broker coordinates from `store` (blocking: call before serving) and returns the handle
+    /// and the task.
     pub fn open(settings: GroupSettings, store: OffsetStore) -> Result<(Self, CoordinatorTask), StorageError> {
-        let mut groups = HashMap::new();
-        let mut consumer_groups = HashMap::new();
-        for (group_id, record) in store.load_groups()? {
-            if let Some(record) = record.as_ref().filter(|r| r.group_type == GroupType::Consumer) {
-                consumer_groups.insert(group_id.clone(), ConsumerGroup::new(group_id, record.generation_id));
-                continue;
-            }
-            let mut group = Group::new(group_id.clone());
-            if let Some(record) = record {
-                group.generation_id = record.generation_id;
-                group.protocol_type = Some(record.protocol_type).filter(|t| !t.is_empty());
-            }
-            groups.insert(group_id, group);
-        }
+        let (groups, consumer_groups) = groups_from(store.load_groups()?);
+        let journal = Arc::clone(store.journal());
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
         let task = CoordinatorTask {
             commands: receiver,
@@ -228,7 +224,19 @@ impl GroupCoordinator {
             dirty: BTreeSet::new(),
             empty_since: HashMap::new(),
         };
-        Ok((GroupCoordinator { commands: sender, settings }, task))
+        Ok((GroupCoordinator { commands: sender, settings, journal }, task))
+    }
+
+    /// Takes over the groups of coordinator partition `partition` from storage, where the broker has replayed the
+    /// partition's journal; answers how many groups.
+    pub async fn load_partition(&self, partition: i32) -> Result<usize, BrokerError> {
+        self.call(CALL_TIMEOUT, |reply| Command::Load(partition, reply)).await
+    }
+
+    /// Drops the groups of coordinator partition `partition` (another broker coordinates them now): their members'
+    /// waiting requests are answered as a lost coordinator; answers how many groups.
+    pub async fn unload_partition(&self, partition: i32) -> Result<usize, BrokerError> {
+        self.call(CALL_TIMEOUT, |reply| Command::Unload(partition, reply)).await
     }
 
     async fn call<T>(&self, wait: Duration, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, BrokerError> {
@@ -245,6 +253,7 @@ impl GroupCoordinator {
     /// Joins (or rejoins) a group; waits until the rebalance completes.
     pub async fn join(&self, request: JoinGroup) -> Result<JoinOutcome, BrokerError> {
         check_member_ids(&request.group_id, &request.member_id, request.group_instance_id.as_deref())?;
+        self.journal.check_coordinator(&request.group_id)?;
         limits::validate_id(IdKind::ClientId, &request.client_id)?;
         // The coordinator answers by the group's rebalance timeout at the latest; this bound is only a safety net.
         let rebalance = Duration::from_millis(u64::try_from(request.rebalance_timeout_ms).unwrap_or(0));
@@ -256,6 +265,7 @@ impl GroupCoordinator {
     /// Sends the leader's assignments or waits for them; returns this member's assignment.
     pub async fn sync(&self, request: SyncGroup) -> Result<SyncOutcome, BrokerError> {
         check_member_ids(&request.group_id, &request.member_id, request.group_instance_id.as_deref())?;
+        self.journal.check_coordinator(&request.group_id)?;
         limits::validate_ids(IdKind::MemberId, request.assignments.iter().map(|(member_id, _)| member_id.as_str()))?;
         let wait = self.settings.max_session_timeout + CALL_TIMEOUT;
         self.call(wait, |reply| Command::Sync(request, reply)).await
@@ -269,6 +279,7 @@ impl GroupCoordinator {
         generation_id: i32,
     ) -> Result<(), BrokerError> {
         check_member_ids(&group_id, &member_id, group_instance_id.as_deref())?;
+        self.journal.check_coordinator(&group_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::Heartbeat {
             group_id,
             member_id,
@@ -288,7 +299,7 @@ impl GroupCoordinator {
                 limits::validate_optional_id(IdKind::GroupInstanceId, member.group_instance_id.as_deref())
             })
         });
-        if let Err(err) = checked {
+        if let Err(err) = checked.and_then(|()| self.journal.check_coordinator(&group_id)) {
             return vec![Err(err); count];
         }
         match self.call(CALL_TIMEOUT, |reply| Command::Leave { group_id, members, reply }).await {
@@ -300,6 +311,7 @@ impl GroupCoordinator {
     /// Checks an OffsetCommit may proceed (and creates the group for a simple commit to an unknown group).
     pub async fn check_commit(&self, check: CommitCheck) -> Result<(), BrokerError> {
         check_member_ids(&check.group_id, &check.member_id, check.group_instance_id.as_deref())?;
+        self.journal.check_coordinator(&check.group_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::CheckCommit(check, reply)).await
     }
 
@@ -309,11 +321,13 @@ impl GroupCoordinator {
 
     /// The group, or `None` if it does not exist.
     pub async fn describe(&self, group_id: String) -> Result<Option<GroupDescription>, BrokerError> {
+        self.journal.check_coordinator(&group_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::Describe(group_id, reply)).await
     }
 
     /// Deletes an Empty group and its committed offsets.
     pub async fn delete(&self, group_id: String) -> Result<(), BrokerError> {
+        self.journal.check_coordinator(&group_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::Delete(group_id, reply)).await
     }
 
@@ -321,6 +335,7 @@ impl GroupCoordinator {
     pub async fn consumer_heartbeat(&self, request: ConsumerHeartbeat) -> Result<HeartbeatOutcome, BrokerError> {
         check_member_ids(&request.group_id, &request.member_id, request.instance_id.as_deref())?;
         limits::validate_id(IdKind::ClientId, &request.client_id)?;
+        self.journal.check_coordinator(&request.group_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::ConsumerHeartbeat(Box::new(request), reply)).await
     }
 
@@ -329,6 +344,7 @@ impl GroupCoordinator {
         &self,
         group_id: String,
     ) -> Result<Option<ConsumerGroupDescription>, BrokerError> {
+        self.journal.check_coordinator(&group_id)?;
         self.call(CALL_TIMEOUT, |reply| Command::ConsumerDescribe(group_id, reply)).await
     }
 
@@ -361,7 +377,62 @@ fn check_member_ids(group_id: &str, member_id: &str, group_instance_id: Option<&
     limits::validate_optional_id(IdKind::GroupInstanceId, group_instance_id)
 }
 
+/// Classic and KIP-848 groups from their stored records (a group with offsets only is a classic one).
+fn groups_from(
+    stored: BTreeMap<String, Option<GroupRecord>>,
+) -> (HashMap<String, Group>, HashMap<String, ConsumerGroup>) {
+    let mut groups = HashMap::new();
+    let mut consumer_groups = HashMap::new();
+    for (group_id, record) in stored {
+        if let Some(record) = record.as_ref().filter(|r| r.group_type == GroupType::Consumer) {
+            consumer_groups.insert(group_id.clone(), ConsumerGroup::new(group_id, record.generation_id));
+            continue;
+        }
+        let mut group = Group::new(group_id.clone());
+        if let Some(record) = record {
+            group.generation_id = record.generation_id;
+            group.protocol_type = Some(record.protocol_type).filter(|t| !t.is_empty());
+        }
+        groups.insert(group_id, group);
+    }
+    (groups, consumer_groups)
+}
+
 impl CoordinatorTask {
+    /// Takes over the stored groups of coordinator partition `partition`; answers how many.
+    async fn load_partition(&mut self, partition: i32) -> Result<usize, BrokerError> {
+        let store = self.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.load_groups_of(partition))
+            .await
+            .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
+            .map_err(|err| BrokerError::Storage(err.to_string()))?;
+        let (groups, consumer_groups) = groups_from(stored);
+        let count = groups.len() + consumer_groups.len();
+        for (group_id, group) in groups {
+            self.groups.entry(group_id).or_insert(group);
+        }
+        for (group_id, group) in consumer_groups {
+            self.consumer_groups.entry(group_id).or_insert(group);
+        }
+        tracing::debug!(partition, groups = count, "coordinator partition loaded");
+        Ok(count)
+    }
+
+    /// Drops the groups of coordinator partition `partition`; answers how many. Replies they still hold are
+    /// dropped, which their callers see as COORDINATOR_NOT_AVAILABLE (clients then find the new coordinator).
+    fn unload_partition(&mut self, partition: i32) -> usize {
+        let journal = Arc::clone(self.store.journal());
+        let moved = |group_id: &String| journal.partition_for(group_id) == partition;
+        let before = self.groups.len() + self.consumer_groups.len();
+        self.groups.retain(|group_id, _| !moved(group_id));
+        self.consumer_groups.retain(|group_id, _| !moved(group_id));
+        self.dirty.retain(|group_id| !moved(group_id));
+        self.empty_since.retain(|group_id, _| !moved(group_id));
+        let count = before - self.groups.len() - self.consumer_groups.len();
+        tracing::debug!(partition, groups = count, "coordinator partition unloaded");
+        count
+    }
+
     /// Serves commands and fires deadlines until `shutdown` is cancelled. Answers still held are dropped then, which
     /// their callers see as COORDINATOR_NOT_AVAILABLE.
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -438,6 +509,12 @@ impl CoordinatorTask {
             }
             Command::ConsumerHeartbeat(request, reply) => {
                 let _ = reply.send(self.consumer_heartbeat(*request, now));
+            }
+            Command::Load(partition, reply) => {
+                let _ = reply.send(self.load_partition(partition).await);
+            }
+            Command::Unload(partition, reply) => {
+                let _ = reply.send(Ok(self.unload_partition(partition)));
             }
             Command::ConsumerDescribe(group_id, reply) => {
                 let description = self.consumer_groups.get(&group_id).map(|g| g.describe(&self.settings.consumer));
@@ -1201,7 +1278,8 @@ mod tests {
     const SESSION_MS: i32 = 10_000;
 
     fn start(settings: GroupSettings) -> (GroupCoordinator, CancellationToken) {
-        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let store =
+            OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash, Arc::new(crate::LocalJournal));
         let (coordinator, task) = GroupCoordinator::open(settings, store).expect("open");
         let shutdown = CancellationToken::new();
         tokio::spawn(task.run(shutdown.clone()));
@@ -1211,7 +1289,8 @@ mod tests {
     #[tokio::test]
     async fn offsets_of_groups_without_members_expire_after_the_retention() {
         let settings = GroupSettings { offsets_retention: Duration::from_secs(60), ..GroupSettings::default() };
-        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let store =
+            OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash, Arc::new(crate::LocalJournal));
         let t0 = 1_000_000_000;
         let offset =
             |commit_timestamp| CommittedOffset { offset: 7, leader_epoch: -1, metadata: None, commit_timestamp };

@@ -1,7 +1,13 @@
 //! Committed offsets and group records in the storage engine. Every call runs on the blocking pool.
+//!
+//! Every change goes to the [`StateJournal`] first (in a cluster: the group's `__consumer_offsets` partition,
+//! replicated) and is applied to local storage once the journal has it; reads and writes of a group this broker
+//! does not coordinate are refused (NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS while loading it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use crate::journal::{StateEntry, StateJournal, StateSpace};
 
 use skein_core::BrokerError;
 use skein_core::limits::{self, IdKind};
@@ -15,6 +21,7 @@ pub type TopicPartitionOffset = (String, i32, CommittedOffset);
 pub struct OffsetStore {
     engine: Arc<dyn Engine>,
     durability: Durability,
+    journal: Arc<dyn StateJournal>,
 }
 
 impl std::fmt::Debug for OffsetStore {
@@ -53,35 +60,74 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl OffsetStore {
-    /// Writes go to the engine with `durability`; a commit is acknowledged only after its write returns.
-    pub fn new(engine: Arc<dyn Engine>, durability: Durability) -> Self {
-        OffsetStore { engine, durability }
+    /// Changes are journaled in `journal`, then written to the engine with `durability`; a commit is acknowledged
+    /// only after both.
+    pub fn new(engine: Arc<dyn Engine>, durability: Durability, journal: Arc<dyn StateJournal>) -> Self {
+        OffsetStore { engine, durability, journal }
     }
 
-    /// Stores the offsets of one commit request in one atomic write.
-    pub async fn commit(&self, group_id: &str, offsets: Vec<TopicPartitionOffset>) -> Result<(), BrokerError> {
-        check_group_id(group_id)?;
-        let mut batch = StoreBatch::default();
-        for (topic, partition, committed) in &offsets {
-            check_topic(topic)?;
-            batch.put(ColumnFamily::Offsets, keys::offset_key(group_id, topic, *partition), committed.encode());
+    /// The journal, for the coordinator's ownership checks.
+    pub fn journal(&self) -> &Arc<dyn StateJournal> {
+        &self.journal
+    }
+
+    /// Journals `entries` of one group, then applies them to local storage in one write.
+    async fn change(&self, group_id: &str, entries: Vec<StateEntry>) -> Result<(), BrokerError> {
+        if entries.is_empty() {
+            return Ok(());
         }
+        self.journal.append(group_id, entries.clone()).await?;
+        let mut batch = StoreBatch::default();
+        put_entries(&mut batch, entries);
         let engine = Arc::clone(&self.engine);
         let durability = self.durability;
         blocking(move || engine.write(batch, durability)).await
     }
 
+    /// The keys stored in `[from, to)` of the offsets key space, as deletions.
+    async fn offset_tombstones(&self, from: Vec<u8>, to: Vec<u8>) -> Result<Vec<StateEntry>, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        blocking(move || {
+            let mut found = Vec::new();
+            engine.scan(ColumnFamily::Offsets, &from, &to, &mut |key, _| {
+                found.push(StateEntry { space: StateSpace::Offsets, key: key.to_vec(), value: None });
+                true
+            })?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Stores the offsets of one commit request in one atomic write.
+    pub async fn commit(&self, group_id: &str, offsets: Vec<TopicPartitionOffset>) -> Result<(), BrokerError> {
+        check_group_id(group_id)?;
+        self.journal.check_coordinator(group_id)?;
+        let mut entries = Vec::with_capacity(offsets.len());
+        for (topic, partition, committed) in &offsets {
+            check_topic(topic)?;
+            entries.push(StateEntry {
+                space: StateSpace::Offsets,
+                key: keys::offset_key(group_id, topic, *partition),
+                value: Some(committed.encode()),
+            });
+        }
+        self.change(group_id, entries).await
+    }
+
     /// Every committed offset of a group, by topic then partition.
     pub async fn fetch_all(&self, group_id: &str) -> Result<Vec<TopicPartitionOffset>, BrokerError> {
         check_group_id(group_id)?;
+        self.journal.check_coordinator(group_id)?;
         let (from, to) = keys::offset_group_range(group_id);
         let found = self.scan_offsets(from, to).await?;
         Ok(found.into_iter().map(|(_, offset)| offset).collect())
     }
 
-    /// Every committed offset of every group, by group, topic and partition.
+    /// Every committed offset of every group this broker coordinates, by group, topic and partition.
     pub async fn fetch_every_group(&self) -> Result<Vec<(String, TopicPartitionOffset)>, BrokerError> {
-        self.scan_offsets(Vec::new(), vec![0xff; 3]).await
+        let mut found = self.scan_offsets(Vec::new(), vec![0xff; 3]).await?;
+        found.retain(|(group_id, _)| self.journal.check_coordinator(group_id).is_ok());
+        Ok(found)
     }
 
     /// The committed offsets stored under keys in `[from, to)`, with their group ids.
@@ -125,6 +171,7 @@ impl OffsetStore {
         wanted: Vec<(String, i32)>,
     ) -> Result<Vec<Option<CommittedOffset>>, BrokerError> {
         check_group_id(group_id)?;
+        self.journal.check_coordinator(group_id)?;
         let engine = Arc::clone(&self.engine);
         let keys: Vec<Option<Vec<u8>>> = wanted
             .iter()
@@ -147,57 +194,107 @@ impl OffsetStore {
     /// Deletes the given partitions' committed offsets.
     pub async fn delete_offsets(&self, group_id: &str, partitions: Vec<(String, i32)>) -> Result<(), BrokerError> {
         check_group_id(group_id)?;
-        let mut batch = StoreBatch::default();
+        self.journal.check_coordinator(group_id)?;
         // A topic name no topic can have has no offsets to delete.
-        for (topic, partition) in partitions.iter().filter(|(topic, _)| keys::fits_key_part(topic)) {
-            batch.delete(ColumnFamily::Offsets, keys::offset_key(group_id, topic, *partition));
-        }
-        let engine = Arc::clone(&self.engine);
-        let durability = self.durability;
-        blocking(move || engine.write(batch, durability)).await
+        let entries = partitions
+            .iter()
+            .filter(|(topic, _)| keys::fits_key_part(topic))
+            .map(|(topic, partition)| StateEntry {
+                space: StateSpace::Offsets,
+                key: keys::offset_key(group_id, topic, *partition),
+                value: None,
+            })
+            .collect();
+        self.change(group_id, entries).await
     }
 
-    /// Deletes every group's committed offsets of a deleted topic in one write, so a topic created again under the
-    /// same name starts without them (as in Kafka).
+    /// Deletes the committed offsets of a deleted topic of every group this broker coordinates (the other groups'
+    /// coordinators delete theirs), so a topic created again under the same name starts without them (as in
+    /// Kafka).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), BrokerError> {
+        if !keys::fits_key_part(topic) {
+            return Ok(());
+        }
         let engine = Arc::clone(&self.engine);
-        let durability = self.durability;
-        let topic = topic.to_string();
-        blocking(move || {
-            let mut batch = StoreBatch::default();
-            for group_id in group_ids_with_offsets(engine.as_ref())? {
-                let (from, to) = keys::offset_topic_range(&group_id, &topic);
-                batch.delete_range(ColumnFamily::Offsets, from, to);
-            }
-            if batch.is_empty() { Ok(()) } else { engine.write(batch, durability) }
-        })
-        .await
+        let group_ids = blocking(move || group_ids_with_offsets(engine.as_ref())).await?;
+        for group_id in group_ids.iter().filter(|g| self.journal.check_coordinator(g).is_ok()) {
+            let (from, to) = keys::offset_topic_range(group_id, topic);
+            let entries = self.offset_tombstones(from, to).await?;
+            self.change(group_id, entries).await?;
+        }
+        Ok(())
     }
 
     /// Deletes a group's record and all its committed offsets in one write.
     pub(crate) async fn delete_group(&self, group_id: &str) -> Result<(), BrokerError> {
         check_group_id(group_id)?;
-        let mut batch = StoreBatch::default();
+        self.journal.check_coordinator(group_id)?;
         let (from, to) = keys::offset_group_range(group_id);
-        batch.delete_range(ColumnFamily::Offsets, from, to);
-        batch.delete(ColumnFamily::Groups, keys::group_key(group_id));
-        let engine = Arc::clone(&self.engine);
-        let durability = self.durability;
-        blocking(move || engine.write(batch, durability)).await
+        let mut entries = self.offset_tombstones(from, to).await?;
+        entries.push(StateEntry { space: StateSpace::Groups, key: keys::group_key(group_id), value: None });
+        self.change(group_id, entries).await
     }
 
     /// Stores a group's record.
     pub(crate) async fn save_group(&self, group_id: &str, record: &GroupRecord) -> Result<(), BrokerError> {
         check_group_id(group_id)?;
-        let mut batch = StoreBatch::default();
-        batch.put(ColumnFamily::Groups, keys::group_key(group_id), record.encode().map_err(storage_error)?);
-        let engine = Arc::clone(&self.engine);
-        let durability = self.durability;
-        blocking(move || engine.write(batch, durability)).await
+        self.journal.check_coordinator(group_id)?;
+        let entry = StateEntry {
+            space: StateSpace::Groups,
+            key: keys::group_key(group_id),
+            value: Some(record.encode().map_err(storage_error)?),
+        };
+        self.change(group_id, vec![entry]).await
     }
 
-    /// Every group known at start-up (blocking): those with a record, and those that only hold committed offsets.
+    /// Every stored change of the groups whose coordinator partition is `partition`, as puts (blocking): what a
+    /// journal that does not hold them yet must be given (storage written before the journal existed).
+    pub fn entries_of_partition(&self, partition: i32) -> Result<Vec<(String, StateEntry)>, StorageError> {
+        let mut entries = Vec::new();
+        let journal = Arc::clone(&self.journal);
+        let mut keep = |space: StateSpace, group_id: Option<String>, key: &[u8], value: &[u8]| {
+            if let Some(group_id) = group_id.filter(|g| journal.partition_for(g) == partition) {
+                entries.push((group_id, StateEntry { space, key: key.to_vec(), value: Some(value.to_vec()) }));
+            }
+            true
+        };
+        self.engine.scan(ColumnFamily::Groups, &[], &[0xff; 3], &mut |key, value| {
+            keep(StateSpace::Groups, keys::decode_group_key(key), key, value)
+        })?;
+        self.engine.scan(ColumnFamily::Offsets, &[], &[0xff; 3], &mut |key, value| {
+            keep(StateSpace::Offsets, keys::decode_offset_key(key).map(|(group_id, _, _)| group_id), key, value)
+        })?;
+        Ok(entries)
+    }
+
+    /// Replaces, in one write, the stored state of the groups whose coordinator partition is `partition` with
+    /// `entries` (replayed from its journal; later entries win, deletions remove) (blocking).
+    pub fn replace_partition(&self, partition: i32, entries: Vec<StateEntry>) -> Result<(), StorageError> {
+        let mut batch = StoreBatch::default();
+        for (_, stale) in self.entries_of_partition(partition)? {
+            batch.delete(column_family(stale.space), stale.key);
+        }
+        put_entries(&mut batch, entries);
+        if batch.is_empty() { Ok(()) } else { self.engine.write(batch, self.durability) }
+    }
+
+    /// The groups whose coordinator partition is `partition` (blocking): those with a record, and those that only
+    /// hold committed offsets.
+    pub fn load_groups_of(&self, partition: i32) -> Result<BTreeMap<String, Option<GroupRecord>>, StorageError> {
+        let mut groups = self.load_all_groups()?;
+        groups.retain(|group_id, _| self.journal.partition_for(group_id) == partition);
+        Ok(groups)
+    }
+
+    /// Every group this broker coordinates at start-up (blocking): those with a record, and those that only hold
+    /// committed offsets.
     pub fn load_groups(&self) -> Result<BTreeMap<String, Option<GroupRecord>>, StorageError> {
+        let mut groups = self.load_all_groups()?;
+        groups.retain(|group_id, _| self.journal.check_coordinator(group_id).is_ok());
+        Ok(groups)
+    }
+
+    fn load_all_groups(&self) -> Result<BTreeMap<String, Option<GroupRecord>>, StorageError> {
         let mut groups = BTreeMap::new();
         let mut corrupt = None;
         self.engine.scan(ColumnFamily::Groups, &[], &[0xff; 3], &mut |key, value| {
@@ -222,6 +319,24 @@ impl OffsetStore {
     }
 }
 
+fn column_family(space: StateSpace) -> ColumnFamily {
+    match space {
+        StateSpace::Offsets => ColumnFamily::Offsets,
+        StateSpace::Groups => ColumnFamily::Groups,
+    }
+}
+
+/// Adds the writes applying `entries` to `batch`.
+fn put_entries(batch: &mut StoreBatch, entries: Vec<StateEntry>) {
+    for entry in entries {
+        let cf = column_family(entry.space);
+        match entry.value {
+            Some(value) => batch.put(cf, entry.key, value),
+            None => batch.delete(cf, entry.key),
+        }
+    }
+}
+
 /// The groups that hold committed offsets, skipping from one group's offsets to the next instead of reading all.
 fn group_ids_with_offsets(engine: &dyn Engine) -> Result<Vec<String>, StorageError> {
     let mut group_ids = Vec::new();
@@ -243,10 +358,11 @@ mod tests {
     use skein_storage::MemoryEngine;
 
     use super::*;
+    use crate::journal::LocalJournal;
 
     #[tokio::test]
     async fn every_group_lists_all_committed_offsets_by_group() {
-        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash, Arc::new(LocalJournal));
         let offset = |offset| CommittedOffset { offset, leader_epoch: -1, metadata: None, commit_timestamp: 0 };
         store
             .commit("payments", vec![("orders".into(), 1, offset(7)), ("orders".into(), 0, offset(5))])
@@ -277,7 +393,7 @@ mod tests {
 
     #[tokio::test]
     async fn group_ids_sharing_their_first_65535_bytes_never_share_offsets() {
-        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash, Arc::new(LocalJournal));
         // Both were cut to their shared 65,535 bytes in the key, so one's commit overwrote the other's. Now both are
         // refused (INVALID_REQUEST; the handlers close such a request's connection before it gets here, as Kafka
         // does) and nothing is written.
@@ -315,7 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_topic_name_no_key_can_hold_has_no_offsets() {
-        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash);
+        let store = OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash, Arc::new(LocalJournal));
         let long_topic = "t".repeat(keys::MAX_KEY_PART_BYTES + 1);
         assert!(store.commit("g", vec![(long_topic.clone(), 0, offset(1))]).await.is_err());
         let found = store.fetch("g", vec![(long_topic.clone(), 0)]).await.expect("fetch");

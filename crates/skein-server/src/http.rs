@@ -1,5 +1,5 @@
-//! The metrics listener: `/metrics` (Prometheus text format), `/health` (the process is up) and `/ready` (storage
-//! is open and recovered — true once the listener runs, since it starts after recovery).
+//! The metrics listener: `/metrics` (Prometheus text format), `/health` (the process is up) and `/ready` (this
+//! broker is registered and unfenced, and coordinates the groups it should: their partitions are loaded).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,8 +72,13 @@ async fn exchange(mut stream: TcpStream, broker: &Broker) {
         },
         "/health" => ("200 OK", "text/plain", "ok\n".to_string()),
         // Ready once this broker is registered and unfenced: it then leads partitions and is in Metadata.
-        "/ready" if broker.image().is_live(broker.config.node_id) => ("200 OK", "text/plain", "ok\n".to_string()),
-        "/ready" => ("503 Service Unavailable", "text/plain", "not registered and unfenced yet\n".to_string()),
+        "/ready" if !broker.image().is_live(broker.config.node_id) => {
+            ("503 Service Unavailable", "text/plain", "not registered and unfenced yet\n".to_string())
+        }
+        "/ready" if !broker.group_log.is_caught_up(broker) => {
+            ("503 Service Unavailable", "text/plain", "loading the groups this broker coordinates\n".to_string())
+        }
+        "/ready" => ("200 OK", "text/plain", "ok\n".to_string()),
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
     let response = format!(

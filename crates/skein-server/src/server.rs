@@ -139,6 +139,11 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         }
     }));
     tracker.spawn(group_task.run(shutdown.child_token()));
+    tracker.spawn(skein_broker::group_log::run(
+        Arc::clone(&broker),
+        Arc::clone(&broker.group_log),
+        shutdown.child_token(),
+    ));
     let b = Arc::clone(&broker);
     tracker.spawn(every(broker.transactions.settings().abort_check_interval, shutdown.child_token(), move || {
         let broker = Arc::clone(&b);

@@ -23,7 +23,7 @@ use skein_broker::router::SUPPORTED_APIS;
 use skein_test_support::requests::{
     EARLIEST_TIMESTAMP, FETCH_BY_NAME_VERSION, FETCH_MAX_BYTES, LATEST_TIMESTAMP, MAX_TIMESTAMP, PRODUCE_VERSION,
     api_versions, create_topic, fetch, fetch_request, fetch_request_for, list_offset, metadata, produce,
-    produce_request, topic_name,
+    produce_request, topic_name, user_topics,
 };
 use skein_test_support::{
     RawClient, TestBroker, TestRecord, as_stored, decode_response_frame, raw_request_frame, record_batch,
@@ -183,8 +183,8 @@ fn metadata_auto_creates_topics_and_advertises_the_broker() {
     // Asking again finds the same topic; the all-topics form lists it.
     let again = metadata(&mut client, &["auto-created"], true).expect("Metadata");
     assert_eq!(again.topics[0].topic_id, topic.topic_id);
-    let all = metadata(&mut client, &[], false).expect("Metadata");
-    let names: Vec<String> = all.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    let all = user_topics(&mut client).expect("Metadata");
+    let names: Vec<String> = all.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
     assert_eq!(names, vec!["auto-created".to_string()]);
 }
 
@@ -193,8 +193,8 @@ fn metadata_for_an_unknown_topic_without_auto_creation_is_unknown_topic_or_parti
     let broker = start();
     let mut client = broker.client().expect("connect");
     assert_eq!(topic_error(&mut client, "not-there"), UNKNOWN_TOPIC_OR_PARTITION);
-    let all = metadata(&mut client, &[], false).expect("Metadata");
-    assert!(all.topics.is_empty(), "nothing was created: {:?}", all.topics);
+    let all = user_topics(&mut client).expect("Metadata");
+    assert!(all.is_empty(), "nothing was created: {all:?}");
 
     let no_auto = start_with("auto.create.topics.enable: false\n");
     let mut client = no_auto.client().expect("connect");
@@ -211,7 +211,7 @@ fn metadata_for_an_invalid_topic_name_is_invalid_topic() {
         let response = metadata(&mut client, &[name], true).expect("Metadata");
         assert_eq!(response.topics[0].error_code, INVALID_TOPIC_EXCEPTION, "{name}");
     }
-    assert!(metadata(&mut client, &[], false).expect("Metadata").topics.is_empty());
+    assert!(user_topics(&mut client).expect("Metadata").is_empty());
 }
 
 #[test]
@@ -279,8 +279,8 @@ fn create_topics_refuses_invalid_requests_and_creates_nothing() {
     let response = client.request(7, &request).expect("CreateTopics");
     assert_eq!(response.topics[0].error_code, INVALID_REPLICATION_FACTOR);
 
-    let all = metadata(&mut client, &[], false).expect("Metadata");
-    assert!(all.topics.is_empty(), "nothing was created: {:?}", all.topics);
+    let all = user_topics(&mut client).expect("Metadata");
+    assert!(all.is_empty(), "nothing was created: {all:?}");
 }
 
 #[test]
@@ -830,7 +830,7 @@ fn delete_topics_by_name_at_every_version_then_metadata_says_unknown() {
         let again = client.request(version, &request).expect("DeleteTopics again");
         assert_eq!(again.responses[0].error_code, UNKNOWN_TOPIC_OR_PARTITION, "v{version}");
     }
-    assert!(metadata(&mut client, &[], false).expect("Metadata").topics.is_empty());
+    assert!(user_topics(&mut client).expect("Metadata").is_empty());
 }
 
 #[test]

@@ -203,3 +203,12 @@ pub fn delete_records(client: &mut RawClient, topic: &str, offset: i64) -> anyho
         .context("DeleteRecords answered no partition")?;
     Ok((partition.error_code, partition.low_watermark))
 }
+
+/// The topics Metadata lists for all topics, without the internal ones (`__consumer_offsets`, which a broker
+/// creates for group state): those a test created.
+pub fn user_topics(
+    client: &mut RawClient,
+) -> anyhow::Result<Vec<kafka_protocol::messages::metadata_response::MetadataResponseTopic>> {
+    let response = metadata(client, &[], false)?;
+    Ok(response.topics.into_iter().filter(|topic| !topic.is_internal).collect())
+}

@@ -618,7 +618,8 @@ mod tests {
         let mut batch = StoreBatch::default();
         let log = PartitionLog::create_standalone(Arc::clone(&engine), TopicPartition::new("t", 0), 1, 0, &mut batch);
         engine.write(batch, Durability::ProcessCrash).expect("setup");
-        let offsets = OffsetStore::new(Arc::clone(&engine), Durability::ProcessCrash);
+        let offsets =
+            OffsetStore::new(Arc::clone(&engine), Durability::ProcessCrash, Arc::new(skein_group::LocalJournal));
         let ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine)).expect("ids"));
         (engine, OnePartition(log), offsets, ids)
     }

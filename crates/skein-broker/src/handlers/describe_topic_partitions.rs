@@ -98,6 +98,7 @@ fn describe(
     let answer = DescribeTopicPartitionsResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.topic_id)
+        .with_is_internal(skein_core::types::is_internal_topic(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_OMITTED);
     (answer, stopped_at)

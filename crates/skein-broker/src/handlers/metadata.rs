@@ -126,6 +126,7 @@ fn describe_topic(image: &MetadataImage, topic: &TopicImage) -> MetadataResponse
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.topic_id)
+        .with_is_internal(skein_core::types::is_internal_topic(&topic.name))
         .with_partitions(partitions)
 }
 
