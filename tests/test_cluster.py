@@ -44,6 +44,7 @@ from support.brokers import BROKER_KINDS
 from support.cluster import (BROKER_API_VERSIONS_COMMAND, CLUSTER_TOOL, TOPIC_COMMAND, TRANSACTIONS_COMMAND,
                              KafkaCluster, make_cluster, run_kafka_tool, skip_unless_cluster_available, started,
                              tool_output)
+from support.cluster import healthy as make_healthy
 from support.frames import init_producer_id
 from support.kafka_clients import unique_topic_name
 
@@ -79,10 +80,7 @@ def cluster(request):
 @pytest.fixture
 def healthy(cluster):
     """The module's cluster with all three nodes running and listed (restarts what an earlier failure left down)."""
-    if len(cluster.running_nodes()) < len(cluster.nodes):
-        cluster.start()
-    cluster.wait_for_brokers(3, timeout=60)
-    return cluster
+    return make_healthy(cluster)
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -67,6 +67,7 @@ from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, Ka
                              TopicPartition, libversion)
 
 from support.brokers import BROKER_KINDS, REPO_ROOT, BrokerError, _die_with_parent
+from support.cluster import healthy as make_healthy
 from support.cluster import make_cluster, skip_unless_cluster_available, started
 from support.frames import MalformedResponse, ResponseReader, frame, request_header
 from support.kafka_clients import end_offsets, unique_topic_name
@@ -238,10 +239,7 @@ def cluster(request):
 @pytest.fixture
 def healthy(cluster):
     """The module's cluster with all three nodes running and listed (restarts what an earlier failure left down)."""
-    if len(cluster.running_nodes()) < len(cluster.nodes):
-        cluster.start()
-    cluster.wait_for_brokers(3, timeout=60)
-    return cluster
+    return make_healthy(cluster)
 
 
 @pytest.fixture

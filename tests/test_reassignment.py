@@ -55,7 +55,7 @@ from support.brokers import BROKER_KINDS
 from support.cluster import (KafkaClusterNode, SkeinClusterNode, make_cluster, run_kafka_tool,
                              skip_unless_cluster_available, started, tool_output)
 from support.kafka_clients import unique_topic_name
-from support.replication_checker import (Workload, check, partition_states, poll_until, read_log,
+from support.replication_checker import (Unmet, Workload, check, partition_states, poll_until, read_log,
                                          wait_for_full_isr)
 from test_replication import PARTITIONS, REPLICATION_CONFIG, STEADY_SECONDS, TOPIC_CONFIG, CheckedRun
 
@@ -248,21 +248,10 @@ def wait_for_layout(bootstrap: str, topic: str, targets: dict[int, list[int]], t
         done = len(states) == len(targets) and all(
             list(states[p].replicas) == target and set(states[p].isr) == set(target) and states[p].leader in target
             for p, target in targets.items())
-        return states if done else _Shown(states)
+        return states if done else Unmet(states)
     return poll_until(settled, f"replicas, ISR and leaders of {topic} matching {targets}", timeout)
 
 
-class _Shown:
-    """A falsy value that shows what it holds (poll_until reports the last one)."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __bool__(self):
-        return False
-
-    def __repr__(self):
-        return repr(self.value)
 
 
 def settle(read, done, timeout: float = SETTLE_SECONDS):
@@ -415,7 +404,7 @@ def test_moving_replicas_onto_a_new_broker_under_load(healthy, record_property, 
         finally:
             client.close()
         poll_until(lambda: all(s.leader == NEW_BROKER for s in partition_states(bootstrap, topic).values()) or
-                   _Shown(partition_states(bootstrap, topic)), f"broker 4 leading every partition of {topic}",
+                   Unmet(partition_states(bootstrap, topic)), f"broker 4 leading every partition of {topic}",
                    SETTLE_SECONDS)
         cluster.node(removed).stop()
         remaining = cluster.running_bootstrap()
@@ -471,7 +460,7 @@ def test_cancelling_a_reassignment_that_cannot_complete(cluster, tmp_path):
             listed = poll_until(lambda: ongoing(client, topic), f"a reassignment of {topic}-0 listed", SETTLE_SECONDS)
             assert listed == {0: under_way}, listed
             state = poll_until(lambda: (s := partition_states(bootstrap, topic).get(0)) and
-                               list(s.replicas) == under_way[0] and s or _Shown(s),
+                               list(s.replicas) == under_way[0] and s or Unmet(s),
                                f"Metadata of {topic}-0 naming the three replicas", SETTLE_SECONDS)
             assert (sorted(state.isr), state.leader) == ([first, second], first), state
             # Still under way a moment later: node 4 cannot catch up.
@@ -492,12 +481,12 @@ def test_cancelling_a_reassignment_that_cannot_complete(cluster, tmp_path):
             assert f"Successfully cancelled partition reassignment for: {topic}-0" in result.stdout, \
                 tool_output(result)
 
-            assert poll_until(lambda: ongoing(client, topic) == {} or _Shown(ongoing(client, topic)),
+            assert poll_until(lambda: ongoing(client, topic) == {} or Unmet(ongoing(client, topic)),
                               f"no reassignment of {topic} listed", SETTLE_SECONDS)
             # Kafka's revert: the replicas less the adding ones, in the order they had during the reassignment.
             reverted = [second, first]
             state = poll_until(lambda: (s := partition_states(bootstrap, topic).get(0)) and
-                               list(s.replicas) == reverted and s or _Shown(s),
+                               list(s.replicas) == reverted and s or Unmet(s),
                                f"{topic}-0 back on {reverted}", SETTLE_SECONDS)
             assert (sorted(state.isr), state.leader) == ([first, second], first), state
             result = reassign_tool(bootstrap, "--list")

@@ -53,6 +53,7 @@ from confluent_kafka import KafkaError, Producer
 
 from support.brokers import BROKER_KINDS
 from support.cluster import CLUSTER_CONFIG, make_cluster, skip_unless_cluster_available, started
+from support.cluster import healthy as make_healthy
 from support.java_programs import java_program_command
 from support.kafka_clients import unique_topic_name
 from support.replication_checker import (UNAVAILABLE_ERRORS, JavaWorkload, Workload, check,
@@ -111,10 +112,7 @@ def cluster(request):
 @pytest.fixture
 def healthy(cluster):
     """The module's cluster with all three nodes running and listed (restarts what an earlier failure left down)."""
-    if len(cluster.running_nodes()) < len(cluster.nodes):
-        cluster.start()
-    cluster.wait_for_brokers(3, timeout=60)
-    return cluster
+    return make_healthy(cluster)
 
 
 @pytest.fixture

@@ -342,6 +342,15 @@ def started(cluster, brokers: int = DEFAULT_SIZE):
     return cluster
 
 
+def healthy(cluster, brokers: int = DEFAULT_SIZE):
+    """`cluster` with every node running and `brokers` brokers listed (restarts what an earlier failure left
+    down)."""
+    if len(cluster.running_nodes()) < len(cluster.nodes):
+        cluster.start()
+    cluster.wait_for_brokers(brokers, timeout=60)
+    return cluster
+
+
 def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None, own_addresses: bool = False):
     """A cluster of the given kind ("kafka" or "skein"), not yet started. `own_addresses` (Skein only): see
     SkeinCluster."""

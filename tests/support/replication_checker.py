@@ -141,7 +141,7 @@ def wait_for_full_isr(bootstrap: str, topic: str, partitions: int, replication_f
                 s.leader >= 0 and len(s.replicas) == replication_factor and set(s.isr) == set(s.replicas)
                 for s in states.values()):
             return states
-        return None if not states else _Falsy(states)
+        return None if not states else Unmet(states)
     return poll_until(full, f"every partition of {topic} led with a full ISR of {replication_factor}", timeout)
 
 
@@ -150,11 +150,11 @@ def wait_for_new_leader(bootstrap: str, topic: str, partition: int, old_leader: 
     """Waits until Metadata (through `bootstrap`) names a leader of `partition` other than `old_leader`."""
     def moved():
         state = partition_states(bootstrap, topic).get(partition)
-        return state if state is not None and state.leader not in (-1, old_leader) else _Falsy(state)
+        return state if state is not None and state.leader not in (-1, old_leader) else Unmet(state)
     return poll_until(moved, f"a leader of {topic}-{partition} other than broker {old_leader}", timeout)
 
 
-class _Falsy:
+class Unmet:
     """A falsy wrapper, so poll_until reports the last value seen while a condition does not hold yet."""
 
     def __init__(self, value):
