@@ -65,6 +65,7 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::IncrementalAlterConfigs => visitor.visit::<IncrementalAlterConfigsRequest>(),
         ApiKey::DescribeCluster => visitor.visit::<DescribeClusterRequest>(),
         ApiKey::DescribeLogDirs => visitor.visit::<DescribeLogDirsRequest>(),
+        ApiKey::AlterPartitionReassignments => visitor.visit::<AlterPartitionReassignmentsRequest>(),
         ApiKey::ListPartitionReassignments => visitor.visit::<ListPartitionReassignmentsRequest>(),
         ApiKey::ElectLeaders => visitor.visit::<ElectLeadersRequest>(),
         ApiKey::DescribeProducers => visitor.visit::<DescribeProducersRequest>(),
