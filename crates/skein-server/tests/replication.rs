@@ -136,6 +136,18 @@ fn records_of(data: &PartitionData) -> Bytes {
     data.records.clone().unwrap_or_default()
 }
 
+/// SIGKILLs the leader of partition 0 (as `placed` shows it) and waits until another of its replicas leads in a
+/// newer epoch; returns that placement.
+fn kill_the_leader(nodes: &mut [TestBroker], topic: &str, placed: &Placement) -> anyhow::Result<Placement> {
+    nodes[index_of(nodes, placed.leader)].kill9()?;
+    let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
+    let mut at_survivor = nodes[index_of(nodes, survivors[0])].client()?;
+    wait_for("a new leader", || {
+        Ok(placement(&mut at_survivor, topic, 0)?
+            .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > placed.leader_epoch))
+    })
+}
+
 /// acks=all with min.insync.replicas=2 is acknowledged once the followers have the batches; after the leader
 /// is SIGKILLed, the new leader serves the same bytes at the same offsets, with the high watermark at its log end.
 #[test]
@@ -169,14 +181,8 @@ fn acks_all_records_survive_the_leaders_sigkill_byte_for_byte() -> anyhow::Resul
     let served = records_of(&before);
     assert_eq!(served.as_ref(), expected.as_slice(), "the leader serves the batches as produced");
 
-    nodes[leader_index].kill9()?;
     let killed_at = Instant::now();
-    let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
-    let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
-    let moved = wait_for("a new leader", || {
-        Ok(placement(&mut at_survivor, topic, 0)?
-            .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > placed.leader_epoch))
-    })?;
+    let moved = kill_the_leader(&mut nodes, topic, &placed)?;
     eprintln!("new leader {} in epoch {} after {:?}", moved.leader, moved.leader_epoch, killed_at.elapsed());
     assert!(!moved.isr.contains(&placed.leader), "the dead leader left the ISR: {moved:?}");
 
@@ -218,13 +224,7 @@ fn delete_records_reaches_every_in_sync_replica() -> anyhow::Result<()> {
     let kept = fetch(&mut at_leader, topic, 0, 5)?;
     assert_eq!((kept.error_code, kept.log_start_offset, kept.high_watermark), (NONE, 5, 9), "{kept:?}");
 
-    nodes[leader_index].kill9()?;
-    let survivors: Vec<i32> = placed.replicas.iter().copied().filter(|&id| id != placed.leader).collect();
-    let mut at_survivor = nodes[index_of(&nodes, survivors[0])].client()?;
-    let moved = wait_for("a new leader", || {
-        Ok(placement(&mut at_survivor, topic, 0)?
-            .filter(|p| survivors.contains(&p.leader) && p.leader_epoch > placed.leader_epoch))
-    })?;
+    let moved = kill_the_leader(&mut nodes, topic, &placed)?;
     let mut at_new_leader = nodes[index_of(&nodes, moved.leader)].client()?;
     let earliest = wait_for("the new leader to answer ListOffsets", || {
         let answer = list_offset(&mut at_new_leader, topic, 0, EARLIEST_TIMESTAMP)?;
