@@ -1315,24 +1315,29 @@ mod tests {
         assert!(candidates(&image_with_brokers(&[(1, true)])).is_err(), "every broker fenced");
     }
 
-    /// A partition's state after `change`, as the image applies it.
+    /// A partition's state after `change`, as the image applies it (leader and partition epochs aside).
     fn applied(p: &PartitionRegistration, change: &PartitionChangeRecord) -> PartitionRegistration {
-        let mut next = p.clone();
-        if let Some(replicas) = &change.replicas {
-            next.replicas.clone_from(replicas);
-        }
-        if let Some(isr) = &change.isr {
-            next.isr.clone_from(isr);
-        }
-        if let Some(adding) = &change.adding_replicas {
-            next.adding_replicas.clone_from(adding);
-        }
-        if let Some(removing) = &change.removing_replicas {
-            next.removing_replicas.clone_from(removing);
-        }
-        if let Some(leader) = change.leader {
-            next.leader = leader;
-        }
+        let topic_id = Uuid::from_u128(7);
+        let mut image = MetadataImage::default();
+        let offset = crate::image::MetadataOffset { index: 1, term: 1 };
+        let topic = TopicRecord { name: "t".to_owned(), topic_id, configs: BTreeMap::new() };
+        let mut created = new_partition(&image, topic_id, 0, p.replicas.clone());
+        (created.isr, created.leader, created.leader_epoch, created.partition_epoch) =
+            (p.isr.clone(), p.leader, p.leader_epoch, p.partition_epoch);
+        image.apply(offset, &[MetadataRecord::Topic(topic), MetadataRecord::Partition(created)]);
+        let reassignment_under_way = PartitionChangeRecord {
+            topic_id,
+            adding_replicas: Some(p.adding_replicas.clone()),
+            removing_replicas: Some(p.removing_replicas.clone()),
+            ..PartitionChangeRecord::default()
+        };
+        let change = PartitionChangeRecord { topic_id, partition: 0, ..change.clone() };
+        image.apply(
+            offset,
+            &[MetadataRecord::PartitionChange(reassignment_under_way), MetadataRecord::PartitionChange(change)],
+        );
+        let mut next = image.partition(topic_id, 0).cloned().expect("the partition");
+        (next.leader_epoch, next.partition_epoch) = (p.leader_epoch, p.partition_epoch);
         next
     }
 
