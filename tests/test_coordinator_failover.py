@@ -71,7 +71,7 @@ from support.cluster import healthy as make_healthy
 from support.cluster import make_cluster, skip_unless_cluster_available, started
 from support.frames import MalformedResponse, ResponseReader, frame, request_header
 from support.kafka_clients import end_offsets, unique_topic_name
-from support.replication_checker import (Workload, admin, create_replicated_topic, partition_states, poll_until,
+from support.replication_checker import (Unmet, Workload, admin, create_replicated_topic, partition_states, poll_until,
                                          wait_for_full_isr)
 
 
@@ -482,26 +482,13 @@ class OffsetMonitor:
             if latest is None or latest[0] < since:
                 return None
             behind = [p for p in range(PARTITIONS) if latest[1].get(p, -1) <= past.get(p, -1)]
-            return (latest[0] - since) if not behind else _Behind(behind, latest[1])
+            return (latest[0] - since) if not behind else Unmet(f"partitions {behind} not past it; committed {latest[1]}")
         try:
             return poll_until(advanced, f"every partition committed past {past}", timeout, interval=0.2)
         except AssertionError as error:
             with self.lock:
                 errors = dict(self.errors)
             raise AssertionError(f"{error}; offset lookups failed: {errors}") from None
-
-
-class _Behind:
-    """Falsy: the partitions whose committed offsets have not moved yet (poll_until reports it)."""
-
-    def __init__(self, partitions, committed):
-        self.partitions, self.committed = partitions, committed
-
-    def __bool__(self):
-        return False
-
-    def __repr__(self):
-        return f"partitions {self.partitions} not past it; committed {self.committed}"
 
 
 class Group:
@@ -548,7 +535,7 @@ class Group:
                               if tp.topic == self.topic)
             ok = (group.state == ConsumerGroupState.STABLE and sorted(m.client_id for m in group.members) == expected
                   and assigned == list(range(PARTITIONS)))
-            return group if ok else _Described(group)
+            return group if ok else Unmet(_description(group))
         return poll_until(stable, f"group {self.group_id} Stable with members {expected} splitting {PARTITIONS} "
                                   f"partitions", timeout)
 
@@ -876,19 +863,10 @@ class FailoverRun:
         print(f"  broker logs: {self.tmp_path}/broker-*.log; history: {path}")
 
 
-class _Described:
-    """Falsy: a group description that does not satisfy the wait yet (poll_until reports it)."""
-
-    def __init__(self, group):
-        self.group = group
-
-    def __bool__(self):
-        return False
-
-    def __repr__(self):
-        members = [(m.client_id, sorted(tp.partition for tp in m.assignment.topic_partitions))
-                   for m in self.group.members]
-        return f"state {self.group.state}, coordinator {self.group.coordinator.id}, members {members}"
+def _description(group) -> str:
+    """A group description as a wait that it does not satisfy yet reports it."""
+    members = [(m.client_id, sorted(tp.partition for tp in m.assignment.topic_partitions)) for m in group.members]
+    return f"state {group.state}, coordinator {group.coordinator.id}, members {members}"
 
 
 # ------------------------------------------------------------------------------------------ the tests
