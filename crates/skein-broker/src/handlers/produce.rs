@@ -143,11 +143,12 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 if !acks_valid {
                     return Err(BrokerError::InvalidRequiredAcks(request.acks));
                 }
-                let log = broker.leader_log(&topic_name, index)?;
                 if skein_core::types::is_internal_topic(&topic_name) {
-                    // As Kafka: only the coordinators write to their internal topics.
+                    // As Kafka: only the coordinators write to their internal topics, and the refusal comes
+                    // before leadership, so every broker gives the same answer.
                     return Err(BrokerError::InvalidTopic(format!("Cannot append to internal topic {topic_name}")));
                 }
+                let log = broker.leader_log(&topic_name, index)?;
                 let topic = broker.topics.get(&topic_name).ok_or(BrokerError::UnknownTopicOrPartition)?;
                 let records = partition_data
                     .records
