@@ -29,6 +29,9 @@ The faults (Kafka's behaviour is the expectation):
 4. Stop every node (SIGTERM) in the middle of the load and start them again. (Kafka once stored one record
    twice here, in about ten runs: acknowledged at the second copy, no producer error; the producer debug log is
    kept for the next time.)
+5. Cut the leader of partition 0 off from the other two brokers with packet rules (every node runs in a network
+   namespace of its own, support.node_network; clients still reach all three) past its session, then heal: the
+   majority elects a new leader, the old one acknowledges nothing that is lost, and rejoins the ISR.
 Fault 1 runs once more with the Java client as the producer (tests/support/java/ReplicatedProducer.java, an
 idempotent acks=all kafka-clients producer writing the same records; JavaWorkload in the checker's module) and the
 same reader and checker; its stderr goes to producer-java.log in the test's tmp_path. It is skipped without javac or
@@ -45,12 +48,12 @@ import collections
 import os
 import shutil
 import signal
-import subprocess
 import time
 
 import pytest
 from confluent_kafka import KafkaError, Producer
 
+from support import node_network
 from support.brokers import BROKER_KINDS
 from support.cluster import CLUSTER_CONFIG, make_cluster, skip_unless_cluster_available, started
 from support.cluster import healthy as make_healthy
@@ -467,48 +470,20 @@ def test_a_rolling_restart_loses_nothing_and_stalls_nothing(healthy, topic, reco
 
 # ------------------------------------------------------------------------------------------ 5. isolation
 
-class PacketFilter:
-    """iptables rules dropping every packet between pairs of loopback addresses (both directions), removed on exit
-    (the test runs as root; nothing else is touched)."""
-
-    def __init__(self):
-        self.rules: list[list[str]] = []
-
-    def cut(self, a: str, b: str) -> None:
-        for source, destination in ((a, b), (b, a)):
-            rule = ["INPUT", "-s", source, "-d", destination, "-j", "DROP"]
-            subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True, timeout=10)
-            self.rules.append(rule)
-
-    def heal(self) -> None:
-        while self.rules:
-            rule = self.rules.pop()
-            subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True, timeout=10)
-
-    def __enter__(self) -> "PacketFilter":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.heal()
-
-
-def _iptables_usable() -> bool:
+@pytest.fixture(scope="module", params=BROKER_KINDS)
+def isolated_cluster(request):
+    """A cluster whose nodes each run in a network namespace of their own (support.node_network), so packet rules
+    can cut one broker off from the others while clients still reach it."""
+    skip_unless_cluster_available(request.param)
+    if not node_network.usable():
+        pytest.skip("network namespaces and iptables are not usable here (the isolation test needs root)")
+    network = node_network.NodeNetwork(3).make()
     try:
-        return subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@pytest.fixture(scope="module")
-def isolated_cluster():
-    """A Skein cluster whose node N listens and connects from 127.0.0.(N+1). Kafka's brokers cannot bind their
-    outgoing connections to an address of their own, so packet rules cannot tell them apart: Skein only."""
-    skip_unless_cluster_available("skein")
-    if not _iptables_usable():
-        pytest.skip("iptables is not usable here (the isolation test needs root and iptables)")
-    cluster = started(make_cluster("skein", config=REPLICATION_CONFIG, own_addresses=True))
-    yield cluster
-    cluster.close()
+        cluster = started(make_cluster(request.param, config=REPLICATION_CONFIG, network=network))
+        yield cluster
+        cluster.close()
+    finally:
+        network.close()
 
 
 @pytest.mark.timeout(240 + 150 * PAUSE_ROUNDS)
@@ -517,6 +492,7 @@ def test_an_isolated_leader_acknowledges_nothing_that_is_lost(isolated_cluster, 
     the others elect a new leader and go on; the old one cannot replicate, so no acks=all write it takes is
     acknowledged; healed, it learns the new leader, truncates what it alone had, and rejoins the ISR."""
     cluster = isolated_cluster
+    network = cluster.network
     topic = unique_topic_name("isolated")
     create_replicated_topic(cluster.bootstrap_servers, topic, PARTITIONS, REPLICATION_FACTOR, TOPIC_CONFIG)
     with CheckedRun(cluster, topic, f"isolated leader x{PAUSE_ROUNDS}", record_property, tmp_path) as run:
@@ -524,14 +500,16 @@ def test_an_isolated_leader_acknowledges_nothing_that_is_lost(isolated_cluster, 
             isolated, before = leader_of(cluster, topic, 0)
             survivors = [node for node in cluster.nodes if node is not isolated]
             cut_at = time.monotonic()
-            with PacketFilter() as rules:
+            try:
                 for other in survivors:
-                    rules.cut(isolated.host, other.host)
+                    network.cut(isolated.node_id, other.node_id)
                 after = wait_for_new_leader(bootstrap_of(survivors), topic, 0, isolated.node_id, FAILOVER_SECONDS)
                 assert after.leader in before.isr, (before, after)
                 progress = run.workload.wait_for_progress(time.monotonic(), LIVENESS_SECONDS)
                 time.sleep(max(STEADY_SECONDS, SESSION_TIMEOUT_SECONDS - (time.monotonic() - cut_at)))
                 isolated_for = time.monotonic() - cut_at
+            finally:
+                network.heal()
             # Asked of the majority's brokers: the isolated one may still show its stale view for a moment.
             wait_for_full_isr(bootstrap_of(survivors), topic, PARTITIONS, REPLICATION_FACTOR, CATCH_UP_SECONDS)
             print(f"{cluster.kind} round {round_number}: isolated broker {isolated.node_id} (leader of partition 0) "

@@ -131,8 +131,10 @@ class _Broker:
         self.work_dir = Path(tempfile.mkdtemp(prefix=f"{self.kind}-broker-"))
         self.log_path = self.work_dir / "broker.log"
         self.port = free_port()
-        # The loopback address the broker listens on (a cluster test may give each node its own 127.0.0.N).
+        # The address the broker listens on (a cluster test may give each node its own, in a network namespace).
         self.host = "127.0.0.1"
+        # Put before the command, e.g. `ip netns exec NAME` (which execs it: the pid stays the broker's).
+        self.command_prefix: list[str] = []
         self._process: subprocess.Popen | None = None
         self._log_file = None
 
@@ -171,7 +173,7 @@ class _Broker:
         self._log_file.write(f"==== start {time.strftime('%H:%M:%S')} ====\n".encode())
         self._log_file.flush()
         self._process = subprocess.Popen(
-            self._command(),
+            self.command_prefix + self._command(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -295,7 +297,7 @@ class SkeinBroker(_Broker):
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}"
+        return f"http://{self.host}:{self.metrics_port}"
 
     def _prepare(self) -> None:
         if not self.binary.is_file():
@@ -312,7 +314,7 @@ class SkeinBroker(_Broker):
             "--listen", self.bootstrap,
             "--advertised-listener", self.bootstrap,
             "--data-dir", str(self.data_dir),
-            "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+            "--metrics-listen", f"{self.host}:{self.metrics_port}",
             "--node-id", "1",
         ]
         if self.config:

@@ -112,7 +112,7 @@ class SkeinClusterNode(SkeinBroker):
             str(self.binary),
             "--config", str(self.config_path),
             "--data-dir", str(self.data_dir),
-            "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+            "--metrics-listen", f"{self.host}:{self.metrics_port}",
         ]
         for key, value in self.overrides.items():
             command += ["--override", f"{key}={value}"]
@@ -138,10 +138,17 @@ class KafkaClusterNode(KafkaBroker):
 class _Cluster:
     kind = ""
 
-    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None):
+    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, network=None):
+        """`network`: a support.node_network.NodeNetwork of `size` nodes, made; node N then runs in its namespace and
+        listens (clients, controllers, metrics) on its address."""
         self.size = size
         self.config = {**CLUSTER_CONFIG, **(config or {})}
+        self.network = network
         self.nodes: list = [self._make_node(node_id) for node_id in range(1, size + 1)]
+        if network is not None:
+            for node in self.nodes:
+                node.host = network.address(node.node_id)
+                node.command_prefix = network.command_prefix(node.node_id)
         voters = ",".join(f"{node.node_id}@{node.host}:{node.controller_port}" for node in self.nodes)
         for node in self.nodes:
             node.config.update(self._node_config(node, voters))
@@ -278,21 +285,14 @@ class SkeinCluster(_Cluster):
     kind = "skein"
 
     def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, cluster_id: str | None = None,
-                 binary=None, own_addresses: bool = False):
-        """`cluster_id`: written as `cluster.id` to every node; by default the nodes agree on a generated one.
-        `own_addresses`: node N listens (clients and controllers) on 127.0.0.(N+1) instead of 127.0.0.1, and makes
-        its connections to other nodes from there too, so packet-filter rules between two addresses cut exactly
-        the traffic between two nodes."""
+                 binary=None, network=None):
+        """`cluster_id`: written as `cluster.id` to every node; by default the nodes agree on a generated one."""
         self.binary = binary
         self.cluster_id = cluster_id
-        self.own_addresses = own_addresses
-        super().__init__(size, config)
+        super().__init__(size, config, network)
 
     def _make_node(self, node_id: int) -> SkeinClusterNode:
-        node = SkeinClusterNode(node_id, binary=self.binary)
-        if self.own_addresses:
-            node.host = f"127.0.0.{node_id + 1}"
-        return node
+        return SkeinClusterNode(node_id, binary=self.binary)
 
     def _node_config(self, node, voters: str) -> dict:
         config = super()._node_config(node, voters)
@@ -304,8 +304,8 @@ class SkeinCluster(_Cluster):
 class KafkaCluster(_Cluster):
     kind = "kafka"
 
-    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None):
-        super().__init__(size, {**KAFKA_ONLY_CONFIG, **(config or {})})
+    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, network=None):
+        super().__init__(size, {**KAFKA_ONLY_CONFIG, **(config or {})}, network)
         # Every node is formatted with the same cluster id (kafka-storage format --cluster-id, static voters).
         self.cluster_id = self.nodes[0].cluster_id
         for node in self.nodes:
@@ -351,13 +351,10 @@ def healthy(cluster, brokers: int = DEFAULT_SIZE):
     return cluster
 
 
-def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None, own_addresses: bool = False):
-    """A cluster of the given kind ("kafka" or "skein"), not yet started. `own_addresses` (Skein only): see
-    SkeinCluster."""
+def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None, network=None):
+    """A cluster of the given kind ("kafka" or "skein"), not yet started; `network`: see _Cluster."""
     if kind == "skein":
-        return SkeinCluster(size, config, own_addresses=own_addresses)
+        return SkeinCluster(size, config, network=network)
     if kind == "kafka":
-        if own_addresses:
-            raise ValueError("Kafka's brokers cannot bind their outgoing connections to an address of their own")
-        return KafkaCluster(size, config)
+        return KafkaCluster(size, config, network)
     raise ValueError(f"unknown cluster kind {kind!r} (expected 'skein' or 'kafka')")
