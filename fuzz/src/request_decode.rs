@@ -72,6 +72,9 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::DescribeQuorum => visitor.visit::<DescribeQuorumRequest>(),
         ApiKey::DescribeTopicPartitions => visitor.visit::<DescribeTopicPartitionsRequest>(),
         ApiKey::OffsetForLeaderEpoch => visitor.visit::<OffsetForLeaderEpochRequest>(),
+        ApiKey::DescribeAcls => visitor.visit::<DescribeAclsRequest>(),
+        ApiKey::CreateAcls => visitor.visit::<CreateAclsRequest>(),
+        ApiKey::DeleteAcls => visitor.visit::<DeleteAclsRequest>(),
         _ => return None,
     })
 }

@@ -216,10 +216,10 @@ impl Broker {
         self.metrics.record_cleaner_run();
         for topic in self.topics.all() {
             let current = self.current_config();
-            let value = |name: &str| topic.config_value(&current, name).unwrap_or_default();
-            if !value("cleanup.policy").split(',').any(|p| p.trim() == "compact") {
+            if !topic.is_compacted(&current) {
                 continue;
             }
+            let value = |name: &str| topic.config_value(&current, name).unwrap_or_default();
             let number = |name: &str| value(name).trim().parse::<i64>().unwrap_or(0);
             let settings = CompactionSettings {
                 delete_retention_ms: number("delete.retention.ms"),

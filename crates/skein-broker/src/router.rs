@@ -168,6 +168,9 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
         ApiKey::OffsetForLeaderEpoch => {
             respond(frame, |req, _| async move { handlers::offset_for_leader_epoch::handle(broker, req) }).await
         }
+        ApiKey::DescribeAcls => respond(frame, |req, v| async move { handlers::describe_acls::handle(req, v) }).await,
+        ApiKey::CreateAcls => respond(frame, |req, v| async move { handlers::create_acls::handle(req, v) }).await,
+        ApiKey::DeleteAcls => respond(frame, |req, v| async move { handlers::delete_acls::handle(req, v) }).await,
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

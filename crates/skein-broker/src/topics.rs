@@ -47,6 +47,13 @@ impl Topic {
             .unwrap_or(usize::try_from(current.config.message_max_bytes).unwrap_or(0))
     }
 
+    /// Whether `cleanup.policy` includes `compact`: the log keeps the latest record of each key, so compaction
+    /// works on it and every record produced to it needs a key.
+    pub fn is_compacted(&self, current: &CurrentConfig) -> bool {
+        self.config_value(current, "cleanup.policy")
+            .is_some_and(|policy| policy.split(',').any(|p| p.trim() == "compact"))
+    }
+
     /// The stored form of this topic.
     fn record(&self) -> TopicRecord {
         TopicRecord {

@@ -28,6 +28,10 @@ pub enum BrokerError {
     CorruptMessage(String),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Records of a batch that Kafka's log validator refuses one by one (KIP-467), the whole batch with them; the
+    /// message is Kafka's, which clients show.
+    #[error("{}", record_errors_message(.0))]
+    InvalidRecords(Vec<RecordError>),
     #[error("message too large: {0}")]
     MessageTooLarge(String),
     #[error("invalid required acks {0}")]
@@ -117,6 +121,9 @@ pub enum BrokerError {
     ElectionNotNeeded,
     #[error("policy violation: {0}")]
     PolicyViolation(String),
+    /// The ACL APIs without an authorizer (Skein has none yet); the message is Kafka's, which differs between APIs.
+    #[error("{0}")]
+    SecurityDisabled(&'static str),
     /// One request asked for more than Kafka's controller does in one operation (CreatePartitions past
     /// [`crate::MAX_PARTITIONS_PER_REQUEST`]); Kafka answers UNKNOWN_SERVER_ERROR.
     #[error("{0}")]
@@ -154,6 +161,32 @@ pub enum BrokerError {
     NotEnoughReplicasAfterAppend { isr: usize, min: usize },
 }
 
+/// One record a produce refuses (KIP-467's `record_errors`): its index within its batch and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
+}
+
+/// Kafka's form (`ProduceResponse.RecordError`), which its error message lists.
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordError(batchIndex={}, message='{}')", self.batch_index, self.message)
+    }
+}
+
+/// The error message of a batch refused for `errors`, word for word Kafka's (`LogValidator.processRecordErrors`),
+/// which names at most the first three.
+fn record_errors_message(errors: &[RecordError]) -> String {
+    let shown: Vec<String> = errors.iter().take(3).map(RecordError::to_string).collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three \
+         errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    )
+}
+
 /// The one mapping from [`BrokerError`] to the Kafka error code a real broker returns for it. Exhaustive on purpose:
 /// a new error variant does not compile until it has a code.
 pub fn error_code(error: &BrokerError) -> i16 {
@@ -168,6 +201,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::InvalidConfig(_) => ResponseError::InvalidConfig,
         BrokerError::CorruptMessage(_) => ResponseError::CorruptMessage,
         BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        BrokerError::InvalidRecords(_) => ResponseError::InvalidRecord,
         BrokerError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
         BrokerError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
         BrokerError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
@@ -211,6 +245,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
+        BrokerError::SecurityDisabled(_) => ResponseError::SecurityDisabled,
         BrokerError::TooManyRecordsInOperation(_) => ResponseError::UnknownServerError,
         BrokerError::GeneratedMemberIdTooLong { .. } => ResponseError::UnknownServerError,
         BrokerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
@@ -247,6 +282,8 @@ mod tests {
         assert_eq!(error_code(&BrokerError::CorruptMessage(String::new())), 2);
         assert_eq!(error_code(&BrokerError::MessageTooLarge(String::new())), 10);
         assert_eq!(error_code(&BrokerError::InvalidRecord(String::new())), 87);
+        assert_eq!(error_code(&BrokerError::InvalidRecords(Vec::new())), 87);
+        assert_eq!(error_code(&BrokerError::SecurityDisabled("")), 54);
         assert_eq!(error_code(&BrokerError::UnsupportedVersion { api_key: 0, version: 0 }), 35);
         assert_eq!(error_code(&BrokerError::OffsetOutOfRange { offset: 5, log_start_offset: 0, log_end_offset: 1 }), 1);
         assert_eq!(error_code(&BrokerError::InvalidRequiredAcks(2)), 21);
@@ -287,6 +324,20 @@ mod tests {
         assert_eq!(error_code(&BrokerError::PreferredLeaderNotAvailable(String::new())), 80);
         assert_eq!(error_code(&BrokerError::EligibleLeadersNotAvailable(String::new())), 83);
         assert_eq!(error_code(&BrokerError::ElectionNotNeeded), 84);
+    }
+
+    #[test]
+    fn record_errors_read_as_kafka_writes_them() {
+        let errors: Vec<RecordError> =
+            (0..4).map(|batch_index| RecordError { batch_index, message: "no key".into() }).collect();
+        assert_eq!(
+            BrokerError::InvalidRecords(errors[..1].to_vec()).to_string(),
+            "One or more records have been rejected due to 1 record errors in total, and only showing the first \
+             three errors at most: [RecordError(batchIndex=0, message='no key')]"
+        );
+        let four = BrokerError::InvalidRecords(errors).to_string();
+        assert!(four.starts_with("One or more records have been rejected due to 4 record errors"), "{four}");
+        assert!(four.ends_with("RecordError(batchIndex=2, message='no key')]"), "{four}");
     }
 
     #[test]

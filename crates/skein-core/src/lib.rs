@@ -1,7 +1,8 @@
 //! Kafka's domain words as types, the broker's error enum and the one mapping from errors to Kafka error codes.
 //!
 //! # Layout
-//! - [`error`]: [`BrokerError`], and [`error::error_code`], the single exhaustive mapping to Kafka error codes.
+//! - [`error`]: [`BrokerError`], [`RecordError`] (one refused record of a batch), and [`error::error_code`], the
+//!   single exhaustive mapping to Kafka error codes.
 //! - [`types`]: `TopicPartition`, `NodeId`, `LeaderEpoch` and the topic-name rules.
 //! - [`limits`]: the length limits on the ids requests carry (group, member, group instance, transactional and client
 //!   ids), as Kafka enforces them.
@@ -15,7 +16,7 @@ pub mod types;
 
 pub use cluster_config::{ClusterLayout, Listener, Voter};
 pub use config::BrokerConfig;
-pub use error::{BrokerError, error_code};
+pub use error::{BrokerError, RecordError, error_code};
 pub use limits::{IdKind, MAX_ID_BYTES, MAX_PARTITIONS_PER_REQUEST};
 pub use types::{LeaderEpoch, NodeId, TopicPartition};
 

@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::Decodable;
 use skein_core::limits::validate_optional_id;
-use skein_core::{BrokerError, IdKind, error_code};
+use skein_core::{BrokerError, IdKind, RecordError, TopicPartition, error_code};
 use skein_log::{AppendRequest, append_batches};
 use skein_protocol::{RecordBatchHeader, RequestFrame, uncompressed_limit, validate_client_batch, walk_records};
 
@@ -75,28 +77,70 @@ fn refuse_old_version(frame: &RequestFrame) -> Outcome {
 }
 
 fn error_partition(index: i32, error: &BrokerError) -> PartitionProduceResponse {
-    PartitionProduceResponse::default()
+    let response = PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error_code(error))
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
-        .with_error_message(message(error.to_string()))
+        .with_error_message(message(error.to_string()));
+    match error {
+        BrokerError::InvalidRecords(record_errors) => response.with_record_errors(
+            record_errors
+                .iter()
+                .map(|record_error| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(record_error.batch_index)
+                        .with_batch_index_error_message(message(record_error.message.clone()))
+                })
+                .collect(),
+        ),
+        _ => response,
+    }
 }
 
 /// Reads every record of a client batch as Kafka's log validator does (count, inner offsets, framing), so a
 /// batch whose records do not match its header is refused before anything is written. Decompressing is CPU work
 /// bounded by the topic's limit, so compressed batches are read on the blocking pool.
-async fn validate_records(records: Bytes, header: RecordBatchHeader, limit: usize) -> Result<Bytes, BrokerError> {
-    let walk = move || walk_records(&records, &header, limit, |_| Ok(())).map(|()| records);
-    let walked = if header.compression_codec() == 0 {
+///
+/// `compacted` names the partition when its topic is compacted: compaction keeps the latest record of each key,
+/// so there, as in Kafka, every record without a key is reported by its index in the batch and the batch refused.
+async fn validate_records(
+    records: Bytes,
+    header: RecordBatchHeader,
+    limit: usize,
+    compacted: Option<TopicPartition>,
+) -> Result<Bytes, BrokerError> {
+    let walk = move || {
+        let mut keyless = Vec::new();
+        walk_records(&records, &header, limit, |record| {
+            // A null key has length -1; the walk has checked that offset deltas count 0, 1, 2, ...
+            if compacted.is_some() && record.key_length < 0 {
+                keyless.push(record.offset_delta);
+            }
+            Ok(())
+        })?;
+        match compacted {
+            Some(topic_partition) if !keyless.is_empty() => {
+                // Kafka 4.3's message, word for word.
+                let message =
+                    format!("Compacted topic cannot accept message without key in topic partition {topic_partition}");
+                let record_errors = keyless
+                    .into_iter()
+                    .map(|batch_index| RecordError { batch_index, message: message.clone() })
+                    .collect();
+                Err(BrokerError::InvalidRecords(record_errors))
+            }
+            _ => Ok(records),
+        }
+    };
+    if header.compression_codec() == 0 {
         walk()
     } else {
         tokio::task::spawn_blocking(walk)
             .await
             .map_err(|err| BrokerError::Storage(format!("record validation did not finish: {err}")))?
-    };
-    Ok(walked?)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -167,7 +211,8 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                     return Err(BrokerError::NotEnoughReplicas { isr: log.isr_size(), min: min_insync });
                 }
                 let header = validate_client_batch(&records)?;
-                let records = validate_records(records, header, uncompressed_limit(max)).await?;
+                let compacted = topic.is_compacted(&current).then(|| log.topic_partition.clone());
+                let records = validate_records(records, header, uncompressed_limit(max), compacted).await?;
                 let log_append_time = topic.uses_log_append_time(&current).then(now_ms);
                 Ok((AppendRequest { log, records, header, log_append_time }, min_insync))
             }
@@ -208,7 +253,13 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 }
                 Err(err) => {
                     tracing::debug!(topic = %topic_data.name.0, partition = index, error = %err, "produce refused");
-                    Slot::Done(error_partition(index, &err))
+                    let mut response = error_partition(index, &err);
+                    if let BrokerError::InvalidRecords(_) = err {
+                        // Kafka answers refused records with the partition's log start offset (its log was found).
+                        response.log_start_offset =
+                            broker.leader_log(&topic_name, index).map_or(-1, |log| log.log_start_offset());
+                    }
+                    Slot::Done(response)
                 }
             });
         }

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
     DescribeClusterResponse, DescribeLogDirsResponse, DescribeProducersResponse, ElectLeadersResponse,
     IncrementalAlterConfigsResponse, ListPartitionReassignmentsResponse,
 };
+use kafka_protocol::messages::{CreateAclsResponse, DeleteAclsResponse, DescribeAclsResponse};
 use kafka_protocol::messages::{DescribeQuorumResponse, DescribeTopicPartitionsResponse, OffsetForLeaderEpochResponse};
 
 /// A response whose error codes are counted.
@@ -53,7 +54,22 @@ top_level_error_code!(
     SyncGroupResponse,
     DescribeClusterResponse,
     ListPartitionReassignmentsResponse,
+    DescribeAclsResponse,
 );
+
+impl ErrorCodes for CreateAclsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.results.iter().map(|r| r.error_code))
+    }
+}
+
+impl ErrorCodes for DeleteAclsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        // Each filter's code, and each matching ACL's (none while there is no authorizer).
+        let matching = self.filter_results.iter().flat_map(|f| &f.matching_acls).map(|a| a.error_code);
+        nonzero(self.filter_results.iter().map(|f| f.error_code).chain(matching))
+    }
+}
 
 impl ErrorCodes for CreatePartitionsResponse {
     fn error_codes(&self) -> Vec<i16> {
