@@ -57,6 +57,7 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::AddOffsetsToTxn => visitor.visit::<AddOffsetsToTxnRequest>(),
         ApiKey::EndTxn => visitor.visit::<EndTxnRequest>(),
         ApiKey::TxnOffsetCommit => visitor.visit::<TxnOffsetCommitRequest>(),
+        ApiKey::WriteTxnMarkers => visitor.visit::<WriteTxnMarkersRequest>(),
         ApiKey::DescribeTransactions => visitor.visit::<DescribeTransactionsRequest>(),
         ApiKey::ListTransactions => visitor.visit::<ListTransactionsRequest>(),
         ApiKey::CreatePartitions => visitor.visit::<CreatePartitionsRequest>(),

@@ -18,6 +18,7 @@ use crate::cluster::{ClusterMember, controller_error};
 use crate::group_log::GroupStateLog;
 use crate::metrics::Metrics;
 use crate::topics::{NewTopic, Topic, TopicRegistry};
+use crate::txn_log::TransactionStateLog;
 use skein_log::PartitionLog;
 use skein_log::{CompactionSettings, IoBudget};
 use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
@@ -46,6 +47,8 @@ pub struct Broker {
     /// The replicated log of group state (`__consumer_offsets`), which the server's task loads and unloads as
     /// leadership moves.
     pub group_log: Arc<GroupStateLog>,
+    /// The replicated log of transaction state (`__transaction_state`), loaded and unloaded the same way.
+    pub txn_log: Arc<TransactionStateLog>,
     pub metrics: Arc<Metrics>,
     pub cluster_id: String,
     /// This broker's membership: the metadata image, the controller, registration.
@@ -118,13 +121,20 @@ impl Broker {
             max_timeout_ms: config.transaction_max_timeout_ms,
             abort_check_interval: millis(config.transaction_abort_timed_out_transaction_cleanup_interval_ms),
         };
+        let txn_log = Arc::new(TransactionStateLog::new(
+            config.transaction_state_log_num_partitions,
+            Arc::clone(&engine),
+            durability(&config),
+            millis(config.offsets_commit_timeout_ms),
+        ));
         let transactions = TransactionCoordinator::open(
             Arc::clone(&engine),
             durability(&config),
             offsets.clone(),
             Arc::clone(&producer_ids),
             txn_settings,
-        )?;
+            Arc::clone(&txn_log) as _,
+        );
         let broker = Broker {
             config,
             dynamic_configs,
@@ -135,6 +145,7 @@ impl Broker {
             groups,
             offsets,
             group_log,
+            txn_log,
             metrics,
             cluster_id,
             cluster,

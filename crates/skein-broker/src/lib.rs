@@ -10,6 +10,7 @@
 //! - [`metrics`]: [`Metrics`], every Prometheus metric the broker exports (counted by the router, a few handlers and
 //!   the server), and [`metrics::render`], the `/metrics` text with the gauges read from the broker's state.
 //! - [`replication`]: followers fetching from partition leaders, and leaders keeping their ISR current.
+//! - [`txn_markers`]: transaction markers written at partition leaders, here or on other brokers.
 
 pub mod broker;
 pub mod broker_configs;
@@ -17,9 +18,13 @@ pub mod cluster;
 pub mod group_log;
 pub mod handlers;
 pub mod metrics;
+mod peer;
 pub mod replication;
 pub mod router;
+mod state_log;
 pub mod topics;
+pub mod txn_log;
+pub mod txn_markers;
 
 pub use broker::Broker;
 pub use cluster::{ClusterMember, JoinError, controller_error};

@@ -4,24 +4,19 @@
 //! (AlterPartition). One fetcher task per leader broker serves every partition this node follows there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use skein_core::{BrokerError, wall_clock_ms};
 use skein_log::PartitionLog;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::cluster::endpoint;
+use crate::peer::PeerConnection;
 
 /// The Fetch version followers send: topic ids (v13+) and the replica state with the broker epoch (v15+).
 const REPLICA_FETCH_VERSION: i16 = 15;
@@ -137,14 +132,15 @@ async fn fetch_from(
     mut partitions: watch::Receiver<Vec<Followed>>,
     shutdown: CancellationToken,
 ) {
-    let mut connection: Option<LeaderConnection> = None;
+    let mut connection: Option<PeerConnection> = None;
     loop {
         let current = partitions.borrow_and_update().clone();
         if current.is_empty() || shutdown.is_cancelled() {
             return;
         }
         if connection.is_none() {
-            match LeaderConnection::open(&broker, leader).await {
+            let client_id = format!("skein-replica-{}", broker.config.node_id);
+            match PeerConnection::open(&broker, leader, client_id, MAX_RESPONSE_FRAME_BYTES).await {
                 Ok(opened) => connection = Some(opened),
                 Err(err) => {
                     tracing::debug!(leader, error = %err, "cannot reach the partition leader");
@@ -159,7 +155,7 @@ async fn fetch_from(
         let request = fetch_request(&broker, &current);
         let response = tokio::select! {
             () = shutdown.cancelled() => return,
-            response = open.fetch(&request) => response,
+            response = open.send(&request, REPLICA_FETCH_VERSION, fetch_wait()) => response,
         };
         match response {
             Ok(response) => {
@@ -177,6 +173,11 @@ async fn fetch_from(
             }
         }
     }
+}
+
+/// How long a follower waits for a fetch's answer: the leader's wait for records, and time to send them.
+fn fetch_wait() -> Duration {
+    Duration::from_millis(u64::try_from(REPLICA_FETCH_WAIT_MS).unwrap_or(500)) + Duration::from_secs(10)
 }
 
 /// Waits out the retry backoff, or less when the followed partitions change. True when the fetcher should stop.
@@ -284,96 +285,6 @@ async fn apply_partition(
         log.append_replicated(records, followed.leader_epoch, wall_clock_ms()).await?;
     }
     log.follow_leader_marks(data.high_watermark, data.log_start_offset, followed.leader_epoch).await
-}
-
-fn codec(err: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Storage(format!("replica fetch codec: {err}"))
-}
-
-/// A connection to a leader's inter-broker listener.
-struct LeaderConnection {
-    stream: TcpStream,
-    correlation_id: i32,
-    client_id: StrBytes,
-}
-
-impl LeaderConnection {
-    /// Connects to `leader`'s inter-broker listener, from this broker's own inter-broker address (so a network
-    /// rule between two brokers' addresses applies to replication too).
-    async fn open(broker: &Broker, leader: i32) -> Result<Self, BrokerError> {
-        let image = broker.image();
-        let listener = &broker.config.inter_broker_listener_name;
-        let registration = image.broker(leader).ok_or(BrokerError::LeaderNotAvailable)?;
-        let target = endpoint(registration, listener).ok_or(BrokerError::LeaderNotAvailable)?;
-        let address = tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|err| BrokerError::Storage(format!("cannot resolve {}: {err}", target.host)))?
-            .next()
-            .ok_or(BrokerError::LeaderNotAvailable)?;
-        let socket = if address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-            .map_err(|err| BrokerError::Storage(format!("cannot open a socket: {err}")))?;
-        let own = image.broker(broker.config.node_id).and_then(|b| endpoint(b, listener)).map(|e| e.host.clone());
-        if let Some(own) = own.and_then(|host| host.parse::<std::net::IpAddr>().ok())
-            && own.is_ipv4() == address.is_ipv4()
-            && !own.is_unspecified()
-        {
-            socket
-                .bind(SocketAddr::new(own, 0))
-                .map_err(|err| BrokerError::Storage(format!("cannot bind to {own}: {err}")))?;
-        }
-        let stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(address))
-            .await
-            .map_err(|_| BrokerError::RequestTimedOut(format!("connecting to broker {leader} at {address}")))?
-            .map_err(|err| BrokerError::Storage(format!("cannot connect to broker {leader} at {address}: {err}")))?;
-        stream.set_nodelay(true).ok();
-        let client_id = StrBytes::from_string(format!("skein-replica-{}", broker.config.node_id));
-        Ok(LeaderConnection { stream, correlation_id: 0, client_id })
-    }
-
-    /// Sends one Fetch and reads its answer (bounded in time and size).
-    async fn fetch(&mut self, request: &FetchRequest) -> Result<FetchResponse, BrokerError> {
-        let io = |err: std::io::Error| BrokerError::Storage(format!("replica fetch connection: {err}"));
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let version = REPLICA_FETCH_VERSION;
-        let header = RequestHeader::default()
-            .with_request_api_key(FetchRequest::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, FetchRequest::header_version(version)).map_err(codec)?;
-        request.encode(&mut body, version).map_err(codec)?;
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_u32(u32::try_from(body.len()).unwrap_or(u32::MAX));
-        frame.extend_from_slice(&body);
-        let wait = Duration::from_millis(u64::try_from(REPLICA_FETCH_WAIT_MS).unwrap_or(500)) + Duration::from_secs(10);
-        let exchange = async {
-            self.stream.write_all(&frame).await.map_err(io)?;
-            let length = self.stream.read_u32().await.map_err(io)?;
-            let length = usize::try_from(length).unwrap_or(usize::MAX);
-            if length > MAX_RESPONSE_FRAME_BYTES {
-                return Err(BrokerError::CorruptMessage(format!("a {length}-byte fetch response frame")));
-            }
-            let mut buf = vec![0u8; length];
-            self.stream.read_exact(&mut buf).await.map_err(io)?;
-            Ok(Bytes::from(buf))
-        };
-        let mut buf = tokio::time::timeout(wait, exchange)
-            .await
-            .map_err(|_| BrokerError::RequestTimedOut("the leader did not answer a replica fetch".into()))??;
-        let header = ResponseHeader::decode(&mut buf, FetchResponse::header_version(version)).map_err(codec)?;
-        if header.correlation_id != self.correlation_id {
-            return Err(BrokerError::CorruptMessage(format!(
-                "fetch response for correlation id {}, expected {}",
-                header.correlation_id, self.correlation_id
-            )));
-        }
-        let response = FetchResponse::decode(&mut buf, version).map_err(codec)?;
-        if buf.has_remaining() {
-            tracing::debug!(left = buf.remaining(), "bytes after a fetch response");
-        }
-        Ok(response)
-    }
 }
 
 /// Every `ISR_CHECK_INTERVAL`: for each partition this node leads, asks the controller to change the ISR when

@@ -136,6 +136,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
             let handler = |req, v| handlers::txn_offset_commit::handle(broker, req, v);
             respond_checked(frame, handlers::txn_offset_commit::check_ids, handler).await
         }
+        ApiKey::WriteTxnMarkers => respond(frame, |req, v| handlers::write_txn_markers::handle(broker, req, v)).await,
         ApiKey::DescribeTransactions => {
             let handler = |req, v| handlers::describe_transactions::handle(broker, req, v);
             respond_checked(frame, handlers::describe_transactions::check_ids, handler).await

@@ -377,10 +377,3 @@ impl TopicRegistry {
             .collect()
     }
 }
-
-impl skein_txn::Partitions for TopicRegistry {
-    /// The local log, unless this node follows the partition (its markers are the leader's to write).
-    fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
-        self.get(topic).and_then(|topic| topic.partition(partition).cloned()).filter(|log| !log.is_follower())
-    }
-}

@@ -182,8 +182,13 @@ pub struct BrokerConfig {
     /// How long an offset commit (or any group state change) waits for the in-sync replicas.
     #[serde(rename = "offsets.commit.timeout.ms")]
     pub offsets_commit_timeout_ms: i64,
+    /// Replicas of each `__transaction_state` partition (at most the number of controller voters).
     #[serde(rename = "transaction.state.log.replication.factor")]
     pub transaction_state_log_replication_factor: i16,
+    /// Partitions of `__transaction_state`: a transactional id's coordinator is the leader of the one its id
+    /// hashes to. Fixed once the topic exists.
+    #[serde(rename = "transaction.state.log.num.partitions")]
+    pub transaction_state_log_num_partitions: i32,
     #[serde(rename = "transaction.state.log.min.isr")]
     pub transaction_state_log_min_isr: i32,
     /// Whether a replica outside the ISR may become leader when no ISR member is alive (loses records).
@@ -268,6 +273,7 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_commit_timeout_ms: 5_000,
             transaction_state_log_replication_factor: 3,
+            transaction_state_log_num_partitions: 50,
             transaction_state_log_min_isr: 2,
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
@@ -301,6 +307,7 @@ impl BrokerConfig {
             ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds),
             ("offsets.commit.timeout.ms", self.offsets_commit_timeout_ms),
             ("offsets.topic.num.partitions", i64::from(self.offsets_topic_num_partitions)),
+            ("transaction.state.log.num.partitions", i64::from(self.transaction_state_log_num_partitions)),
         ] {
             check(value >= 1, format!("{key} must be >= 1, got {value}"));
         }
@@ -563,6 +570,7 @@ impl BrokerConfig {
             ("offsets.commit.timeout.ms", self.offsets_commit_timeout_ms.to_string()),
             ("transaction.state.log.replication.factor", self.transaction_state_log_replication_factor.to_string()),
             ("transaction.state.log.min.isr", self.transaction_state_log_min_isr.to_string()),
+            ("transaction.state.log.num.partitions", self.transaction_state_log_num_partitions.to_string()),
             ("unclean.leader.election.enable", self.unclean_leader_election_enable.to_string()),
             ("auto.leader.rebalance.enable", self.auto_leader_rebalance_enable.to_string()),
             ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds.to_string()),

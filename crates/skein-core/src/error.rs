@@ -159,6 +159,14 @@ pub enum BrokerError {
     /// replicated: not acknowledged.
     #[error("not enough in-sync replicas after append: {isr} in sync, min.insync.replicas is {min}")]
     NotEnoughReplicasAfterAppend { isr: usize, min: usize },
+    /// Another broker's answer to a request this one sent it on a client's behalf (e.g. the transaction
+    /// coordinator verifying a transactional produce): its Kafka error code, passed on unchanged.
+    #[error("broker {node_id} answered error code {code}")]
+    FromBroker { node_id: i32, code: i16 },
+    /// A transactional produce whose partition the transaction coordinator could not verify yet (it is loading,
+    /// moved, or busy ending the transaction): NOT_ENOUGH_REPLICAS, as Kafka answers, so every producer retries.
+    #[error("the transaction coordinator could not verify the partition yet: {0}")]
+    TransactionNotVerified(String),
 }
 
 /// One record a produce refuses (KIP-467's `record_errors`): its index within its batch and why.
@@ -191,6 +199,7 @@ fn record_errors_message(errors: &[RecordError]) -> String {
 /// a new error variant does not compile until it has a code.
 pub fn error_code(error: &BrokerError) -> i16 {
     let kafka = match error {
+        BrokerError::FromBroker { code, .. } => return *code,
         BrokerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         BrokerError::UnknownTopicId => ResponseError::UnknownTopicId,
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
@@ -253,6 +262,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::NotController(_) => ResponseError::NotController,
         BrokerError::RequestTimedOut(_) => ResponseError::RequestTimedOut,
         BrokerError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        BrokerError::TransactionNotVerified(_) => ResponseError::NotEnoughReplicas,
         BrokerError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
         BrokerError::StaleBrokerEpoch(_) => ResponseError::StaleBrokerEpoch,
         BrokerError::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,

@@ -23,6 +23,8 @@ pub enum StateSpace {
     Offsets,
     /// Group records (`keys::group_key`).
     Groups,
+    /// Offsets of open transactions (`keys::pending_offset_key`).
+    PendingOffsets,
 }
 
 impl StateSpace {
@@ -31,6 +33,7 @@ impl StateSpace {
         match self {
             StateSpace::Offsets => 0,
             StateSpace::Groups => 1,
+            StateSpace::PendingOffsets => 2,
         }
     }
 }
@@ -60,6 +63,7 @@ impl StateEntry {
         let space = match tag {
             0 => StateSpace::Offsets,
             1 => StateSpace::Groups,
+            2 => StateSpace::PendingOffsets,
             _ => return None,
         };
         Some(StateEntry { space, key: rest.to_vec(), value: value.map(<[u8]>::to_vec) })

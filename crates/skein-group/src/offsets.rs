@@ -4,7 +4,7 @@
 //! replicated) and is applied to local storage once the journal has it; reads and writes of a group this broker
 //! does not coordinate are refused (NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS while loading it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::journal::{StateEntry, StateJournal, StateSpace};
@@ -15,6 +15,9 @@ use skein_storage::{ColumnFamily, CommittedOffset, Durability, Engine, GroupReco
 
 /// One partition's committed offset: (topic, partition, offset).
 pub type TopicPartitionOffset = (String, i32, CommittedOffset);
+
+/// One stored pending offset: (its key, topic, partition, encoded offset).
+type PendingEntry = (Vec<u8>, String, i32, Vec<u8>);
 
 /// Reads and writes the `offsets` and `groups` key spaces.
 #[derive(Clone)]
@@ -247,6 +250,105 @@ impl OffsetStore {
         self.change(group_id, vec![entry]).await
     }
 
+    /// TxnOffsetCommit: offsets of producer `producer_id`'s open transaction, which become the group's committed
+    /// offsets when its COMMIT marker comes ([`OffsetStore::complete_transaction`]) and are dropped by its ABORT.
+    /// A later commit of the same partition in the same transaction replaces an earlier one.
+    pub async fn add_pending(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        offsets: Vec<TopicPartitionOffset>,
+    ) -> Result<(), BrokerError> {
+        check_group_id(group_id)?;
+        self.journal.check_coordinator(group_id)?;
+        if producer_id < 0 {
+            return Err(BrokerError::InvalidProducerIdMapping);
+        }
+        let mut entries = Vec::with_capacity(offsets.len());
+        for (topic, partition, committed) in &offsets {
+            check_topic(topic)?;
+            entries.push(StateEntry {
+                space: StateSpace::PendingOffsets,
+                key: keys::pending_offset_key(group_id, producer_id, topic, *partition),
+                value: Some(committed.encode()),
+            });
+        }
+        self.change(group_id, entries).await
+    }
+
+    /// The partitions of the group with offsets of an open transaction (OffsetFetch with `require_stable` answers
+    /// UNSTABLE_OFFSET_COMMIT for them).
+    pub async fn pending_partitions(&self, group_id: &str) -> Result<BTreeSet<(String, i32)>, BrokerError> {
+        check_group_id(group_id)?;
+        self.journal.check_coordinator(group_id)?;
+        let (from, to) = keys::pending_offset_group_range(group_id);
+        let engine = Arc::clone(&self.engine);
+        blocking(move || {
+            let mut found = BTreeSet::new();
+            engine.scan(ColumnFamily::PendingOffsets, &from, &to, &mut |key, _| {
+                if let Some((_, _, topic, partition)) = keys::decode_pending_offset_key(key) {
+                    found.insert((topic, partition));
+                }
+                true
+            })?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// A transaction marker of producer `producer_id` for the groups of coordinator partition `partition` (every
+    /// group when `partition` is `None`): on COMMIT its pending offsets become the groups' committed offsets, on
+    /// ABORT they are dropped. Idempotent: a second marker finds nothing pending. Returns how many groups changed.
+    pub async fn complete_transaction(
+        &self,
+        partition: Option<i32>,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<usize, BrokerError> {
+        let engine = Arc::clone(&self.engine);
+        let journal = Arc::clone(&self.journal);
+        let pending = blocking(move || {
+            let mut by_group: BTreeMap<String, Vec<PendingEntry>> = BTreeMap::new();
+            let mut corrupt = None;
+            engine.scan(ColumnFamily::PendingOffsets, &[], &[0xff; 3], &mut |key, value| {
+                match keys::decode_pending_offset_key(key) {
+                    Some((group_id, id, topic, index))
+                        if id == producer_id && partition.is_none_or(|p| journal.partition_for(&group_id) == p) =>
+                    {
+                        by_group.entry(group_id).or_default().push((key.to_vec(), topic, index, value.to_vec()));
+                    }
+                    Some(_) => {}
+                    None => {
+                        corrupt = Some(StorageError::CorruptValue {
+                            key: "pending_offsets".into(),
+                            reason: "malformed key".into(),
+                        })
+                    }
+                }
+                corrupt.is_none()
+            })?;
+            corrupt.map_or(Ok(by_group), Err)
+        })
+        .await?;
+        let changed = pending.len();
+        for (group_id, offsets) in pending {
+            self.journal.check_coordinator(&group_id)?;
+            let mut entries = Vec::with_capacity(offsets.len() * 2);
+            for (key, topic, index, value) in offsets {
+                entries.push(StateEntry { space: StateSpace::PendingOffsets, key, value: None });
+                if commit {
+                    entries.push(StateEntry {
+                        space: StateSpace::Offsets,
+                        key: keys::offset_key(&group_id, &topic, index),
+                        value: Some(value),
+                    });
+                }
+            }
+            self.change(&group_id, entries).await?;
+        }
+        Ok(changed)
+    }
+
     /// Every stored change of the groups whose coordinator partition is `partition`, as puts (blocking): what a
     /// journal that does not hold them yet must be given (storage written before the journal existed).
     pub fn entries_of_partition(&self, partition: i32) -> Result<Vec<(String, StateEntry)>, StorageError> {
@@ -263,6 +365,10 @@ impl OffsetStore {
         })?;
         self.engine.scan(ColumnFamily::Offsets, &[], &[0xff; 3], &mut |key, value| {
             keep(StateSpace::Offsets, keys::decode_offset_key(key).map(|(group_id, _, _)| group_id), key, value)
+        })?;
+        self.engine.scan(ColumnFamily::PendingOffsets, &[], &[0xff; 3], &mut |key, value| {
+            let group_id = keys::decode_pending_offset_key(key).map(|(group_id, _, _, _)| group_id);
+            keep(StateSpace::PendingOffsets, group_id, key, value)
         })?;
         Ok(entries)
     }
@@ -323,6 +429,7 @@ fn column_family(space: StateSpace) -> ColumnFamily {
     match space {
         StateSpace::Offsets => ColumnFamily::Offsets,
         StateSpace::Groups => ColumnFamily::Groups,
+        StateSpace::PendingOffsets => ColumnFamily::PendingOffsets,
     }
 }
 

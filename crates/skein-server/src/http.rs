@@ -78,6 +78,11 @@ async fn exchange(mut stream: TcpStream, broker: &Broker) {
         "/ready" if !broker.group_log.is_caught_up(broker) => {
             ("503 Service Unavailable", "text/plain", "loading the groups this broker coordinates\n".to_string())
         }
+        "/ready" if !broker.txn_log.is_caught_up(broker) => (
+            "503 Service Unavailable",
+            "text/plain",
+            "loading the transactional ids this broker coordinates\n".to_string(),
+        ),
         "/ready" => ("200 OK", "text/plain", "ok\n".to_string()),
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };

@@ -88,11 +88,6 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         .apply_image(&broker.image(), broker.config.node_id)
         .await
         .context("cannot apply the metadata to local storage")?;
-    // Transactions decided before a crash but not completed are completed before any client is served.
-    let recovered = broker.transactions.recover(&broker.topics).await.context("cannot recover transactions")?;
-    if recovered > 0 {
-        tracing::info!(recovered, "completed transactions left prepared");
-    }
     tracing::info!(
         node_id = broker.config.node_id,
         cluster_id = %broker.cluster_id,
@@ -144,11 +139,13 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         Arc::clone(&broker.group_log),
         shutdown.child_token(),
     ));
+    // Transactions decided before a crash but not completed are completed when their partition is loaded.
+    tracker.spawn(skein_broker::txn_log::run(Arc::clone(&broker), Arc::clone(&broker.txn_log), shutdown.child_token()));
     let b = Arc::clone(&broker);
     tracker.spawn(every(broker.transactions.settings().abort_check_interval, shutdown.child_token(), move || {
         let broker = Arc::clone(&b);
         async move {
-            let aborted = broker.transactions.abort_timed_out(&broker.topics, wall_clock_ms()).await;
+            let aborted = broker.transactions.abort_timed_out(broker.as_ref(), wall_clock_ms()).await;
             if aborted > 0 {
                 tracing::info!(aborted, "aborted timed-out transactions");
             }

@@ -419,7 +419,17 @@ fn ids_of_32767_bytes_are_served_as_kafka_serves_them() {
         .with_transaction_timeout_ms(60_000)
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    assert_eq!(client.request(5, &request).expect("InitProducerId").error_code, NONE);
+    // As a client: the coordinator lookup creates `__transaction_state`, then the id's partition loads (NOT_COORDINATOR
+    // and COORDINATOR_LOAD_IN_PROGRESS meanwhile).
+    let lookup =
+        FindCoordinatorRequest::default().with_key_type(1).with_key(StrBytes::from_string(transactional_id.clone()));
+    let initialized = skein_test_support::wait_for("the transaction coordinator", Duration::from_secs(30), || {
+        client.request(3, &lookup)?;
+        let code = client.request(5, &request)?.error_code;
+        Ok((![14, 15, 16].contains(&code)).then_some(code))
+    })
+    .expect("InitProducerId");
+    assert_eq!(initialized, NONE);
 
     let response = client.request(1, &consumer_heartbeat(&"c".repeat(LIMIT), "member-1", None)).expect("CGH");
     assert_eq!(response.error_code, NONE);

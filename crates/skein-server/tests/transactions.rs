@@ -9,9 +9,14 @@ use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ListOffsetsRequest, ListTransactionsRequest, ProducerId, TransactionalId,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, BrokerId, DescribeTransactionsRequest, EndTxnRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListOffsetsRequest, ListTransactionsRequest,
+    OffsetFetchRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use skein_test_support::records::producer_batch;
@@ -45,14 +50,27 @@ fn produce_in_txn(client: &mut RawClient, transactional_id: &str, topic: &str, b
     (partition.error_code, partition.base_offset)
 }
 
+/// InitProducerId after FindCoordinator, as clients do: the first lookup creates `__transaction_state` and the
+/// broker then loads it (NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS meanwhile, retried like a client).
 fn init(client: &mut RawClient, transactional_id: &str, timeout_ms: i32) -> (i16, i64, i16) {
-    let request = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(str(transactional_id))))
-        .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let response = client.request(4, &request).expect("InitProducerId");
-    (response.error_code, response.producer_id.0, response.producer_epoch)
+    const RETRIABLE: [i16; 3] = [14, 15, 16];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lookup = FindCoordinatorRequest::default().with_key(str(transactional_id)).with_key_type(1);
+        let found: kafka_protocol::messages::FindCoordinatorResponse =
+            client.request(3, &lookup).expect("FindCoordinator");
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(str(transactional_id))))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = client.request(4, &request).expect("InitProducerId");
+        let retriable = RETRIABLE.contains(&found.error_code) || RETRIABLE.contains(&response.error_code);
+        if !retriable || Instant::now() > deadline {
+            return (response.error_code, response.producer_id.0, response.producer_epoch);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn add_partitions(client: &mut RawClient, transactional_id: &str, producer_id: i64, epoch: i16, topic: &str) -> i16 {
@@ -263,4 +281,97 @@ fn transactions_v2_add_partitions_on_produce_and_bump_the_epoch_on_every_end() {
     assert_eq!(aborted.aborted_transactions.expect("aborted").len(), 1);
     // Committing an aborted transaction is refused.
     assert_eq!(end(&mut client, epoch + 1, true).0, INVALID_TXN_STATE);
+}
+
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// AddOffsetsToTxn then TxnOffsetCommit v3 of `offset` for partition 0 of `topic`; (AddOffsets error, commit error).
+fn commit_in_txn(
+    client: &mut RawClient,
+    transactional_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    group_id: &str,
+    topic: &str,
+    offset: i64,
+) -> (i16, i16) {
+    let add = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(str(transactional_id)))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(str(group_id)));
+    let added = client.request(3, &add).expect("AddOffsetsToTxn").error_code;
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(str(transactional_id)))
+        .with_group_id(GroupId(str(group_id)))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(vec![
+            TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(offset),
+        ])]);
+    let response = client.request(3, &commit).expect("TxnOffsetCommit");
+    (added, response.topics[0].partitions[0].error_code)
+}
+
+/// OffsetFetch v7 of partition 0 of `topic`: (partition error, committed offset).
+fn fetch_offset(client: &mut RawClient, group_id: &str, topic: &str, require_stable: bool) -> (i16, i64) {
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(str(group_id)))
+        .with_require_stable(require_stable)
+        .with_topics(Some(vec![
+            OffsetFetchRequestTopic::default().with_name(topic_name(topic)).with_partition_indexes(vec![0]),
+        ]));
+    let response = client.request(7, &request).expect("OffsetFetch");
+    assert_eq!(response.error_code, NONE, "{response:?}");
+    let partition = &response.topics[0].partitions[0];
+    (partition.error_code, partition.committed_offset)
+}
+
+#[test]
+fn offsets_of_an_open_transaction_are_unstable_until_its_marker() {
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    let topic = "consumed";
+    assert_eq!(create_topic(&mut client, topic, 1, &[]).expect("create").error_code, NONE);
+    let (code, producer_id, epoch) = init(&mut client, "pipeline", 60_000);
+    assert_eq!(code, NONE);
+
+    // Committed by one transaction: invisible until its COMMIT, and UNSTABLE_OFFSET_COMMIT (KIP-447) meanwhile for
+    // a consumer that asks for stable offsets only.
+    assert_eq!(commit_in_txn(&mut client, "pipeline", producer_id, epoch, "readers", topic, 7), (NONE, NONE));
+    assert_eq!(fetch_offset(&mut client, "readers", topic, false), (NONE, -1));
+    assert_eq!(fetch_offset(&mut client, "readers", topic, true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(end_txn(&mut client, "pipeline", producer_id, epoch, true), NONE);
+    assert_eq!(fetch_offset(&mut client, "readers", topic, true), (NONE, 7));
+
+    // Aborted: dropped, the committed offset stays.
+    assert_eq!(commit_in_txn(&mut client, "pipeline", producer_id, epoch, "readers", topic, 11), (NONE, NONE));
+    assert_eq!(fetch_offset(&mut client, "readers", topic, true), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(end_txn(&mut client, "pipeline", producer_id, epoch, false), NONE);
+    assert_eq!(fetch_offset(&mut client, "readers", topic, true), (NONE, 7));
+
+    // Pending offsets survive a kill -9 of the coordinator, and still commit with their transaction.
+    assert_eq!(commit_in_txn(&mut client, "pipeline", producer_id, epoch, "readers", topic, 15), (NONE, NONE));
+    let mut broker = broker;
+    broker.kill9().expect("kill");
+    broker.restart().expect("restart");
+    let mut client = broker.client().expect("reconnect");
+    let stable = skein_test_support::wait_for("the group to be loaded", Duration::from_secs(30), || {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(str("readers")))
+            .with_require_stable(true)
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default().with_name(topic_name(topic)).with_partition_indexes(vec![0]),
+            ]));
+        let response: kafka_protocol::messages::OffsetFetchResponse = client.request(7, &request)?;
+        Ok((response.error_code == NONE).then(|| response.topics[0].partitions[0].error_code))
+    })
+    .expect("loaded");
+    assert_eq!(stable, UNSTABLE_OFFSET_COMMIT);
+    let ended = skein_test_support::wait_for("the transaction to end", Duration::from_secs(30), || {
+        Ok(Some(end_txn(&mut client, "pipeline", producer_id, epoch, true)).filter(|&code| code == NONE))
+    });
+    assert!(ended.is_ok(), "{ended:?}");
+    assert_eq!(fetch_offset(&mut client, "readers", topic, true), (NONE, 15));
 }

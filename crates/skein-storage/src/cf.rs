@@ -20,10 +20,13 @@ pub enum ColumnFamily {
     AbortedTxns,
     /// Transaction coordinator state: `transactional id` → producer id and epoch, state, partitions, offsets.
     Transactions,
+    /// The group coordinator's offsets of open transactions (TxnOffsetCommit), committed or dropped by the
+    /// transaction's marker: `group | producer id | topic | partition` → offset, leader epoch, metadata, time.
+    PendingOffsets,
 }
 
 impl ColumnFamily {
-    pub const ALL: [ColumnFamily; 8] = [
+    pub const ALL: [ColumnFamily; 9] = [
         ColumnFamily::Log,
         ColumnFamily::Partition,
         ColumnFamily::Producers,
@@ -32,6 +35,7 @@ impl ColumnFamily {
         ColumnFamily::Groups,
         ColumnFamily::AbortedTxns,
         ColumnFamily::Transactions,
+        ColumnFamily::PendingOffsets,
     ];
 
     /// The RocksDB column family name.
@@ -45,6 +49,7 @@ impl ColumnFamily {
             ColumnFamily::Groups => "groups",
             ColumnFamily::AbortedTxns => "aborted_txns",
             ColumnFamily::Transactions => "transactions",
+            ColumnFamily::PendingOffsets => "pending_offsets",
         }
     }
 }

@@ -177,6 +177,35 @@ pub fn decode_offset_key(key: &[u8]) -> Option<(String, String, i32)> {
     Some((group, topic, i32::from_be_bytes(partition)))
 }
 
+/// `pending_offsets`: group id (u16 length | bytes) | producer id (i64 BE, never negative) | topic (u16 length |
+/// bytes) | partition (i32 BE). Both the group id and the topic MUST fit ([`fits_key_part`]).
+pub fn pending_offset_key(group_id: &str, producer_id: i64, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + group_id.len() + topic.len());
+    push_length_prefixed(&mut key, group_id.as_bytes());
+    key.extend_from_slice(&producer_id.to_be_bytes());
+    push_length_prefixed(&mut key, topic.as_bytes());
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+/// The half-open `pending_offsets` key range of one group (whose id MUST fit): producer ids are never negative,
+/// so the byte after the group part is at most 0x7f and `group part | 0xff` bounds the range.
+pub fn pending_offset_group_range(group_id: &str) -> (Vec<u8>, Vec<u8>) {
+    let from = group_key(group_id);
+    let mut to = from.clone();
+    to.push(0xff);
+    (from, to)
+}
+
+/// Splits a `pending_offsets` key into (group id, producer id, topic, partition).
+pub fn decode_pending_offset_key(key: &[u8]) -> Option<(String, i64, String, i32)> {
+    let (group, rest) = split_length_prefixed(key)?;
+    let producer_id: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+    let (topic, rest) = split_length_prefixed(rest.get(8..)?)?;
+    let partition: [u8; 4] = rest.try_into().ok()?;
+    Some((group, i64::from_be_bytes(producer_id), topic, i32::from_be_bytes(partition)))
+}
+
 /// Decodes a `groups` key into the group id.
 pub fn decode_group_key(key: &[u8]) -> Option<String> {
     match split_length_prefixed(key)? {
@@ -211,6 +240,19 @@ mod tests {
         assert!(offset_key("g", "orders", 1) < offset_key("g", "orders", 2));
         assert_eq!(decode_group_key(&group_key("my-group")), Some("my-group".to_string()));
         assert_eq!(decode_offset_key(&[0, 9, 1]), None);
+    }
+
+    #[test]
+    fn pending_offset_keys_stay_within_their_group() {
+        let key = pending_offset_key("g", i64::MAX, "orders", 7);
+        assert_eq!(decode_pending_offset_key(&key), Some(("g".to_string(), i64::MAX, "orders".to_string(), 7)));
+        let (from, to) = pending_offset_group_range("g");
+        for inside in [key, pending_offset_key("g", 0, "", 0)] {
+            assert!(from <= inside && inside < to);
+        }
+        let longer = pending_offset_key("g2", 0, "orders", 0);
+        assert!(!(from <= longer && longer < to));
+        assert_eq!(decode_pending_offset_key(&offset_key("g", "orders", 1)), None);
     }
 
     #[test]

@@ -10,25 +10,68 @@
 //! to produce and fetch, and the lock makes every state change atomic with its write.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use skein_core::BrokerError;
 use skein_core::limits::{self, IdKind};
 use skein_group::OffsetStore;
-use skein_log::{PartitionLog, append_marker};
-use skein_protocol::MarkerType;
 use skein_storage::{
-    ColumnFamily, CommittedOffset, Durability, Engine, PendingOffset, StorageError, StoreBatch, TxnRecord, TxnState,
-    keys, run_blocking,
+    ColumnFamily, CommittedOffset, Durability, Engine, StorageError, StoreBatch, TxnRecord, TxnState, keys,
+    run_blocking,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::producer_ids::ProducerIdAllocator;
 
-/// Finds partition logs by topic name and partition index (the broker's topic registry).
-pub trait Partitions: Send + Sync {
-    fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>>;
+/// The markers that end one transaction: a COMMIT or ABORT control record for producer `producer_id` in each of
+/// its partitions, and the same decision for its offsets at the coordinator of each of its groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMarkers {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub partitions: Vec<(String, i32)>,
+    pub groups: Vec<String>,
+}
+
+pub type MarkerFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + 'a>>;
+
+/// Where the coordinator's state is made durable before it is applied, and which transactional ids this broker
+/// coordinates. In a cluster, as in Kafka, an id's state lives in one partition of `__transaction_state` (the
+/// one its id hashes to), whose leader is the id's coordinator: every change is appended there and acknowledged
+/// once the in-sync replicas have it; a broker taking over the partition replays it.
+pub trait TxnJournal: Send + Sync {
+    /// Ok when this broker coordinates `transactional_id` now; NOT_COORDINATOR, or COORDINATOR_LOAD_IN_PROGRESS
+    /// while it loads the id's partition.
+    fn check_coordinator(&self, transactional_id: &str) -> Result<(), BrokerError>;
+
+    /// Makes the id's new state (`None`: the id is removed) durable in the journal.
+    fn append<'a>(&'a self, transactional_id: &'a str, record: Option<Vec<u8>>) -> MarkerFuture<'a>;
+}
+
+/// The journal of one node that coordinates every id and keeps nothing elsewhere (tests of this crate).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalTxnJournal;
+
+impl TxnJournal for LocalTxnJournal {
+    fn check_coordinator(&self, _transactional_id: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    fn append<'a>(&'a self, _transactional_id: &'a str, _record: Option<Vec<u8>>) -> MarkerFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Writes a transaction's markers where they belong: the leaders of its partitions (this broker or another, with
+/// WriteTxnMarkers) and its groups' coordinators. Done once every marker is durable where it was written (a
+/// partition deleted meanwhile needs none); markers are idempotent, so a failed attempt is simply repeated.
+pub trait MarkerWriter: Send + Sync {
+    fn write_markers<'a>(&'a self, markers: &'a TxnMarkers) -> MarkerFuture<'a>;
 }
 
 /// The transaction settings (`transaction.*`).
@@ -72,6 +115,8 @@ pub struct TransactionCoordinator {
     offsets: OffsetStore,
     producer_ids: Arc<ProducerIdAllocator>,
     settings: TxnSettings,
+    journal: Arc<dyn TxnJournal>,
+    /// The ids this broker coordinates (loaded with their `__transaction_state` partition).
     txns: Mutex<HashMap<String, TxnRecord>>,
 }
 
@@ -82,47 +127,108 @@ impl std::fmt::Debug for TransactionCoordinator {
 }
 
 impl TransactionCoordinator {
-    /// Loads every transactional id's state (blocking: call before serving).
+    /// A coordinator over `journal`: it coordinates no id until [`TransactionCoordinator::load`] takes over the
+    /// ids of a `__transaction_state` partition.
     pub fn open(
         engine: Arc<dyn Engine>,
         durability: Durability,
         offsets: OffsetStore,
         producer_ids: Arc<ProducerIdAllocator>,
         settings: TxnSettings,
-    ) -> Result<Self, StorageError> {
-        let mut txns = HashMap::new();
-        let mut corrupt = None;
-        engine.scan(ColumnFamily::Transactions, &[], &[0xff; 4], &mut |key, value| {
-            match TxnRecord::decode(value) {
-                Ok(record) => {
-                    txns.insert(String::from_utf8_lossy(key).into_owned(), record);
-                }
-                Err(err) => corrupt = Some(err),
-            }
-            corrupt.is_none()
-        })?;
-        if let Some(err) = corrupt {
-            return Err(err);
+        journal: Arc<dyn TxnJournal>,
+    ) -> Self {
+        TransactionCoordinator {
+            engine,
+            durability,
+            offsets,
+            producer_ids,
+            settings,
+            journal,
+            txns: Mutex::new(HashMap::new()),
         }
-        Ok(TransactionCoordinator { engine, durability, offsets, producer_ids, settings, txns: Mutex::new(txns) })
     }
 
     pub fn settings(&self) -> &TxnSettings {
         &self.settings
     }
 
-    /// Finishes transactions a crash left between their decision and their completion. Returns how many.
-    pub async fn recover(&self, partitions: &dyn Partitions) -> Result<usize, BrokerError> {
+    /// Ok when this broker coordinates `transactional_id` now (see [`TxnJournal::check_coordinator`]).
+    pub fn check_coordinator(&self, transactional_id: &str) -> Result<(), BrokerError> {
+        self.journal.check_coordinator(transactional_id)
+    }
+
+    /// Every stored record of the ids `wanted` selects (blocking).
+    pub fn stored(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<(String, TxnRecord)>, StorageError> {
+        let mut found = Vec::new();
+        let mut corrupt = None;
+        self.engine.scan(ColumnFamily::Transactions, &[], &[0xff; 4], &mut |key, value| {
+            let transactional_id = String::from_utf8_lossy(key).into_owned();
+            if wanted(&transactional_id) {
+                match TxnRecord::decode(value) {
+                    Ok(record) => found.push((transactional_id, record)),
+                    Err(err) => corrupt = Some(err),
+                }
+            }
+            corrupt.is_none()
+        })?;
+        corrupt.map_or(Ok(found), Err)
+    }
+
+    /// Replaces, in one write, the stored records of the ids `wanted` selects with `records` (replayed from the
+    /// journal: id and encoded record, or `None` for a removed id) (blocking).
+    pub fn replace_stored(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+        records: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<(), StorageError> {
+        let mut batch = StoreBatch::default();
+        for (transactional_id, _) in self.stored(&wanted)? {
+            batch.delete(ColumnFamily::Transactions, keys::transaction_key(&transactional_id));
+        }
+        for (transactional_id, record) in records {
+            if let Some(record) = record {
+                TxnRecord::decode(&record)?;
+                batch.put(ColumnFamily::Transactions, keys::transaction_key(&transactional_id), record);
+            }
+        }
+        if batch.is_empty() { Ok(()) } else { self.engine.write(batch, self.durability) }
+    }
+
+    /// Takes over the ids `wanted` selects, as stored locally (after their journal was replayed into storage).
+    /// Returns how many.
+    pub async fn load(&self, wanted: impl Fn(&str) -> bool) -> Result<usize, BrokerError> {
+        let stored = self.stored(wanted)?;
+        let mut txns = self.txns.lock().await;
+        let count = stored.len();
+        txns.extend(stored);
+        Ok(count)
+    }
+
+    /// Gives up the ids `wanted` selects (another broker coordinates them now). Returns how many.
+    pub async fn unload(&self, wanted: impl Fn(&str) -> bool) -> usize {
+        let mut txns = self.txns.lock().await;
+        let before = txns.len();
+        txns.retain(|transactional_id, _| !wanted(transactional_id));
+        before - txns.len()
+    }
+
+    /// Finishes the transactions of the ids `wanted` selects that were left between their decision and their
+    /// completion (by a crash, or by the broker that coordinated them before). Returns how many.
+    pub async fn recover(
+        &self,
+        wanted: impl Fn(&str) -> bool,
+        markers: &dyn MarkerWriter,
+    ) -> Result<usize, BrokerError> {
         let mut txns = self.txns.lock().await;
         let mut recovered = 0;
-        for (transactional_id, record) in txns.iter_mut() {
+        for (transactional_id, record) in txns.iter_mut().filter(|(id, _)| wanted(id)) {
             let commit = match record.state {
                 TxnState::PrepareCommit => true,
                 TxnState::PrepareAbort => false,
                 _ => continue,
             };
             tracing::info!(%transactional_id, commit, "completing a transaction left prepared");
-            self.complete(transactional_id, record, commit, partitions).await?;
+            self.complete(transactional_id, record, commit, markers).await?;
             recovered += 1;
         }
         Ok(recovered)
@@ -136,7 +242,7 @@ impl TransactionCoordinator {
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-        partitions: &dyn Partitions,
+        markers: &dyn MarkerWriter,
         now_ms: i64,
     ) -> Result<(i64, i16), BrokerError> {
         // Handlers close the connection of a request with a longer id before it gets here, as Kafka does; no state
@@ -148,6 +254,7 @@ impl TransactionCoordinator {
                 max: self.settings.max_timeout_ms,
             });
         }
+        self.journal.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let Some(record) = txns.get_mut(transactional_id) else {
             let producer_id = self.producer_ids.allocate().await?;
@@ -172,13 +279,13 @@ impl TransactionCoordinator {
             return Err(BrokerError::ProducerFenced { requested: epoch, current: record.producer_epoch });
         }
         match record.state {
-            TxnState::PrepareCommit => self.complete(transactional_id, record, true, partitions).await?,
-            TxnState::PrepareAbort => self.complete(transactional_id, record, false, partitions).await?,
+            TxnState::PrepareCommit => self.complete(transactional_id, record, true, markers).await?,
+            TxnState::PrepareAbort => self.complete(transactional_id, record, false, markers).await?,
             TxnState::Ongoing => {
                 // Fence the previous incarnation: its transaction is aborted under a newer epoch.
                 tracing::info!(%transactional_id, "aborting the transaction of a fenced producer");
                 self.bump_epoch(record).await?;
-                self.complete(transactional_id, record, false, partitions).await?;
+                self.complete(transactional_id, record, false, markers).await?;
             }
             _ => {}
         }
@@ -198,6 +305,7 @@ impl TransactionCoordinator {
         added: &[(String, i32)],
         now_ms: i64,
     ) -> Result<(), BrokerError> {
+        self.journal.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
         let mut changed = begin(record, now_ms);
@@ -223,6 +331,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         wanted: &[(String, i32)],
     ) -> Result<(), BrokerError> {
+        self.journal.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
         if record.state != TxnState::Ongoing || wanted.iter().any(|p| !record.partitions.contains(p)) {
@@ -248,6 +357,7 @@ impl TransactionCoordinator {
         now_ms: i64,
     ) -> Result<(), BrokerError> {
         limits::validate_id(IdKind::GroupId, group_id)?;
+        self.journal.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
         let mut changed = begin(record, now_ms);
@@ -262,27 +372,22 @@ impl TransactionCoordinator {
         Ok(())
     }
 
-    /// TxnOffsetCommit: offsets that become the group's committed offsets only if the transaction commits.
-    pub async fn add_pending_offsets(
+    /// TxnOffsetCommit's check: the group was added to the producer's ongoing transaction (the offsets themselves
+    /// wait at the group's coordinator for the transaction's marker).
+    pub async fn verify_offsets(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
-        offsets: Vec<PendingOffset>,
+        group_id: &str,
     ) -> Result<(), BrokerError> {
+        self.journal.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
-        if record.state != TxnState::Ongoing || offsets.iter().any(|o| !record.groups.contains(&o.group_id)) {
+        if record.state != TxnState::Ongoing || !record.groups.iter().any(|g| g == group_id) {
             return Err(BrokerError::InvalidTxnState("the group was not added to the transaction".into()));
         }
-        for offset in offsets {
-            record.pending_offsets.retain(|pending| {
-                (&pending.group_id, &pending.topic, pending.partition)
-                    != (&offset.group_id, &offset.topic, offset.partition)
-            });
-            record.pending_offsets.push(offset);
-        }
-        self.save(transactional_id, record).await
+        Ok(())
     }
 
     /// EndTxn: commits or aborts the ongoing transaction. A retried EndTxn of a completed transaction succeeds.
@@ -296,14 +401,15 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         commit: bool,
         bump_epoch: bool,
-        partitions: &dyn Partitions,
+        markers: &dyn MarkerWriter,
     ) -> Result<(i64, i16), BrokerError> {
+        self.journal.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         if !bump_epoch {
             let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
             return match (record.state, commit) {
                 (TxnState::Ongoing, _) => {
-                    self.complete(transactional_id, record, commit, partitions).await?;
+                    self.complete(transactional_id, record, commit, markers).await?;
                     Ok((record.producer_id, record.producer_epoch))
                 }
                 (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
@@ -330,14 +436,14 @@ impl TransactionCoordinator {
         match (record.state, commit) {
             (TxnState::Ongoing, _) => {
                 self.bump_epoch(record).await?;
-                self.complete(transactional_id, record, commit, partitions).await?;
+                self.complete(transactional_id, record, commit, markers).await?;
             }
             (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => return Err(BrokerError::ConcurrentTransactions),
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if retry => {}
             // Aborting a transaction with nothing in it: only the epoch moves.
             (TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Empty, false) => {
                 self.bump_epoch(record).await?;
-                self.complete(transactional_id, record, false, partitions).await?;
+                self.complete(transactional_id, record, false, markers).await?;
             }
             (state, _) => return Err(invalid_transition(state, commit)),
         }
@@ -346,7 +452,7 @@ impl TransactionCoordinator {
 
     /// Aborts transactions open longer than their timeout, fencing their producers (the epoch is bumped, so the
     /// stale producer's next request is refused). Returns how many were aborted.
-    pub async fn abort_timed_out(&self, partitions: &dyn Partitions, now_ms: i64) -> usize {
+    pub async fn abort_timed_out(&self, markers: &dyn MarkerWriter, now_ms: i64) -> usize {
         let mut txns = self.txns.lock().await;
         let mut aborted = 0;
         for (transactional_id, record) in txns.iter_mut() {
@@ -357,7 +463,7 @@ impl TransactionCoordinator {
                 _ => None,
             };
             if let Some(commit) = retry {
-                if let Err(err) = self.complete(transactional_id, record, commit, partitions).await {
+                if let Err(err) = self.complete(transactional_id, record, commit, markers).await {
                     tracing::warn!(%transactional_id, error = %err, "could not complete a prepared transaction");
                 }
                 continue;
@@ -369,7 +475,7 @@ impl TransactionCoordinator {
             }
             tracing::info!(%transactional_id, timeout_ms = record.timeout_ms, "aborting a timed-out transaction");
             let result = match self.bump_epoch(record).await {
-                Ok(()) => self.complete(transactional_id, record, false, partitions).await,
+                Ok(()) => self.complete(transactional_id, record, false, markers).await,
                 Err(err) => Err(err),
             };
             match result {
@@ -405,27 +511,21 @@ impl TransactionCoordinator {
         transactional_id: &str,
         record: &mut TxnRecord,
         commit: bool,
-        partitions: &dyn Partitions,
+        markers: &dyn MarkerWriter,
     ) -> Result<(), BrokerError> {
         record.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
         self.save(transactional_id, record).await?;
-        let marker = if commit { MarkerType::Commit } else { MarkerType::Abort };
         let now = wall_clock_ms();
-        for (topic, partition) in &record.partitions {
-            // A partition deleted since it joined the transaction has nothing left to mark.
-            if let Some(log) = partitions.partition_log(topic, *partition) {
-                append_marker(
-                    &self.engine,
-                    &log,
-                    record.producer_id,
-                    record.producer_epoch,
-                    marker,
-                    self.durability,
-                    now,
-                )
-                .await?;
-            }
-        }
+        let ending = TxnMarkers {
+            transactional_id: transactional_id.to_owned(),
+            producer_id: record.producer_id,
+            producer_epoch: record.producer_epoch,
+            commit,
+            partitions: record.partitions.clone(),
+            groups: record.groups.clone(),
+        };
+        markers.write_markers(&ending).await?;
+        // Offsets a transaction kept in its own record (stored before the groups' coordinators kept them).
         if commit {
             let mut by_group: HashMap<&str, Vec<(String, i32, CommittedOffset)>> = HashMap::new();
             for pending in &record.pending_offsets {
@@ -465,8 +565,10 @@ impl TransactionCoordinator {
     }
 
     async fn save(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), BrokerError> {
+        let encoded = record.encode()?;
+        self.journal.append(transactional_id, Some(encoded.clone())).await?;
         let mut batch = StoreBatch::default();
-        batch.put(ColumnFamily::Transactions, keys::transaction_key(transactional_id), record.encode()?);
+        batch.put(ColumnFamily::Transactions, keys::transaction_key(transactional_id), encoded);
         let engine = Arc::clone(&self.engine);
         let durability = self.durability;
         run_blocking(move || engine.write(batch, durability)).await.map_err(BrokerError::from)
@@ -500,6 +602,7 @@ impl ProduceVerifier<'_> {
         add: bool,
         now_ms: i64,
     ) -> Result<(), BrokerError> {
+        self.coordinator.journal.check_coordinator(transactional_id)?;
         let record =
             checked(&mut self.txns, transactional_id, producer_id, producer_epoch).map_err(|err| match err {
                 // Produce reports a stale epoch as Kafka's partition leader does.
@@ -573,16 +676,27 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use skein_core::TopicPartition;
-    use skein_log::{AppendRequest, Isolation, append_batches};
+    use skein_log::{AppendRequest, Isolation, PartitionLog, append_batches, append_marker};
+    use skein_protocol::MarkerType;
     use skein_protocol::validate_client_batch;
     use skein_storage::{MemoryEngine, PartitionState};
 
-    /// One partition "t-0" on a shared in-memory engine.
-    struct OnePartition(Arc<PartitionLog>);
+    /// One partition "t-0" on a shared in-memory engine, and the one node's offsets: markers go to both.
+    struct OnePartition(Arc<PartitionLog>, Arc<dyn Engine>, OffsetStore);
 
-    impl Partitions for OnePartition {
-        fn partition_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
-            (topic == "t" && partition == 0).then(|| Arc::clone(&self.0))
+    impl MarkerWriter for OnePartition {
+        fn write_markers<'a>(&'a self, markers: &'a TxnMarkers) -> MarkerFuture<'a> {
+            Box::pin(async move {
+                let marker = if markers.commit { MarkerType::Commit } else { MarkerType::Abort };
+                if markers.partitions.contains(&("t".to_string(), 0)) {
+                    let (id, epoch) = (markers.producer_id, markers.producer_epoch);
+                    append_marker(&self.1, &self.0, id, epoch, marker, Durability::ProcessCrash, 0).await?;
+                }
+                if !markers.groups.is_empty() {
+                    self.2.complete_transaction(None, markers.producer_id, markers.commit).await?;
+                }
+                Ok(())
+            })
         }
     }
 
@@ -621,24 +735,30 @@ mod tests {
         let offsets =
             OffsetStore::new(Arc::clone(&engine), Durability::ProcessCrash, Arc::new(skein_group::LocalJournal));
         let ids = Arc::new(ProducerIdAllocator::load(Arc::clone(&engine)).expect("ids"));
-        (engine, OnePartition(log), offsets, ids)
+        (Arc::clone(&engine), OnePartition(log, engine, offsets.clone()), offsets, ids)
     }
 
-    fn open(engine: &Arc<dyn Engine>, offsets: &OffsetStore, ids: &Arc<ProducerIdAllocator>) -> TransactionCoordinator {
-        TransactionCoordinator::open(
+    async fn open(
+        engine: &Arc<dyn Engine>,
+        offsets: &OffsetStore,
+        ids: &Arc<ProducerIdAllocator>,
+    ) -> TransactionCoordinator {
+        let coordinator = TransactionCoordinator::open(
             Arc::clone(engine),
             Durability::ProcessCrash,
             offsets.clone(),
             Arc::clone(ids),
             TxnSettings::default(),
-        )
-        .expect("open")
+            Arc::new(LocalTxnJournal),
+        );
+        coordinator.load(|_| true).await.expect("load");
+        coordinator
     }
 
     #[tokio::test]
     async fn ids_longer_than_a_request_string_keep_no_state() {
         let (engine, partitions, offsets, ids) = setup().await;
-        let coordinator = open(&engine, &offsets, &ids);
+        let coordinator = open(&engine, &offsets, &ids).await;
         let too_long = "x".repeat(skein_core::MAX_ID_BYTES + 1);
         let err = coordinator.init_producer_id(&too_long, 60_000, None, &partitions, 0).await.expect_err("too long");
         assert_eq!(skein_core::error_code(&err), 42);
@@ -654,21 +774,16 @@ mod tests {
     #[tokio::test]
     async fn a_commit_decided_before_a_crash_is_completed_by_recovery() {
         let (engine, partitions, offsets, ids) = setup().await;
-        let coordinator = open(&engine, &offsets, &ids);
+        let coordinator = open(&engine, &offsets, &ids).await;
         let (producer_id, epoch) =
             coordinator.init_producer_id("app", 60_000, None, &partitions, 0).await.expect("init");
         let tp = ("t".to_string(), 0);
         coordinator.add_partitions("app", producer_id, epoch, std::slice::from_ref(&tp), 0).await.expect("add");
         coordinator.add_offsets("app", producer_id, epoch, "group", 0).await.expect("offsets");
-        let pending = PendingOffset {
-            group_id: "group".into(),
-            topic: "t".into(),
-            partition: 0,
-            offset: 42,
-            leader_epoch: -1,
-            metadata: None,
-        };
-        coordinator.add_pending_offsets("app", producer_id, epoch, vec![pending]).await.expect("pending");
+        coordinator.verify_offsets("app", producer_id, epoch, "group").await.expect("group added");
+        let pending = CommittedOffset { offset: 42, leader_epoch: -1, metadata: None, commit_timestamp: 0 };
+        offsets.add_pending("group", producer_id, vec![("t".into(), 0, pending)]).await.expect("pending");
+        assert!(offsets.fetch_all("group").await.expect("offsets").is_empty(), "nothing committed yet");
         let records = transactional_batch(3, producer_id, epoch);
         let header = validate_client_batch(&records).expect("valid");
         let request = AppendRequest { log: Arc::clone(&partitions.0), records, header, log_append_time: None };
@@ -685,13 +800,13 @@ mod tests {
         coordinator.save("app", &record).await.expect("save");
         drop(coordinator);
 
-        let restarted = open(&engine, &offsets, &ids);
+        let restarted = open(&engine, &offsets, &ids).await;
         // Reopening the partition from storage, as a restart does.
         let log = PartitionLog::open(Arc::clone(&engine), TopicPartition::new("t", 0), 1).expect("reopen");
         log.assume_standalone();
-        let partitions = OnePartition(log);
+        let partitions = OnePartition(log, Arc::clone(&engine), offsets.clone());
         assert_eq!(partitions.0.last_stable_offset(), 0, "the open transaction survives the restart");
-        assert_eq!(restarted.recover(&partitions).await.expect("recover"), 1);
+        assert_eq!(restarted.recover(|_| true, &partitions).await.expect("recover"), 1);
         assert_eq!(restarted.describe("app").await.expect("record").state, TxnState::CompleteCommit);
         assert_eq!(partitions.0.last_stable_offset(), 4, "3 records and the COMMIT marker");
         let read = partitions.0.read(0, 1 << 20, true, Isolation::ReadCommitted).await.expect("read");
@@ -700,7 +815,7 @@ mod tests {
         assert_eq!(committed.len(), 1);
         assert_eq!(committed[0].2.offset, 42);
         // Recovery is idempotent: nothing left to do, no second marker.
-        assert_eq!(restarted.recover(&partitions).await.expect("recover"), 0);
+        assert_eq!(restarted.recover(|_| true, &partitions).await.expect("recover"), 0);
         assert_eq!(
             partitions.0.state(),
             PartitionState { log_start_offset: 0, next_offset: 4, leader_epoch: 0, high_watermark: 4 }
@@ -710,7 +825,7 @@ mod tests {
     #[tokio::test]
     async fn states_and_errors_follow_kafka() {
         let (engine, partitions, offsets, ids) = setup().await;
-        let coordinator = open(&engine, &offsets, &ids);
+        let coordinator = open(&engine, &offsets, &ids).await;
         let too_long = coordinator.init_producer_id("x", 900_001, None, &partitions, 0).await;
         assert!(matches!(too_long, Err(BrokerError::InvalidTransactionTimeout { .. })));
         let (producer_id, epoch) = coordinator.init_producer_id("x", 1_000, None, &partitions, 0).await.expect("init");

@@ -10,5 +10,8 @@
 pub mod coordinator;
 pub mod producer_ids;
 
-pub use coordinator::{Partitions, ProduceVerifier, TransactionCoordinator, TxnDescription, TxnSettings, state_name};
+pub use coordinator::{
+    LocalTxnJournal, MarkerFuture, MarkerWriter, ProduceVerifier, TransactionCoordinator, TxnDescription, TxnJournal,
+    TxnMarkers, TxnSettings, state_name,
+};
 pub use producer_ids::{BlockSource, ProducerIdAllocator};

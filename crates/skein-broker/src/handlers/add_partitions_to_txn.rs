@@ -61,7 +61,9 @@ async fn add(
     verify_only: bool,
     topics: &[AddPartitionsToTxnTopic],
 ) -> Vec<AddPartitionsToTxnTopicResult> {
-    let known = |name: &str, partition: i32| broker.topics.get(name).is_some_and(|t| t.partition(partition).is_some());
+    // The coordinator need not hold a replica of the partition: the metadata says whether it exists.
+    let image = broker.image();
+    let known = |name: &str, partition: i32| image.topic(name).is_some_and(|t| t.partitions.contains_key(&partition));
     let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t.name.0.as_str(), *p)));
     let partitions: Vec<(String, i32)> =
         topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p))).collect();

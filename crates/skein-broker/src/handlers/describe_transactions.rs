@@ -21,6 +21,11 @@ pub(crate) async fn handle(
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for transactional_id in request.transactional_ids {
         let answer = TransactionState::default().with_transactional_id(transactional_id.clone());
+        // Another broker coordinates the id (or this one is still loading it): that error, as Kafka answers.
+        if let Err(err) = broker.transactions.check_coordinator(transactional_id.0.as_str()) {
+            states.push(answer.with_error_code(skein_core::error_code(&err)));
+            continue;
+        }
         states.push(match broker.transactions.describe(transactional_id.0.as_str()).await {
             Some(record) => {
                 let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();

@@ -22,7 +22,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: EndTxnRequest, version
             request.producer_epoch,
             request.committed,
             version >= BUMPS_EPOCH_VERSION,
-            &broker.topics,
+            broker.as_ref(),
         )
         .await;
     match result {

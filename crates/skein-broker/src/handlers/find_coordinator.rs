@@ -1,7 +1,6 @@
 //! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition
-//! (`abs(hashCode) % offsets.topic.num.partitions`, as Kafka's `partitionFor`). A transactional id's is, until
-//! transaction state moves onto a replicated internal topic, the registered broker its partition picks; a key whose
-//! broker is fenced has none (COORDINATOR_NOT_AVAILABLE).
+//! (`abs(hashCode) % offsets.topic.num.partitions`, as Kafka's `partitionFor`), a transactional id's the leader of
+//! its `__transaction_state` partition; a partition without a live leader has none (COORDINATOR_NOT_AVAILABLE).
 
 use std::sync::Arc;
 
@@ -11,14 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
-use skein_cluster::MetadataImage;
-
-use skein_group::StateJournal;
-use skein_group::journal::partition_for_key;
-
 use crate::broker::Broker;
 use crate::cluster::endpoint;
-use crate::group_log::{self, GROUP_STATE_TOPIC};
+use crate::{group_log, txn_log};
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -34,7 +28,7 @@ pub(crate) async fn handle(
     for key in &keys {
         let found = match request.key_type {
             GROUP => group_coordinator(broker, key.as_str(), listener).await,
-            TRANSACTION => transaction_coordinator(&broker.image(), key.as_str(), listener),
+            TRANSACTION => transaction_coordinator(broker, key.as_str(), listener).await,
             other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),
         };
         answers.push(match found {
@@ -73,50 +67,28 @@ pub(crate) async fn handle(
 /// lookup, as Kafka does); COORDINATOR_NOT_AVAILABLE while that partition has no leader.
 async fn group_coordinator(broker: &Broker, key: &str, listener: &str) -> Result<(i32, String, i32), BrokerError> {
     group_log::ensure_topic(broker).await?;
-    let partition = broker.group_log.partition_for(key);
-    let image = broker.image();
-    let leader = image
-        .topic(GROUP_STATE_TOPIC)
-        .and_then(|topic| topic.partitions.get(&partition))
-        .map(|p| p.leader)
-        .filter(|&leader| leader >= 0 && image.is_live(leader))
-        .ok_or_else(|| {
-            BrokerError::CoordinatorNotAvailable(format!("{GROUP_STATE_TOPIC} partition {partition} has no leader"))
-        })?;
-    let registration = image
-        .broker(leader)
-        .ok_or_else(|| BrokerError::CoordinatorNotAvailable(format!("broker {leader} is not registered")))?;
-    let endpoint = endpoint(registration, listener)
-        .ok_or_else(|| BrokerError::CoordinatorNotAvailable(format!("broker {leader} has no endpoint")))?;
-    Ok((leader, endpoint.host.clone(), i32::from(endpoint.port)))
+    address(broker, group_log::coordinator_of(broker, key)?, listener)
 }
 
-/// Kafka's internal topics have 50 partitions by default; the key picks one as Kafka's `partitionFor` does.
-const COORDINATOR_SLOTS: i32 = 50;
-
-/// A transactional id's coordinator: until transaction state moves onto a replicated internal topic, the broker
-/// its Kafka partition picks among the registered brokers (COORDINATOR_NOT_AVAILABLE while that one is fenced).
-fn transaction_coordinator(
-    image: &MetadataImage,
+async fn transaction_coordinator(
+    broker: &Broker,
     key: &str,
     listener: &str,
 ) -> Result<(i32, String, i32), BrokerError> {
-    let brokers: Vec<_> = image.brokers().values().collect();
-    if brokers.is_empty() {
-        return Err(BrokerError::CoordinatorNotAvailable("no broker is registered".into()));
-    }
-    let slot = usize::try_from(partition_for_key(key, COORDINATOR_SLOTS)).unwrap_or(0);
-    let chosen = brokers[slot % brokers.len()];
-    if chosen.fenced {
-        return Err(BrokerError::CoordinatorNotAvailable(format!("coordinator broker {} is not live", chosen.node_id)));
-    }
-    let endpoint = endpoint(chosen, listener)
-        .ok_or_else(|| BrokerError::CoordinatorNotAvailable(format!("broker {} has no endpoint", chosen.node_id)))?;
-    Ok((chosen.node_id, endpoint.host.clone(), i32::from(endpoint.port)))
+    address(broker, txn_log::coordinator_of(broker, key).await?, listener)
 }
 
-/// Refuses a request whose coordinator key (a group id or a transactional id) is too long for Kafka's request parser
-/// ([`skein_core::limits`]): the router then closes the connection unanswered, as Kafka 4.3.1 does.
+/// A coordinator broker's address on `listener`: (node id, host, port).
+fn address(broker: &Broker, node_id: i32, listener: &str) -> Result<(i32, String, i32), BrokerError> {
+    let image = broker.image();
+    let registration = image
+        .broker(node_id)
+        .ok_or_else(|| BrokerError::CoordinatorNotAvailable(format!("broker {node_id} is not registered")))?;
+    let endpoint = endpoint(registration, listener)
+        .ok_or_else(|| BrokerError::CoordinatorNotAvailable(format!("broker {node_id} has no endpoint")))?;
+    Ok((node_id, endpoint.host.clone(), i32::from(endpoint.port)))
+}
+
 pub(crate) fn check_ids(request: &FindCoordinatorRequest) -> Result<(), BrokerError> {
     limits::validate_id(IdKind::CoordinatorKey, request.key.as_str())?;
     limits::validate_ids(IdKind::CoordinatorKey, request.coordinator_keys.iter().map(|key| key.as_str()))

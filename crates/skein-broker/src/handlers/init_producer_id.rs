@@ -25,7 +25,7 @@ pub(crate) async fn handle(
                     transactional_id.0.as_str(),
                     request.transaction_timeout_ms,
                     expected,
-                    &broker.topics,
+                    broker.as_ref(),
                     now_ms(),
                 )
                 .await

@@ -1,6 +1,7 @@
 //! OffsetFetch: committed offsets of one group (v1-v7) or several (v8+); -1 where nothing was committed; every
 //! committed partition when topics is null.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
@@ -16,8 +17,19 @@ use skein_storage::CommittedOffset;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
-/// One partition's answer: (partition, committed offset if any).
-type FetchedTopic = (String, Vec<(i32, Option<CommittedOffset>)>);
+/// One partition's answer: its committed offset if any, unless an open transaction holds offsets for it and the
+/// request asked for stable offsets only.
+#[derive(Debug)]
+enum Fetched {
+    Committed(Option<CommittedOffset>),
+    /// UNSTABLE_OFFSET_COMMIT: a transaction's offsets wait for its marker (KIP-447).
+    Unstable,
+}
+
+/// One topic's answers: (partition, answer).
+type FetchedTopic = (String, Vec<(i32, Fetched)>);
+
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     if version >= 8 {
@@ -27,7 +39,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
                 topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>()
             });
             let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            groups.push(match fetch(broker, &group.group_id, wanted).await {
+            groups.push(match fetch(broker, &group.group_id, wanted, request.require_stable).await {
                 Ok(topics) => answer.with_topics(
                     topics
                         .into_iter()
@@ -35,13 +47,14 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
                             OffsetFetchResponseTopics::default().with_name(topic_name(&name)).with_partitions(
                                 partitions
                                     .into_iter()
-                                    .map(|(index, committed)| {
-                                        let (offset, epoch, metadata) = split(committed);
+                                    .map(|(index, fetched)| {
+                                        let (offset, epoch, metadata, code) = split(fetched);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(index)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(metadata))
+                                            .with_error_code(code)
                                     })
                                     .collect(),
                             )
@@ -56,7 +69,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
     let wanted = request
         .topics
         .map(|topics| topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>());
-    match fetch(broker, &request.group_id, wanted).await {
+    // From v7 a client may ask for stable offsets only.
+    let require_stable = version >= 7 && request.require_stable;
+    match fetch(broker, &request.group_id, wanted, require_stable).await {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
@@ -64,12 +79,13 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
                     OffsetFetchResponseTopic::default().with_name(topic_name(&name)).with_partitions(
                         partitions
                             .into_iter()
-                            .map(|(index, committed)| {
-                                let (offset, epoch, metadata) = split(committed);
+                            .map(|(index, fetched)| {
+                                let (offset, epoch, metadata, code) = split(fetched);
                                 let answer = OffsetFetchResponsePartition::default()
                                     .with_partition_index(index)
                                     .with_committed_offset(offset)
-                                    .with_metadata(Some(metadata));
+                                    .with_metadata(Some(metadata))
+                                    .with_error_code(code);
                                 // The leader epoch exists from v5 on.
                                 if version >= 5 { answer.with_committed_leader_epoch(epoch) } else { answer }
                             })
@@ -86,26 +102,41 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
     }
 }
 
-fn split(committed: Option<CommittedOffset>) -> (i64, i32, StrBytes) {
-    match committed {
-        Some(c) => (c.offset, c.leader_epoch, StrBytes::from_string(c.metadata.unwrap_or_default())),
-        None => (-1, -1, StrBytes::default()),
+/// (offset, leader epoch, metadata, error code) of one partition's answer.
+fn split(fetched: Fetched) -> (i64, i32, StrBytes, i16) {
+    match fetched {
+        Fetched::Committed(Some(c)) => {
+            (c.offset, c.leader_epoch, StrBytes::from_string(c.metadata.unwrap_or_default()), 0)
+        }
+        Fetched::Committed(None) => (-1, -1, StrBytes::default(), 0),
+        Fetched::Unstable => (-1, -1, StrBytes::default(), UNSTABLE_OFFSET_COMMIT),
     }
 }
 
-/// The committed offsets asked for, or all of the group's when `wanted` is `None`.
+/// The committed offsets asked for, or all of the group's when `wanted` is `None`; with `require_stable`, the
+/// partitions an open transaction holds offsets for are answered UNSTABLE_OFFSET_COMMIT instead.
 async fn fetch(
     broker: &Arc<Broker>,
     group_id: &GroupId,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Vec<FetchedTopic>, BrokerError> {
     let group_id = group_id.0.as_str();
+    let unstable = if require_stable { broker.offsets.pending_partitions(group_id).await? } else { BTreeSet::new() };
+    let answer = |topic: &str, partition: i32, committed: Option<CommittedOffset>| {
+        if unstable.contains(&(topic.to_owned(), partition)) {
+            Fetched::Unstable
+        } else {
+            Fetched::Committed(committed)
+        }
+    };
     let Some(wanted) = wanted else {
         let mut topics: Vec<FetchedTopic> = Vec::new();
         for (topic, partition, committed) in broker.offsets.fetch_all(group_id).await? {
+            let fetched = answer(&topic, partition, Some(committed));
             match topics.last_mut() {
-                Some((name, partitions)) if *name == topic => partitions.push((partition, Some(committed))),
-                _ => topics.push((topic, vec![(partition, Some(committed))])),
+                Some((name, partitions)) if *name == topic => partitions.push((partition, fetched)),
+                _ => topics.push((topic, vec![(partition, fetched)])),
             }
         }
         return Ok(topics);
@@ -118,7 +149,10 @@ async fn fetch(
     Ok(wanted
         .into_iter()
         .map(|(topic, partitions)| {
-            let answers = partitions.into_iter().map(|partition| (partition, found.next().flatten())).collect();
+            let answers = partitions
+                .into_iter()
+                .map(|partition| (partition, answer(&topic, partition, found.next().flatten())))
+                .collect();
             (topic, answers)
         })
         .collect())

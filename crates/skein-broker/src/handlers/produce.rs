@@ -17,6 +17,7 @@ use skein_protocol::{RecordBatchHeader, RequestFrame, uncompressed_limit, valida
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 use crate::router::{Outcome, decode_with_null_prefix, encode};
+use crate::txn_markers;
 
 /// Produce versions below this are advertised (as Kafka 4 does) but refused per partition.
 const MIN_SERVED_VERSION: i16 = 3;
@@ -143,6 +144,28 @@ async fn validate_records(
     }
 }
 
+/// A failed verification of a transactional batch as the producer should see it: the coordinator being away,
+/// loading or busy ending the transaction is NOT_ENOUGH_REPLICAS (every producer retries that), as Kafka answers;
+/// a fenced epoch is INVALID_PRODUCER_EPOCH, as a partition leader says it.
+fn unverified(err: BrokerError) -> BrokerError {
+    const RETRIABLE: [i16; 4] = [14, 15, 16, 51];
+    match err {
+        BrokerError::CoordinatorLoadInProgress(_)
+        | BrokerError::CoordinatorNotAvailable(_)
+        | BrokerError::NotCoordinator(_)
+        | BrokerError::ConcurrentTransactions
+        | BrokerError::Storage(_)
+        | BrokerError::RequestTimedOut(_)
+        | BrokerError::LeaderNotAvailable => BrokerError::TransactionNotVerified(err.to_string()),
+        BrokerError::FromBroker { code, .. } if RETRIABLE.contains(&code) => {
+            BrokerError::TransactionNotVerified(err.to_string())
+        }
+        // PRODUCER_FENCED at the coordinator.
+        BrokerError::FromBroker { node_id, code: 90 } => BrokerError::FromBroker { node_id, code: 47 },
+        other => other,
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
@@ -168,10 +191,12 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
     let adds_partitions = version >= ADDS_PARTITIONS_VERSION;
     let acks_valid = matches!(request.acks, -1..=1);
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
-    // Held until the append is durable, so the transaction cannot end between its check and the append.
-    let mut verifier = match &transactional_id {
-        Some(_) => Some(broker.transactions.produce_verifier().await),
-        None => None,
+    // Transactional batches are checked by the id's coordinator: this broker's, held until the append is durable
+    // so the transaction cannot end between its check and the append, or another broker's (AddPartitionsToTxn).
+    let coordinator = transactional_id.as_deref().map(|id| txn_markers::remote_coordinator(broker, id));
+    let mut verifier = match &coordinator {
+        Some(Ok(None)) => Some(broker.transactions.produce_verifier().await),
+        _ => None,
     };
     let mut appends = Vec::new();
     let mut replications = Vec::new();
@@ -221,9 +246,9 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 Ok((append, min_insync)) if append.header.is_transactional() => {
                     // Transactional batches go in only for partitions of the producer's ongoing transaction.
                     let partition = (topic_data.name.0.to_string(), index);
-                    let verified = match (&transactional_id, verifier.as_mut()) {
-                        (Some(transactional_id), Some(verifier)) => {
-                            let header = &append.header;
+                    let header = &append.header;
+                    let verified = match (&transactional_id, verifier.as_mut(), &coordinator) {
+                        (Some(transactional_id), Some(verifier), _) => {
                             verifier
                                 .verify(
                                     transactional_id,
@@ -235,9 +260,22 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                                 )
                                 .await
                         }
+                        (Some(transactional_id), None, Some(Ok(Some(node)))) => {
+                            txn_markers::add_partitions_at(
+                                broker,
+                                *node,
+                                transactional_id,
+                                header.producer_id,
+                                header.producer_epoch,
+                                std::slice::from_ref(&partition),
+                                !adds_partitions,
+                            )
+                            .await
+                        }
+                        (Some(_), None, Some(Err(err))) => Err(err.clone()),
                         _ => Err(BrokerError::InvalidRecord("transactional batch without a transactional id".into())),
                     };
-                    verified.map(|()| (append, min_insync))
+                    verified.map_err(unverified).map(|()| (append, min_insync))
                 }
                 other => other,
             };

@@ -11,10 +11,11 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::CommitCheck;
-use skein_storage::PendingOffset;
+use skein_storage::CommittedOffset;
 
 use crate::broker::Broker;
 use crate::handlers::{now_ms, partition_ids, topic_name};
+use crate::txn_markers;
 
 /// From this version the request adds the group to the transaction itself (Transactions V2).
 const ADDS_GROUP_VERSION: i16 = 5;
@@ -45,43 +46,53 @@ pub(crate) async fn handle(
     } else {
         Ok(())
     };
-    let known = |name: &str, partition: i32| broker.topics.get(name).is_some_and(|t| t.partition(partition).is_some());
+    let image = broker.image();
+    let known = |name: &str, partition: i32| image.topic(name).is_some_and(|t| t.partitions.contains_key(&partition));
+    let now = now_ms();
     let mut pending = Vec::new();
     for topic in &request.topics {
         for partition in &topic.partitions {
             if known(topic.name.0.as_str(), partition.partition_index) {
-                pending.push(PendingOffset {
-                    group_id: group_id.clone(),
-                    topic: topic.name.0.to_string(),
-                    partition: partition.partition_index,
+                let committed = CommittedOffset {
                     offset: partition.committed_offset,
                     leader_epoch: if version >= 2 { partition.committed_leader_epoch } else { -1 },
                     metadata: partition.committed_metadata.as_ref().map(|m| m.to_string()),
-                });
+                    commit_timestamp: now,
+                };
+                pending.push((topic.name.0.to_string(), partition.partition_index, committed));
             }
         }
     }
     let outcome = match member_check {
         Ok(()) if pending.is_empty() => Ok(()),
-        Ok(()) => {
+        Ok(()) => 'commit: {
+            // Another broker coordinates the group: its answer, before any check of the transaction.
+            if let Err(err) = broker.offsets.journal().check_coordinator(&group_id) {
+                break 'commit Err(err);
+            }
             let transactional_id = request.transactional_id.0.as_str();
             let (producer_id, producer_epoch) = (request.producer_id.0, request.producer_epoch);
             // Transactions V2 clients skip AddOffsetsToTxn: the group joins the transaction here.
-            let added = if version >= ADDS_GROUP_VERSION {
-                broker
-                    .transactions
-                    .add_offsets(transactional_id, producer_id, producer_epoch, &group_id, now_ms())
-                    .await
-            } else {
-                Ok(())
+            let adds_group = version >= ADDS_GROUP_VERSION;
+            let added = match txn_markers::remote_coordinator(broker, transactional_id) {
+                Ok(None) if adds_group => {
+                    broker.transactions.add_offsets(transactional_id, producer_id, producer_epoch, &group_id, now).await
+                }
+                Ok(None) => {
+                    broker.transactions.verify_offsets(transactional_id, producer_id, producer_epoch, &group_id).await
+                }
+                Ok(Some(node)) if adds_group => {
+                    let id = transactional_id;
+                    txn_markers::add_offsets_at(broker, node, id, producer_id, producer_epoch, &group_id).await
+                }
+                // Before v5 a group coordinator on another broker takes the offsets unchecked, as Kafka's did:
+                // the client added the group to the transaction (AddOffsetsToTxn) before.
+                Ok(Some(_)) => Ok(()),
+                Err(err) => Err(err),
             };
             match added {
-                Ok(()) => {
-                    broker
-                        .transactions
-                        .add_pending_offsets(transactional_id, producer_id, producer_epoch, pending)
-                        .await
-                }
+                // The offsets wait here, at the group's coordinator, for the transaction's marker.
+                Ok(()) => broker.offsets.add_pending(&group_id, producer_id, pending).await,
                 Err(err) => Err(err),
             }
         }

@@ -83,6 +83,12 @@ impl ErrorCodes for DeleteRecordsResponse {
     }
 }
 
+impl ErrorCodes for kafka_protocol::messages::WriteTxnMarkersResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.markers.iter().flat_map(|m| &m.topics).flat_map(|t| &t.partitions).map(|p| p.error_code))
+    }
+}
+
 impl ErrorCodes for AlterConfigsResponse {
     fn error_codes(&self) -> Vec<i16> {
         nonzero(self.responses.iter().map(|r| r.error_code))
