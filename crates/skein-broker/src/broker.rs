@@ -120,6 +120,8 @@ impl Broker {
         let txn_settings = TxnSettings {
             max_timeout_ms: config.transaction_max_timeout_ms,
             abort_check_interval: millis(config.transaction_abort_timed_out_transaction_cleanup_interval_ms),
+            id_expiration_ms: config.transactional_id_expiration_ms,
+            expiration_check_interval: millis(config.transaction_remove_expired_transaction_cleanup_interval_ms),
         };
         let txn_log = Arc::new(TransactionStateLog::new(
             config.transaction_state_log_num_partitions,

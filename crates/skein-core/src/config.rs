@@ -124,9 +124,12 @@ pub struct BrokerConfig {
     /// How often transactions open longer than their timeout are looked for (and aborted).
     #[serde(rename = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
-    /// Accepted and reported; idle transactional ids are not expired yet.
+    /// A transactional id without a transaction for this long is forgotten (its state removed).
     #[serde(rename = "transactional.id.expiration.ms")]
     pub transactional_id_expiration_ms: i64,
+    /// How often expired transactional ids are looked for.
+    #[serde(rename = "transaction.remove.expired.transaction.cleanup.interval.ms")]
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: i64,
     /// Committed offsets of a group without members expire this long after their commit.
     #[serde(rename = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
@@ -254,6 +257,7 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
             offsets_retention_minutes: 10_080,
             offsets_retention_check_interval_ms: 600_000,
             process_roles: "broker,controller".into(),
@@ -476,6 +480,13 @@ impl BrokerConfig {
             format!("transactional.id.expiration.ms must be >= 1, got {}", self.transactional_id_expiration_ms),
         );
         check(
+            self.transaction_remove_expired_transaction_cleanup_interval_ms >= 1,
+            format!(
+                "transaction.remove.expired.transaction.cleanup.interval.ms must be >= 1, got {}",
+                self.transaction_remove_expired_transaction_cleanup_interval_ms
+            ),
+        );
+        check(
             self.offsets_retention_check_interval_ms >= 1,
             format!(
                 "offsets.retention.check.interval.ms must be >= 1, got {}",
@@ -551,6 +562,10 @@ impl BrokerConfig {
                 self.transaction_abort_timed_out_transaction_cleanup_interval_ms.to_string(),
             ),
             ("transactional.id.expiration.ms", self.transactional_id_expiration_ms.to_string()),
+            (
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                self.transaction_remove_expired_transaction_cleanup_interval_ms.to_string(),
+            ),
             ("offsets.retention.minutes", self.offsets_retention_minutes.to_string()),
             ("offsets.retention.check.interval.ms", self.offsets_retention_check_interval_ms.to_string()),
             ("process.roles", self.process_roles.clone()),

@@ -152,6 +152,16 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         }
     }));
     let b = Arc::clone(&broker);
+    tracker.spawn(every(broker.transactions.settings().expiration_check_interval, shutdown.child_token(), move || {
+        let broker = Arc::clone(&b);
+        async move {
+            let expired = broker.transactions.expire_ids(wall_clock_ms()).await;
+            if expired > 0 {
+                tracing::info!(expired, "forgot transactional ids idle past transactional.id.expiration.ms");
+            }
+        }
+    }));
+    let b = Arc::clone(&broker);
     let period = millis(broker.config.log_retention_check_interval_ms, 300_000);
     tracker.spawn(every(period, shutdown.child_token(), move || {
         let broker = Arc::clone(&b);

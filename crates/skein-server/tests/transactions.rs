@@ -375,3 +375,62 @@ fn offsets_of_an_open_transaction_are_unstable_until_its_marker() {
     assert!(ended.is_ok(), "{ended:?}");
     assert_eq!(fetch_offset(&mut client, "readers", topic, true), (NONE, 15));
 }
+
+/// DescribeTransactions of one id: (error code, state).
+fn describe(client: &mut RawClient, transactional_id: &str) -> (i16, String) {
+    let request =
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(str(transactional_id))]);
+    let described = client.request(0, &request).expect("DescribeTransactions");
+    let state = &described.transaction_states[0];
+    (state.error_code, state.transaction_state.to_string())
+}
+
+#[test]
+fn idle_transactional_ids_expire_and_an_open_transaction_keeps_its_id() {
+    let yaml =
+        "transactional.id.expiration.ms: 1500\ntransaction.remove.expired.transaction.cleanup.interval.ms: 200\n";
+    let broker = TestBroker::start_with_yaml(yaml).expect("start skein");
+    let mut client = broker.client().expect("connect");
+    assert_eq!(create_topic(&mut client, "tx", 1, &[]).expect("create").error_code, NONE);
+    let (_, idle_id, idle_epoch) = init(&mut client, "idle", 60_000);
+    let (_, busy_id, busy_epoch) = init(&mut client, "busy", 60_000);
+    assert_eq!(add_partitions(&mut client, "busy", busy_id, busy_epoch, "tx"), NONE);
+    assert_eq!(describe(&mut client, "idle"), (NONE, "Empty".to_string()));
+
+    // Past the expiration, the idle id is forgotten; the one with an open transaction is not.
+    let forgotten = skein_test_support::wait_for("the idle id to expire", Duration::from_secs(20), || {
+        Ok((describe(&mut client, "idle").0 == TRANSACTIONAL_ID_NOT_FOUND).then_some(()))
+    });
+    assert!(forgotten.is_ok(), "{forgotten:?}");
+    assert_eq!(describe(&mut client, "busy"), (NONE, "Ongoing".to_string()));
+    let listed = client.request(1, &ListTransactionsRequest::default().with_duration_filter(-1)).expect("list");
+    let ids: Vec<&str> = listed.transaction_states.iter().map(|s| s.transactional_id.0.as_str()).collect();
+    assert_eq!(ids, vec!["busy"]);
+    // The forgotten producer is fenced as an unknown mapping; a new InitProducerId starts the id afresh.
+    assert_eq!(end_txn(&mut client, "idle", idle_id, idle_epoch, false), INVALID_PRODUCER_ID_MAPPING);
+    let (code, fresh_id, fresh_epoch) = init(&mut client, "idle", 60_000);
+    assert_eq!(code, NONE);
+    assert_ne!(fresh_id, idle_id);
+    assert_eq!(fresh_epoch, 0);
+
+    // After a restart (replayed from __transaction_state) the removal holds: only the fresh state of "idle" and the
+    // open transaction of "busy" are back.
+    let mut broker = broker;
+    broker.kill9().expect("kill");
+    broker.restart().expect("restart");
+    let mut client = broker.client().expect("reconnect");
+    let replayed = skein_test_support::wait_for("the ids to be loaded", Duration::from_secs(20), || {
+        Ok(Some(describe(&mut client, "busy")).filter(|(code, _)| ![14, 15, 16].contains(code)))
+    });
+    assert_eq!(replayed.expect("loaded"), (NONE, "Ongoing".to_string()));
+    let (code, producer_id) = {
+        let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(str("idle"))]);
+        let described = client.request(0, &request).expect("DescribeTransactions");
+        (described.transaction_states[0].error_code, described.transaction_states[0].producer_id.0)
+    };
+    // Unless it expired again meanwhile (a slow restart): then it is simply not found.
+    assert!(
+        matches!((code, producer_id), (NONE, id) if id == fresh_id) || code == TRANSACTIONAL_ID_NOT_FOUND,
+        "{code} {producer_id}"
+    );
+}

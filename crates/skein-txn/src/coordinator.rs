@@ -81,11 +81,20 @@ pub struct TxnSettings {
     pub max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub abort_check_interval: Duration,
+    /// `transactional.id.expiration.ms`: an id without a transaction for this long is forgotten.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub expiration_check_interval: Duration,
 }
 
 impl Default for TxnSettings {
     fn default() -> Self {
-        TxnSettings { max_timeout_ms: 900_000, abort_check_interval: Duration::from_millis(10_000) }
+        TxnSettings {
+            max_timeout_ms: 900_000,
+            abort_check_interval: Duration::from_millis(10_000),
+            id_expiration_ms: 604_800_000,
+            expiration_check_interval: Duration::from_millis(3_600_000),
+        }
     }
 }
 
@@ -486,6 +495,33 @@ impl TransactionCoordinator {
         aborted
     }
 
+    /// Forgets the ids this broker coordinates that have had no transaction for `transactional.id.expiration.ms`
+    /// (none open, none being ended), as Kafka does: their state is removed from the journal (a tombstone) and
+    /// from storage, so many short-lived ids keep no state. A later InitProducerId for one starts it afresh with
+    /// a new producer id. Returns how many.
+    pub async fn expire_ids(&self, now_ms: i64) -> usize {
+        let mut txns = self.txns.lock().await;
+        let expired: Vec<String> = txns
+            .iter()
+            .filter(|(_, record)| {
+                matches!(record.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
+                    && now_ms.saturating_sub(record.last_update_timestamp) > self.settings.id_expiration_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut removed = 0;
+        for transactional_id in expired {
+            match self.remove(&transactional_id).await {
+                Ok(()) => {
+                    txns.remove(&transactional_id);
+                    removed += 1;
+                }
+                Err(err) => tracing::warn!(%transactional_id, error = %err, "cannot expire a transactional id"),
+            }
+        }
+        removed
+    }
+
     pub async fn describe(&self, transactional_id: &str) -> Option<TxnRecord> {
         self.txns.lock().await.get(transactional_id).cloned()
     }
@@ -562,6 +598,16 @@ impl TransactionCoordinator {
             record.producer_epoch += 1;
         }
         Ok(())
+    }
+
+    /// Removes an id's state: a tombstone in the journal, then the stored record.
+    async fn remove(&self, transactional_id: &str) -> Result<(), BrokerError> {
+        self.journal.append(transactional_id, None).await?;
+        let mut batch = StoreBatch::default();
+        batch.delete(ColumnFamily::Transactions, keys::transaction_key(transactional_id));
+        let engine = Arc::clone(&self.engine);
+        let durability = self.durability;
+        run_blocking(move || engine.write(batch, durability)).await.map_err(BrokerError::from)
     }
 
     async fn save(&self, transactional_id: &str, record: &TxnRecord) -> Result<(), BrokerError> {
