@@ -36,55 +36,70 @@ const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 /// The largest WriteTxnMarkers answer accepted.
 const MAX_MARKERS_RESPONSE_BYTES: usize = 1 << 20;
 
+/// How long a transaction's markers are retried (a partition's leader moving, another broker restarting) before
+/// the coordinator gives up for now; its periodic check repeats them later.
+const MARKER_RETRY_TIME: Duration = Duration::from_secs(20);
+/// The pause between two attempts.
+const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
 impl MarkerWriter for Broker {
     fn write_markers<'a>(&'a self, markers: &'a TxnMarkers) -> MarkerFuture<'a> {
         Box::pin(async move {
-            let image = self.image();
-            let node_id = self.config.node_id;
-            // Partitions by the broker that leads them.
-            let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
-            for (topic, partition) in &markers.partitions {
-                // A partition deleted since it joined the transaction has nothing left to mark.
-                let Some(leader) = image.topic(topic).and_then(|t| t.partitions.get(partition)).map(|p| p.leader)
-                else {
-                    continue;
-                };
-                by_leader.entry(leader).or_default().push((topic.clone(), *partition));
-            }
-            let mut group_partitions: Vec<i32> =
-                markers.groups.iter().map(|group_id| self.group_log.partition_for(group_id)).collect();
-            group_partitions.sort_unstable();
-            group_partitions.dedup();
-            for partition in group_partitions {
-                let leader = image
-                    .topic(GROUP_STATE_TOPIC)
-                    .and_then(|t| t.partitions.get(&partition))
-                    .map_or(node_id, |p| p.leader);
-                by_leader.entry(leader).or_default().push((GROUP_STATE_TOPIC.to_owned(), partition));
-            }
-            for (leader, partitions) in by_leader {
-                if leader < 0 {
-                    return Err(BrokerError::LeaderNotAvailable);
+            let deadline = tokio::time::Instant::now() + MARKER_RETRY_TIME;
+            loop {
+                // Markers are idempotent: an attempt writes them all again, at the leaders the metadata names now.
+                match write_markers_once(self, markers).await {
+                    Ok(()) => return Ok(()),
+                    Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
+                    Err(_) => tokio::time::sleep(MARKER_RETRY_BACKOFF).await,
                 }
-                let written = if leader == node_id {
-                    write_local(self, markers.producer_id, markers.producer_epoch, markers.commit, &partitions).await
-                } else {
-                    write_remote(self, leader, markers, &partitions).await
-                };
-                written.map_err(|err| {
-                    tracing::info!(
-                        transactional_id = %markers.transactional_id,
-                        leader,
-                        error = %err,
-                        "transaction markers not written yet"
-                    );
-                    // The client retries its EndTxn (CONCURRENT_TRANSACTIONS while the coordinator repeats them).
-                    BrokerError::CoordinatorNotAvailable(format!("markers not written at broker {leader}: {err}"))
-                })?;
             }
-            Ok(())
         })
     }
+}
+
+/// One attempt at every marker of a transaction.
+async fn write_markers_once(broker: &Broker, markers: &TxnMarkers) -> Result<(), BrokerError> {
+    let image = broker.image();
+    let node_id = broker.config.node_id;
+    // Partitions by the broker that leads them.
+    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for (topic, partition) in &markers.partitions {
+        // A partition deleted since it joined the transaction has nothing left to mark.
+        let Some(leader) = image.topic(topic).and_then(|t| t.partitions.get(partition)).map(|p| p.leader) else {
+            continue;
+        };
+        by_leader.entry(leader).or_default().push((topic.clone(), *partition));
+    }
+    let mut group_partitions: Vec<i32> =
+        markers.groups.iter().map(|group_id| broker.group_log.partition_for(group_id)).collect();
+    group_partitions.sort_unstable();
+    group_partitions.dedup();
+    for partition in group_partitions {
+        let leader =
+            image.topic(GROUP_STATE_TOPIC).and_then(|t| t.partitions.get(&partition)).map_or(node_id, |p| p.leader);
+        by_leader.entry(leader).or_default().push((GROUP_STATE_TOPIC.to_owned(), partition));
+    }
+    for (leader, partitions) in by_leader {
+        let written = if leader < 0 {
+            Err(BrokerError::LeaderNotAvailable)
+        } else if leader == node_id {
+            write_local(broker, markers.producer_id, markers.producer_epoch, markers.commit, &partitions).await
+        } else {
+            write_remote(broker, leader, markers, &partitions).await
+        };
+        written.map_err(|err| {
+            tracing::debug!(
+                transactional_id = %markers.transactional_id,
+                leader,
+                error = %err,
+                "transaction markers not written yet"
+            );
+            // The client retries its EndTxn (CONCURRENT_TRANSACTIONS while the coordinator repeats them).
+            BrokerError::CoordinatorNotAvailable(format!("markers not written at broker {leader}: {err}"))
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes one marker into each of `partitions`, all led here: a control record in a data partition, the commit
