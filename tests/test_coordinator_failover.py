@@ -54,22 +54,19 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import pytest
-from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, KafkaError, KafkaException,
+from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException,
                              TopicPartition, libversion)
 
 from support.brokers import BROKER_KINDS, REPO_ROOT, BrokerError, _die_with_parent
 from support.cluster import healthy as make_healthy
 from support.cluster import make_cluster, skip_unless_cluster_available, started
-from support.frames import MalformedResponse, ResponseReader, frame, request_header
+from support.coordinators import OFFSETS_TOPIC, distinguishing_id, find_coordinator, java_string_hash, partition_for
 from support.kafka_clients import end_offsets, unique_topic_name
 from support.replication_checker import (Unmet, Workload, admin, create_replicated_topic, partition_states, poll_until,
                                          wait_for_full_isr)
@@ -91,7 +88,6 @@ KEEP_HISTORY = os.environ.get("SKEIN_COORDINATOR_HISTORY", "0") != "0"
 # Seconds the group keeps working after commits resumed through the new coordinator, before the old one restarts.
 STEADY_SECONDS = _env_int("SKEIN_COORDINATOR_STEADY_SECONDS", 2)
 
-OFFSETS_TOPIC = "__consumer_offsets"
 KAFKA_DEFAULT_OFFSETS_PARTITIONS = 50
 PARTITIONS = 6
 REPLICATION_FACTOR = 3
@@ -129,9 +125,6 @@ PROGRESS_SECONDS = 30
 CATCH_UP_SECONDS = 60
 # The group is Stable with every member, or committed at the log end, within this.
 GROUP_SECONDS = 60
-# FindCoordinator's api key, and the correlation id find_coordinator sends (any value; the answer must echo it).
-FIND_COORDINATOR = 10
-FIND_COORDINATOR_CORRELATION_ID = 0x0C00_4D17
 # librdkafka implements KIP-848's consumer protocol (group.protocol=consumer) from 2.10 on (0xMMmmrrxx).
 KIP_848_LIBRDKAFKA = 0x020A0000
 
@@ -146,34 +139,6 @@ PROTOCOLS = {
 
 # ------------------------------------------------------------------------------------------ where a group lives
 
-def java_hash_code(text: str) -> int:
-    """Java's String.hashCode(): s[0]*31^(n-1) + ... + s[n-1] over UTF-16 code units, as a signed 32-bit int."""
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + int.from_bytes(data[i:i + 2], "big")) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def offsets_partition_for(group_id: str, partitions: int) -> int:
-    """Kafka's partitionFor: Utils.abs(groupId.hashCode()) % partitions (Utils.abs maps Integer.MIN_VALUE to 0)."""
-    h = java_hash_code(group_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions
-
-
-def distinguishing_group_id(prefix: str, partitions: int, partition: int | None = None) -> str:
-    """A fresh group id whose Java hash is negative and whose partition under abs(hash) differs from the one under
-    hash & 0x7fffffff, so that the placement check tells the two apart; in `partition` when given (not every partition
-    can be told apart: with 6 partitions, 1 and 4 cannot)."""
-    for _ in range(100_000):
-        group_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        h = java_hash_code(group_id)
-        chosen = offsets_partition_for(group_id, partitions)
-        if h < 0 and chosen != (h & 0x7FFFFFFF) % partitions and partition in (None, chosen):
-            return group_id
-    raise ValueError(f"no group id for partition {partition} of {partitions} tells abs(hash) from hash & 0x7fffffff")
-
-
 def describe_group(bootstrap: str, group_id: str, timeout: float = 10):
     """DescribeGroups/ConsumerGroupDescribe through AdminClient: a ConsumerGroupDescription (raises on errors).
     Only while every broker is up: librdkafka 2.16 aborts the process when a coordinator-bound admin request loses
@@ -182,41 +147,6 @@ def describe_group(bootstrap: str, group_id: str, timeout: float = 10):
     client = admin(bootstrap)  # kept until the answer: a client going away leaves its futures pending
     future = client.describe_consumer_groups([group_id], request_timeout=timeout)[group_id]
     return future.result(timeout=timeout + 5)
-
-
-def find_coordinator(bootstraps: list[str], group_id: str, timeout: float = 5) -> int:
-    """FindCoordinator v2 (key type group) sent straight to each address in turn until one answers: the node id of
-    the group's coordinator. Raises when none answers, or with the error the answer carries
-    (COORDINATOR_NOT_AVAILABLE while no live broker leads the group's partition)."""
-    body = request_header(FIND_COORDINATOR, 2, FIND_COORDINATOR_CORRELATION_ID, "coordinator-failover",
-                          flexible=False)
-    key = group_id.encode()
-    body += struct.pack(">h", len(key)) + key + struct.pack(">b", 0)  # key, key_type 0 (group)
-    failures = []
-    for bootstrap in bootstraps:
-        host, port = bootstrap.rsplit(":", 1)
-        deadline = time.monotonic() + timeout
-        try:
-            with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-                sock.sendall(frame(body))
-                payload = ResponseReader(sock).next_response(deadline)
-        except (OSError, MalformedResponse) as error:
-            failures.append(f"{bootstrap}: {error!r}")
-            continue
-        if payload is None:
-            failures.append(f"{bootstrap}: closed the connection")
-            continue
-        # Response header v0 (correlation id), then throttle_time_ms, error_code, error_message (nullable string),
-        # node_id, host, port.
-        correlation_id, _throttle, error_code, message_length = struct.unpack_from(">iihh", payload)
-        assert correlation_id == FIND_COORDINATOR_CORRELATION_ID, payload
-        offset = 12 + max(message_length, 0)
-        message = payload[12:offset].decode(errors="replace") if message_length > 0 else ""
-        node_id = struct.unpack_from(">i", payload, offset)[0]
-        if error_code != 0:
-            raise KafkaException(KafkaError(error_code, f"FindCoordinator via {bootstrap}: {message}"))
-        return node_id
-    raise ConnectionError(f"FindCoordinator for {group_id}: no answer ({'; '.join(failures)})")
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -588,13 +518,13 @@ class Group:
             problems.append(f"group type {group.type}, expected {self.group_type}")
         if self.assignor is not None and group.partition_assignor != self.assignor:
             problems.append(f"assignor {group.partition_assignor!r}, expected {self.assignor!r}")
-        partition = offsets_partition_for(self.group_id, offsets_partitions)
+        partition = partition_for(self.group_id, offsets_partitions)
         state = poll_until(lambda: partition_states(self.cluster.bootstrap_servers, OFFSETS_TOPIC).get(partition),
                            f"the leader of {OFFSETS_TOPIC}-{partition}", 30)
         if group.coordinator.id != state.leader:
             problems.append(f"coordinated by broker {group.coordinator.id}, but {OFFSETS_TOPIC}-{partition} "
-                            f"(abs(Java hash {java_hash_code(self.group_id)}) % {offsets_partitions}) is led by broker "
-                            f"{state.leader}")
+                            f"(abs(Java hash {java_string_hash(self.group_id)}) % {offsets_partitions}) is led by "
+                            f"broker {state.leader}")
         return problems
 
     def forgotten_commits(self) -> list[tuple[float, int, int, int | None]]:
@@ -677,9 +607,9 @@ class FailoverRun:
         self.record_property = record_property
         self.tmp_path = tmp_path
         self.offsets_partitions = OFFSETS_PARTITIONS or KAFKA_DEFAULT_OFFSETS_PARTITIONS
-        first = distinguishing_group_id(f"failover-{protocols[0]}", self.offsets_partitions)
-        partition = offsets_partition_for(first, self.offsets_partitions)
-        group_ids = [first] + [distinguishing_group_id(f"failover-{protocol}", self.offsets_partitions, partition)
+        first = distinguishing_id(f"failover-{protocols[0]}", self.offsets_partitions)
+        partition = partition_for(first, self.offsets_partitions)
+        group_ids = [first] + [distinguishing_id(f"failover-{protocol}", self.offsets_partitions, partition)
                                for protocol in protocols[1:]]
         self.workload = Workload(cluster.bootstrap_servers, topic, PARTITIONS, rate=RATE)
         self.groups = [Group(cluster, topic, protocol, group_id) for protocol, group_id in zip(protocols, group_ids)]
@@ -884,19 +814,19 @@ def test_consumer_groups_survive_killing_their_coordinator(healthy, topic, recor
 
 def test_the_group_placement_follows_kafkas_partition_for():
     """The hash and partition functions on values computed with Java (no broker)."""
-    assert java_hash_code("") == 0
-    assert java_hash_code("a") == 97
-    assert java_hash_code("hello") == 99162322
-    assert java_hash_code("polygenelubricants") == -(1 << 31)  # Integer.MIN_VALUE: Utils.abs gives 0
-    assert offsets_partition_for("polygenelubricants", 50) == 0
-    assert java_hash_code("failover-consumer-abc") == -943624442
-    assert offsets_partition_for("failover-consumer-abc", 50) == 42
-    assert java_hash_code("grüße-ǅ") == 426791439
-    group_id = distinguishing_group_id("g", 6, partition=3)
-    assert java_hash_code(group_id) < 0
-    assert offsets_partition_for(group_id, 6) == 3 != (java_hash_code(group_id) & 0x7FFFFFFF) % 6
+    assert java_string_hash("") == 0
+    assert java_string_hash("a") == 97
+    assert java_string_hash("hello") == 99162322
+    assert java_string_hash("polygenelubricants") == -(1 << 31)  # Integer.MIN_VALUE: Utils.abs gives 0
+    assert partition_for("polygenelubricants", 50) == 0
+    assert java_string_hash("failover-consumer-abc") == -943624442
+    assert partition_for("failover-consumer-abc", 50) == 42
+    assert java_string_hash("grüße-ǅ") == 426791439
+    group_id = distinguishing_id("g", 6, partition=3)
+    assert java_string_hash(group_id) < 0
+    assert partition_for(group_id, 6) == 3 != (java_string_hash(group_id) & 0x7FFFFFFF) % 6
     with pytest.raises(ValueError):
-        distinguishing_group_id("g", 6, partition=4)
+        distinguishing_id("g", 6, partition=4)
 
 
 def test_the_offset_checks_catch_every_kind_of_violation():
