@@ -10,9 +10,9 @@ INTERNAL_TOPIC_PARTITIONS partitions each. The application is given all three br
 
 While it runs, the test interrupts it in a fixed order (INTERRUPTIONS), each time once the application has committed
 a random number of transactions since the previous interruption (seeded; the seed is printed, and
-SKEIN_EOS_CLUSTER_SEED replays it): SIGKILL of the broker coordinating the transactional id, of the broker
-coordinating the group, of the leader of output partition 0, of the application itself, and of the transaction
-coordinator again.
+SKEIN_EOS_CLUSTER_SEED gives the same interruption points and ids again; which broker leads what is the cluster's
+doing): SIGKILL of the broker coordinating the transactional id, of the broker coordinating the group, of the leader
+of output partition 0, of the application itself, and of the transaction coordinator again.
 - A broker is killed only once every partition of the four topics has its full ISR. A coordinator is found as Kafka
   places it (support.coordinators: the leader of partition abs(Java hashCode(id)) % partitions of the internal topic,
   from Metadata), and a FindCoordinator request must name the same broker. The group and transactional ids hash to
@@ -20,10 +20,10 @@ coordinator again.
   (Metadata and FindCoordinator, asked of the survivors, agreeing) within FAILOVER_SECONDS; then the killed broker is
   started again and must be back (ready, listed in Metadata) before the test goes on.
 - The application is killed while its transaction is Ongoing (DescribeTransactions) with records in the output (last
-  stable offset below the high watermark): frozen (SIGSTOP) at random moments until it is caught so, then SIGKILLed;
-  the restarted application aborts that transaction.
+  stable offset below the high watermark): frozen (SIGSTOP) when DescribeTransactions shows it Ongoing, checked, and
+  SIGKILLed (or let go on when it was committing already); the restarted application aborts that transaction.
 The application also exits by itself on a fatal client error or a stuck call (its watchdog); it is restarted, up to
-MAX_UNPLANNED_EXITS times.
+MAX_UNPLANNED_EXITS times. The group's committed offsets must move at least every STALL_SECONDS.
 
 At the end, once the group's committed offsets reach the input's end: the application stops cleanly (exit 0 on
 SIGTERM), the group's stable committed offsets (read_committed) are the input's end offsets, every output partition's
@@ -31,7 +31,10 @@ last stable offset reaches its high watermark (no transaction left open), and a 
 output sees every input number exactly once (so no record of an aborted transaction is visible), in input order per
 partition. A read_uncommitted consumer sees at least the records the application's kills left in open transactions:
 they were aborted, and are there. On a failure every broker's log is copied into the test's tmp_path (broker-N.log),
-next to the application's (eos_app.log).
+next to the application's (eos_app.log), and the failure message tells the application's last logged commit, the
+group's committed offsets as both isolation levels see them, DescribeTransactions, the last stable offsets of the
+output and of the group's __consumer_offsets partition, and (Skein) each node's group and transaction request and
+error counters.
 
 CI mode is short; a long run by hand raises the environment variables below, e.g.
 `SKEIN_EOS_CLUSTER_ROUNDS=4 .tools/venv/bin/pytest tests/test_exactly_once_cluster.py -k kafka -s` (four rounds of
@@ -117,14 +120,16 @@ AGREE_SECONDS = 30
 # Another broker leads a killed broker's partition (and coordinates) this long after the kill (its 6 s session,
 # the election, slack), before the killed broker is started again.
 FAILOVER_SECONDS = 30
-# The application is frozen this long before its transaction's state is read (the requests it sent are answered), and
-# runs on for up to this long between freezes.
+# The application is frozen this long before its transaction's state is read (the requests it sent are answered).
 FREEZE_SETTLE_SECONDS = 0.1
 # The application is caught with its transaction Ongoing with records in the output within this.
 CATCH_TRANSACTION_SECONDS = 60
 # The input is processed within this: up to 20 s per interruption (a broker kill's handling took up to 17 s) and 250
 # records a second (measured on 2 cores, default settings: Kafka 30,000 records in 77-103 s, Skein in 45-72 s).
 PROCESSING_DEADLINE_SECONDS = 60 + 20 * len(INTERRUPTIONS) + TOTAL_MESSAGES // 250
+# The group's committed offsets move at least this often (a broker kill's handling took up to 17 s, the application's
+# watchdog gives a stuck call 20 s).
+STALL_SECONDS = 90
 MAX_UNPLANNED_EXITS = 5
 READ_BACK_TIMEOUT_SECONDS = 120
 # After the application stopped: the group's stable offsets and the output's last stable offsets settle within this.
@@ -301,10 +306,8 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             create_replicated_topic(bootstrap, topic, PARTITIONS, REPLICATION_FACTOR, TOPIC_CONFIG)
         seed = int(SEED) if SEED else random.randrange(1 << 30)
         rng = random.Random(seed)
-        # The moments the application is frozen at, and the ids (generators of their own: the interruption points
-        # stay the seed's).
-        jitter = random.Random(seed + 1)
-        names = random.Random(seed + 2)
+        # The ids (a generator of their own: the interruption points stay the seed's).
+        names = random.Random(seed + 1)
         group_id = distinguishing_id("eos-group", INTERNAL_TOPIC_PARTITIONS, rng=names)
         transactional_id = distinguishing_id("eos-app", INTERNAL_TOPIC_PARTITIONS, rng=names)
         keys = {TRANSACTION_COORDINATOR: (transactional_id, TRANSACTION), GROUP_COORDINATOR: (group_id, GROUP)}
@@ -334,10 +337,16 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             except Exception as error:  # a failure message must not fail for want of its details
                 return f"(not known: {error!r})"
 
+        def last_commit_logged() -> str:
+            lines = [line for line in app.log_path.read_text(errors="replace").splitlines()
+                     if line.startswith("committed ")]
+            return lines[-1] if lines else "none"
+
         def details() -> str:
             return (f"{cluster.kind}, seed {seed}, {time.monotonic() - started_at:.0f}s, group progress "
                     f"{progress}/{TOTAL_MESSAGES}, interruptions {interruptions_done}, unplanned app exits "
-                    f"{unplanned_exits}\nnow: {safe_state_now()}\n{skein_coordination_counters(cluster)}"
+                    f"{unplanned_exits}\nthe application's last commit: {last_commit_logged()}; now: "
+                    f"{safe_state_now()}\n{skein_coordination_counters(cluster)}"
                     f"\n{app.log_tail()}\n{cluster.log_tails(30)}")
 
         def tend_app() -> None:
@@ -385,17 +394,32 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
 
         def kill_app_in_transaction(commits: int) -> None:
             """SIGKILLs the application while its transaction is Ongoing with records in the output, so the restarted
-            application aborts it. Found by freezing the application (SIGSTOP) at random moments: once the requests it
-            had sent are answered, DescribeTransactions must name one Ongoing transaction (same producer, epoch and
-            start time) before and after the output's last stable offset is seen below its high watermark (an Ongoing
-            transaction's predecessor has completed, markers written, so the unstable records are its own); otherwise it
-            runs on (SIGCONT) for a moment and is frozen again. The frozen application cannot move its transaction on:
-            after the kill it must still be Ongoing, its records unstable."""
+            application aborts it. DescribeTransactions is polled until the transaction is Ongoing with an output
+            partition in it; then the application is frozen (SIGSTOP) and, once the requests it had sent are
+            answered, DescribeTransactions must name the same Ongoing transaction (producer, epoch, start time) before
+            and after the output's last stable offset is seen below its high watermark (an Ongoing transaction's
+            predecessor has completed, markers written, so the unstable records are its own). If not (it was
+            committing already), the application runs on (SIGCONT) and the polling goes on. The frozen application
+            cannot move its transaction on: after the kill it must still be Ongoing, its records unstable."""
+            nonlocal offsets_admin
             at = time.monotonic() - started_at
             deadline = time.monotonic() + CATCH_TRANSACTION_SECONDS
-            missed: Counter = Counter()
+            polls = 0
+            missed: Counter = Counter()  # what a frozen application's transaction was instead
             while True:
+                assert time.monotonic() < deadline, (
+                    f"the application's transaction not caught Ongoing with records in the output within "
+                    f"{CATCH_TRANSACTION_SECONDS}s ({polls} DescribeTransactions, frozen {sum(missed.values())} times: "
+                    f"{dict(missed)}): {details()}")
                 tend_app()
+                polls += 1
+                try:
+                    seen = describe_transaction(everyone, transactional_id)
+                except (KafkaException, ConnectionError):
+                    time.sleep(0.01)
+                    continue
+                if seen.state != "Ongoing" or output_topic not in seen.partitions:
+                    continue
                 pid = app.process.pid
                 os.kill(pid, signal.SIGSTOP)
                 killed = False
@@ -410,15 +434,14 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
                         missed[caught.state + (" with records" if open_records else "")] += 1
                 except (KafkaException, ConnectionError) as error:
                     missed[repr(error)[:120]] += 1
+                    # A client whose metadata went stale is replaced (a fresh one asks for it again).
+                    offsets_admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
                 finally:
                     if not killed:
                         os.kill(pid, signal.SIGCONT)
                 if killed:
                     break
-                assert time.monotonic() < deadline, (
-                    f"the application frozen {sum(missed.values())} times in {CATCH_TRANSACTION_SECONDS}s, never "
-                    f"with a transaction Ongoing with records in the output (found: {dict(missed)}): {details()}")
-                time.sleep(jitter.uniform(0, FREEZE_SETTLE_SECONDS))
+                time.sleep(FREEZE_SETTLE_SECONDS)  # it runs at least as long as it was frozen
             left = describe_transaction(everyone, transactional_id)
             left_open = open_transaction(offsets_admin, output_topic)
             app.new_commits()  # lines the killed run wrote last
@@ -460,6 +483,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             commits_since_interruption = 0
             commits_wanted = rng.randint(*COMMITS_BEFORE_INTERRUPTION)
             next_progress_check = 0.0
+            progress_at = time.monotonic()
             while True:
                 assert time.monotonic() - started_at < PROCESSING_DEADLINE_SECONDS, (
                     f"input not processed within {PROCESSING_DEADLINE_SECONDS}s: {details()}")
@@ -476,9 +500,12 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
                 if time.monotonic() >= next_progress_check:
                     offsets = committed_offsets(monitor, input_topic)
                     if offsets is not None:
-                        progress = sum(offsets)
+                        if sum(offsets) != progress:
+                            progress, progress_at = sum(offsets), time.monotonic()
                         if offsets == input_ends:
                             break
+                    assert time.monotonic() - progress_at < STALL_SECONDS, (
+                        f"the group's committed offsets did not move for {STALL_SECONDS}s: {details()}")
                     next_progress_check = time.monotonic() + 0.5
                 time.sleep(0.01)
             processing_seconds = time.monotonic() - started_at

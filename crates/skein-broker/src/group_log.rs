@@ -69,6 +69,12 @@ impl GroupStateLog {
         append_replicated(&self.engine, self.durability, log, min_insync, self.commit_timeout, group_id, &records).await
     }
 
+    /// Ok when this broker coordinates the groups of `__consumer_offsets` partition `partition` (loaded);
+    /// COORDINATOR_LOAD_IN_PROGRESS while it loads them; else NOT_COORDINATOR.
+    pub fn check_partition(&self, partition: i32) -> Result<(), BrokerError> {
+        self.owned.check(partition, &format!("{GROUP_STATE_TOPIC}-{partition}"))
+    }
+
     /// Whether this broker coordinates every group it should now (its readiness).
     pub fn is_caught_up(&self, broker: &Broker) -> bool {
         crate::state_log::is_caught_up(broker, self)

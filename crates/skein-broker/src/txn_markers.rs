@@ -115,6 +115,9 @@ pub(crate) async fn write_local_partition(
 ) -> Result<(), BrokerError> {
     if topic == GROUP_STATE_TOPIC {
         broker.leader_log(topic, partition)?;
+        // Only once the partition is loaded: before, its pending offsets may not be replayed yet, and a marker
+        // that found none would be lost (COORDINATOR_LOAD_IN_PROGRESS: the coordinator repeats it).
+        broker.group_log.check_partition(partition)?;
         return broker.offsets.complete_transaction(Some(partition), producer_id, commit).await.map(|_| ());
     }
     let log = broker.leader_log(topic, partition)?;
