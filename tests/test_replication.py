@@ -385,6 +385,9 @@ def test_a_frozen_leader_acknowledges_nothing_that_is_lost(healthy, topic, recor
     cluster = healthy
     with CheckedRun(cluster, topic, f"sigstop leader x{PAUSE_ROUNDS}", record_property, tmp_path) as run:
         for round_number in range(1, PAUSE_ROUNDS + 1):
+            # The fault assumes followers in sync to take over: on a loaded machine the ISR can be shrunk for a
+            # moment (followers more than replica.lag.time.max.ms behind), leaving no eligible leader.
+            wait_for_full_isr(cluster.bootstrap_servers, topic, PARTITIONS, REPLICATION_FACTOR, CATCH_UP_SECONDS)
             zombie, before = leader_of(cluster, topic, 0)
             survivors = [node for node in cluster.nodes if node is not zombie]
             pid = zombie.pid
