@@ -43,20 +43,21 @@ BROKER_CONFIG = {"group.initial.rebalance.delay.ms": 0}
 EOS_APP = Path(__file__).resolve().parent / "support" / "eos_app.py"
 
 
-def produce_input(bootstrap: str, topic: str) -> None:
-    """Record n (value: n in ASCII) to partition n % PARTITIONS, so each partition holds an increasing run."""
+def produce_input(bootstrap: str, topic: str, total: int = TOTAL_MESSAGES, partitions: int = PARTITIONS) -> None:
+    """Record n (value: n in ASCII) to partition n % partitions for n below `total`, so each partition holds an
+    increasing run; idempotent and acks=all."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
     failures = []
-    for n in range(TOTAL_MESSAGES):
+    for n in range(total):
         while True:
             try:
-                producer.produce(topic, value=str(n).encode(), partition=n % PARTITIONS,
+                producer.produce(topic, value=str(n).encode(), partition=n % partitions,
                                  on_delivery=lambda error, message: error and failures.append(error))
                 break
             except BufferError:
                 producer.poll(0.1)
-    assert producer.flush(60) == 0
-    assert failures == []
+    assert producer.flush(60) == 0, "the input was not delivered within 60s"
+    assert failures == [], f"{len(failures)} input records failed, first {failures[:3]}"
 
 
 class AppProcess:

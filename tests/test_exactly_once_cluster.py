@@ -38,7 +38,7 @@ error counters.
 
 CI mode is short; a long run by hand raises the environment variables below, e.g.
 `SKEIN_EOS_CLUSTER_ROUNDS=4 .tools/venv/bin/pytest tests/test_exactly_once_cluster.py -k kafka -s` (four rounds of
-the four interruptions, then the last transaction coordinator kill, on 210,000 records; SKEIN_EOS_CLUSTER_RECORDS
+the four interruptions, then the last transaction coordinator kill, on 230,000 records; SKEIN_EOS_CLUSTER_RECORDS
 sets the number).
 """
 
@@ -55,7 +55,7 @@ from collections import Counter
 from itertools import zip_longest
 
 import pytest
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from support.brokers import BROKER_KINDS
@@ -67,7 +67,7 @@ from support.coordinators import (GROUP, OFFSETS_TOPIC, TRANSACTION, TRANSACTION
 from support.kafka_clients import end_offsets, read_to_end, unique_topic_name
 from support.replication_checker import (Unmet, create_replicated_topic, partition_states, poll_until,
                                          wait_for_full_isr)
-from test_exactly_once import AppProcess
+from test_exactly_once import AppProcess, produce_input
 from test_replication import REPLICATION_CONFIG, TOPIC_CONFIG
 
 
@@ -88,7 +88,7 @@ INTERRUPTIONS = [TRANSACTION_COORDINATOR, GROUP_COORDINATOR, OUTPUT_LEADER, APPL
 # Records to process: they must outlast the interruptions. The application goes on while a broker it does not wait
 # for is down (Skein: up to 100 transactions of 200 records in one broker kill's 10 s), so every further round adds
 # room for three such kills.
-TOTAL_MESSAGES = _env_int("SKEIN_EOS_CLUSTER_RECORDS", 30_000 + 60_000 * (ROUNDS - 1))
+TOTAL_MESSAGES = _env_int("SKEIN_EOS_CLUSTER_RECORDS", 50_000 + 60_000 * (ROUNDS - 1))
 # Replays a run's interruption points (its printed seed).
 SEED = os.environ.get("SKEIN_EOS_CLUSTER_SEED")
 
@@ -155,23 +155,6 @@ def healthy(cluster):
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-def produce_input(bootstrap: str, topic: str) -> None:
-    """Record n (value: n in ASCII) to partition n % PARTITIONS, so each partition holds an increasing run; idempotent
-    and acks=all."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
-    failures = []
-    for n in range(TOTAL_MESSAGES):
-        while True:
-            try:
-                producer.produce(topic, value=str(n).encode(), partition=n % PARTITIONS,
-                                 on_delivery=lambda error, message: error and failures.append(error))
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(60) == 0, "the input was not delivered within 60s"
-    assert failures == [], f"{len(failures)} input records failed, first {failures[:3]}"
-
 
 def committed_offsets(consumer: Consumer, topic: str) -> list[int] | None:
     """The group's committed offsets of `topic` (OffsetFetch through a consumer of the group that never joins it), or
@@ -311,7 +294,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
         group_id = distinguishing_id("eos-group", INTERNAL_TOPIC_PARTITIONS, rng=names)
         transactional_id = distinguishing_id("eos-app", INTERNAL_TOPIC_PARTITIONS, rng=names)
         keys = {TRANSACTION_COORDINATOR: (transactional_id, TRANSACTION), GROUP_COORDINATOR: (group_id, GROUP)}
-        produce_input(bootstrap, input_topic)
+        produce_input(bootstrap, input_topic, TOTAL_MESSAGES, PARTITIONS)
         input_ends = end_offsets(bootstrap, input_topic, PARTITIONS)
         assert sum(input_ends) == TOTAL_MESSAGES, f"input end offsets {input_ends}, expected {TOTAL_MESSAGES} records"
 
