@@ -31,9 +31,10 @@ groups are reported together):
 The groups (running the three at once keeps the module short; each kill fails over all of them together):
 1. classic protocol, `partition.assignment.strategy=range` (eager rebalancing);
 2. classic protocol, `cooperative-sticky` (incremental rebalancing);
-3. KIP-848 consumer protocol (`group.protocol=consumer`, librdkafka >= 2.10; left out with an older one). Members
-   that lose their partitions (librdkafka's on_lost: fenced, rejoining from epoch 0) are counted and printed, not
-   failed: the promise under test is no lost record, no offset going backwards, and the group at the log end.
+3. KIP-848 consumer protocol (`group.protocol=consumer`, librdkafka >= 2.10; left out with an older one). Its
+   members, epochs and assignments are group state like its offsets, so its members carry on at the new
+   coordinator without rejoining: a member losing its partitions (librdkafka's on_lost: fenced, rejoining from
+   epoch 0) fails the test. (Classic members are kept as well; the test does not require it of them.)
 
 The test prints one line per round (failover time, time until every group committed past the kill on every
 partition, restart time) and a summary per group (also recorded as the junit property `coordinator_failover`):
@@ -512,6 +513,16 @@ class Group:
             problems.append(f"{len(rewound)} times a member assigned a partition started consuming it below a commit "
                             f"acknowledged before the assignment, the committed offset lost or older (member, assigned "
                             f"at, partition, first offset consumed, acknowledged before): {rewound[:5]}")
+        # KIP-848 members keep their assignments across coordinator moves.
+        if self.group_type == ConsumerGroupType.CONSUMER:
+            lost = []
+            for member in self.members:
+                with member.lock:
+                    lost += [(member.name, r.at, r.partitions) for r in member.rebalances if r.kind == "lost"]
+            if lost:
+                problems.append(f"KIP-848 members lost their assignments {len(lost)} times (fenced: they rejoined "
+                                f"instead of carrying on at the new coordinator) (member, when, partitions): "
+                                f"{lost[:5]}")
         # The group at the end: its type and assignor, and where it lives.
         group = describe_group(self.cluster.bootstrap_servers, self.group_id)
         if group.type != self.group_type:

@@ -167,6 +167,9 @@ fn storage_codec_seeds() -> Seeds {
         generation_id: 3,
         protocol_name: Some("range".into()),
         group_type: GroupType::Classic,
+        leader_id: None,
+        members: Vec::new(),
+        consumer: None,
     };
     let mut configs = DynamicBrokerConfigsRecord::default();
     configs.this_broker.insert("log.retention.ms".into(), "1000".into());

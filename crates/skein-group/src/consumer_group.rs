@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use regex::Regex;
 use skein_core::BrokerError;
+use skein_storage::{
+    ConsumerGroupRecord, ConsumerMemberRecord, ConsumerMemberStateRecord, SubscribedTopicRecord, TopicPartitionsRecord,
+};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -577,6 +580,126 @@ impl ConsumerGroup {
     }
 }
 
+impl ConsumerGroup {
+    /// The group's reconciliation state as it is journaled (sessions and deadlines are not: they start again where
+    /// the group is loaded).
+    pub(crate) fn to_record(&self) -> ConsumerGroupRecord {
+        ConsumerGroupRecord {
+            assignment_epoch: self.assignment_epoch,
+            members: self
+                .members
+                .values()
+                .map(|member| ConsumerMemberRecord {
+                    member_id: member.member_id.clone(),
+                    instance_id: member.instance_id.clone(),
+                    rack_id: member.rack_id.clone(),
+                    client_id: member.client_id.clone(),
+                    client_host: member.client_host.clone(),
+                    member_epoch: member.member_epoch,
+                    previous_member_epoch: member.previous_member_epoch,
+                    state: match member.state {
+                        MemberState::Stable => ConsumerMemberStateRecord::Stable,
+                        MemberState::UnrevokedPartitions => ConsumerMemberStateRecord::UnrevokedPartitions,
+                        MemberState::UnreleasedPartitions => ConsumerMemberStateRecord::UnreleasedPartitions,
+                    },
+                    subscribed_topic_names: member.subscribed_topic_names.clone(),
+                    subscribed_topic_regex: member.subscribed_topic_regex.as_ref().map(|r| r.as_str().to_string()),
+                    server_assignor: member.server_assignor.map(|assignor| assignor.name().to_string()),
+                    rebalance_timeout_ms: u64::try_from(member.rebalance_timeout.as_millis()).unwrap_or(u64::MAX),
+                    assigned: assignment_record(&member.assigned),
+                    pending_revocation: assignment_record(&member.pending_revocation),
+                    target: assignment_record(self.target.get(&member.member_id).unwrap_or(&Assignment::new())),
+                })
+                .collect(),
+            subscribed_topics: self
+                .subscribed_topics
+                .iter()
+                .map(|(name, (topic_id, partitions))| SubscribedTopicRecord {
+                    name: name.clone(),
+                    topic_id: topic_id.to_string(),
+                    partitions: *partitions,
+                })
+                .collect(),
+        }
+    }
+
+    /// The group as journaled, its members' sessions (and pending revocations) starting at `now`, as Kafka's new
+    /// coordinator starts them when it loads a group. A record that does not parse is an error: the group is then
+    /// loaded without members, who rejoin.
+    pub(crate) fn from_record(
+        group_id: String,
+        group_epoch: i32,
+        record: &ConsumerGroupRecord,
+        settings: &ConsumerGroupSettings,
+        now: Instant,
+    ) -> Result<Self, String> {
+        let mut group = ConsumerGroup::new(group_id, group_epoch);
+        group.assignment_epoch = record.assignment_epoch;
+        for topic in &record.subscribed_topics {
+            group.subscribed_topics.insert(topic.name.clone(), (parse_topic_id(&topic.topic_id)?, topic.partitions));
+        }
+        for stored in &record.members {
+            let subscribed_topic_regex = match &stored.subscribed_topic_regex {
+                // Stored as compiled: already anchored.
+                Some(pattern) => Some(Regex::new(pattern).map_err(|err| format!("subscription regex: {err}"))?),
+                None => None,
+            };
+            let server_assignor = match &stored.server_assignor {
+                Some(name) => Some(Assignor::from_name(name).ok_or_else(|| format!("unknown assignor {name}"))?),
+                None => None,
+            };
+            let state = match stored.state {
+                ConsumerMemberStateRecord::Stable => MemberState::Stable,
+                ConsumerMemberStateRecord::UnrevokedPartitions => MemberState::UnrevokedPartitions,
+                ConsumerMemberStateRecord::UnreleasedPartitions => MemberState::UnreleasedPartitions,
+            };
+            let rebalance_timeout = Duration::from_millis(stored.rebalance_timeout_ms);
+            let member = ConsumerMember {
+                member_id: stored.member_id.clone(),
+                instance_id: stored.instance_id.clone(),
+                rack_id: stored.rack_id.clone(),
+                client_id: stored.client_id.clone(),
+                client_host: stored.client_host.clone(),
+                member_epoch: stored.member_epoch,
+                previous_member_epoch: stored.previous_member_epoch,
+                state,
+                subscribed_topic_names: stored.subscribed_topic_names.clone(),
+                subscribed_topic_regex,
+                server_assignor,
+                rebalance_timeout,
+                assigned: parse_assignment(&stored.assigned)?,
+                pending_revocation: parse_assignment(&stored.pending_revocation)?,
+                session_deadline: now + settings.session_timeout,
+                revocation_deadline: (state == MemberState::UnrevokedPartitions).then(|| now + rebalance_timeout),
+            };
+            group.target.insert(stored.member_id.clone(), parse_assignment(&stored.target)?);
+            group.members.insert(stored.member_id.clone(), member);
+        }
+        Ok(group)
+    }
+}
+
+fn assignment_record(assignment: &Assignment) -> Vec<TopicPartitionsRecord> {
+    assignment
+        .iter()
+        .map(|(topic_id, partitions)| TopicPartitionsRecord {
+            topic_id: topic_id.to_string(),
+            partitions: partitions.iter().copied().collect(),
+        })
+        .collect()
+}
+
+fn parse_topic_id(text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text).map_err(|err| format!("topic id {text:?}: {err}"))
+}
+
+fn parse_assignment(stored: &[TopicPartitionsRecord]) -> Result<Assignment, String> {
+    stored
+        .iter()
+        .map(|topic| Ok((parse_topic_id(&topic.topic_id)?, topic.partitions.iter().copied().collect())))
+        .collect()
+}
+
 /// The regex clients send to clear a regex subscription.
 const EMPTY_REGEX: &str = "";
 
@@ -794,6 +917,42 @@ mod tests {
         let later = now + Duration::from_secs(33);
         assert_eq!(group.expired_members(later), vec!["a".to_string()]);
         assert!(group.expired_members(now + Duration::from_secs(60)).contains(&"b".to_string()));
+    }
+
+    #[test]
+    fn a_group_loaded_from_its_record_carries_on_without_a_rebalance() {
+        let settings = ConsumerGroupSettings::default();
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g".into(), 0);
+        group.heartbeat(join("a"), &settings, now).expect("a joins");
+        let mut regex_member = join("b");
+        regex_member.subscribed_topic_names = Some(Vec::new());
+        regex_member.subscribed_topic_regex = Some("ord.*".into());
+        group.heartbeat(regex_member, &settings, now).expect("b joins");
+        // a is asked to revoke half of its partitions: a member in the middle of a reconciliation.
+        let a_all = of(&BTreeSet::from_iter(0..6));
+        let asked = group.heartbeat(beat("a", 1, &a_all), &settings, now).expect("a asked to revoke");
+        let record = group.to_record();
+
+        let later = now + Duration::from_secs(100);
+        let mut loaded = ConsumerGroup::from_record("g".into(), group.group_epoch, &record, &settings, later)
+            .expect("the record loads");
+        assert_eq!(loaded.to_record(), record);
+        assert_eq!(loaded.state(), group.state());
+        // Sessions and the revocation deadline start again at the load.
+        assert!(loaded.expired_members(later + Duration::from_secs(29)).is_empty());
+        // a goes on from where it was: it confirms its revocation with its current epoch and is not fenced.
+        let kept = of(&partitions(&asked));
+        let a = loaded.heartbeat(beat("a", 1, &kept), &settings, later).expect("a confirms its revocation");
+        assert_eq!(a.member_epoch, 2);
+        let b = loaded.heartbeat(beat("b", 2, &Assignment::new()), &settings, later).expect("b gets partitions");
+        assert_eq!(partitions(&b).len(), 3);
+        assert_eq!(loaded.group_epoch, group.group_epoch, "no rebalance");
+        assert_eq!(loaded.state(), ConsumerGroupState::Stable);
+
+        let mut broken = record.clone();
+        broken.members[0].assigned = vec![TopicPartitionsRecord { topic_id: "not-a-uuid".into(), partitions: vec![0] }];
+        assert!(ConsumerGroup::from_record("g".into(), 2, &broken, &settings, later).is_err());
     }
 
     #[test]

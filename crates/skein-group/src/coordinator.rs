@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use skein_core::BrokerError;
 use skein_core::limits::{self, IdKind};
-use skein_storage::{GroupRecord, GroupType, StorageError};
+use skein_storage::{ClassicMemberRecord, GroupRecord, GroupType, StorageError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -196,6 +196,8 @@ pub struct CoordinatorTask {
     groups: HashMap<String, Group>,
     /// KIP-848 consumer groups.
     consumer_groups: HashMap<String, ConsumerGroup>,
+    /// The last record journaled for each KIP-848 group: a change is journaled only when the record differs.
+    saved_consumer_groups: HashMap<String, GroupRecord>,
     settings: GroupSettings,
     store: OffsetStore,
     /// Groups whose record must be written after the current command.
@@ -212,13 +214,15 @@ impl GroupCoordinator {
     /// Loads the groups this broker coordinates from `store` (blocking: call before serving) and returns the handle
     /// and the task.
     pub fn open(settings: GroupSettings, store: OffsetStore) -> Result<(Self, CoordinatorTask), StorageError> {
-        let (groups, consumer_groups) = groups_from(store.load_groups()?);
+        let (groups, consumer_groups, saved_consumer_groups) =
+            groups_from(store.load_groups()?, &settings, Instant::now());
         let journal = Arc::clone(store.journal());
         let (sender, receiver) = mpsc::channel(COMMAND_QUEUE);
         let task = CoordinatorTask {
             commands: receiver,
             groups,
             consumer_groups,
+            saved_consumer_groups,
             settings: settings.clone(),
             store,
             dirty: BTreeSet::new(),
@@ -377,25 +381,114 @@ fn check_member_ids(group_id: &str, member_id: &str, group_instance_id: Option<&
     limits::validate_optional_id(IdKind::GroupInstanceId, group_instance_id)
 }
 
-/// Classic and KIP-848 groups from their stored records (a group with offsets only is a classic one).
+/// Classic and KIP-848 groups from their stored records (a group with offsets only is a classic one), with the
+/// records the KIP-848 groups were loaded from. Their members' sessions start at `now`.
 fn groups_from(
     stored: BTreeMap<String, Option<GroupRecord>>,
-) -> (HashMap<String, Group>, HashMap<String, ConsumerGroup>) {
+    settings: &GroupSettings,
+    now: Instant,
+) -> (HashMap<String, Group>, HashMap<String, ConsumerGroup>, HashMap<String, GroupRecord>) {
     let mut groups = HashMap::new();
     let mut consumer_groups = HashMap::new();
+    let mut saved = HashMap::new();
     for (group_id, record) in stored {
         if let Some(record) = record.as_ref().filter(|r| r.group_type == GroupType::Consumer) {
-            consumer_groups.insert(group_id.clone(), ConsumerGroup::new(group_id, record.generation_id));
+            let restored = record.consumer.as_ref().map(|state| {
+                ConsumerGroup::from_record(group_id.clone(), record.generation_id, state, &settings.consumer, now)
+            });
+            let group = match restored {
+                Some(Ok(group)) => group,
+                Some(Err(reason)) => {
+                    tracing::warn!(%group_id, %reason, "consumer group record unreadable: its members will rejoin");
+                    ConsumerGroup::new(group_id.clone(), record.generation_id)
+                }
+                None => ConsumerGroup::new(group_id.clone(), record.generation_id),
+            };
+            saved.insert(group_id.clone(), record.clone());
+            consumer_groups.insert(group_id, group);
             continue;
         }
-        let mut group = Group::new(group_id.clone());
-        if let Some(record) = record {
-            group.generation_id = record.generation_id;
-            group.protocol_type = Some(record.protocol_type).filter(|t| !t.is_empty());
-        }
+        let group = match record {
+            Some(record) => classic_group_from(group_id.clone(), record, now),
+            None => Group::new(group_id.clone()),
+        };
         groups.insert(group_id, group);
     }
-    (groups, consumer_groups)
+    (groups, consumer_groups, saved)
+}
+
+/// A classic group from its record: a stable group with its members (their sessions starting at `now`) when it was
+/// stored stable, else an empty one at its generation.
+fn classic_group_from(group_id: String, record: GroupRecord, now: Instant) -> Group {
+    let mut group = Group::new(group_id);
+    group.generation_id = record.generation_id;
+    group.protocol_type = Some(record.protocol_type).filter(|t| !t.is_empty());
+    let (Some(protocol_name), Some(leader_id)) = (record.protocol_name, record.leader_id) else { return group };
+    if record.members.is_empty() {
+        return group;
+    }
+    for stored in record.members {
+        let session_timeout = Duration::from_millis(stored.session_timeout_ms);
+        if let Some(instance_id) = &stored.group_instance_id {
+            group.static_members.insert(instance_id.clone(), stored.member_id.clone());
+        }
+        let member = Member {
+            member_id: stored.member_id.clone(),
+            group_instance_id: stored.group_instance_id,
+            client_id: stored.client_id,
+            client_host: stored.client_host,
+            session_timeout,
+            rebalance_timeout: Duration::from_millis(stored.rebalance_timeout_ms),
+            protocols: vec![(protocol_name.clone(), Bytes::from(stored.subscription))],
+            assignment: Bytes::from(stored.assignment),
+            awaiting_join: None,
+            awaiting_sync: None,
+            supports_skip_assignment: false,
+            session_deadline: now + session_timeout,
+        };
+        group.members.insert(stored.member_id, member);
+    }
+    group.state = GroupState::Stable;
+    group.protocol_name = Some(protocol_name);
+    group.leader_id = Some(leader_id);
+    group
+}
+
+/// A classic group's record: with its members and leader while it is stable (what lets them carry on at another
+/// coordinator), as Kafka stores a group when its rebalance completes.
+fn classic_group_record(group: &Group) -> GroupRecord {
+    let stable = group.state == GroupState::Stable;
+    let members = if stable {
+        group
+            .members
+            .values()
+            .map(|member| ClassicMemberRecord {
+                member_id: member.member_id.clone(),
+                group_instance_id: member.group_instance_id.clone(),
+                client_id: member.client_id.clone(),
+                client_host: member.client_host.clone(),
+                session_timeout_ms: u64::try_from(member.session_timeout.as_millis()).unwrap_or(u64::MAX),
+                rebalance_timeout_ms: u64::try_from(member.rebalance_timeout.as_millis()).unwrap_or(u64::MAX),
+                subscription: group
+                    .protocol_name
+                    .as_deref()
+                    .map(|p| member.metadata_for(p).to_vec())
+                    .unwrap_or_default(),
+                assignment: member.assignment.to_vec(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    GroupRecord {
+        protocol_type: group.protocol_type.clone().unwrap_or_default(),
+        generation_id: group.generation_id,
+        protocol_name: group.protocol_name.clone(),
+        group_type: GroupType::Classic,
+        leader_id: if stable { group.leader_id.clone() } else { None },
+        members,
+        consumer: None,
+    }
 }
 
 impl CoordinatorTask {
@@ -406,13 +499,18 @@ impl CoordinatorTask {
             .await
             .map_err(|err| BrokerError::Storage(format!("storage task failed: {err}")))?
             .map_err(|err| BrokerError::Storage(err.to_string()))?;
-        let (groups, consumer_groups) = groups_from(stored);
+        let (groups, consumer_groups, saved) = groups_from(stored, &self.settings, Instant::now());
         let count = groups.len() + consumer_groups.len();
         for (group_id, group) in groups {
             self.groups.entry(group_id).or_insert(group);
         }
         for (group_id, group) in consumer_groups {
-            self.consumer_groups.entry(group_id).or_insert(group);
+            if let std::collections::hash_map::Entry::Vacant(entry) = self.consumer_groups.entry(group_id.clone()) {
+                entry.insert(group);
+                if let Some(record) = saved.get(&group_id) {
+                    self.saved_consumer_groups.insert(group_id, record.clone());
+                }
+            }
         }
         tracing::debug!(partition, groups = count, "coordinator partition loaded");
         Ok(count)
@@ -426,6 +524,7 @@ impl CoordinatorTask {
         let before = self.groups.len() + self.consumer_groups.len();
         self.groups.retain(|group_id, _| !moved(group_id));
         self.consumer_groups.retain(|group_id, _| !moved(group_id));
+        self.saved_consumer_groups.retain(|group_id, _| !moved(group_id));
         self.dirty.retain(|group_id| !moved(group_id));
         self.empty_since.retain(|group_id, _| !moved(group_id));
         let count = before - self.groups.len() - self.consumer_groups.len();
@@ -502,13 +601,19 @@ impl CoordinatorTask {
                     Err(BrokerError::NonEmptyGroup)
                 } else {
                     self.consumer_groups.remove(&group_id);
+                    self.saved_consumer_groups.remove(&group_id);
                     self.dirty.remove(&group_id);
                     self.store.delete_group(&group_id).await
                 };
                 let _ = reply.send(result);
             }
             Command::ConsumerHeartbeat(request, reply) => {
-                let _ = reply.send(self.consumer_heartbeat(*request, now));
+                let group_id = request.group_id.clone();
+                let outcome = self.consumer_heartbeat(*request, now);
+                // The answer waits until the change it reports is journaled, as in Kafka: a member never holds an
+                // epoch or a partition that the group's next coordinator would not know about.
+                let journaled = self.journal_consumer_group(&group_id).await;
+                let _ = reply.send(outcome.and_then(|outcome| journaled.map(|()| outcome)));
             }
             Command::Load(partition, reply) => {
                 let _ = reply.send(self.load_partition(partition).await);
@@ -606,6 +711,10 @@ impl CoordinatorTask {
         if let Some(member_id) = generated_member_id {
             if let Some(old_member_id) = group.static_member(request.group_instance_id.as_deref()).map(String::from) {
                 replace_static_member(group, &old_member_id, member_id, request, reply, now, &settings);
+                if group.state == GroupState::Stable {
+                    // The stored members name the new member id (Kafka stores the group on a static replacement).
+                    self.dirty.insert(group.group_id.clone());
+                }
                 return;
             }
             if request.group_instance_id.is_none() && request.require_known_member_id {
@@ -843,6 +952,7 @@ impl CoordinatorTask {
         Ok(())
     }
 
+    /// Serves a ConsumerGroupHeartbeat in memory; the caller journals the group's change.
     fn consumer_heartbeat(
         &mut self,
         request: ConsumerHeartbeat,
@@ -851,14 +961,9 @@ impl CoordinatorTask {
         let group_id = request.group_id.clone();
         let settings = &self.settings.consumer;
         if matches!(request.member_epoch, LEAVE_GROUP_MEMBER_EPOCH | LEAVE_GROUP_STATIC_MEMBER_EPOCH) {
+            // The caller journals what changed.
             let group = self.consumer_groups.get_mut(&group_id).ok_or(BrokerError::GroupIdNotFound)?;
-            let epoch_before = group.group_epoch;
-            let outcome =
-                group.leave(&request.member_id, request.instance_id.as_deref(), request.member_epoch, settings)?;
-            if group.group_epoch != epoch_before {
-                self.dirty.insert(group_id);
-            }
-            return Ok(outcome);
+            return group.leave(&request.member_id, request.instance_id.as_deref(), request.member_epoch, settings);
         }
         if !self.consumer_groups.contains_key(&group_id) {
             // Joining creates the group; an empty classic group (e.g. one that only holds offsets) becomes a
@@ -872,11 +977,7 @@ impl CoordinatorTask {
             self.consumer_groups.insert(group_id.clone(), ConsumerGroup::new(group_id.clone(), 0));
         }
         let group = self.consumer_groups.get_mut(&group_id).ok_or(BrokerError::GroupIdNotFound)?;
-        let epoch_before = group.group_epoch;
         let outcome = group.heartbeat(request, settings, now);
-        if group.group_epoch != epoch_before {
-            self.dirty.insert(group_id.clone());
-        }
         if outcome.is_err() && group.members.is_empty() && group.group_epoch == 0 {
             // A refused first join must not leave a new, empty group behind.
             self.consumer_groups.remove(&group_id);
@@ -978,6 +1079,7 @@ impl CoordinatorTask {
                 tracing::info!(%group_id, expired = expired.len(), "group expired with its offsets");
                 self.groups.remove(&group_id);
                 self.consumer_groups.remove(&group_id);
+                self.saved_consumer_groups.remove(&group_id);
                 self.dirty.remove(&group_id);
                 self.empty_since.remove(&group_id);
                 self.store.delete_group(&group_id).await
@@ -995,25 +1097,53 @@ impl CoordinatorTask {
 
     async fn save_dirty_groups(&mut self) {
         for group_id in std::mem::take(&mut self.dirty) {
-            let record = if let Some(group) = self.groups.get(&group_id) {
-                GroupRecord {
-                    protocol_type: group.protocol_type.clone().unwrap_or_default(),
-                    generation_id: group.generation_id,
-                    protocol_name: group.protocol_name.clone(),
-                    group_type: GroupType::Classic,
-                }
-            } else if let Some(group) = self.consumer_groups.get(&group_id) {
-                GroupRecord {
-                    protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
-                    generation_id: group.group_epoch,
-                    protocol_name: None,
-                    group_type: GroupType::Consumer,
-                }
-            } else {
+            if self.consumer_groups.contains_key(&group_id) {
+                // Already logged there when it fails.
+                let _ = self.journal_consumer_group(&group_id).await;
                 continue;
-            };
+            }
+            self.saved_consumer_groups.remove(&group_id);
+            let Some(group) = self.groups.get(&group_id) else { continue };
+            let record = classic_group_record(group);
             if let Err(err) = self.store.save_group(&group_id, &record).await {
                 tracing::warn!(%group_id, error = %err, "could not save the group record");
+            }
+        }
+    }
+
+    /// Journals a KIP-848 group's record if it changed since it was last journaled. A failure is answered as
+    /// Kafka answers a group write that failed: NOT_COORDINATOR once another broker leads the group's partition,
+    /// else COORDINATOR_NOT_AVAILABLE (the member retries; the coordinator keeps the change and journals it then).
+    async fn journal_consumer_group(&mut self, group_id: &str) -> Result<(), BrokerError> {
+        let Some(group) = self.consumer_groups.get(group_id) else {
+            self.saved_consumer_groups.remove(group_id);
+            return Ok(());
+        };
+        let record = GroupRecord {
+            protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
+            generation_id: group.group_epoch,
+            protocol_name: None,
+            group_type: GroupType::Consumer,
+            leader_id: None,
+            members: Vec::new(),
+            consumer: Some(group.to_record()),
+        };
+        if self.saved_consumer_groups.get(group_id) == Some(&record) {
+            return Ok(());
+        }
+        match self.store.save_group(group_id, &record).await {
+            Ok(()) => {
+                self.saved_consumer_groups.insert(group_id.to_string(), record);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(%group_id, error = %err, "could not journal the consumer group");
+                Err(match err {
+                    BrokerError::NotCoordinator(_) | BrokerError::CoordinatorLoadInProgress(_) => err,
+                    other => {
+                        BrokerError::CoordinatorNotAvailable(format!("the group's state was not journaled: {other}"))
+                    }
+                })
             }
         }
     }
@@ -1153,7 +1283,6 @@ fn replace_static_member(
     if let Some(held) = member.awaiting_sync.take() {
         let _ = held.send(Err(BrokerError::FencedInstanceId));
     }
-    let protocols_changed = member.protocols != request.protocols;
     member.member_id = new_member_id.clone();
     member.client_id = request.client_id.clone();
     member.client_host = request.client_host.clone();
@@ -1168,8 +1297,11 @@ fn replace_static_member(
         group.leader_id = Some(new_member_id.clone());
     }
     group.members.insert(new_member_id.clone(), member);
+    // As Kafka: a stable group rebalances only if its protocol for the next generation would change with the new
+    // member's protocols (a group loaded from storage knows only each member's protocol of this generation).
+    let protocol_kept = group.protocol_name.is_some() && group.select_protocol() == group.protocol_name;
     match group.state {
-        GroupState::Stable if !protocols_changed => {
+        GroupState::Stable if protocol_kept => {
             tracing::info!(group_id = %group.group_id, %new_member_id, "static member rejoined without a rebalance");
             let mut outcome = group.join_outcome(&new_member_id, true);
             if was_leader && !request.supports_skip_assignment {
@@ -1373,6 +1505,52 @@ mod tests {
         let (first, second) = (first.await.expect("task"), second.await.expect("task"));
         let (leader, follower) = if first.member_id == first.leader { (first, second) } else { (second, first) };
         (leader, follower)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stable_group_reopened_from_its_store_keeps_its_members_and_assignments() {
+        let store =
+            OffsetStore::new(Arc::new(MemoryEngine::new()), Durability::ProcessCrash, Arc::new(crate::LocalJournal));
+        let (coordinator, task) = GroupCoordinator::open(settings(), store.clone()).expect("open");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(task.run(shutdown.clone()));
+        let (leader, follower) = two_member_group(&coordinator).await;
+        let follower_sync = tokio::spawn({
+            let coordinator = coordinator.clone();
+            let request = sync_request(&follower, Vec::new());
+            async move { coordinator.sync(request).await }
+        });
+        let assignments = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"partitions 0-2")),
+            (follower.member_id.clone(), Bytes::from_static(b"partitions 3-5")),
+        ];
+        coordinator.sync(sync_request(&leader, assignments)).await.expect("leader sync");
+        follower_sync.await.expect("task").expect("follower sync");
+        // Wait for the coordinator's loop to store the stable group, then stop it: another coordinator opens the
+        // same storage (as one that takes the group's partition over).
+        coordinator.describe("g".into()).await.expect("describe");
+        shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+
+        let (coordinator, _shutdown) = {
+            let (coordinator, task) = GroupCoordinator::open(settings(), store).expect("reopen");
+            let shutdown = CancellationToken::new();
+            tokio::spawn(task.run(shutdown.clone()));
+            (coordinator, shutdown)
+        };
+        let description = coordinator.describe("g".into()).await.expect("describe").expect("exists");
+        assert_eq!(description.state, GroupState::Stable);
+        assert_eq!(description.generation_id, 1);
+        assert_eq!(description.members.len(), 2);
+        // Both members heartbeat on in their generation, and the follower's SyncGroup (a lost answer) gets its
+        // assignment back.
+        assert_eq!(heartbeat(&coordinator, &leader).await, Ok(()));
+        assert_eq!(heartbeat(&coordinator, &follower).await, Ok(()));
+        let again = coordinator.sync(sync_request(&follower, Vec::new())).await.expect("follower sync again");
+        assert_eq!(again.assignment, Bytes::from_static(b"partitions 3-5"));
+        // Their sessions started again at the load: one that stops heartbeating expires, and the group rebalances.
+        tokio::time::sleep(Duration::from_millis(u64::try_from(SESSION_MS).expect("positive") + 1_000)).await;
+        assert_eq!(heartbeat(&coordinator, &leader).await, Err(BrokerError::UnknownMemberId));
     }
 
     #[tokio::test(start_paused = true)]

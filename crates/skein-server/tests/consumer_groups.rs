@@ -1,17 +1,18 @@
 //! KIP-848 consumer groups at the wire level: ConsumerGroupHeartbeat joins, reconciliation between two members,
 //! request validation and its error codes, leave, ConsumerGroupDescribe and ListGroups, OffsetCommit epoch checks,
-//! and a group that keeps its epoch across a restart.
+//! and a group that keeps its members, epochs and assignments across a restart.
 
 use std::collections::BTreeSet;
 
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::{
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
     JoinGroupRequest, ListGroupsRequest, OffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use skein_test_support::requests::{create_topic, metadata, topic_name};
+use skein_test_support::requests::{
+    consumer_heartbeat_request as heartbeat, consumer_join_request as join_request, create_topic, metadata, topic_name,
+};
 use skein_test_support::{RawClient, TestBroker};
 use uuid::Uuid;
 
@@ -29,32 +30,6 @@ const DESCRIBE_VERSION: i16 = 1;
 
 fn str(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-fn join_request(group_id: &str, member_id: &str, topic: &str) -> ConsumerGroupHeartbeatRequest {
-    ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(GroupId(str(group_id)))
-        .with_member_id(str(member_id))
-        .with_member_epoch(0)
-        .with_rebalance_timeout_ms(30_000)
-        .with_subscribed_topic_names(Some(vec![topic_name(topic)]))
-        .with_topic_partitions(Some(Vec::new()))
-}
-
-fn heartbeat(group_id: &str, member_id: &str, epoch: i32, owned: &[(Uuid, Vec<i32>)]) -> ConsumerGroupHeartbeatRequest {
-    ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(GroupId(str(group_id)))
-        .with_member_id(str(member_id))
-        .with_member_epoch(epoch)
-        .with_rebalance_timeout_ms(-1)
-        .with_topic_partitions(Some(
-            owned
-                .iter()
-                .map(|(id, partitions)| {
-                    TopicPartitions::default().with_topic_id(*id).with_partitions(partitions.clone())
-                })
-                .collect(),
-        ))
 }
 
 fn send(client: &mut RawClient, request: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
@@ -189,22 +164,40 @@ fn malformed_heartbeats_get_kafkas_errors() {
 }
 
 #[test]
-fn a_consumer_group_keeps_its_epoch_across_a_restart_and_members_rejoin() {
+fn a_consumer_group_keeps_its_members_across_a_restart() {
     let mut broker = TestBroker::start().expect("start skein");
     let mut client = broker.client().expect("connect");
     assert_eq!(create_topic(&mut client, "t", 2, &[]).expect("create").error_code, NONE);
+    let id = topic_id(&mut client, "t");
     let first = send(&mut client, &join_request("g", "m", "t"));
     assert_eq!(first.member_epoch, 1);
+    assert_eq!(assigned(&first), Some(BTreeSet::from([0, 1])));
     assert_eq!(commit(&mut client, "g", "m", 1, "t"), NONE);
     drop(client);
 
     broker.kill9().expect("kill -9");
     broker.restart().expect("restart");
     let mut client = broker.client().expect("reconnect");
-    // Members are not kept: the old member is unknown and rejoins; the group's epoch continues.
-    assert_eq!(send(&mut client, &heartbeat("g", "m", 1, &[])).error_code, UNKNOWN_MEMBER_ID);
-    let again = send(&mut client, &join_request("g", "m", "t"));
-    assert_eq!(again.error_code, NONE);
-    assert_eq!(again.member_epoch, 2);
-    assert_eq!(assigned(&again), Some(BTreeSet::from([0, 1])));
+    // The member is kept with its epoch and assignment: it carries on without rejoining, and commits with its epoch.
+    let again = send(&mut client, &heartbeat("g", "m", 1, &[(id, vec![0, 1])]));
+    assert_eq!(again.error_code, NONE, "{again:?}");
+    assert_eq!(again.member_epoch, 1);
+    assert_eq!(commit(&mut client, "g", "m", 1, "t"), NONE);
+    // A member the group never had is still unknown.
+    assert_eq!(send(&mut client, &heartbeat("g", "other", 1, &[])).error_code, UNKNOWN_MEMBER_ID);
+    // A second member joins the restored group: the group epoch continues, and the first member is asked to give
+    // up a partition (its answer carries its new target), which the second gets once it is given up.
+    let second = send(&mut client, &join_request("g", "n", "t"));
+    assert_eq!(second.error_code, NONE);
+    assert_eq!(second.member_epoch, 2);
+    let revoke = send(&mut client, &heartbeat("g", "m", 1, &[(id, vec![0, 1])]));
+    assert_eq!(revoke.error_code, NONE);
+    let kept = assigned(&revoke).expect("m's assignment shrinks");
+    assert_eq!(kept.len(), 1);
+    let kept: Vec<i32> = kept.into_iter().collect();
+    assert_eq!(send(&mut client, &heartbeat("g", "m", 1, &[(id, kept.clone())])).member_epoch, 2);
+    let given = send(&mut client, &heartbeat("g", "n", 2, &[]));
+    let given = assigned(&given).expect("n gets the released partition");
+    assert_eq!(given.len(), 1);
+    assert!(!given.contains(&kept[0]));
 }

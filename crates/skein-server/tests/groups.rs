@@ -546,7 +546,7 @@ fn static_join(client: &mut RawClient, member_id: &str, instance_id: &str) -> Jo
 }
 
 #[test]
-fn static_member_rejoins_without_a_rebalance_and_generations_survive_restart() {
+fn static_member_rejoins_without_a_rebalance_and_the_group_survives_restart() {
     let mut broker = TestBroker::start_with_yaml(FAST_GROUPS).expect("start skein");
     let mut client = broker.client().expect("connect");
     // A static member needs no MEMBER_ID_REQUIRED round trip.
@@ -585,17 +585,27 @@ fn static_member_rejoins_without_a_rebalance_and_generations_survive_restart() {
         .with_generation_id(1);
     assert_eq!(client.request(3, &stale).expect("Heartbeat").error_code, FENCED_INSTANCE_ID);
 
-    // After a restart the group is Empty but keeps counting generations.
+    // After a restart the group is Stable with its member, its generation and its assignment (stored with the
+    // group, as Kafka stores them): the member heartbeats on, and the instance joining again is no rebalance.
     broker.restart().expect("restart");
     let mut client = broker.client().expect("reconnect");
     let described =
         client.request(5, &DescribeGroupsRequest::default().with_groups(vec![group("static")])).expect("describe");
+    let described = &described.groups[0];
     assert_eq!(
-        (described.groups[0].group_state.as_str(), described.groups[0].protocol_type.as_str()),
-        ("Empty", "consumer")
+        (described.group_state.as_str(), described.protocol_type.as_str(), described.members.len()),
+        ("Stable", "consumer", 1)
     );
+    assert_eq!(described.members[0].member_id, replaced.member_id);
+    assert_eq!(described.members[0].member_assignment.as_ref(), &b"kept"[..]);
+    let beat = HeartbeatRequest::default()
+        .with_group_id(group("static"))
+        .with_member_id(replaced.member_id.clone())
+        .with_group_instance_id(Some(str("instance-1")))
+        .with_generation_id(1);
+    assert_eq!(client.request(3, &beat).expect("Heartbeat").error_code, NONE);
     let rejoined = static_join(&mut client, "", "instance-1");
-    assert_eq!((rejoined.error_code, rejoined.generation_id), (NONE, 2));
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (NONE, 1));
 }
 
 #[test]

@@ -19,8 +19,9 @@ pub mod rocks;
 pub use cf::ColumnFamily;
 pub use memory::MemoryEngine;
 pub use records::{
-    AbortedTxn, CommittedOffset, DynamicBrokerConfigsRecord, GroupRecord, GroupType, PartitionState, PendingOffset,
-    ProducerBatch, ProducerState, TopicRecord, TxnRecord, TxnState,
+    AbortedTxn, ClassicMemberRecord, CommittedOffset, ConsumerGroupRecord, ConsumerMemberRecord,
+    ConsumerMemberStateRecord, DynamicBrokerConfigsRecord, GroupRecord, GroupType, PartitionState, PendingOffset,
+    ProducerBatch, ProducerState, SubscribedTopicRecord, TopicPartitionsRecord, TopicRecord, TxnRecord, TxnState,
 };
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;

@@ -337,8 +337,9 @@ impl CommittedOffset {
     }
 }
 
-/// What is kept of a consumer group across restarts. Members are not: after a restart every member rejoins, as
-/// after a coordinator failover in Kafka.
+/// What is kept of a group across restarts and coordinator moves: as in Kafka, the members of a stable classic
+/// group (`members`, `leader_id`) and of a KIP-848 group (`consumer`), so that they carry on with their generation
+/// or epochs and their assignments at the new coordinator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
     /// Empty for groups that only hold offsets committed outside the group protocol.
@@ -349,6 +350,84 @@ pub struct GroupRecord {
     /// Absent in records written before KIP-848 groups existed: those are classic.
     #[serde(default)]
     pub group_type: GroupType,
+    /// A stable classic group's leader; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<String>,
+    /// A stable classic group's members; empty otherwise (and in records written before they were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<ClassicMemberRecord>,
+    /// A KIP-848 group's members, targets and epochs; absent in records written before they were kept (the
+    /// members of such a group rejoin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<ConsumerGroupRecord>,
+}
+
+/// One member of a stable classic group, with what it subscribed with in the generation's protocol and the
+/// assignment its leader gave it. Its session starts again where it is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassicMemberRecord {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub subscription: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// A KIP-848 group's reconciliation state (Kafka keeps the same in its member metadata, target assignment and
+/// current assignment records). The group epoch is the record's `generation_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerGroupRecord {
+    pub assignment_epoch: i32,
+    pub members: Vec<ConsumerMemberRecord>,
+    /// The subscribed topics the target assignment was computed with.
+    pub subscribed_topics: Vec<SubscribedTopicRecord>,
+}
+
+/// One member of a KIP-848 group. Its session starts again where it is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMemberRecord {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: ConsumerMemberStateRecord,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    pub rebalance_timeout_ms: u64,
+    pub assigned: Vec<TopicPartitionsRecord>,
+    pub pending_revocation: Vec<TopicPartitionsRecord>,
+    pub target: Vec<TopicPartitionsRecord>,
+}
+
+/// Where a member is in its reconciliation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerMemberStateRecord {
+    Stable,
+    UnrevokedPartitions,
+    UnreleasedPartitions,
+}
+
+/// Partitions of one topic, by topic id (hyphenated UUID).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPartitionsRecord {
+    pub topic_id: String,
+    pub partitions: Vec<i32>,
+}
+
+/// A subscribed topic as the target assignment saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribedTopicRecord {
+    pub name: String,
+    pub topic_id: String,
+    pub partitions: i32,
 }
 
 /// Which group protocol a group speaks. For a consumer group, `generation_id` holds the group epoch.
@@ -407,8 +486,60 @@ mod tests {
             generation_id: 4,
             protocol_name: Some("range".into()),
             group_type: GroupType::Consumer,
+            leader_id: None,
+            members: Vec::new(),
+            consumer: None,
         };
         assert_eq!(GroupRecord::decode(&record.encode().expect("encode")).expect("decode"), record);
+        let with_members = GroupRecord {
+            consumer: Some(ConsumerGroupRecord {
+                assignment_epoch: 4,
+                members: vec![ConsumerMemberRecord {
+                    member_id: "m".into(),
+                    instance_id: Some("i".into()),
+                    rack_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    member_epoch: 4,
+                    previous_member_epoch: 3,
+                    state: ConsumerMemberStateRecord::UnrevokedPartitions,
+                    subscribed_topic_names: vec!["t".into()],
+                    subscribed_topic_regex: None,
+                    server_assignor: Some("uniform".into()),
+                    rebalance_timeout_ms: 30_000,
+                    assigned: vec![TopicPartitionsRecord {
+                        topic_id: "00000000-0000-0000-0000-000000000abc".into(),
+                        partitions: vec![0, 2],
+                    }],
+                    pending_revocation: Vec::new(),
+                    target: Vec::new(),
+                }],
+                subscribed_topics: vec![SubscribedTopicRecord {
+                    name: "t".into(),
+                    topic_id: "00000000-0000-0000-0000-000000000abc".into(),
+                    partitions: 3,
+                }],
+            }),
+            ..record.clone()
+        };
+        assert_eq!(GroupRecord::decode(&with_members.encode().expect("encode")).expect("decode"), with_members);
+        let stable_classic = GroupRecord {
+            group_type: GroupType::Classic,
+            leader_id: Some("a".into()),
+            members: vec![ClassicMemberRecord {
+                member_id: "a".into(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                subscription: vec![0, 1, 2],
+                assignment: vec![3, 4],
+            }],
+            consumer: None,
+            ..record
+        };
+        assert_eq!(GroupRecord::decode(&stable_classic.encode().expect("encode")).expect("decode"), stable_classic);
         // A record from before group types were stored is a classic group.
         let old = b"\x01{\"protocol_type\":\"consumer\",\"generation_id\":2,\"protocol_name\":null}";
         assert_eq!(GroupRecord::decode(old).expect("decode").group_type, GroupType::Classic);

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
@@ -14,8 +15,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, DeleteRecordsRequest, FetchRequest,
-    ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, ConsumerGroupHeartbeatRequest, CreateTopicsRequest,
+    DeleteRecordsRequest, FetchRequest, GroupId, ListOffsetsRequest, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -36,6 +38,39 @@ pub const FETCH_MAX_BYTES: i32 = 64 * 1024 * 1024;
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
+
+/// A KIP-848 member's first ConsumerGroupHeartbeat (epoch 0), subscribed to `topic`.
+pub fn consumer_join_request(group_id: &str, member_id: &str, topic: &str) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group_id.to_string())))
+        .with_member_id(StrBytes::from_string(member_id.to_string()))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![topic_name(topic)]))
+        .with_topic_partitions(Some(Vec::new()))
+}
+
+/// A KIP-848 member's steady-state ConsumerGroupHeartbeat at `epoch`, reporting the partitions it owns.
+pub fn consumer_heartbeat_request(
+    group_id: &str,
+    member_id: &str,
+    epoch: i32,
+    owned: &[(uuid::Uuid, Vec<i32>)],
+) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group_id.to_string())))
+        .with_member_id(StrBytes::from_string(member_id.to_string()))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(
+            owned
+                .iter()
+                .map(|(id, partitions)| {
+                    TopicPartitions::default().with_topic_id(*id).with_partitions(partitions.clone())
+                })
+                .collect(),
+        ))
+}
 
 /// A topic name for a request.
 pub fn topic_name(name: &str) -> TopicName {
