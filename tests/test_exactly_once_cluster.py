@@ -1,9 +1,11 @@
 """Exactly-once processing on a 3-node cluster while the brokers it depends on are killed: Skein and Apache Kafka (the
-reference) side by side, the same test body for both.
+reference) side by side, each with two clients, the same test body for all four.
 
 The consume-transform-produce application of tests/test_exactly_once.py (tests/support/eos_app.py: read_committed
 consumer, transactional producer, the consumed positions committed in each transaction with
-send_offsets_to_transaction) processes TOTAL_MESSAGES numbered records from an input topic to an output topic, both
+send_offsets_to_transaction), on confluent-kafka (librdkafka), or the same application on the Java kafka-clients
+(tests/support/java/EosPipeline.java: same arguments, log lines and exits; sendOffsetsToTransaction with
+consumer.groupMetadata()), processes TOTAL_MESSAGES numbered records from an input topic to an output topic, both
 with 3 partitions, replication factor 3 and `min.insync.replicas=2`; the group's offsets (`__consumer_offsets`) and
 the transaction state (`__transaction_state`) are replicated 3 times too (support.cluster.CLUSTER_CONFIG), in
 INTERNAL_TOPIC_PARTITIONS partitions each. The application is given all three brokers as its bootstrap.
@@ -36,10 +38,11 @@ group's committed offsets as both isolation levels see them, DescribeTransaction
 output and of the group's __consumer_offsets partition, and (Skein) each node's group and transaction request and
 error counters.
 
-CI mode is short; a long run by hand raises the environment variables below, e.g.
-`SKEIN_EOS_CLUSTER_ROUNDS=4 .tools/venv/bin/pytest tests/test_exactly_once_cluster.py -k kafka -s` (four rounds of
-the four interruptions, then the last transaction coordinator kill, on 230,000 records; SKEIN_EOS_CLUSTER_RECORDS
-sets the number).
+CI mode is short, and runs Skein only: the Apache Kafka reference runs in long mode (SKEIN_LONG=1,
+support.brokers.skip_kafka_reference_outside_long_mode). A long run by hand raises the environment variables below,
+e.g. `SKEIN_LONG=1 SKEIN_EOS_CLUSTER_ROUNDS=4 .tools/venv/bin/pytest tests/test_exactly_once_cluster.py -k "kafka and
+not skein" -s` (four rounds of the four interruptions, then the last transaction coordinator kill, on 230,000 records;
+SKEIN_EOS_CLUSTER_RECORDS sets the number).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -58,16 +63,17 @@ import pytest
 from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from support.brokers import BROKER_KINDS
+from support.brokers import BROKER_KINDS, _die_with_parent, skip_kafka_reference_outside_long_mode
 from support.cluster import make_cluster, skip_unless_cluster_available, started
 from support.cluster import healthy as make_healthy
 from support.coordinators import (GROUP, OFFSETS_TOPIC, TRANSACTION, TRANSACTION_STATE_TOPIC, TransactionDescription,
-                                  coordinator_of, describe_transaction, distinguishing_id, find_coordinator,
-                                  java_string_hash, partition_for)
+                                  agreed_coordinator, describe_transaction, distinguishing_id, java_string_hash,
+                                  partition_for)
+from support.java_programs import java_program_command
 from support.kafka_clients import end_offsets, read_to_end, unique_topic_name
 from support.replication_checker import (Unmet, create_replicated_topic, partition_states, poll_until,
                                          wait_for_full_isr)
-from test_exactly_once import AppProcess, produce_input
+from test_exactly_once import EOS_APP, AppProcess, produce_input
 from test_replication import REPLICATION_CONFIG, TOPIC_CONFIG
 
 
@@ -91,6 +97,9 @@ INTERRUPTIONS = [TRANSACTION_COORDINATOR, GROUP_COORDINATOR, OUTPUT_LEADER, APPL
 TOTAL_MESSAGES = _env_int("SKEIN_EOS_CLUSTER_RECORDS", 50_000 + 60_000 * (ROUNDS - 1))
 # Replays a run's interruption points (its printed seed).
 SEED = os.environ.get("SKEIN_EOS_CLUSTER_SEED")
+
+# The application's client: eos_app.py on confluent-kafka, or EosPipeline.java on the Java kafka-clients.
+CLIENTS = ["confluent-kafka", "java"]
 
 PARTITIONS = 3
 REPLICATION_FACTOR = 3
@@ -142,6 +151,7 @@ TEST_TIMEOUT_SECONDS = 180 + PROCESSING_DEADLINE_SECONDS
 
 @pytest.fixture(scope="module", params=BROKER_KINDS)
 def cluster(request):
+    skip_kafka_reference_outside_long_mode(request.param)
     skip_unless_cluster_available(request.param)
     cluster = started(make_cluster(request.param, config=EOS_CLUSTER_CONFIG))
     yield cluster
@@ -155,6 +165,32 @@ def healthy(cluster):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+def app_command(client: str) -> list[str]:
+    """The command that runs the application on `client` (its arguments follow); compiles the Java one (skips the
+    test when javac or the jars are missing)."""
+    if client == "java":
+        return java_program_command("EosPipeline")
+    return [sys.executable, str(EOS_APP)]
+
+
+class ClientAppProcess(AppProcess):
+    """test_exactly_once's AppProcess running `command` (app_command) instead of eos_app.py: the same log file,
+    commit lines, kill and stop."""
+
+    def __init__(self, command: list[str], arguments: list[str], log_path):
+        super().__init__(arguments, log_path)
+        self.command = command
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log_file:
+            log_file.write(f"==== start {time.strftime('%H:%M:%S')} ====\n".encode())
+            log_file.flush()
+            self.process = subprocess.Popen(
+                [*self.command, *self.arguments], stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            )
+
 
 def committed_offsets(consumer: Consumer, topic: str) -> list[int] | None:
     """The group's committed offsets of `topic` (OffsetFetch through a consumer of the group that never joins it), or
@@ -278,8 +314,10 @@ def output_numbers(messages: list) -> list[int]:
 # ------------------------------------------------------------------------------------------ the test
 
 @pytest.mark.timeout(TEST_TIMEOUT_SECONDS)
-def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, tmp_path):
+@pytest.mark.parametrize("client", CLIENTS)
+def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, client, tmp_path):
     cluster = healthy
+    command = app_command(client)
     bootstrap = cluster.bootstrap_servers
     everyone = [node.bootstrap for node in cluster.nodes]
     try:
@@ -298,10 +336,11 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
         input_ends = end_offsets(bootstrap, input_topic, PARTITIONS)
         assert sum(input_ends) == TOTAL_MESSAGES, f"input end offsets {input_ends}, expected {TOTAL_MESSAGES} records"
 
-        print(f"{cluster.kind}: seed {seed}; {TOTAL_MESSAGES} records; interruptions {INTERRUPTIONS}; group {group_id} "
-              f"(Java hash {java_string_hash(group_id)}), transactional id {transactional_id} "
+        print(f"{cluster.kind} ({client}): seed {seed}; {TOTAL_MESSAGES} records; interruptions {INTERRUPTIONS}; "
+              f"group {group_id} (Java hash {java_string_hash(group_id)}), transactional id {transactional_id} "
               f"(Java hash {java_string_hash(transactional_id)})")
-        app = AppProcess([bootstrap, input_topic, output_topic, group_id, transactional_id], tmp_path / "eos_app.log")
+        app = ClientAppProcess(command, [bootstrap, input_topic, output_topic, group_id, transactional_id],
+                               tmp_path / "eos_app.log")
         # Follows the group's offsets as they are committed (read_uncommitted: never waits for pending ones).
         monitor = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
                             "isolation.level": "read_uncommitted", "log_level": 0})
@@ -326,7 +365,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             return lines[-1] if lines else "none"
 
         def details() -> str:
-            return (f"{cluster.kind}, seed {seed}, {time.monotonic() - started_at:.0f}s, group progress "
+            return (f"{cluster.kind} ({client}), seed {seed}, {time.monotonic() - started_at:.0f}s, group progress "
                     f"{progress}/{TOTAL_MESSAGES}, interruptions {interruptions_done}, unplanned app exits "
                     f"{unplanned_exits}\nthe application's last commit: {last_commit_logged()}; now: "
                     f"{safe_state_now()}\n{skein_coordination_counters(cluster)}"
@@ -359,13 +398,9 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
                 state = partition_states(through, output_topic).get(0)
                 found = Placement(state.leader, output_topic, 0) if state is not None and state.leader >= 0 else None
             else:
-                key, key_type = keys[target]
-                placed = coordinator_of(through, key, key_type)
-                if placed is None or placed.node_id < 0:
-                    return Unmet(f"Metadata: {placed}")
-                named = find_coordinator(bootstraps, key, key_type)
-                if named != placed.node_id:
-                    return Unmet(f"Metadata: {placed}; FindCoordinator: broker {named}")
+                placed = agreed_coordinator(bootstraps, *keys[target])
+                if isinstance(placed, str):
+                    return Unmet(placed)
                 found = Placement(placed.node_id, placed.topic, placed.partition)
             return found if found is not None and found.node_id != not_on else Unmet(found)
 
@@ -439,7 +474,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             interruptions_done.append(f"{APPLICATION} killed after {commits} commits at {at:.0f}s with its "
                                       f"transaction Ongoing, {{output partition: (last stable offset, high "
                                       f"watermark)}} {left_open}, frozen {sum(missed.values()) + 1} times to catch it")
-            print(f"{cluster.kind}: {interruptions_done[-1]}")
+            print(f"{cluster.kind} ({client}): {interruptions_done[-1]}")
 
         def kill_broker(target: str, commits: int) -> None:
             """SIGKILLs the broker that is `target`, waits until another broker took its place, restarts it."""
@@ -459,7 +494,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
                                       f"{found.partition}) killed after {commits} commits at {at:.0f}s; broker "
                                       f"{successor.node_id} took over after {failover:.1f}s; back "
                                       f"{time.monotonic() - killed_at:.1f}s after the kill")
-            print(f"{cluster.kind}: {interruptions_done[-1]}")
+            print(f"{cluster.kind} ({client}): {interruptions_done[-1]}")
 
         try:
             app.start()
@@ -545,6 +580,6 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
     except BaseException:
         keep_broker_logs(cluster, tmp_path)
         raise
-    print(f"{cluster.kind}: processed {TOTAL_MESSAGES} records in {processing_seconds:.0f}s, {aborted_records} "
-          f"output records aborted, {len(unplanned_exits)} unplanned application exits {unplanned_exits}; seed {seed}; "
-          f"{'; '.join(interruptions_done)}")
+    print(f"{cluster.kind} ({client}): processed {TOTAL_MESSAGES} records in {processing_seconds:.0f}s, "
+          f"{aborted_records} output records aborted, {len(unplanned_exits)} unplanned application exits "
+          f"{unplanned_exits}; seed {seed}; {'; '.join(interruptions_done)}")

@@ -10,8 +10,10 @@ GroupCoordinator.partitionFor and TransactionStateManager.partitionFor), hashCod
 - `coordinator_of`: the leader of the key's partition from Metadata (partition count and leader as the cluster
   lists them).
 - `find_coordinator`: a FindCoordinator request sent straight to a broker: the node it names.
+- `agreed_coordinator`: the coordinator when those two agree.
 - `describe_transaction`: a DescribeTransactions request sent straight to a transactional id's coordinator (the one
   FindCoordinator names): its state, producer and partitions.
+- `list_transactions`: a ListTransactions request sent straight to one broker: the transactional ids it coordinates.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ FIND_COORDINATOR_CORRELATION_ID = 0x0C00_4D17
 # The same for DescribeTransactions (KIP-664; v0 is a flexible version).
 DESCRIBE_TRANSACTIONS = 65
 DESCRIBE_TRANSACTIONS_CORRELATION_ID = 0x0D0C_0065
+# The same for ListTransactions (KIP-664; v0 is a flexible version).
+LIST_TRANSACTIONS = 66
+LIST_TRANSACTIONS_CORRELATION_ID = 0x0C1D_0066
 INT_MIN = -(1 << 31)
 
 
@@ -94,6 +99,18 @@ def coordinator_of(bootstrap: str, key: str, key_type: int = GROUP, timeout: flo
     partition = partition_for(key, len(states))
     state = states.get(partition)
     return Coordinator(state.leader if state is not None else -1, topic, partition, len(states))
+
+
+def agreed_coordinator(bootstraps: list[str], key: str, key_type: int = GROUP) -> Coordinator | str:
+    """The coordinator of `key` when Metadata's placement (coordinator_of, asked through all of `bootstraps`) and a
+    FindCoordinator request (find_coordinator) name the same live broker; else why not."""
+    placed = coordinator_of(",".join(bootstraps), key, key_type)
+    if placed is None or placed.node_id < 0:
+        return f"Metadata: {placed}"
+    named = find_coordinator(bootstraps, key, key_type)
+    if named != placed.node_id:
+        return f"Metadata: {placed}; FindCoordinator: broker {named}"
+    return placed
 
 
 def _request(address: tuple[str, int], body: bytes, timeout: float) -> bytes | None:
@@ -193,3 +210,42 @@ def describe_transaction(bootstraps: list[str], transactional_id: str, timeout: 
         partitions[topic] = list(struct.unpack_from(f">{max(numbers - 1, 0)}i", payload, offset))
         offset = _skip_tagged_fields(payload, offset + 4 * max(numbers - 1, 0))
     return TransactionDescription(node_id, state or "", producer_id, producer_epoch, start_time_ms, partitions)
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedTransaction:
+    transactional_id: str
+    producer_id: int
+    state: str  # Kafka's names, as in TransactionDescription
+
+
+def list_transactions(bootstrap: str, timeout: float = 5) -> list[ListedTransaction]:
+    """ListTransactions v0 (no filters) sent straight to one broker (`host:port`): the transactional ids it
+    coordinates. Raises with the error the answer carries (e.g. COORDINATOR_LOAD_IN_PROGRESS), ConnectionError when
+    the broker closed the connection."""
+    host, port = bootstrap.rsplit(":", 1)
+    body = request_header(LIST_TRANSACTIONS, 0, LIST_TRANSACTIONS_CORRELATION_ID, "skein-tests", flexible=True)
+    body += _uvarint(0 + 1) + _uvarint(0 + 1) + b"\x00"  # no state filters, no producer id filters, no tagged fields
+    payload = _request((host, int(port)), body, timeout)
+    if payload is None:
+        raise ConnectionError(f"ListTransactions: {bootstrap} closed the connection")
+    # Response header v1 (correlation id, tagged fields), throttle_time_ms, error_code, unknown_state_filters (compact
+    # array of compact strings), transaction_states (compact array), tagged fields.
+    correlation_id = struct.unpack_from(">i", payload)[0]
+    assert correlation_id == LIST_TRANSACTIONS_CORRELATION_ID, payload
+    offset = _skip_tagged_fields(payload, 4) + 4
+    error_code = struct.unpack_from(">h", payload, offset)[0]
+    count, offset = _read_uvarint(payload, offset + 2)
+    for _ in range(max(count - 1, 0)):
+        _unknown_filter, offset = _compact_text(payload, offset)
+    listed = []
+    count, offset = _read_uvarint(payload, offset)
+    for _ in range(max(count - 1, 0)):
+        transactional_id, offset = _compact_text(payload, offset)
+        producer_id = struct.unpack_from(">q", payload, offset)[0]
+        state, offset = _compact_text(payload, offset + 8)
+        offset = _skip_tagged_fields(payload, offset)
+        listed.append(ListedTransaction(transactional_id or "", producer_id, state or ""))
+    if error_code != 0:
+        raise KafkaException(KafkaError(error_code, f"ListTransactions on {bootstrap}"))
+    return listed
