@@ -1,17 +1,22 @@
-"""Produce validation of compacted topics and the ACL APIs without an authorizer, each run against Apache Kafka (the
-reference) and Skein with confluent-kafka and kafka-python.
+"""Produce validation of compacted topics and of record timestamps, and the ACL APIs without an authorizer, each run
+against Apache Kafka (the reference) and Skein with confluent-kafka and kafka-python.
 
 * A record without a key cannot go to a topic whose cleanup.policy includes `compact`: the broker refuses the
   whole batch with INVALID_RECORD and, from Produce v8 (KIP-467), names each keyless record by its index in the
   batch. Clients read those record errors: the keyless records fail with INVALID_RECORD (kafka-python: with the
   broker's per-record message), the batch's other records with librdkafka's _INVALID_DIFFERENT_RECORD (kafka-python:
   a plain KafkaError). Nothing of the batch is written. A keyless record to a topic that is not compacted is taken.
+* A record whose timestamp is further in the past than the topic's `message.timestamp.before.max.ms` or further
+  ahead than its `message.timestamp.after.max.ms` (one hour by default) fails its batch with INVALID_TIMESTAMP and a
+  record error naming it; the batch's other records fail as above, and nothing is written.
 * With no authorizer configured, DescribeAcls, CreateAcls and DeleteAcls are served (in the same versions) and
   answered SECURITY_DISABLED with Kafka's message ("No Authorizer is configured on the broker" at the top level
   for DescribeAcls; "No Authorizer is configured." per creation for CreateAcls, per filter for DeleteAcls).
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -40,8 +45,10 @@ def keyless_message(topic: str) -> str:
     return f"Compacted topic cannot accept message without key in topic partition {topic}-0"
 
 
-def produce_with_confluent(bootstrap: str, topic: str, keys: list[bytes | None]) -> list[tuple[int | None, bytes | None]]:
-    """Sends one record per key to partition 0, all in one batch; returns (error code or None, key) per record."""
+def produce_with_confluent(bootstrap: str, topic: str, keys: list[bytes | None],
+                           timestamps: list[int] | None = None) -> list[tuple[int | None, bytes | None]]:
+    """Sends one record per key (with its timestamp, if given) to partition 0, all in one batch; returns (error code
+    or None, key) per record."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": LINGER_MS, "enable.idempotence": False})
     reports: dict[int, tuple[int | None, bytes | None]] = {}
 
@@ -49,16 +56,21 @@ def produce_with_confluent(bootstrap: str, topic: str, keys: list[bytes | None])
         return lambda err, msg: reports.__setitem__(index, (err.code() if err else None, msg.key()))
 
     for index, key in enumerate(keys):
-        producer.produce(topic, key=key, value=f"value-{index}".encode(), partition=0, on_delivery=report(index))
+        producer.produce(topic, key=key, value=f"value-{index}".encode(), partition=0, on_delivery=report(index),
+                         timestamp=timestamps[index] if timestamps else 0)
     assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0, "records left undelivered"
     return [reports[index] for index in range(len(keys))]
 
 
-def produce_with_kafka_python(bootstrap: str, topic: str, keys: list[bytes | None]) -> list[BaseException | int]:
-    """Sends one record per key to partition 0, all in one batch; returns the offset or the exception per record."""
+def produce_with_kafka_python(bootstrap: str, topic: str, keys: list[bytes | None],
+                              timestamps: list[int] | None = None) -> list[BaseException | int]:
+    """Sends one record per key (with its timestamp, if given) to partition 0, all in one batch; returns the offset
+    or the exception per record."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, retries=0)
     try:
-        futures = [producer.send(topic, key=key, value=b"value", partition=0) for key in keys]
+        futures = [producer.send(topic, key=key, value=b"value", partition=0,
+                                 timestamp_ms=timestamps[index] if timestamps else None)
+                   for index, key in enumerate(keys)]
         producer.flush(CLIENT_TIMEOUT_SECONDS)
         outcomes = []
         for future in futures:
@@ -101,6 +113,41 @@ def test_a_topic_that_is_not_compacted_takes_records_without_a_key(broker, new_t
     assert produce_with_confluent(broker.bootstrap, topic, [None, b"k", None]) == [(None, None), (None, b"k"),
                                                                                     (None, None)]
     assert high_watermarks(broker.bootstrap, topic, 1) == [3]
+
+
+# ------------------------------------------------------------------------------------------ timestamps
+
+HOUR_MS = 3_600_000
+
+
+def test_records_with_timestamps_out_of_bounds_are_refused_with_their_batch(broker, new_topic):
+    """message.timestamp.before.max.ms (set here) and message.timestamp.after.max.ms (default: one hour): a batch
+    holding a record outside them is refused with INVALID_TIMESTAMP and a record error per such record; nothing of
+    it is written."""
+    topic = new_topic(broker, partitions=1, config={"message.timestamp.before.max.ms": HOUR_MS})
+    now = int(time.time() * 1000)
+    reports = produce_with_confluent(broker.bootstrap, topic, [b"now", b"ahead", b"behind"],
+                                     [now, now + 2 * HOUR_MS, now - 2 * HOUR_MS])
+    # librdkafka reports the refused records as INVALID_TIMESTAMP or INVALID_RECORD and the batch's other record as
+    # _INVALID_DIFFERENT_RECORD or the batch's error, from one run to the next against Apache Kafka alike.
+    assert reports[0] in [(KafkaError._INVALID_DIFFERENT_RECORD, b"now"), (KafkaError.INVALID_TIMESTAMP, b"now")], \
+        reports
+    refused = {KafkaError.INVALID_TIMESTAMP, KafkaError.INVALID_RECORD}
+    assert [key for _, key in reports[1:]] == [b"ahead", b"behind"] and {code for code, _ in reports[1:]} <= refused, \
+        reports
+    assert high_watermarks(broker.bootstrap, topic, 1) == [0], "a record of the refused batch was written"
+
+    outcomes = produce_with_kafka_python(broker.bootstrap, topic, [b"ahead", b"now"], [now + 3 * HOUR_MS, now])
+    assert [type(outcome) for outcome in outcomes] == [kafka_python_errors.InvalidTimestampError,
+                                                       kafka_python_errors.KafkaError], outcomes
+    # kafka-python raises the refused record's error with the broker's message for it.
+    assert str(outcomes[0].args[0]).startswith(f"Timestamp {now + 3 * HOUR_MS} of message with offset 0 is out of "
+                                               f"range. The timestamp should be within ["), outcomes
+    assert high_watermarks(broker.bootstrap, topic, 1) == [0], "a record of the refused batch was written"
+
+    # Within the bounds, records go in.
+    assert produce_with_kafka_python(broker.bootstrap, topic, [b"a", b"b"], [now - HOUR_MS // 2, now + HOUR_MS // 2]) \
+        == [0, 1]
 
 
 # ------------------------------------------------------------------------------------------ ACLs

@@ -68,6 +68,27 @@ impl Topic {
     pub fn uses_log_append_time(&self, current: &CurrentConfig) -> bool {
         self.config_value(current, "message.timestamp.type").as_deref() == Some("LogAppendTime")
     }
+
+    /// With CreateTime, how far before and after the broker's clock a record's timestamp may be
+    /// (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`); `None` with LogAppendTime, where the
+    /// broker sets the timestamps itself.
+    pub fn timestamp_bounds(&self, current: &CurrentConfig) -> Option<TimestampBounds> {
+        if self.uses_log_append_time(current) {
+            return None;
+        }
+        let millis = |name: &str| self.config_value(current, name).and_then(|v| v.trim().parse::<i64>().ok());
+        Some(TimestampBounds {
+            before_max_ms: millis("message.timestamp.before.max.ms").unwrap_or(i64::MAX),
+            after_max_ms: millis("message.timestamp.after.max.ms").unwrap_or(i64::MAX),
+        })
+    }
+}
+
+/// The timestamps a CreateTime topic accepts, relative to the broker's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampBounds {
+    pub before_max_ms: i64,
+    pub after_max_ms: i64,
 }
 
 #[derive(Debug, Default)]

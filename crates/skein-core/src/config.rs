@@ -87,6 +87,12 @@ pub struct BrokerConfig {
     pub log_cleanup_policy: String,
     #[serde(rename = "log.message.timestamp.type")]
     pub log_message_timestamp_type: String,
+    /// With CreateTime, how far in the past a record's timestamp may be (Kafka's default: no limit).
+    #[serde(rename = "log.message.timestamp.before.max.ms")]
+    pub log_message_timestamp_before_max_ms: i64,
+    /// With CreateTime, how far in the future a record's timestamp may be (Kafka 4's default: one hour).
+    #[serde(rename = "log.message.timestamp.after.max.ms")]
+    pub log_message_timestamp_after_max_ms: i64,
     #[serde(rename = "min.insync.replicas")]
     pub min_insync_replicas: i32,
     #[serde(rename = "compression.type")]
@@ -240,6 +246,8 @@ impl Default for BrokerConfig {
             log_cleaner_dedupe_buffer_size: 134_217_728,
             log_cleanup_policy: "delete".into(),
             log_message_timestamp_type: "CreateTime".into(),
+            log_message_timestamp_before_max_ms: i64::MAX,
+            log_message_timestamp_after_max_ms: 3_600_000,
             min_insync_replicas: 1,
             compression_type: "producer".into(),
             producer_id_expiration_ms: 86_400_000,
@@ -496,6 +504,8 @@ impl BrokerConfig {
         for (key, value) in [
             ("log.cleanup.policy", &self.log_cleanup_policy),
             ("log.message.timestamp.type", &self.log_message_timestamp_type),
+            ("log.message.timestamp.before.max.ms", &self.log_message_timestamp_before_max_ms.to_string()),
+            ("log.message.timestamp.after.max.ms", &self.log_message_timestamp_after_max_ms.to_string()),
             ("compression.type", &self.compression_type),
         ] {
             let topic_key = TOPIC_CONFIGS.iter().find(|def| def.broker_key == Some(key));
@@ -542,6 +552,8 @@ impl BrokerConfig {
             ("log.cleaner.dedupe.buffer.size", self.log_cleaner_dedupe_buffer_size.to_string()),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
+            ("log.message.timestamp.before.max.ms", self.log_message_timestamp_before_max_ms.to_string()),
+            ("log.message.timestamp.after.max.ms", self.log_message_timestamp_after_max_ms.to_string()),
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("compression.type", self.compression_type.clone()),
             ("producer.id.expiration.ms", self.producer_id_expiration_ms.to_string()),
@@ -609,6 +621,8 @@ impl BrokerConfig {
             Some("message.max.bytes") => self.message_max_bytes.to_string(),
             Some("log.cleanup.policy") => self.log_cleanup_policy.clone(),
             Some("log.message.timestamp.type") => self.log_message_timestamp_type.clone(),
+            Some("log.message.timestamp.before.max.ms") => self.log_message_timestamp_before_max_ms.to_string(),
+            Some("log.message.timestamp.after.max.ms") => self.log_message_timestamp_after_max_ms.to_string(),
             Some("min.insync.replicas") => self.min_insync_replicas.to_string(),
             Some("compression.type") => self.compression_type.clone(),
             _ => def.default.to_string(),
@@ -751,6 +765,20 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_positive_int,
     },
     TopicConfigDef {
+        name: "message.timestamp.after.max.ms",
+        config_type: 5,
+        broker_key: Some("log.message.timestamp.after.max.ms"),
+        default: "3600000",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.before.max.ms",
+        config_type: 5,
+        broker_key: Some("log.message.timestamp.before.max.ms"),
+        default: "9223372036854775807",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
         name: "message.timestamp.type",
         config_type: 2,
         broker_key: Some("log.message.timestamp.type"),
@@ -858,6 +886,8 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.retention.bytes",
     "log.cleanup.policy",
     "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
     "message.max.bytes",
     "min.insync.replicas",
     "compression.type",

@@ -32,6 +32,11 @@ pub enum BrokerError {
     /// message is Kafka's, which clients show.
     #[error("{}", record_errors_message(.0))]
     InvalidRecords(Vec<RecordError>),
+    /// Records refused one by one, at least one of them for its timestamp (out of the topic's
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`): Kafka then refuses the batch with
+    /// INVALID_TIMESTAMP and this message.
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    InvalidTimestamps(Vec<RecordError>),
     #[error("message too large: {0}")]
     MessageTooLarge(String),
     #[error("invalid required acks {0}")]
@@ -211,6 +216,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::CorruptMessage(_) => ResponseError::CorruptMessage,
         BrokerError::InvalidRecord(_) => ResponseError::InvalidRecord,
         BrokerError::InvalidRecords(_) => ResponseError::InvalidRecord,
+        BrokerError::InvalidTimestamps(_) => ResponseError::InvalidTimestamp,
         BrokerError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
         BrokerError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
         BrokerError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
@@ -293,6 +299,7 @@ mod tests {
         assert_eq!(error_code(&BrokerError::MessageTooLarge(String::new())), 10);
         assert_eq!(error_code(&BrokerError::InvalidRecord(String::new())), 87);
         assert_eq!(error_code(&BrokerError::InvalidRecords(Vec::new())), 87);
+        assert_eq!(error_code(&BrokerError::InvalidTimestamps(Vec::new())), 32);
         assert_eq!(error_code(&BrokerError::SecurityDisabled("")), 54);
         assert_eq!(error_code(&BrokerError::UnsupportedVersion { api_key: 0, version: 0 }), 35);
         assert_eq!(error_code(&BrokerError::OffsetOutOfRange { offset: 5, log_start_offset: 0, log_end_offset: 1 }), 1);

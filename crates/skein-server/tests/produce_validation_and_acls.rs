@@ -2,7 +2,10 @@
 //! - the ACL APIs without an authorizer: DescribeAcls, CreateAcls and DeleteAcls are served and answered
 //!   SECURITY_DISABLED (54), at the top level or per creation / per filter, with Kafka's message;
 //! - a compacted topic refuses a batch holding a record without a key: INVALID_RECORD (87) for the partition, a
-//!   KIP-467 record error per keyless record (its index in the batch), Kafka's messages, and nothing written.
+//!   KIP-467 record error per keyless record (its index in the batch), Kafka's messages, and nothing written;
+//! - a CreateTime topic refuses a batch holding a record whose timestamp is out of the topic's bounds
+//!   (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`): INVALID_TIMESTAMP (32) with a record
+//!   error per such record.
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -200,4 +203,104 @@ fn a_topic_that_is_not_compacted_takes_records_without_a_key() {
     assert_eq!((answer.error_code, answer.base_offset), (NONE, 0), "{answer:?}");
     assert!(answer.record_errors.is_empty(), "{answer:?}");
     assert_eq!(stored(&mut client, "deleted"), (3, vec![0, 1, 2]));
+}
+
+const INVALID_TIMESTAMP: i16 = 32;
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit")
+}
+
+/// The (index, timestamp) of each record error of an INVALID_TIMESTAMP refusal, checking Kafka's messages.
+fn refused_timestamps(response: &PartitionProduceResponse) -> Vec<(i32, i64)> {
+    assert_eq!(response.error_code, INVALID_TIMESTAMP, "{response:?}");
+    assert_eq!(response.base_offset, -1, "{response:?}");
+    assert_eq!(
+        response.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp"),
+        "{response:?}"
+    );
+    response
+        .record_errors
+        .iter()
+        .map(|error| {
+            let message = error.batch_index_error_message.as_deref().unwrap_or_default();
+            let timestamp = message
+                .strip_prefix("Timestamp ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|text| text.parse::<i64>().ok())
+                .unwrap_or_else(|| panic!("unexpected record error message {message:?}"));
+            let offset = format!(
+                " of message with offset {} is out of range. The timestamp should be within [",
+                error.batch_index
+            );
+            assert!(message.contains(&offset), "{message:?}");
+            (error.batch_index, timestamp)
+        })
+        .collect()
+}
+
+#[test]
+fn records_with_timestamps_out_of_the_topics_bounds_are_refused_with_their_batch() {
+    let broker = TestBroker::start().expect("start skein");
+    let mut client = broker.client().expect("connect");
+    let now = now_ms();
+    let hour = 3_600_000;
+    let at = |timestamp: i64, key: &str| TestRecord::new(key.as_bytes(), b"v", timestamp);
+
+    // The defaults: any past timestamp, at most one hour ahead.
+    assert_eq!(create_topic(&mut client, "defaults", 1, &[]).expect("create").error_code, NONE);
+    let batch = record_batch(&[at(now, "a"), at(now + 2 * hour, "b"), at(1_000, "c"), at(now + 3 * hour, "d")]);
+    let answer = produce(&mut client, "defaults", 0, batch.expect("batch"), -1).expect("produce");
+    assert_eq!(refused_timestamps(&answer), vec![(1, now + 2 * hour), (3, now + 3 * hour)]);
+    // The bounds are Kafka's: [now - Long.MAX_VALUE, now + one hour] from the broker's clock, in Java's arithmetic.
+    let message = answer.record_errors[0].batch_index_error_message.as_deref().unwrap_or_default();
+    let bounds: Vec<i64> = message
+        .rsplit_once('[')
+        .and_then(|(_, rest)| rest.strip_suffix(']'))
+        .map(|range| range.split(", ").filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default();
+    assert_eq!(bounds.len(), 2, "{message}");
+    let broker_now = bounds[1] - hour;
+    assert_eq!(bounds[0], broker_now.wrapping_sub(i64::MAX), "{message}");
+    assert!((broker_now - now).abs() < 60_000, "{message}");
+    assert_eq!(stored(&mut client, "defaults"), (0, vec![]), "nothing of the refused batch written");
+    let batch = record_batch(&[at(now, "a"), at(1_000, "c"), at(now + hour / 2, "d")]).expect("batch");
+    let answer = produce(&mut client, "defaults", 0, batch, -1).expect("produce");
+    assert_eq!((answer.error_code, answer.base_offset), (NONE, 0), "{answer:?}");
+
+    // A topic's own bounds, compressed batches too.
+    let configs = [("message.timestamp.before.max.ms", "60000"), ("message.timestamp.after.max.ms", "0")];
+    assert_eq!(create_topic(&mut client, "strict", 1, &configs).expect("create").error_code, NONE);
+    let records = [at(now - hour, "old"), at(now - 1_000, "fine"), at(now + 60_000, "ahead")];
+    let batch = record_batch_compressed(&records, Compression::Lz4).expect("batch");
+    let answer = produce(&mut client, "strict", 0, batch, -1).expect("produce");
+    assert_eq!(refused_timestamps(&answer), vec![(0, now - hour), (2, now + 60_000)]);
+
+    // LogAppendTime: the broker stamps the batch, its timestamps are not checked.
+    let configs = [("message.timestamp.type", "LogAppendTime")];
+    assert_eq!(create_topic(&mut client, "appended", 1, &configs).expect("create").error_code, NONE);
+    let batch = record_batch(&[at(now + 100 * hour, "far")]).expect("batch");
+    let answer = produce(&mut client, "appended", 0, batch, -1).expect("produce");
+    assert_eq!((answer.error_code, answer.base_offset), (NONE, 0), "{answer:?}");
+
+    // On a compacted topic, a keyless record is reported for its key, the others for their timestamps, and one
+    // timestamp error makes the batch's error INVALID_TIMESTAMP, as in Kafka.
+    let configs = [("cleanup.policy", "compact")];
+    assert_eq!(create_topic(&mut client, "compacted-times", 1, &configs).expect("create").error_code, NONE);
+    let mut no_key = at(now + 5 * hour, "x");
+    no_key.key = None;
+    let batch = record_batch(&[no_key, at(now + 5 * hour, "late")]).expect("batch");
+    let answer = produce(&mut client, "compacted-times", 0, batch, -1).expect("produce");
+    assert_eq!(answer.error_code, INVALID_TIMESTAMP, "{answer:?}");
+    let indexes: Vec<i32> = answer.record_errors.iter().map(|e| e.batch_index).collect();
+    assert_eq!(indexes, vec![0, 1]);
+    assert!(
+        answer.record_errors[0]
+            .batch_index_error_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("Compacted topic cannot accept message without key")),
+        "{answer:?}"
+    );
 }

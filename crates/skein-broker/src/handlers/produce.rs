@@ -17,6 +17,7 @@ use skein_protocol::{RecordBatchHeader, RequestFrame, uncompressed_limit, valida
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 use crate::router::{Outcome, decode_with_null_prefix, encode};
+use crate::topics::TimestampBounds;
 use crate::txn_markers;
 
 /// Produce versions below this are advertised (as Kafka 4 does) but refused per partition.
@@ -86,53 +87,76 @@ fn error_partition(index: i32, error: &BrokerError) -> PartitionProduceResponse 
         .with_log_start_offset(-1)
         .with_error_message(message(error.to_string()));
     match error {
-        BrokerError::InvalidRecords(record_errors) => response.with_record_errors(
-            record_errors
-                .iter()
-                .map(|record_error| {
-                    BatchIndexAndErrorMessage::default()
-                        .with_batch_index(record_error.batch_index)
-                        .with_batch_index_error_message(message(record_error.message.clone()))
-                })
-                .collect(),
-        ),
+        BrokerError::InvalidRecords(record_errors) | BrokerError::InvalidTimestamps(record_errors) => response
+            .with_record_errors(
+                record_errors
+                    .iter()
+                    .map(|record_error| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(record_error.batch_index)
+                            .with_batch_index_error_message(message(record_error.message.clone()))
+                    })
+                    .collect(),
+            ),
         _ => response,
     }
 }
+
+/// A record's timestamp when it has none (Kafka's `RecordBatch.NO_TIMESTAMP`): never out of range.
+const NO_TIMESTAMP: i64 = -1;
 
 /// Reads every record of a client batch as Kafka's log validator does (count, inner offsets, framing), so a
 /// batch whose records do not match its header is refused before anything is written. Decompressing is CPU work
 /// bounded by the topic's limit, so compressed batches are read on the blocking pool.
 ///
-/// `compacted` names the partition when its topic is compacted: compaction keeps the latest record of each key,
-/// so there, as in Kafka, every record without a key is reported by its index in the batch and the batch refused.
+/// Each record is then checked as Kafka checks it, and every record that fails is reported by its index in the
+/// batch (KIP-467), the whole batch refused: on a compacted topic (`compacted` names the partition) a record needs
+/// a key, since compaction keeps the latest record of each key; on a CreateTime topic (`timestamps`) a record's
+/// timestamp must lie within the topic's bounds around `now_ms`. One timestamp error makes the batch's error
+/// INVALID_TIMESTAMP, else it is INVALID_RECORD.
 async fn validate_records(
     records: Bytes,
     header: RecordBatchHeader,
     limit: usize,
     compacted: Option<TopicPartition>,
+    timestamps: Option<TimestampBounds>,
+    now_ms: i64,
 ) -> Result<Bytes, BrokerError> {
     let walk = move || {
-        let mut keyless = Vec::new();
+        let mut errors = Vec::new();
+        let mut timestamp_errors = false;
         walk_records(&records, &header, limit, |record| {
             // A null key has length -1; the walk has checked that offset deltas count 0, 1, 2, ...
-            if compacted.is_some() && record.key_length < 0 {
-                keyless.push(record.offset_delta);
-            }
-            Ok(())
-        })?;
-        match compacted {
-            Some(topic_partition) if !keyless.is_empty() => {
+            if let Some(topic_partition) = compacted.as_ref().filter(|_| record.key_length < 0) {
                 // Kafka 4.3's message, word for word.
                 let message =
                     format!("Compacted topic cannot accept message without key in topic partition {topic_partition}");
-                let record_errors = keyless
-                    .into_iter()
-                    .map(|batch_index| RecordError { batch_index, message: message.clone() })
-                    .collect();
-                Err(BrokerError::InvalidRecords(record_errors))
+                errors.push(RecordError { batch_index: record.offset_delta, message });
+            } else if let Some(bounds) = timestamps {
+                let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
+                let too_old = now_ms.wrapping_sub(timestamp) > bounds.before_max_ms;
+                let too_new = timestamp.wrapping_sub(now_ms) > bounds.after_max_ms;
+                if timestamp != NO_TIMESTAMP && (too_old || too_new) {
+                    // Kafka's message; its bounds are computed in Java's wrapping arithmetic, so they are too.
+                    let message = format!(
+                        "Timestamp {timestamp} of message with offset {} is out of range. The timestamp should be \
+                         within [{}, {}]",
+                        record.offset_delta,
+                        now_ms.wrapping_sub(bounds.before_max_ms),
+                        now_ms.wrapping_add(bounds.after_max_ms)
+                    );
+                    errors.push(RecordError { batch_index: record.offset_delta, message });
+                    timestamp_errors = true;
+                }
             }
-            _ => Ok(records),
+            Ok(())
+        })?;
+        if errors.is_empty() {
+            Ok(records)
+        } else if timestamp_errors {
+            Err(BrokerError::InvalidTimestamps(errors))
+        } else {
+            Err(BrokerError::InvalidRecords(errors))
         }
     };
     if header.compression_codec() == 0 {
@@ -237,7 +261,9 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
                 }
                 let header = validate_client_batch(&records)?;
                 let compacted = topic.is_compacted(&current).then(|| log.topic_partition.clone());
-                let records = validate_records(records, header, uncompressed_limit(max), compacted).await?;
+                let timestamps = topic.timestamp_bounds(&current);
+                let limit = uncompressed_limit(max);
+                let records = validate_records(records, header, limit, compacted, timestamps, now_ms()).await?;
                 let log_append_time = topic.uses_log_append_time(&current).then(now_ms);
                 Ok((AppendRequest { log, records, header, log_append_time }, min_insync))
             }
