@@ -64,7 +64,8 @@ import pytest
 from confluent_kafka import (Consumer, ConsumerGroupState, ConsumerGroupType, KafkaException,
                              TopicPartition, libversion)
 
-from support.brokers import BROKER_KINDS, REPO_ROOT, BrokerError, _die_with_parent
+from support.brokers import (BROKER_KINDS, REPO_ROOT, BrokerError, _die_with_parent,
+                             skip_kafka_reference_outside_long_mode)
 from support.cluster import healthy as make_healthy
 from support.cluster import make_cluster, skip_unless_cluster_available, started
 from support.coordinators import OFFSETS_TOPIC, distinguishing_id, find_coordinator, java_string_hash, partition_for
@@ -814,6 +815,7 @@ def _description(group) -> str:
 
 @pytest.mark.timeout(240 + 120 * KILL_ROUNDS)
 def test_consumer_groups_survive_killing_their_coordinator(healthy, topic, record_property, tmp_path):
+    skip_kafka_reference_outside_long_mode(healthy.kind)
     protocols = list(PROTOCOLS)
     if libversion()[1] < KIP_848_LIBRDKAFKA:
         print(f"librdkafka {libversion()[0]} has no group.protocol=consumer (KIP-848 needs 2.10): classic groups only")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from support.brokers import BROKER_KINDS, _die_with_parent
+from support.brokers import BROKER_KINDS, _die_with_parent, skip_kafka_reference_outside_long_mode
 from support.kafka_clients import create_topic, end_offsets, read_to_end, unique_topic_name
 
 PARTITIONS = 3
@@ -116,6 +116,7 @@ def committed_offsets(checker: Consumer, topic: str) -> list[int] | None:
 @pytest.mark.timeout(360)
 @pytest.mark.parametrize("kind", BROKER_KINDS)
 def test_exactly_once_through_application_and_broker_kills(kind, start_broker, tmp_path):
+    skip_kafka_reference_outside_long_mode(kind)
     broker = start_broker(kind, BROKER_CONFIG)
     input_topic = create_topic(broker.bootstrap, unique_topic_name("eos-in"), PARTITIONS)
     output_topic = create_topic(broker.bootstrap, unique_topic_name("eos-out"), PARTITIONS)

@@ -23,7 +23,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import Producer
 
-from support.brokers import BROKER_KINDS, REPO_ROOT
+from support.brokers import BROKER_KINDS, REPO_ROOT, skip_kafka_reference_outside_long_mode
 from support.kafka_clients import high_watermarks, read_partitions
 
 PARTITIONS = 3
@@ -73,6 +73,7 @@ def recording_logger(name: str) -> tuple[logging.Logger, LogRecorder]:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("kind", BROKER_KINDS)
 def test_idempotent_producer_survives_two_broker_kills_without_duplicates(kind, start_broker, new_topic):
+    skip_kafka_reference_outside_long_mode(kind)
     broker = start_broker(kind)
     topic = new_topic(broker, partitions=PARTITIONS)
 

@@ -54,7 +54,7 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 
 from support import node_network
-from support.brokers import BROKER_KINDS
+from support.brokers import BROKER_KINDS, skip_kafka_reference_outside_long_mode
 from support.cluster import CLUSTER_CONFIG, make_cluster, skip_unless_cluster_available, started
 from support.cluster import healthy as make_healthy
 from support.java_programs import java_program_command
@@ -295,6 +295,7 @@ def kill_the_leader(run: CheckedRun, rounds: int) -> None:
 
 @pytest.mark.timeout(240 + 120 * KILL_ROUNDS)
 def test_killing_the_leader_repeatedly_loses_no_acknowledged_record(healthy, topic, record_property, tmp_path):
+    skip_kafka_reference_outside_long_mode(healthy.kind)
     with CheckedRun(healthy, topic, f"sigkill leader x{KILL_ROUNDS}", record_property, tmp_path) as run:
         kill_the_leader(run, KILL_ROUNDS)
 
@@ -445,6 +446,7 @@ ROLLING_GAP_SECONDS = 15
 
 @pytest.mark.timeout(240 + 150 * RESTART_ROUNDS)
 def test_a_rolling_restart_loses_nothing_and_stalls_nothing(healthy, topic, record_property, tmp_path):
+    skip_kafka_reference_outside_long_mode(healthy.kind)
     cluster = healthy
     with CheckedRun(cluster, topic, f"rolling restart x{RESTART_ROUNDS}", record_property, tmp_path) as run:
         rolling_from = time.monotonic()
