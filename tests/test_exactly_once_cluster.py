@@ -5,7 +5,7 @@ The consume-transform-produce application of tests/test_exactly_once.py (tests/s
 consumer, transactional producer, the consumed positions committed in each transaction with
 send_offsets_to_transaction), on confluent-kafka (librdkafka), or the same application on the Java kafka-clients
 (tests/support/java/EosPipeline.java: same arguments, log lines and exits; sendOffsetsToTransaction with
-consumer.groupMetadata()), processes TOTAL_MESSAGES numbered records from an input topic to an output topic, both
+consumer.groupMetadata()), processes TOTAL_MESSAGES[client] numbered records from an input topic to an output topic, both
 with 3 partitions, replication factor 3 and `min.insync.replicas=2`; the group's offsets (`__consumer_offsets`) and
 the transaction state (`__transaction_state`) are replicated 3 times too (support.cluster.CLUSTER_CONFIG), in
 INTERNAL_TOPIC_PARTITIONS partitions each. The application is given all three brokers as its bootstrap.
@@ -23,7 +23,8 @@ of output partition 0, of the application itself, and of the transaction coordin
   started again and must be back (ready, listed in Metadata) before the test goes on.
 - The application is killed while its transaction is Ongoing (DescribeTransactions) with records in the output (last
   stable offset below the high watermark): frozen (SIGSTOP) when DescribeTransactions shows it Ongoing, checked, and
-  SIGKILLed (or let go on when it was committing already); the restarted application aborts that transaction.
+  SIGKILLed (or let go on when it was committing already; support.open_transactions, which test_kafka_streams.py
+  shares); the restarted application aborts that transaction.
 The application also exits by itself on a fatal client error or a stuck call (its watchdog); it is restarted, up to
 MAX_UNPLANNED_EXITS times. The group's committed offsets must move at least every STALL_SECONDS.
 
@@ -51,7 +52,6 @@ import dataclasses
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -66,11 +66,11 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from support.brokers import BROKER_KINDS, _die_with_parent, skip_kafka_reference_outside_long_mode
 from support.cluster import make_cluster, skip_unless_cluster_available, started
 from support.cluster import healthy as make_healthy
-from support.coordinators import (GROUP, OFFSETS_TOPIC, TRANSACTION, TRANSACTION_STATE_TOPIC, TransactionDescription,
-                                  agreed_coordinator, describe_transaction, distinguishing_id, java_string_hash,
-                                  partition_for)
+from support.coordinators import (GROUP, OFFSETS_TOPIC, TRANSACTION, TRANSACTION_STATE_TOPIC, agreed_coordinator,
+                                  describe_transaction, distinguishing_id, java_string_hash, partition_for)
 from support.java_programs import java_program_command
 from support.kafka_clients import end_offsets, read_to_end, unique_topic_name
+from support.open_transactions import kill_in_open_transaction
 from support.replication_checker import (Unmet, create_replicated_topic, partition_states, poll_until,
                                          wait_for_full_isr)
 from test_exactly_once import EOS_APP, AppProcess, produce_input
@@ -91,10 +91,12 @@ APPLICATION = "application"
 ROUNDS = _env_int("SKEIN_EOS_CLUSTER_ROUNDS", 1)
 INTERRUPTIONS = [TRANSACTION_COORDINATOR, GROUP_COORDINATOR, OUTPUT_LEADER, APPLICATION] * ROUNDS \
     + [TRANSACTION_COORDINATOR]
-# Records to process: they must outlast the interruptions. The application goes on while a broker it does not wait
-# for is down (Skein: up to 100 transactions of 200 records in one broker kill's 10 s), so every further round adds
-# room for three such kills.
-TOTAL_MESSAGES = _env_int("SKEIN_EOS_CLUSTER_RECORDS", 50_000 + 60_000 * (ROUNDS - 1))
+# Records to process, per client: they must outlast the interruptions. The application goes on while a broker it
+# does not wait for is down (Skein: up to 100 transactions of 200 records in one broker kill's 10 s), so every further
+# round adds room for three such kills. The Java application is the faster one (on Skein it processed 50,000 records
+# within the first three broker kills), so it gets three times as many.
+_RECORDS = _env_int("SKEIN_EOS_CLUSTER_RECORDS", 50_000 + 60_000 * (ROUNDS - 1))
+TOTAL_MESSAGES = {"confluent-kafka": _RECORDS, "java": _env_int("SKEIN_EOS_CLUSTER_RECORDS", 3 * _RECORDS)}
 # Replays a run's interruption points (its printed seed).
 SEED = os.environ.get("SKEIN_EOS_CLUSTER_SEED")
 
@@ -129,13 +131,12 @@ AGREE_SECONDS = 30
 # Another broker leads a killed broker's partition (and coordinates) this long after the kill (its 6 s session,
 # the election, slack), before the killed broker is started again.
 FAILOVER_SECONDS = 30
-# The application is frozen this long before its transaction's state is read (the requests it sent are answered).
-FREEZE_SETTLE_SECONDS = 0.1
 # The application is caught with its transaction Ongoing with records in the output within this.
 CATCH_TRANSACTION_SECONDS = 60
 # The input is processed within this: up to 20 s per interruption (a broker kill's handling took up to 17 s) and 250
 # records a second (measured on 2 cores, default settings: Kafka 30,000 records in 77-103 s, Skein in 45-72 s).
-PROCESSING_DEADLINE_SECONDS = 60 + 20 * len(INTERRUPTIONS) + TOTAL_MESSAGES // 250
+PROCESSING_DEADLINE_SECONDS = {client: 60 + 20 * len(INTERRUPTIONS) + total // 250
+                               for client, total in TOTAL_MESSAGES.items()}
 # The group's committed offsets move at least this often (a broker kill's handling took up to 17 s, the application's
 # watchdog gives a stuck call 20 s).
 STALL_SECONDS = 90
@@ -144,7 +145,7 @@ READ_BACK_TIMEOUT_SECONDS = 120
 # After the application stopped: the group's stable offsets and the output's last stable offsets settle within this.
 SETTLE_SECONDS = 30
 # The cluster's start (module fixture, inside the first test's time), the input, the processing and the checks.
-TEST_TIMEOUT_SECONDS = 180 + PROCESSING_DEADLINE_SECONDS
+TEST_TIMEOUT_SECONDS = 180 + max(PROCESSING_DEADLINE_SECONDS.values())
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -221,20 +222,6 @@ class Placement:
     partition: int
 
 
-def open_transaction(client: AdminClient, topic: str) -> dict[int, tuple[int, int]]:
-    """{partition: (last stable offset, high watermark)} of the partitions whose last stable offset is below a high
-    watermark read just before it: then a transaction with records in the partition was open when the last stable
-    offset was read (only the application's transactional producer writes the output)."""
-    ends = {}
-    for level in (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED):
-        futures = client.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in range(PARTITIONS)},
-                                      isolation_level=level, request_timeout=5)
-        ends[level] = {tp.partition: future.result(timeout=10).offset for tp, future in futures.items()}
-    return {p: (ends[IsolationLevel.READ_COMMITTED][p], ends[IsolationLevel.READ_UNCOMMITTED][p])
-            for p in range(PARTITIONS)
-            if ends[IsolationLevel.READ_COMMITTED][p] < ends[IsolationLevel.READ_UNCOMMITTED][p]}
-
-
 def state_now(bootstrap: str, everyone: list[str], input_topic: str, output_topic: str, group_id: str,
               transactional_id: str) -> str:
     """For failure messages: the group's committed offsets as OffsetFetch answers a read_uncommitted and a
@@ -300,13 +287,6 @@ def skein_coordination_counters(cluster) -> str:
     return "\n".join(parts)
 
 
-def same_transaction(before: TransactionDescription, after: TransactionDescription) -> bool:
-    """Both descriptions show one Ongoing transaction (same producer, epoch and start time)."""
-    return before.state == after.state == "Ongoing" and (
-        (before.producer_id, before.producer_epoch, before.start_time_ms)
-        == (after.producer_id, after.producer_epoch, after.start_time_ms))
-
-
 def output_numbers(messages: list) -> list[int]:
     return [int(message.value().removeprefix(b"processed-")) for message in messages]
 
@@ -318,6 +298,7 @@ def output_numbers(messages: list) -> list[int]:
 def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, client, tmp_path):
     cluster = healthy
     command = app_command(client)
+    total, deadline = TOTAL_MESSAGES[client], PROCESSING_DEADLINE_SECONDS[client]
     bootstrap = cluster.bootstrap_servers
     everyone = [node.bootstrap for node in cluster.nodes]
     try:
@@ -332,11 +313,11 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
         group_id = distinguishing_id("eos-group", INTERNAL_TOPIC_PARTITIONS, rng=names)
         transactional_id = distinguishing_id("eos-app", INTERNAL_TOPIC_PARTITIONS, rng=names)
         keys = {TRANSACTION_COORDINATOR: (transactional_id, TRANSACTION), GROUP_COORDINATOR: (group_id, GROUP)}
-        produce_input(bootstrap, input_topic, TOTAL_MESSAGES, PARTITIONS)
+        produce_input(bootstrap, input_topic, total, PARTITIONS)
         input_ends = end_offsets(bootstrap, input_topic, PARTITIONS)
-        assert sum(input_ends) == TOTAL_MESSAGES, f"input end offsets {input_ends}, expected {TOTAL_MESSAGES} records"
+        assert sum(input_ends) == total, f"input end offsets {input_ends}, expected {total} records"
 
-        print(f"{cluster.kind} ({client}): seed {seed}; {TOTAL_MESSAGES} records; interruptions {INTERRUPTIONS}; "
+        print(f"{cluster.kind} ({client}): seed {seed}; {total} records; interruptions {INTERRUPTIONS}; "
               f"group {group_id} (Java hash {java_string_hash(group_id)}), transactional id {transactional_id} "
               f"(Java hash {java_string_hash(transactional_id)})")
         app = ClientAppProcess(command, [bootstrap, input_topic, output_topic, group_id, transactional_id],
@@ -344,8 +325,6 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
         # Follows the group's offsets as they are committed (read_uncommitted: never waits for pending ones).
         monitor = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False,
                             "isolation.level": "read_uncommitted", "log_level": 0})
-        # Asks for the output's end offsets while the application runs.
-        offsets_admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         interruptions_done: list[str] = []
         # What each kill of the application left open: {partition: (last stable offset, high watermark)}.
         killed_open_transactions: list[dict[int, tuple[int, int]]] = []
@@ -366,7 +345,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
 
         def details() -> str:
             return (f"{cluster.kind} ({client}), seed {seed}, {time.monotonic() - started_at:.0f}s, group progress "
-                    f"{progress}/{TOTAL_MESSAGES}, interruptions {interruptions_done}, unplanned app exits "
+                    f"{progress}/{total}, interruptions {interruptions_done}, unplanned app exits "
                     f"{unplanned_exits}\nthe application's last commit: {last_commit_logged()}; now: "
                     f"{safe_state_now()}\n{skein_coordination_counters(cluster)}"
                     f"\n{app.log_tail()}\n{cluster.log_tails(30)}")
@@ -411,69 +390,18 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             return poll_until(check, f"the {target} ({what})", timeout)
 
         def kill_app_in_transaction(commits: int) -> None:
-            """SIGKILLs the application while its transaction is Ongoing with records in the output, so the restarted
-            application aborts it. DescribeTransactions is polled until the transaction is Ongoing with an output
-            partition in it; then the application is frozen (SIGSTOP) and, once the requests it had sent are
-            answered, DescribeTransactions must name the same Ongoing transaction (producer, epoch, start time) before
-            and after the output's last stable offset is seen below its high watermark (an Ongoing transaction's
-            predecessor has completed, markers written, so the unstable records are its own). If not (it was
-            committing already), the application runs on (SIGCONT) and the polling goes on. The frozen application
-            cannot move its transaction on: after the kill it must still be Ongoing, its records unstable."""
-            nonlocal offsets_admin
+            """SIGKILLs the application while its transaction is Ongoing with records in the output
+            (support.open_transactions.kill_in_open_transaction: frozen with SIGSTOP when DescribeTransactions shows
+            it Ongoing, checked, SIGKILLed or let go on), so the restarted application aborts it."""
             at = time.monotonic() - started_at
-            deadline = time.monotonic() + CATCH_TRANSACTION_SECONDS
-            polls = 0
-            missed: Counter = Counter()  # what a frozen application's transaction was instead
-            while True:
-                assert time.monotonic() < deadline, (
-                    f"the application's transaction not caught Ongoing with records in the output within "
-                    f"{CATCH_TRANSACTION_SECONDS}s ({polls} DescribeTransactions, frozen {sum(missed.values())} times: "
-                    f"{dict(missed)}): {details()}")
-                tend_app()
-                polls += 1
-                try:
-                    seen = describe_transaction(everyone, transactional_id)
-                except (KafkaException, ConnectionError):
-                    time.sleep(0.01)
-                    continue
-                if seen.state != "Ongoing" or output_topic not in seen.partitions:
-                    continue
-                pid = app.process.pid
-                os.kill(pid, signal.SIGSTOP)
-                killed = False
-                try:
-                    time.sleep(FREEZE_SETTLE_SECONDS)
-                    caught = describe_transaction(everyone, transactional_id)
-                    open_records = open_transaction(offsets_admin, output_topic) if caught.state == "Ongoing" else {}
-                    if open_records and same_transaction(caught, describe_transaction(everyone, transactional_id)):
-                        app.kill()
-                        killed = True
-                    else:
-                        missed[caught.state + (" with records" if open_records else "")] += 1
-                except (KafkaException, ConnectionError) as error:
-                    missed[repr(error)[:120]] += 1
-                    # A client whose metadata went stale is replaced (a fresh one asks for it again).
-                    offsets_admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-                finally:
-                    if not killed:
-                        os.kill(pid, signal.SIGCONT)
-                if killed:
-                    break
-                time.sleep(FREEZE_SETTLE_SECONDS)  # it runs at least as long as it was frozen
-            left = describe_transaction(everyone, transactional_id)
-            left_open = open_transaction(offsets_admin, output_topic)
+            killed = kill_in_open_transaction(app, lambda: describe_transaction(everyone, transactional_id), bootstrap,
+                                              output_topic, PARTITIONS, CATCH_TRANSACTION_SECONDS, details, tend_app)
             app.new_commits()  # lines the killed run wrote last
             app.start()
-            # Still open where it was seen (records the application had sent may still have been replicated since).
-            still_open = all(p in left_open and left_open[p][0] == lso and left_open[p][1] >= hw
-                             for p, (lso, hw) in open_records.items())
-            assert same_transaction(caught, left) and still_open, (
-                f"the killed application's transaction moved on: {caught} with {open_records} open when killed, then "
-                f"{left} with {left_open}: {details()}")
-            killed_open_transactions.append(left_open)
+            killed_open_transactions.append(killed.left_open)
             interruptions_done.append(f"{APPLICATION} killed after {commits} commits at {at:.0f}s with its "
                                       f"transaction Ongoing, {{output partition: (last stable offset, high "
-                                      f"watermark)}} {left_open}, frozen {sum(missed.values()) + 1} times to catch it")
+                                      f"watermark)}} {killed.left_open}, frozen {killed.freezes} times to catch it")
             print(f"{cluster.kind} ({client}): {interruptions_done[-1]}")
 
         def kill_broker(target: str, commits: int) -> None:
@@ -503,8 +431,8 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
             next_progress_check = 0.0
             progress_at = time.monotonic()
             while True:
-                assert time.monotonic() - started_at < PROCESSING_DEADLINE_SECONDS, (
-                    f"input not processed within {PROCESSING_DEADLINE_SECONDS}s: {details()}")
+                assert time.monotonic() - started_at < deadline, (
+                    f"input not processed within {deadline}s: {details()}")
                 tend_app()
                 commits_since_interruption += app.new_commits()
                 if len(interruptions_done) < len(INTERRUPTIONS) and commits_since_interruption >= commits_wanted:
@@ -552,17 +480,17 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
         output = read_to_end(bootstrap, output_topic, PARTITIONS, "read_committed", READ_BACK_TIMEOUT_SECONDS)
         numbers = [n for p in range(PARTITIONS) for n in output_numbers(output[p])]
         counts = Counter(numbers)
-        missing = sorted(set(range(TOTAL_MESSAGES)) - counts.keys())
+        missing = sorted(set(range(total)) - counts.keys())
         duplicated = sorted(n for n, count in counts.items() if count > 1)
-        unexpected = sorted(n for n in counts if not 0 <= n < TOTAL_MESSAGES)
+        unexpected = sorted(n for n in counts if not 0 <= n < total)
         assert (len(missing), len(duplicated), len(unexpected)) == (0, 0, 0), (
             f"{len(missing)} numbers missing (first {missing[:10]}), {len(duplicated)} duplicated (first "
             f"{duplicated[:10]}), {len(unexpected)} not in the input (first {unexpected[:10]}) in {len(numbers)} "
             f"committed output records: {details()}")
-        assert len(numbers) == TOTAL_MESSAGES
+        assert len(numbers) == total
         for p in range(PARTITIONS):
             partition_numbers = output_numbers(output[p])
-            expected = list(range(p, TOTAL_MESSAGES, PARTITIONS))
+            expected = list(range(p, total, PARTITIONS))
             if partition_numbers != expected:
                 at = next(i for i, (got, want) in enumerate(zip_longest(partition_numbers, expected)) if got != want)
                 pytest.fail(f"output partition {p} not in input order: from position {at} "
@@ -571,7 +499,7 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
         # The transactions the application's kills left open, records in the log, were aborted: read_uncommitted
         # sees their records (at least those between the last stable offset and the high watermark at the kill).
         all_output = read_to_end(bootstrap, output_topic, PARTITIONS, "read_uncommitted", READ_BACK_TIMEOUT_SECONDS)
-        aborted_records = sum(len(messages) for messages in all_output.values()) - TOTAL_MESSAGES
+        aborted_records = sum(len(messages) for messages in all_output.values()) - total
         left_open = sum(hw - lso for kill in killed_open_transactions for lso, hw in kill.values())
         assert aborted_records >= left_open > 0, (
             f"{aborted_records} records of aborted transactions in the output (read_uncommitted: "
@@ -580,6 +508,6 @@ def test_exactly_once_through_coordinator_leader_and_application_kills(healthy, 
     except BaseException:
         keep_broker_logs(cluster, tmp_path)
         raise
-    print(f"{cluster.kind} ({client}): processed {TOTAL_MESSAGES} records in {processing_seconds:.0f}s, "
+    print(f"{cluster.kind} ({client}): processed {total} records in {processing_seconds:.0f}s, "
           f"{aborted_records} output records aborted, {len(unplanned_exits)} unplanned application exits "
           f"{unplanned_exits}; seed {seed}; {'; '.join(interruptions_done)}")

@@ -60,8 +60,9 @@ public final class StreamsWordCount {
         properties.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), SESSION_TIMEOUT_MS);
         properties.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG),
                 HEARTBEAT_INTERVAL_MS);
-        // Records go to the broker as they are produced rather than in one batch just before the commit, so a
-        // kill mostly lands in a transaction whose records the broker already holds (and has to abort).
+        // Records go to the broker as they are produced rather than in one batch just before the commit, so the
+        // application mostly has a transaction open whose records the broker already holds: test_kafka_streams.py
+        // catches it in that state (frozen with SIGSTOP) for its SIGKILL, and the broker has to abort them.
         properties.put(StreamsConfig.producerPrefix(ProducerConfig.LINGER_MS_CONFIG), 0);
 
         StreamsBuilder builder = new StreamsBuilder();
