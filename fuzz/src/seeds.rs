@@ -10,8 +10,9 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName}
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use skein_storage::{
-    AbortedTxn, CommittedOffset, DynamicBrokerConfigsRecord, GroupRecord, GroupType, PartitionState, PendingOffset,
-    ProducerBatch, ProducerState, TopicRecord, TxnRecord, TxnState, keys,
+    AbortedTxn, ClassicMemberRecord, CommittedOffset, ConsumerGroupRecord, ConsumerMemberRecord,
+    ConsumerMemberStateRecord, DynamicBrokerConfigsRecord, GroupRecord, GroupType, PartitionState, PendingOffset,
+    ProducerBatch, ProducerState, SubscribedTopicRecord, TopicPartitionsRecord, TopicRecord, TxnRecord, TxnState, keys,
 };
 
 use crate::request_decode::{RequestTypeVisitor, SERVED_APIS, visit_request_type};
@@ -171,6 +172,48 @@ fn storage_codec_seeds() -> Seeds {
         members: Vec::new(),
         consumer: None,
     };
+    // A group record with members, both kinds: a stable classic group's and a KIP-848 group's.
+    let member_partitions =
+        vec![TopicPartitionsRecord { topic_id: "00000000-0000-0000-0000-000000000007".into(), partitions: vec![0, 2] }];
+    let group_with_members = GroupRecord {
+        leader_id: Some("m".into()),
+        members: vec![ClassicMemberRecord {
+            member_id: "m".into(),
+            group_instance_id: Some("i".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            subscription: vec![0, 1, 2],
+            assignment: vec![3, 4],
+        }],
+        consumer: Some(ConsumerGroupRecord {
+            assignment_epoch: 3,
+            members: vec![ConsumerMemberRecord {
+                member_id: "n".into(),
+                instance_id: None,
+                rack_id: Some("r".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                member_epoch: 3,
+                previous_member_epoch: 2,
+                state: ConsumerMemberStateRecord::UnrevokedPartitions,
+                subscribed_topic_names: vec!["orders".into()],
+                subscribed_topic_regex: Some("^(?:ord.*)$".into()),
+                server_assignor: Some("uniform".into()),
+                rebalance_timeout_ms: 30_000,
+                assigned: member_partitions.clone(),
+                pending_revocation: Vec::new(),
+                target: member_partitions,
+            }],
+            subscribed_topics: vec![SubscribedTopicRecord {
+                name: "orders".into(),
+                topic_id: "00000000-0000-0000-0000-000000000007".into(),
+                partitions: 3,
+            }],
+        }),
+        ..group.clone()
+    };
     let mut configs = DynamicBrokerConfigsRecord::default();
     configs.this_broker.insert("log.retention.ms".into(), "1000".into());
     let offset = CommittedOffset { offset: 42, leader_epoch: 3, metadata: Some("here".into()), commit_timestamp: 9 };
@@ -188,6 +231,7 @@ fn storage_codec_seeds() -> Seeds {
         ("txn-record".into(), txn.encode().expect("encode")),
         ("topic-record".into(), topic.encode().expect("encode")),
         ("group-record".into(), group.encode().expect("encode")),
+        ("group-record-with-members".into(), group_with_members.encode().expect("encode")),
         ("dynamic-broker-configs".into(), configs.encode().expect("encode")),
     ]
 }
