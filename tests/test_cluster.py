@@ -600,9 +600,13 @@ def test_restarting_every_node_keeps_metadata(healthy):
         assert before["topics"][name]["partitions"] == partitions
         assert all(len(r) == replication_factor for r in before["topics"][name]["replicas"].values())
 
-    exit_codes = cluster.stop_all()
+    exit_codes = cluster.stop_all(kill_kafka_left_without_quorum=True)
     clean = cluster.nodes[0].clean_exit_code
-    assert exit_codes == {1: clean, 2: clean, 3: clean}, exit_codes
+    if cluster.kind == "skein":
+        assert exit_codes == {1: clean, 2: clean, 3: clean}, exit_codes
+    else:
+        # At most one Kafka node killed, left in its controlled shutdown once its peers' controllers had gone.
+        assert list(exit_codes.values()).count(clean) >= 2, exit_codes
     cluster.start()
     cluster.wait_for_brokers(3, timeout=60)
     for name, (partitions, _, _) in configured.items():

@@ -424,7 +424,7 @@ def test_restarting_the_whole_cluster_under_load_loses_nothing(healthy, topic, r
     with CheckedRun(cluster, topic, f"whole-cluster restart x{RESTART_ROUNDS}", record_property, tmp_path) as run:
         for round_number in range(1, RESTART_ROUNDS + 1):
             stopping_at = time.monotonic()
-            cluster.stop_all()
+            cluster.stop_all(kill_kafka_left_without_quorum=True)
             stopped = time.monotonic() - stopping_at
             cluster.start()
             restarted_at = time.monotonic()

@@ -199,9 +199,13 @@ class _Cluster:
             raise
         return self
 
-    def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS * 2) -> dict[int, int | None]:
+    def stop_all(self, timeout: float = STOP_TIMEOUT_SECONDS * 2,
+                 kill_kafka_left_without_quorum: bool = False) -> dict[int, int | None]:
         """SIGTERM every running node at once, then wait; {node_id: exit code}. A node still running after
-        `timeout` is SIGKILLed and BrokerError raised."""
+        `timeout` is SIGKILLed and BrokerError raised, except, when `kill_kafka_left_without_quorum`, an Apache
+        Kafka node whose every peer has exited: its broker's controlled shutdown was not answered before the
+        other nodes' controllers stopped, and Kafka then waits minutes for a quorum that is gone. Its code is
+        None."""
         running = self.running_nodes()
         for node in running:
             node.terminate()
@@ -213,6 +217,9 @@ class _Cluster:
                 stuck.append(node)
                 node.kill()
             codes[node.node_id] = code
+        if stuck and kill_kafka_left_without_quorum and self.kind == "kafka" and len(stuck) == 1:
+            print(f"kafka node {stuck[0].node_id} was left in its controlled shutdown without a quorum; killed it")
+            return codes
         if stuck:
             raise BrokerError(f"{self.kind} nodes {[n.node_id for n in stuck]} did not exit within {timeout}s of "
                               f"SIGTERM; killed them\n" + "\n".join(n.log_tail() for n in stuck))
