@@ -321,10 +321,12 @@ class SkeinBroker(_Broker):
             self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=True))
 
     def _command(self) -> list[str]:
+        # With `listeners` in the config (several listeners), it names them all, PLAINTEXT on self.port included.
+        listen = [] if "listeners" in self.config else ["--listen", self.bootstrap,
+                                                        "--advertised-listener", self.bootstrap]
         command = [
             str(self.binary),
-            "--listen", self.bootstrap,
-            "--advertised-listener", self.bootstrap,
+            *listen,
             "--data-dir", str(self.data_dir),
             "--metrics-listen", f"{self.host}:{self.metrics_port}",
             "--node-id", "1",

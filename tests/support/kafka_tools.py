@@ -26,10 +26,10 @@ rootLogger.appenderRef.stderr.ref = STDERR
 _tool_log_config: Path | None = None
 
 
-def run_kafka_tool(main_class: str, *arguments: str,
-                   timeout: float = TOOL_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
-    """Runs one of Kafka's command-line tools from .tools/kafka (bounded in time); the caller checks the exit
-    code. Text stdout and stderr."""
+def run_kafka_tool(main_class: str, *arguments: str, timeout: float = TOOL_TIMEOUT_SECONDS,
+                   input_text: str | None = None) -> subprocess.CompletedProcess:
+    """Runs one of Kafka's command-line tools from .tools/kafka (bounded in time), with `input_text` on its
+    stdin (none by default); the caller checks the exit code. Text stdout and stderr."""
     global _tool_log_config
     if _tool_log_config is None:
         tool_dir = tempfile.mkdtemp(prefix="kafka-tools-")
@@ -39,7 +39,8 @@ def run_kafka_tool(main_class: str, *arguments: str,
     return subprocess.run(
         ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
          f"-Dlog4j2.configurationFile={_tool_log_config}", "-cp", f"{KAFKA_DIR / 'libs'}/*", main_class, *arguments],
-        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        capture_output=True, text=True, timeout=timeout, preexec_fn=_die_with_parent,
+        **({"stdin": subprocess.DEVNULL} if input_text is None else {"input": input_text}),
     )
 
 

@@ -110,8 +110,7 @@ impl ClusterMember {
                 name: l.name.clone(),
                 host: l.host.clone(),
                 port: l.port,
-                // Kafka's SecurityProtocol id of PLAINTEXT.
-                security_protocol: 0,
+                security_protocol: self.layout.security_protocol(&l.name).id(),
             })
             .collect::<Vec<_>>();
         let started = tokio::time::Instant::now();

@@ -49,6 +49,7 @@ pub struct Metrics {
     topic_messages_in: IntCounterVec,
     connections_accepted: IntCounter,
     connections_refused: IntCounter,
+    tls_handshake_failures: IntCounter,
     connections_active: IntGauge,
     protocol_errors: IntCounter,
     compacted_records: IntCounter,
@@ -117,6 +118,12 @@ impl Metrics {
             "Client connections closed on arrival: max.connections or max.connections.per.ip was reached.",
         )?;
         registry.register(Box::new(connections_refused.clone()))?;
+        let tls_handshake_failures = IntCounter::new(
+            "skein_tls_handshake_failures_total",
+            "Connections to SSL listeners closed because their TLS handshake failed (an untrusted or missing \
+             client certificate, no common protocol version or cipher suite, not TLS at all).",
+        )?;
+        registry.register(Box::new(tls_handshake_failures.clone()))?;
         let connections_active = IntGauge::new("skein_connections_active", "Client connections open now.")?;
         registry.register(Box::new(connections_active.clone()))?;
         let protocol_errors = IntCounter::new(
@@ -158,6 +165,7 @@ impl Metrics {
             topic_messages_in,
             connections_accepted,
             connections_refused,
+            tls_handshake_failures,
             connections_active,
             protocol_errors,
             compacted_records,
@@ -255,6 +263,11 @@ impl Metrics {
     /// A client connection was closed on arrival (a connection limit was reached).
     pub fn connection_refused(&self) {
         self.connections_refused.inc();
+    }
+
+    /// A connection to an SSL listener failed its TLS handshake.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
     }
 
     /// A client connection ended; `protocol_error` if it was closed for breaking the protocol.

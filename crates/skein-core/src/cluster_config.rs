@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::BrokerConfig;
+use crate::security::SecurityProtocol;
 
 /// One listener: its name (`PLAINTEXT`, `CONTROLLER`, ...) and address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,15 @@ pub struct ClusterLayout {
     pub voters: Vec<Voter>,
     /// Whether `controller.quorum.voters` was configured (a cluster) or derived (one node).
     pub voters_configured: bool,
+    /// Each listener's security protocol, by name.
+    pub listener_protocols: BTreeMap<String, SecurityProtocol>,
+}
+
+impl ClusterLayout {
+    /// The security protocol of listener `name` (PLAINTEXT for one not in the layout).
+    pub fn security_protocol(&self, name: &str) -> SecurityProtocol {
+        self.listener_protocols.get(name).copied().unwrap_or(SecurityProtocol::Plaintext)
+    }
 }
 
 /// Parses `NAME://host:port` (host may be empty or a bracketed IPv6 address).
@@ -167,18 +177,62 @@ impl BrokerConfig {
             .filter_map(|entry| entry.split_once(':'))
             .map(|(name, protocol)| (name.trim().to_ascii_uppercase(), protocol.trim().to_ascii_uppercase()))
             .collect();
+        let inter_broker_name = self.inter_broker_listener_name.to_ascii_uppercase();
+        let mut listener_protocols = BTreeMap::new();
         for listener in &listeners {
-            match protocols.get(&listener.name).map(String::as_str) {
-                Some("PLAINTEXT") => {}
-                Some(other) => problems.push(format!(
-                    "listener {}: security protocol {other} is not supported yet (PLAINTEXT only)",
+            let protocol = match protocols.get(&listener.name).map(String::as_str) {
+                Some(name) => match SecurityProtocol::parse(name) {
+                    Some(protocol) => protocol,
+                    None => {
+                        problems.push(format!(
+                            "listener {}: '{name}' is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, \
+                             SASL_SSL)",
+                            listener.name
+                        ));
+                        continue;
+                    }
+                },
+                None => {
+                    problems.push(format!(
+                        "listener {} has no entry in listener.security.protocol.map ({})",
+                        listener.name, self.listener_security_protocol_map
+                    ));
+                    continue;
+                }
+            };
+            let is_controller_listener = controller_names.contains(&listener.name);
+            match protocol {
+                SecurityProtocol::Plaintext => {}
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => problems.push(format!(
+                    "listener {}: security protocol {} is not supported yet (PLAINTEXT and SSL are)",
+                    listener.name,
+                    protocol.name()
+                )),
+                // Brokers and controllers talk to each other in plain text for now.
+                SecurityProtocol::Ssl if is_controller_listener => problems.push(format!(
+                    "listener {}: the metadata quorum's listener must be PLAINTEXT (SSL between controllers is \
+                     not supported yet)",
                     listener.name
                 )),
-                None => problems.push(format!(
-                    "listener {} has no entry in listener.security.protocol.map ({})",
-                    listener.name, self.listener_security_protocol_map
-                )),
+                SecurityProtocol::Ssl
+                    if listener.name == inter_broker_name && self.controller_quorum_voters.is_some() =>
+                {
+                    problems.push(format!(
+                        "listener {}: in a cluster, inter.broker.listener.name must name a PLAINTEXT listener (SSL \
+                     between brokers is not supported yet)",
+                        listener.name
+                    ));
+                    if let Err(ssl_problems) = self.ssl_settings(&listener.name) {
+                        problems.extend(ssl_problems);
+                    }
+                }
+                SecurityProtocol::Ssl => {
+                    if let Err(ssl_problems) = self.ssl_settings(&listener.name) {
+                        problems.extend(ssl_problems);
+                    }
+                }
             }
+            listener_protocols.insert(listener.name.clone(), protocol);
         }
         let (controller_listeners, client_listeners): (Vec<Listener>, Vec<Listener>) =
             listeners.into_iter().partition(|l| controller_names.contains(&l.name));
@@ -307,6 +361,7 @@ impl BrokerConfig {
             controller_listener,
             voters,
             voters_configured,
+            listener_protocols,
         })
     }
 }
@@ -343,6 +398,44 @@ mod tests {
         assert_eq!(layout.controller_listener.address(), "127.0.0.2:19093");
         assert_eq!(layout.voters.len(), 3);
         assert_eq!(layout.voters[2], Voter { node_id: 3, host: "::1".into(), port: 9093 });
+    }
+
+    #[test]
+    fn ssl_client_listeners_resolve_and_the_others_must_be_plaintext() {
+        let config = BrokerConfig {
+            listeners: Some("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093".into()),
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".into(),
+            ssl_keystore_location: Some("/keys/server.pem".into()),
+            ..BrokerConfig::default()
+        };
+        let layout = config.cluster_layout().expect("valid");
+        assert_eq!(layout.security_protocol("SSL"), SecurityProtocol::Ssl);
+        assert_eq!(layout.security_protocol("PLAINTEXT"), SecurityProtocol::Plaintext);
+
+        let no_keys = BrokerConfig { ssl_keystore_location: None, ..config.clone() };
+        let problems = no_keys.cluster_layout().expect_err("invalid").join("\n");
+        assert!(problems.contains("listener SSL: an SSL listener needs ssl.keystore.location"), "{problems}");
+
+        let sasl = BrokerConfig {
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,CONTROLLER:PLAINTEXT".into(),
+            ..config.clone()
+        };
+        let problems = sasl.cluster_layout().expect_err("invalid").join("\n");
+        assert!(problems.contains("SASL_SSL is not supported yet"), "{problems}");
+
+        let ssl_between_brokers = BrokerConfig {
+            listeners: Some("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094".into()),
+            controller_quorum_voters: Some("1@127.0.0.1:9094".into()),
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SSL".into(),
+            inter_broker_listener_name: "SSL".into(),
+            ..config.clone()
+        };
+        let problems = ssl_between_brokers.cluster_layout().expect_err("invalid").join("\n");
+        assert!(
+            problems.contains("listener CONTROLLER: the metadata quorum's listener must be PLAINTEXT"),
+            "{problems}"
+        );
+        assert!(problems.contains("inter.broker.listener.name must name a PLAINTEXT listener"), "{problems}");
     }
 
     #[test]

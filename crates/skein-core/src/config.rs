@@ -4,7 +4,7 @@
 //! own settings (`listen`, `data.dir`, `metrics.listen`, `metrics.partition.level`, `log.flush`) use the same dotted
 //! lowercase style.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
@@ -213,6 +213,32 @@ pub struct BrokerConfig {
     /// back.
     #[serde(rename = "leader.imbalance.per.broker.percentage")]
     pub leader_imbalance_per_broker_percentage: i32,
+    /// TLS of SSL listeners (the `security` module says what is read); `listener.name.<name>.ssl.*` overrides
+    /// them per listener.
+    #[serde(rename = "ssl.keystore.type")]
+    pub ssl_keystore_type: String,
+    #[serde(rename = "ssl.keystore.location")]
+    pub ssl_keystore_location: Option<String>,
+    #[serde(rename = "ssl.keystore.certificate.chain")]
+    pub ssl_keystore_certificate_chain: Option<String>,
+    #[serde(rename = "ssl.keystore.key")]
+    pub ssl_keystore_key: Option<String>,
+    #[serde(rename = "ssl.key.password")]
+    pub ssl_key_password: Option<String>,
+    #[serde(rename = "ssl.truststore.type")]
+    pub ssl_truststore_type: String,
+    #[serde(rename = "ssl.truststore.location")]
+    pub ssl_truststore_location: Option<String>,
+    #[serde(rename = "ssl.truststore.certificates")]
+    pub ssl_truststore_certificates: Option<String>,
+    /// `none`, `requested` or `required`: whether clients present certificates (mutual TLS).
+    #[serde(rename = "ssl.client.auth")]
+    pub ssl_client_auth: String,
+    #[serde(rename = "ssl.enabled.protocols")]
+    pub ssl_enabled_protocols: String,
+    /// `listener.name.<name>.<key>` settings, keyed `<NAME>.<key>` (the listener name upper-cased).
+    #[serde(skip)]
+    pub listener_overrides: BTreeMap<String, String>,
     /// Keys the operator set (YAML or command line): DescribeConfigs reports them as `STATIC_BROKER_CONFIG`.
     #[serde(skip)]
     pub explicitly_set: BTreeSet<String>,
@@ -291,6 +317,17 @@ impl Default for BrokerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
+            ssl_keystore_type: "PEM".into(),
+            ssl_keystore_location: None,
+            ssl_keystore_certificate_chain: None,
+            ssl_keystore_key: None,
+            ssl_key_password: None,
+            ssl_truststore_type: "PEM".into(),
+            ssl_truststore_location: None,
+            ssl_truststore_certificates: None,
+            ssl_client_auth: "none".into(),
+            ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
+            listener_overrides: BTreeMap::new(),
             explicitly_set: BTreeSet::new(),
         }
     }

@@ -7,11 +7,13 @@
 //! - [`limits`]: the length limits on the ids requests carry (group, member, group instance, transactional and client
 //!   ids), as Kafka enforces them.
 //! - [`config`]: the broker's settings under their Kafka names, with Kafka's defaults, and topic-level config keys.
+//! - [`security`]: listeners' security protocols and the TLS settings of SSL listeners.
 
 pub mod cluster_config;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod security;
 pub mod types;
 
 pub use cluster_config::{ClusterLayout, Listener, Voter};

@@ -1,8 +1,10 @@
 //! Loading the broker configuration: defaults, then the YAML file, then command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use skein_core::BrokerConfig;
+use skein_core::security::parse_listener_override;
 
 /// Settings given on the command line; each overrides the YAML file.
 #[derive(Debug, Default, Clone)]
@@ -28,12 +30,31 @@ fn yaml_mapping(text: &str) -> Result<serde_yaml_ng::Mapping, String> {
     serde_yaml_ng::from_str(text).map_err(|err| err.to_string())
 }
 
-fn from_mapping(keys: serde_yaml_ng::Mapping) -> Result<BrokerConfig, String> {
+fn from_mapping(mut keys: serde_yaml_ng::Mapping) -> Result<BrokerConfig, String> {
     let explicitly_set = keys.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    // Per-listener settings have the listener's name inside the key: taken out before the fixed keys are read.
+    let per_listener: Vec<String> = keys
+        .keys()
+        .filter_map(|k| k.as_str())
+        .filter(|k| k.starts_with("listener.name."))
+        .map(str::to_string)
+        .collect();
+    let mut listener_overrides = BTreeMap::new();
+    for key in per_listener {
+        let (listener, setting) = parse_listener_override(&key)?;
+        let value = match keys.remove(key.as_str()) {
+            Some(serde_yaml_ng::Value::String(text)) => text,
+            Some(serde_yaml_ng::Value::Number(number)) => number.to_string(),
+            Some(serde_yaml_ng::Value::Bool(flag)) => flag.to_string(),
+            _ => return Err(format!("{key}: expected a string")),
+        };
+        listener_overrides.insert(format!("{listener}.{setting}"), value);
+    }
     // Through text, so an error names the key (a value's errors carry no path).
     let text = serde_yaml_ng::to_string(&serde_yaml_ng::Value::Mapping(keys)).map_err(|err| err.to_string())?;
     let mut config: BrokerConfig = serde_yaml_ng::from_str(&text).map_err(|err| err.to_string())?;
     config.explicitly_set = explicitly_set;
+    config.listener_overrides = listener_overrides;
     Ok(config)
 }
 
@@ -122,6 +143,18 @@ mod tests {
         assert!(!parse_yaml("metrics.partition.level: false\n").expect("parse").metrics_partition_level);
         let err = parse_yaml("metrics.partition.level: sometimes\n").expect_err("not a boolean");
         assert!(err.contains("metrics.partition.level"), "{err}");
+    }
+
+    #[test]
+    fn per_listener_ssl_settings_are_read() {
+        let config =
+            parse_yaml("ssl.keystore.location: /keys/a.pem\nlistener.name.external.ssl.client.auth: required\n")
+                .expect("parse");
+        assert_eq!(config.listener_setting("EXTERNAL", "ssl.client.auth").as_deref(), Some("required"));
+        assert_eq!(config.listener_setting("SSL", "ssl.client.auth").as_deref(), Some("none"));
+        assert_eq!(config.listener_setting("EXTERNAL", "ssl.keystore.location").as_deref(), Some("/keys/a.pem"));
+        let err = parse_yaml("listener.name.external.ssl.key.store: x\n").expect_err("unknown key");
+        assert!(err.contains("listener.name.external.ssl.key.store"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Closed {
     /// The client broke the protocol (bad length, malformed header or body, unknown api): only this connection closes.
     ProtocolError(String),
     Io(std::io::Error),
+    /// An SSL listener's TLS handshake failed (no shared version, an untrusted or missing client certificate).
+    TlsHandshake(String),
 }
 
 /// Serves requests from `stream` until the client goes away, breaks the protocol, or shutdown is requested.

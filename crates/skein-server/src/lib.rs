@@ -6,9 +6,11 @@
 //! - [`http`]: `/metrics`, `/health`, `/ready` on the metrics listener.
 //! - [`limits`]: connection admission (`max.connections`, `max.connections.per.ip`) and log rate limits.
 //! - [`server`]: opens storage, binds listeners, accepts under the connection limits, shuts down gracefully.
+//! - [`tls`]: the rustls server configuration of an SSL listener, from its `ssl.*` settings.
 
 pub mod config;
 pub mod connection;
 pub mod http;
 pub mod limits;
 pub mod server;
+pub mod tls;

@@ -11,16 +11,19 @@ use std::net::SocketAddr;
 use skein_broker::broker_configs::DynamicLevel;
 use skein_broker::{Broker, ClusterMember, Metrics};
 use skein_cluster::{MetadataQuorum, QuorumConfig};
+use skein_core::security::SecurityProtocol;
 use skein_core::{BrokerConfig, ClusterLayout};
 use skein_storage::{Engine, RocksEngine};
 use skein_txn::{BlockSource, ProducerIdAllocator};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{self, Closed, ConnectionSettings};
 use crate::http;
 use crate::limits::{ConnectionLimits, LogRateLimit};
+use crate::tls;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -98,11 +101,21 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 
     let mut listeners = Vec::new();
     for listener in &layout.client_listeners {
+        let tls = match layout.security_protocol(&listener.name) {
+            SecurityProtocol::Ssl => {
+                let settings = broker
+                    .config
+                    .ssl_settings(&listener.name)
+                    .map_err(|problems| anyhow::anyhow!("listener {}: {}", listener.name, problems.join("; ")))?;
+                Some(tls::acceptor(&listener.name, &settings)?)
+            }
+            _ => None,
+        };
         let address = listener.address();
         let bound = TcpListener::bind(&address)
             .await
             .with_context(|| format!("cannot listen on {} {address}", listener.name))?;
-        listeners.push((Arc::<str>::from(listener.name.as_str()), bound));
+        listeners.push((Arc::<str>::from(listener.name.as_str()), bound, tls));
     }
     let metrics_listener = TcpListener::bind(&broker.config.metrics_listen)
         .await
@@ -194,11 +207,12 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let accept =
         Accept { settings: connection_settings, limits, refusal_log, protocol_error_log, tracker: tracker.clone() };
     let stop_accepting = CancellationToken::new();
-    for (name, listener) in listeners {
+    for (name, listener, tls) in listeners {
         tracker.spawn(accept.clone().run(
             Arc::clone(&broker),
             name,
             listener,
+            tls,
             stop_accepting.clone(),
             shutdown.clone(),
         ));
@@ -231,12 +245,14 @@ struct Accept {
 }
 
 impl Accept {
-    /// Accepts on one listener until `stop`; each connection runs until `shutdown`.
+    /// Accepts on one listener until `stop`; each connection runs until `shutdown`. With `tls` (an SSL
+    /// listener) a connection first completes its TLS handshake, within `connections.max.idle.ms`.
     async fn run(
         self,
         broker: Arc<Broker>,
         name: Arc<str>,
         listener: TcpListener,
+        tls: Option<TlsAcceptor>,
         stop: CancellationToken,
         shutdown: CancellationToken,
     ) {
@@ -272,9 +288,20 @@ impl Accept {
             let protocol_error_log = Arc::clone(&self.protocol_error_log);
             let settings = self.settings;
             let name = Arc::clone(&name);
+            let tls = tls.clone();
             self.tracker.spawn(async move {
                 let metrics = Arc::clone(&broker.metrics);
-                let closed = connection::serve(broker, stream, peer, name, settings, token).await;
+                let closed = match tls {
+                    None => connection::serve(broker, stream, peer, name, settings, token).await,
+                    Some(tls) => match tokio::time::timeout(settings.max_idle, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection::serve(broker, stream, peer, name, settings, token).await,
+                        Ok(Err(err)) => {
+                            metrics.tls_handshake_failed();
+                            Closed::TlsHandshake(err.to_string())
+                        }
+                        Err(_) => Closed::Idle,
+                    },
+                };
                 metrics.connection_closed(matches!(closed, Closed::ProtocolError(_)));
                 match closed {
                     Closed::Normally => tracing::debug!(%peer, "connection closed"),
@@ -287,6 +314,10 @@ impl Accept {
                         None => tracing::debug!(%peer, reason = %reason.escape_debug(), "closing connection: protocol error"),
                     },
                     Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
+                    Closed::TlsHandshake(reason) => match protocol_error_log.allow() {
+                        Some(suppressed) => tracing::info!(%peer, %reason, suppressed, "TLS handshake failed"),
+                        None => tracing::debug!(%peer, %reason, "TLS handshake failed"),
+                    },
                 }
                 drop(slot);
             });

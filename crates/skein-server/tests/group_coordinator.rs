@@ -156,6 +156,11 @@ fn consumer_group_members_carry_on_at_the_new_coordinator_after_a_sigkill() -> a
     let group_id = "streaming";
     let coordinator_id = skein_test_support::wait_for("a coordinator", WAIT, || coordinator(&mut first, group_id))?;
     let mut at_coordinator = nodes[index_of(&nodes, coordinator_id)].client()?;
+    // The coordinator assigns only what its own metadata image has.
+    skein_test_support::wait_for("the coordinator to know the topic", WAIT, || {
+        let known = metadata(&mut at_coordinator, &[topic], false)?;
+        Ok((known.topics[0].error_code == NONE && known.topics[0].partitions.len() == 2).then_some(()))
+    })?;
 
     // Two members split the topic and reach a stable group at epoch 2.
     let joined = skein_test_support::wait_for("m to join", WAIT, || {

@@ -1,0 +1,297 @@
+//! Listener security under Kafka's names: the security protocol of a listener (`listener.security.protocol.map`)
+//! and the TLS settings of an SSL listener (`ssl.*`, overridden per listener by `listener.name.<name>.ssl.*`).
+//!
+//! Skein reads PEM only (`ssl.keystore.type` and `ssl.truststore.type` default to `PEM`, where Kafka's default
+//! is JKS): a key store is one PEM file holding the private key and its certificate chain
+//! (`ssl.keystore.location`) or the same given inline (`ssl.keystore.key`, `ssl.keystore.certificate.chain`);
+//! a trust store is a PEM file of CA certificates (`ssl.truststore.location`) or the same inline
+//! (`ssl.truststore.certificates`). Encrypted private keys (`ssl.key.password`) are not read.
+
+use crate::config::BrokerConfig;
+
+/// Kafka's security protocols, with the ids brokers register their endpoints with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    /// Kafka's `SecurityProtocol.id`.
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// The `ssl.*` keys a listener may override with `listener.name.<name>.<key>`.
+pub const SSL_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+];
+
+/// Where PEM text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PemSource {
+    File(String),
+    Inline(String),
+}
+
+/// The server's private key and certificate chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStore {
+    /// One PEM file with both.
+    File(String),
+    /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
+    Inline { key: String, certificate_chain: String },
+}
+
+/// `ssl.client.auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    /// A client may present a certificate; one that does must be trusted.
+    Requested,
+    /// A client must present a trusted certificate.
+    Required,
+}
+
+/// `ssl.enabled.protocols` entries Skein serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// The TLS settings of one SSL listener, resolved and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SslSettings {
+    pub key_store: KeyStore,
+    /// CA certificates client certificates must chain to; required unless `client_auth` is `None`.
+    pub trust_store: Option<PemSource>,
+    pub client_auth: ClientAuth,
+    pub versions: Vec<TlsVersion>,
+}
+
+impl BrokerConfig {
+    /// `key` for `listener`: its `listener.name.<listener>.<key>` override, else the broker-wide value.
+    pub fn listener_setting(&self, listener: &str, key: &str) -> Option<String> {
+        let prefixed = format!("{}.{key}", listener.to_ascii_uppercase());
+        if let Some(value) = self.listener_overrides.get(&prefixed) {
+            return Some(value.clone());
+        }
+        let value = match key {
+            "ssl.keystore.type" => Some(self.ssl_keystore_type.clone()),
+            "ssl.keystore.location" => self.ssl_keystore_location.clone(),
+            "ssl.keystore.certificate.chain" => self.ssl_keystore_certificate_chain.clone(),
+            "ssl.keystore.key" => self.ssl_keystore_key.clone(),
+            "ssl.key.password" => self.ssl_key_password.clone(),
+            "ssl.truststore.type" => Some(self.ssl_truststore_type.clone()),
+            "ssl.truststore.location" => self.ssl_truststore_location.clone(),
+            "ssl.truststore.certificates" => self.ssl_truststore_certificates.clone(),
+            "ssl.client.auth" => Some(self.ssl_client_auth.clone()),
+            "ssl.enabled.protocols" => Some(self.ssl_enabled_protocols.clone()),
+            _ => None,
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// The TLS settings of SSL listener `listener`; every problem at once, each naming its key.
+    pub fn ssl_settings(&self, listener: &str) -> Result<SslSettings, Vec<String>> {
+        let mut problems = Vec::new();
+        let get = |key: &str| self.listener_setting(listener, key);
+        let prefix = format!("listener {listener}: ");
+        for key in ["ssl.keystore.type", "ssl.truststore.type"] {
+            if let Some(kind) = get(key)
+                && !kind.eq_ignore_ascii_case("PEM")
+            {
+                problems.push(format!(
+                    "{prefix}{key} {kind} is not supported: Skein reads PEM key and trust stores (convert with \
+                     openssl or keytool and set {key}: PEM)"
+                ));
+            }
+        }
+        if get("ssl.key.password").is_some() {
+            problems.push(format!(
+                "{prefix}ssl.key.password is set, but Skein reads unencrypted private keys only (protect the key \
+                 file with its permissions)"
+            ));
+        }
+        let key_store =
+            match (get("ssl.keystore.location"), get("ssl.keystore.key"), get("ssl.keystore.certificate.chain")) {
+                (Some(path), None, None) => Some(KeyStore::File(path)),
+                (None, Some(key), Some(certificate_chain)) => Some(KeyStore::Inline { key, certificate_chain }),
+                (None, None, None) => {
+                    problems.push(format!(
+                        "{prefix}an SSL listener needs ssl.keystore.location (a PEM file with the private key and its \
+                     certificate chain) or ssl.keystore.key with ssl.keystore.certificate.chain"
+                    ));
+                    None
+                }
+                _ => {
+                    problems.push(format!(
+                        "{prefix}set either ssl.keystore.location or both ssl.keystore.key and \
+                     ssl.keystore.certificate.chain"
+                    ));
+                    None
+                }
+            };
+        let trust_store = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
+            (Some(path), None) => Some(PemSource::File(path)),
+            (None, Some(text)) => Some(PemSource::Inline(text)),
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                problems.push(format!(
+                    "{prefix}set either ssl.truststore.location or ssl.truststore.certificates, not both"
+                ));
+                None
+            }
+        };
+        let client_auth = match get("ssl.client.auth").unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+            "" | "none" => ClientAuth::None,
+            "requested" => ClientAuth::Requested,
+            "required" => ClientAuth::Required,
+            other => {
+                problems.push(format!("{prefix}ssl.client.auth '{other}' is not one of none, requested, required"));
+                ClientAuth::None
+            }
+        };
+        if client_auth != ClientAuth::None && trust_store.is_none() {
+            problems.push(format!(
+                "{prefix}ssl.client.auth is {client_auth:?} but no trust store is set (ssl.truststore.location or \
+                 ssl.truststore.certificates: the CA certificates client certificates must chain to)"
+            ));
+        }
+        let mut versions = Vec::new();
+        for name in get("ssl.enabled.protocols").unwrap_or_default().split(',').map(str::trim).filter(|n| !n.is_empty())
+        {
+            match name {
+                "TLSv1.2" => versions.push(TlsVersion::Tls12),
+                "TLSv1.3" => versions.push(TlsVersion::Tls13),
+                other => problems
+                    .push(format!("{prefix}ssl.enabled.protocols: '{other}' is not served (TLSv1.2 and TLSv1.3 are)")),
+            }
+        }
+        if versions.is_empty() && problems.is_empty() {
+            problems.push(format!("{prefix}ssl.enabled.protocols names no protocol"));
+        }
+        match key_store {
+            Some(key_store) if problems.is_empty() => Ok(SslSettings { key_store, trust_store, client_auth, versions }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// Splits `listener.name.<name>.<key>` into the upper-case listener name and a known `ssl.*` key.
+pub fn parse_listener_override(key: &str) -> Result<(String, &'static str), String> {
+    let rest = key
+        .strip_prefix("listener.name.")
+        .ok_or_else(|| format!("'{key}' is not a listener.name.<listener>.<setting> key"))?;
+    for known in SSL_KEYS {
+        if let Some(name) = rest.strip_suffix(known).and_then(|n| n.strip_suffix('.'))
+            && !name.is_empty()
+            && !name.contains('.')
+        {
+            return Ok((name.to_ascii_uppercase(), known));
+        }
+    }
+    Err(format!(
+        "unknown key '{key}': per-listener settings are listener.name.<listener>.<setting> with one of {}",
+        SSL_KEYS.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ssl_config() -> BrokerConfig {
+        BrokerConfig { ssl_keystore_location: Some("/keys/server.pem".into()), ..BrokerConfig::default() }
+    }
+
+    #[test]
+    fn defaults_read_a_pem_key_store_without_client_certificates() {
+        let settings = ssl_config().ssl_settings("SSL").expect("valid");
+        assert_eq!(settings.key_store, KeyStore::File("/keys/server.pem".into()));
+        assert_eq!(settings.client_auth, ClientAuth::None);
+        assert_eq!(settings.trust_store, None);
+        assert_eq!(settings.versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+    }
+
+    #[test]
+    fn a_listener_override_wins_over_the_broker_wide_value() {
+        let mut config = ssl_config();
+        config.listener_overrides.insert("EXTERNAL.ssl.client.auth".into(), "required".into());
+        config.listener_overrides.insert("EXTERNAL.ssl.truststore.location".into(), "/keys/ca.pem".into());
+        let external = config.ssl_settings("external").expect("valid");
+        assert_eq!(external.client_auth, ClientAuth::Required);
+        assert_eq!(external.trust_store, Some(PemSource::File("/keys/ca.pem".into())));
+        assert_eq!(config.ssl_settings("INTERNAL").expect("valid").client_auth, ClientAuth::None);
+    }
+
+    #[test]
+    fn problems_name_their_keys() {
+        let config = BrokerConfig {
+            ssl_keystore_type: "JKS".into(),
+            ssl_key_password: Some("secret".into()),
+            ssl_client_auth: "required".into(),
+            ssl_enabled_protocols: "TLSv1.1".into(),
+            ..BrokerConfig::default()
+        };
+        let problems = config.ssl_settings("SSL").expect_err("invalid").join("\n");
+        for key in ["ssl.keystore.type JKS", "ssl.key.password", "ssl.keystore.location", "no trust store", "TLSv1.1"] {
+            assert!(problems.contains(key), "{key} missing from {problems}");
+        }
+    }
+
+    #[test]
+    fn listener_override_keys_are_checked() {
+        assert_eq!(
+            parse_listener_override("listener.name.external.ssl.keystore.location"),
+            Ok(("EXTERNAL".to_string(), "ssl.keystore.location"))
+        );
+        assert!(parse_listener_override("listener.name.external.ssl.keystore.locaton").is_err());
+        assert!(parse_listener_override("listener.name..ssl.client.auth").is_err());
+        assert!(parse_listener_override("listener.name.a.b.ssl.client.auth").is_err());
+    }
+
+    #[test]
+    fn protocol_names_and_ids_are_kafkas() {
+        assert_eq!(SecurityProtocol::parse("ssl").map(SecurityProtocol::id), Some(1));
+        assert_eq!(SecurityProtocol::parse("SASL_SSL").map(SecurityProtocol::id), Some(3));
+        assert_eq!(SecurityProtocol::parse("TLS"), None);
+    }
+}

@@ -1,0 +1,133 @@
+//! TLS for SSL listeners (rustls with the ring provider): the server configuration built from a listener's
+//! `ssl.*` settings, read once at start-up so a missing or broken file stops the broker with a message naming it.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use skein_core::security::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion};
+use tokio_rustls::TlsAcceptor;
+
+/// The TLS acceptor of an SSL listener.
+pub fn acceptor(listener: &str, settings: &SslSettings) -> anyhow::Result<TlsAcceptor> {
+    let config = server_config(settings).with_context(|| format!("listener {listener}: TLS setup"))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig> {
+    // ring builds with a C compiler alone (aws-lc needs cmake); rustls marks it deprecated because it has no
+    // post-quantum key exchange, which Kafka's JVM TLS does not offer either.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
+        .versions
+        .iter()
+        .map(|version| match version {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
+        .context("ssl.enabled.protocols")?;
+    let builder = match settings.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Requested | ClientAuth::Required => {
+            let Some(trust_store) = &settings.trust_store else {
+                bail!("ssl.client.auth needs a trust store");
+            };
+            let roots = Arc::new(root_store(trust_store)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, Arc::clone(&provider));
+            let verifier =
+                if settings.client_auth == ClientAuth::Requested { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(verifier.build().context("client certificate verifier")?)
+        }
+    };
+    let (chain, key) = key_store(&settings.key_store)?;
+    builder.with_single_cert(chain, key).context("the key store's private key does not match its certificate")
+}
+
+/// The certificate chain (leaf first) and private key of a key store.
+fn key_store(store: &KeyStore) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let (chain_pem, key_pem, origin) = match store {
+        KeyStore::File(path) => {
+            let text = read_pem_file(path, "ssl.keystore.location")?;
+            (text.clone(), text, format!("ssl.keystore.location {path}"))
+        }
+        KeyStore::Inline { key, certificate_chain } => (
+            certificate_chain.clone().into_bytes(),
+            key.clone().into_bytes(),
+            "ssl.keystore.key / ssl.keystore.certificate.chain".to_string(),
+        ),
+    };
+    if String::from_utf8_lossy(&key_pem).contains("ENCRYPTED PRIVATE KEY") {
+        bail!("{origin}: the private key is encrypted; Skein reads unencrypted PEM keys only");
+    }
+    let chain = certificates(&chain_pem).with_context(|| origin.clone())?;
+    if chain.is_empty() {
+        bail!("{origin}: no CERTIFICATE in it");
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|err| anyhow::anyhow!("{origin}: no usable private key in it ({err})"))?;
+    Ok((chain, key))
+}
+
+fn root_store(source: &PemSource) -> anyhow::Result<RootCertStore> {
+    let (pem, origin) = match source {
+        PemSource::File(path) => {
+            (read_pem_file(path, "ssl.truststore.location")?, format!("ssl.truststore.location {path}"))
+        }
+        PemSource::Inline(text) => (text.clone().into_bytes(), "ssl.truststore.certificates".to_string()),
+    };
+    let mut roots = RootCertStore::empty();
+    let certificates = certificates(&pem).with_context(|| origin.clone())?;
+    if certificates.is_empty() {
+        bail!("{origin}: no CERTIFICATE in it");
+    }
+    for certificate in certificates {
+        roots.add(certificate).with_context(|| format!("{origin}: a certificate is not a usable CA certificate"))?;
+    }
+    Ok(roots)
+}
+
+fn certificates(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| anyhow::anyhow!("unreadable PEM certificate ({err})"))
+}
+
+fn read_pem_file(path: &str, key: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{key}: cannot read {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_key_store_file_is_named() {
+        let settings = SslSettings {
+            key_store: KeyStore::File("/nonexistent/server.pem".into()),
+            trust_store: None,
+            client_auth: ClientAuth::None,
+            versions: vec![TlsVersion::Tls13],
+        };
+        let err = format!("{:#}", acceptor("SSL", &settings).err().expect("fails"));
+        assert!(err.contains("listener SSL") && err.contains("/nonexistent/server.pem"), "{err}");
+    }
+
+    #[test]
+    fn inline_text_without_pem_blocks_is_refused() {
+        let settings = SslSettings {
+            key_store: KeyStore::Inline { key: "not a key".into(), certificate_chain: "not a chain".into() },
+            trust_store: None,
+            client_auth: ClientAuth::None,
+            versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+        };
+        let err = format!("{:#}", acceptor("SSL", &settings).err().expect("fails"));
+        assert!(err.contains("no CERTIFICATE"), "{err}");
+    }
+}
