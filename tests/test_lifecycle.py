@@ -9,7 +9,8 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from support.brokers import BROKER_KINDS, REPO_ROOT, BrokerError, SkeinBroker, http_get_status
+from support.brokers import (BROKER_KINDS, REPO_ROOT, BrokerError, SkeinBroker, http_get_status,
+                             skip_kafka_reference_outside_long_mode)
 from support.kafka_clients import high_watermarks, read_partitions
 
 CONFLUENT_KAFKA_DRIVER = REPO_ROOT / "conformance" / "confluent-kafka" / "run"
@@ -59,6 +60,7 @@ MAX_OUTSTANDING = 1000
 
 @pytest.mark.parametrize("kind", BROKER_KINDS)
 def test_sigkill_during_acks_all_produce_loses_no_acknowledged_message(kind, start_broker, new_topic):
+    skip_kafka_reference_outside_long_mode(kind)
     broker = start_broker(kind)
     topic = new_topic(broker, partitions=3)
 

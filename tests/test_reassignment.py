@@ -51,7 +51,7 @@ from contextlib import contextmanager
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from support.brokers import BROKER_KINDS
+from support.brokers import BROKER_KINDS, skip_kafka_reference_outside_long_mode
 from support.cluster import (KafkaClusterNode, SkeinClusterNode, make_cluster, run_kafka_tool,
                              skip_unless_cluster_available, started, tool_output)
 from support.kafka_clients import unique_topic_name
@@ -335,6 +335,7 @@ def test_reassignment_errors(healthy, tmp_path):
 
 @pytest.mark.timeout(420)
 def test_moving_replicas_onto_a_new_broker_under_load(healthy, record_property, tmp_path):
+    skip_kafka_reference_outside_long_mode(healthy.kind)
     cluster = healthy
     fourth = cluster.node(NEW_BROKER)
     topic = unique_topic_name("reassigned")

@@ -37,7 +37,7 @@ from support.kafka_tools import run_kafka_tool, tool_output
 
 CLIENT_TIMEOUT_SECONDS = 30
 # How long a client that cannot connect is given before the test looks at what it reported.
-REFUSED_CLIENT_SECONDS = 8
+REFUSED_CLIENT_SECONDS = 5
 RECORDS = 20
 
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"

@@ -324,6 +324,7 @@ pub fn controller_error(err: ControllerError) -> BrokerError {
             ControllerError::PreferredLeaderNotAvailable { .. } => BrokerError::PreferredLeaderNotAvailable(text),
             ControllerError::InvalidConfig(msg) => BrokerError::InvalidConfig(msg),
             ControllerError::InvalidRequest(msg) => BrokerError::InvalidRequest(msg),
+            ControllerError::ResourceNotFound(msg) => BrokerError::ResourceNotFound(msg),
         }
     }
 }

@@ -11,6 +11,7 @@
 //!   the server), and [`metrics::render`], the `/metrics` text with the gauges read from the broker's state.
 //! - [`replication`]: followers fetching from partition leaders, and leaders keeping their ISR current.
 //! - [`txn_markers`]: transaction markers written at partition leaders, here or on other brokers.
+//! - [`scram`]: SCRAM credentials (RFC 5802/7677) as Kafka derives and stores them.
 
 pub mod broker;
 pub mod broker_configs;
@@ -21,6 +22,7 @@ pub mod metrics;
 mod peer;
 pub mod replication;
 pub mod router;
+pub mod scram;
 mod state_log;
 pub mod topics;
 pub mod txn_log;

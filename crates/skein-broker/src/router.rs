@@ -172,6 +172,12 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
         ApiKey::DescribeAcls => respond(frame, |req, v| async move { handlers::describe_acls::handle(req, v) }).await,
         ApiKey::CreateAcls => respond(frame, |req, v| async move { handlers::create_acls::handle(req, v) }).await,
         ApiKey::DeleteAcls => respond(frame, |req, v| async move { handlers::delete_acls::handle(req, v) }).await,
+        ApiKey::DescribeUserScramCredentials => {
+            respond(frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, req, v)).await
+        }
+        ApiKey::AlterUserScramCredentials => {
+            respond(frame, |req, v| handlers::alter_user_scram_credentials::handle(broker, req, v)).await
+        }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

@@ -25,7 +25,7 @@ use crate::placement::{self, Candidate};
 use crate::records::{
     ConfigRecord, ConfigResource, ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataBatch, MetadataRecord,
     NO_LEADER, NodeId, PartitionChangeRecord, PartitionRecord, ProducerIdBlockRecord, RegisterBrokerRecord,
-    RemoveTopicRecord, TopicRecord, UnfenceBrokerRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UnfenceBrokerRecord, UserScramCredentialRecord,
 };
 use crate::types::{Raft, RaftNodeId, kafka_id};
 
@@ -149,6 +149,14 @@ pub enum ControllerRequest {
     },
     /// DescribeQuorum: every voter's progress, answered by the quorum leader (not a metadata change).
     DescribeQuorum,
+    /// AlterUserScramCredentials, checked by the broker already (mechanisms, iterations, duplicates): deletes and
+    /// sets credentials. A user any of whose deletions names a credential that does not exist fails as a whole.
+    AlterScramCredentials {
+        /// (user, mechanism type) to delete.
+        deletions: Vec<(String, i8)>,
+        /// Credentials to set.
+        upsertions: Vec<UserScramCredentialRecord>,
+    },
     /// ElectLeaders with election type UNCLEAN for one partition (KIP-460): only a partition without a live
     /// ISR leader gets one — from the live ISR if it can, else the first live replica, whatever
     /// `unclean.leader.election.enable` says (an operator asking for an unclean election accepts the loss).
@@ -219,6 +227,11 @@ pub enum ControllerResponse {
     ProducerIds(ProducerIdBlock),
     /// The quorum's state, from its leader.
     Quorum(crate::quorum::QuorumStatus),
+    /// AlterScramCredentials: the users whose alterations failed, each with why; the others are applied.
+    ScramCredentialsAltered {
+        /// User → the error of its alterations.
+        failed: Vec<(String, ControllerError)>,
+    },
 }
 
 /// A block of producer ids owned by one broker.
@@ -749,6 +762,26 @@ impl Controller {
                     size: 1,
                 })];
                 Ok((records, Finish::Ready(ControllerResponse::Done)))
+            }
+            ControllerRequest::AlterScramCredentials { deletions, upsertions } => {
+                let mut failed: Vec<(String, ControllerError)> = Vec::new();
+                for (name, mechanism) in &deletions {
+                    if image.scram_credential(name, *mechanism).is_none() && !failed.iter().any(|(f, _)| f == name) {
+                        // Kafka's wording.
+                        let message = "Attempt to delete a user credential that does not exist".to_owned();
+                        failed.push((name.clone(), ControllerError::ResourceNotFound(message)));
+                    }
+                }
+                let applies = |name: &String| !failed.iter().any(|(f, _)| f == name);
+                let records = deletions
+                    .into_iter()
+                    .filter(|(name, _)| applies(name))
+                    .map(|(name, mechanism)| {
+                        MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord { name, mechanism })
+                    })
+                    .chain(upsertions.into_iter().filter(|r| applies(&r.name)).map(MetadataRecord::UserScramCredential))
+                    .collect();
+                Ok((records, Finish::Ready(ControllerResponse::ScramCredentialsAltered { failed })))
             }
             ControllerRequest::DescribeQuorum => {
                 // Answered from Raft's state before reaching the controller (quorum.rs, network.rs).

@@ -125,6 +125,9 @@ pub enum ControllerError {
     /// The request is malformed (ISR not a subset of replicas, negative ids, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A credential to delete does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// The quorum is shutting down or its storage failed.
     #[error("metadata quorum unavailable: {0}")]
     Unavailable(String),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::records::{
     ConfigResource, ConfigResourceType, Endpoint, MetadataRecord, NO_LEADER, NodeId, PartitionChangeRecord,
-    PartitionRecord,
+    PartitionRecord, UserScramCredentialRecord,
 };
 
 /// A position in the metadata log: Raft index and the term of the entry there.
@@ -83,6 +83,9 @@ pub struct MetadataImage {
     topic_names: BTreeMap<Uuid, String>,
     configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     next_producer_id: i64,
+    /// SCRAM credentials: user name → mechanism type → credential. (Absent from images written before SCRAM.)
+    #[serde(default)]
+    scram_credentials: BTreeMap<String, BTreeMap<i8, UserScramCredentialRecord>>,
 }
 
 impl MetadataImage {
@@ -139,6 +142,16 @@ impl MetadataImage {
     /// Every resource with config overrides.
     pub fn all_configs(&self) -> &BTreeMap<ConfigResource, BTreeMap<String, String>> {
         &self.configs
+    }
+
+    /// Every user's SCRAM credentials, by user name and mechanism type.
+    pub fn scram_credentials(&self) -> &BTreeMap<String, BTreeMap<i8, UserScramCredentialRecord>> {
+        &self.scram_credentials
+    }
+
+    /// One user's SCRAM credential for one mechanism.
+    pub fn scram_credential(&self, name: &str, mechanism: i8) -> Option<&UserScramCredentialRecord> {
+        self.scram_credentials.get(name).and_then(|by_mechanism| by_mechanism.get(&mechanism))
     }
 
     /// The first producer id no block has been given out for.
@@ -221,6 +234,17 @@ impl MetadataImage {
             MetadataRecord::ProducerIdBlock(r) => {
                 let end = r.first_producer_id.saturating_add(i64::from(r.size));
                 self.next_producer_id = self.next_producer_id.max(end);
+            }
+            MetadataRecord::UserScramCredential(r) => {
+                self.scram_credentials.entry(r.name.clone()).or_default().insert(r.mechanism, r.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                if let Some(by_mechanism) = self.scram_credentials.get_mut(&r.name) {
+                    by_mechanism.remove(&r.mechanism);
+                    if by_mechanism.is_empty() {
+                        self.scram_credentials.remove(&r.name);
+                    }
+                }
             }
         }
     }

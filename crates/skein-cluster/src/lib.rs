@@ -93,6 +93,9 @@ pub use controller::{
 pub use error::{ControllerError, QuorumError};
 pub use image::{BrokerRegistration, MetadataImage, MetadataOffset, PartitionRegistration, TopicImage};
 pub use quorum::{ControllerClient, MetadataQuorum, QuorumStatus, VoterStatus};
-pub use records::{ConfigResource, ConfigResourceType, Endpoint, MetadataBatch, MetadataRecord, NO_LEADER, NodeId};
+pub use records::{
+    ConfigResource, ConfigResourceType, Endpoint, MetadataBatch, MetadataRecord, NO_LEADER, NodeId,
+    UserScramCredentialRecord,
+};
 /// Topic ids and incarnation ids are UUIDs of this crate's `uuid` version.
 pub use uuid::Uuid;

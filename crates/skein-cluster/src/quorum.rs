@@ -824,6 +824,18 @@ impl ControllerClient {
         self.submit(ControllerRequest::AlterConfigs { resource, changes }).await.map(|_| ())
     }
 
+    /// Deletes and sets SCRAM credentials; answers the users whose alterations failed, with why.
+    pub async fn alter_scram_credentials(
+        &self,
+        deletions: Vec<(String, i8)>,
+        upsertions: Vec<crate::records::UserScramCredentialRecord>,
+    ) -> Result<Vec<(String, ControllerError)>, ControllerError> {
+        match self.submit(ControllerRequest::AlterScramCredentials { deletions, upsertions }).await? {
+            ControllerResponse::ScramCredentialsAltered { failed } => Ok(failed),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// AlterPartition from a partition leader; answers the partition's new state.
     #[allow(clippy::too_many_arguments)]
     pub async fn alter_partition(

@@ -80,6 +80,10 @@ pub enum MetadataRecord {
     Config(ConfigRecord),
     /// A block of producer ids was handed to a broker.
     ProducerIdBlock(ProducerIdBlockRecord),
+    /// A user's SCRAM credential for one mechanism was set (AlterUserScramCredentials).
+    UserScramCredential(UserScramCredentialRecord),
+    /// A user's SCRAM credential for one mechanism was deleted.
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
 }
 
 /// A listener a broker advertises.
@@ -238,4 +242,31 @@ pub struct ProducerIdBlockRecord {
     pub first_producer_id: i64,
     /// Number of ids in the block.
     pub size: i32,
+}
+
+/// See [`MetadataRecord::UserScramCredential`]. What a SCRAM server needs to check a client's proof (RFC 5802):
+/// never the password, nor the salted password it is derived from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserScramCredentialRecord {
+    /// The user name (of principal `User:<name>`).
+    pub name: String,
+    /// Kafka's mechanism type: 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
+    pub mechanism: i8,
+    /// The salt the client salted its password with.
+    pub salt: Vec<u8>,
+    /// H(HMAC(SaltedPassword, "Client Key")).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+/// See [`MetadataRecord::RemoveUserScramCredential`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveUserScramCredentialRecord {
+    /// The user name.
+    pub name: String,
+    /// Kafka's mechanism type.
+    pub mechanism: i8,
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use skein_cluster::{
     ConfigResource, ConfigResourceType, ControllerError, MetadataImage, MetadataQuorum, NO_LEADER, NodeId,
-    QuorumConfig, QuorumError,
+    QuorumConfig, QuorumError, UserScramCredentialRecord,
 };
 use support::{endpoint, free_addr, init_tracing, tune, wait_until};
 use tempfile::TempDir;
@@ -244,6 +244,51 @@ async fn topics_created_through_a_follower_converge_and_spread_leaders() {
                 configs.is_some_and(|c| c.get("retention.ms").map(String::as_str) == Some("1000") && c.len() == 1)
                     && image.topic("orders").is_some_and(|t| t.partitions.len() == 8)
                     && image.topic("short-lived").is_none()
+            })
+            .await;
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_credentials_set_through_a_follower_reach_every_node() {
+    bounded(async {
+        let cluster = Cluster::start(3, |_| {}).await;
+        let leader = cluster.wait_leader(ELECTION_BUDGET).await;
+        let follower = cluster.node(cluster.follower(leader));
+        let credential = |name: &str, mechanism: i8| UserScramCredentialRecord {
+            name: name.to_owned(),
+            mechanism,
+            salt: b"salt".to_vec(),
+            stored_key: vec![1; 32],
+            server_key: vec![2; 32],
+            iterations: 4096,
+        };
+        let failed = follower
+            .controller()
+            .alter_scram_credentials(
+                Vec::new(),
+                vec![credential("alice", 1), credential("alice", 2), credential("bob", 1)],
+            )
+            .await
+            .unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+        // A user whose deletion names a missing credential fails as a whole; the others are applied.
+        let failed = follower
+            .controller()
+            .alter_scram_credentials(vec![("alice".into(), 1), ("bob".into(), 2)], vec![credential("bob", 1)])
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, "bob");
+        assert!(matches!(failed[0].1, ControllerError::ResourceNotFound(_)));
+        cluster
+            .converge(CONVERGE_BUDGET, "the credentials on every node", |image| {
+                image.scram_credential("alice", 1).is_none()
+                    && image.scram_credential("alice", 2) == Some(&credential("alice", 2))
+                    && image.scram_credential("bob", 1) == Some(&credential("bob", 1))
+                    && image.scram_credentials().len() == 2
             })
             .await;
         cluster.shutdown().await;

@@ -129,6 +129,18 @@ pub enum BrokerError {
     /// The ACL APIs without an authorizer (Skein has none yet); the message is Kafka's, which differs between APIs.
     #[error("{0}")]
     SecurityDisabled(&'static str),
+    /// A SCRAM mechanism Kafka does not know (AlterUserScramCredentials).
+    #[error("{0}")]
+    UnsupportedSaslMechanism(String),
+    /// A credential that does not exist was to be described or deleted.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The same user (or user and mechanism) twice in one request.
+    #[error("{0}")]
+    DuplicateResource(String),
+    /// A SCRAM credential Kafka would refuse (iterations out of bounds, an empty user name).
+    #[error("{0}")]
+    UnacceptableCredential(String),
     /// One request asked for more than Kafka's controller does in one operation (CreatePartitions past
     /// [`crate::MAX_PARTITIONS_PER_REQUEST`]); Kafka answers UNKNOWN_SERVER_ERROR.
     #[error("{0}")]
@@ -261,6 +273,10 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::SecurityDisabled(_) => ResponseError::SecurityDisabled,
+        BrokerError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+        BrokerError::ResourceNotFound(_) => ResponseError::ResourceNotFound,
+        BrokerError::DuplicateResource(_) => ResponseError::DuplicateResource,
+        BrokerError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
         BrokerError::TooManyRecordsInOperation(_) => ResponseError::UnknownServerError,
         BrokerError::GeneratedMemberIdTooLong { .. } => ResponseError::UnknownServerError,
         BrokerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
@@ -301,6 +317,10 @@ mod tests {
         assert_eq!(error_code(&BrokerError::InvalidRecords(Vec::new())), 87);
         assert_eq!(error_code(&BrokerError::InvalidTimestamps(Vec::new())), 32);
         assert_eq!(error_code(&BrokerError::SecurityDisabled("")), 54);
+        assert_eq!(error_code(&BrokerError::UnsupportedSaslMechanism(String::new())), 33);
+        assert_eq!(error_code(&BrokerError::ResourceNotFound(String::new())), 91);
+        assert_eq!(error_code(&BrokerError::DuplicateResource(String::new())), 92);
+        assert_eq!(error_code(&BrokerError::UnacceptableCredential(String::new())), 93);
         assert_eq!(error_code(&BrokerError::UnsupportedVersion { api_key: 0, version: 0 }), 35);
         assert_eq!(error_code(&BrokerError::OffsetOutOfRange { offset: 5, log_start_offset: 0, log_end_offset: 1 }), 1);
         assert_eq!(error_code(&BrokerError::InvalidRequiredAcks(2)), 21);

@@ -15,7 +15,10 @@ use kafka_protocol::messages::{
     DescribeClusterResponse, DescribeLogDirsResponse, DescribeProducersResponse, ElectLeadersResponse,
     IncrementalAlterConfigsResponse, ListPartitionReassignmentsResponse,
 };
-use kafka_protocol::messages::{CreateAclsResponse, DeleteAclsResponse, DescribeAclsResponse};
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsResponse, CreateAclsResponse, DeleteAclsResponse, DescribeAclsResponse,
+    DescribeUserScramCredentialsResponse,
+};
 use kafka_protocol::messages::{DescribeQuorumResponse, DescribeTopicPartitionsResponse, OffsetForLeaderEpochResponse};
 
 /// A response whose error codes are counted.
@@ -56,6 +59,18 @@ top_level_error_code!(
     ListPartitionReassignmentsResponse,
     DescribeAclsResponse,
 );
+
+impl ErrorCodes for AlterUserScramCredentialsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.results.iter().map(|r| r.error_code))
+    }
+}
+
+impl ErrorCodes for DescribeUserScramCredentialsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(std::iter::once(self.error_code).chain(self.results.iter().map(|r| r.error_code)))
+    }
+}
 
 impl ErrorCodes for CreateAclsResponse {
     fn error_codes(&self) -> Vec<i16> {
