@@ -40,7 +40,6 @@ import collections
 import contextlib
 import os
 import random
-import re
 import resource
 import selectors
 import signal
@@ -53,7 +52,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from support.brokers import BrokerError, SkeinBroker, make_broker, skein_binary
+from support.brokers import BrokerError, SkeinBroker, make_broker, metric_value, skein_binary
 from support.client_traffic import (admin_session, create_topics, group_session, java_available, java_session,
                                     kafka_python_session, produce_data, transactional_session)
 from support.frames import (PRODUCE, Mutant, Mutator, RecordingProxy, ResponseReader, api_key_version,
@@ -148,18 +147,6 @@ def start_skein(start_broker, config: dict):
         return start_broker("skein", config)
     except BrokerError as error:
         pytest.fail(f"Skein did not start with {config} (not implemented yet?):\n{error}")
-
-
-def metric_value(broker, name: str) -> float | None:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{broker.metrics_url}/metrics", timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return None
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else None
 
 
 def broker_state(broker) -> str:

@@ -18,11 +18,9 @@ Shown for both brokers:
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import time
-import urllib.request
 import uuid
 
 import pytest
@@ -30,7 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 
-from support.brokers import BROKER_KINDS, BrokerError, free_port, make_broker
+from support.brokers import BROKER_KINDS, BrokerError, free_port, make_broker, metric_value
 from support.certificates import make_certificates
 from support.kafka_clients import create_topic, unique_topic_name
 from support.kafka_tools import run_kafka_tool, tool_output
@@ -148,10 +146,7 @@ def tls_handshake_failures(broker: TlsBroker) -> float | None:
     """Skein's count of failed handshakes (None for Kafka)."""
     if broker.broker.kind != "skein":
         return None
-    with urllib.request.urlopen(f"{broker.broker.metrics_url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    match = re.search(r"^skein_tls_handshake_failures_total (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return metric_value(broker.broker, "skein_tls_handshake_failures_total") or 0.0
 
 
 # ------------------------------------------------------------------------------------------ server TLS

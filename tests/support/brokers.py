@@ -115,6 +115,19 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
+def metric_value(broker, name: str) -> float | None:
+    """A Skein broker's Prometheus sample `name` (without labels) from /metrics; None when absent or unreachable."""
+    import re
+
+    try:
+        with urllib.request.urlopen(f"{broker.metrics_url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: the kernel SIGKILLs the broker if the test process
     # dies without running its cleanup (e.g. killed by a stage timeout), so no broker outlives it.

@@ -12,6 +12,7 @@
 //! - [`replication`]: followers fetching from partition leaders, and leaders keeping their ISR current.
 //! - [`txn_markers`]: transaction markers written at partition leaders, here or on other brokers.
 //! - [`scram`]: SCRAM credentials (RFC 5802/7677) as Kafka derives and stores them.
+//! - [`sasl`]: a SASL listener's connections authenticating (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
 
 pub mod broker;
 pub mod broker_configs;
@@ -22,6 +23,7 @@ pub mod metrics;
 mod peer;
 pub mod replication;
 pub mod router;
+pub mod sasl;
 pub mod scram;
 mod state_log;
 pub mod topics;

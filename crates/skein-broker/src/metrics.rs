@@ -50,6 +50,7 @@ pub struct Metrics {
     connections_accepted: IntCounter,
     connections_refused: IntCounter,
     tls_handshake_failures: IntCounter,
+    sasl_authentication_failures: IntCounter,
     connections_active: IntGauge,
     protocol_errors: IntCounter,
     compacted_records: IntCounter,
@@ -124,6 +125,12 @@ impl Metrics {
              client certificate, no common protocol version or cipher suite, not TLS at all).",
         )?;
         registry.register(Box::new(tls_handshake_failures.clone()))?;
+        let sasl_authentication_failures = IntCounter::new(
+            "skein_sasl_authentication_failures_total",
+            "SASL authentications that failed (wrong password, unknown user, a malformed exchange); each closed \
+             its connection.",
+        )?;
+        registry.register(Box::new(sasl_authentication_failures.clone()))?;
         let connections_active = IntGauge::new("skein_connections_active", "Client connections open now.")?;
         registry.register(Box::new(connections_active.clone()))?;
         let protocol_errors = IntCounter::new(
@@ -166,6 +173,7 @@ impl Metrics {
             connections_accepted,
             connections_refused,
             tls_handshake_failures,
+            sasl_authentication_failures,
             connections_active,
             protocol_errors,
             compacted_records,
@@ -268,6 +276,11 @@ impl Metrics {
     /// A connection to an SSL listener failed its TLS handshake.
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.inc();
+    }
+
+    /// A SASL authentication failed.
+    pub fn sasl_authentication_failed(&self) {
+        self.sasl_authentication_failures.inc();
     }
 
     /// A client connection ended; `protocol_error` if it was closed for breaking the protocol.

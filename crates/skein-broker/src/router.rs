@@ -172,6 +172,26 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
         ApiKey::DescribeAcls => respond(frame, |req, v| async move { handlers::describe_acls::handle(req, v) }).await,
         ApiKey::CreateAcls => respond(frame, |req, v| async move { handlers::create_acls::handle(req, v) }).await,
         ApiKey::DeleteAcls => respond(frame, |req, v| async move { handlers::delete_acls::handle(req, v) }).await,
+        // Only a SASL listener's unauthenticated connection authenticates (crate::sasl); here the state is wrong.
+        ApiKey::SaslHandshake => {
+            respond(frame, |req: kafka_protocol::messages::SaslHandshakeRequest, _| async move {
+                let err = BrokerError::IllegalSaslState(format!(
+                    "Unexpected handshake request with client mechanism {}",
+                    req.mechanism.as_str()
+                ));
+                kafka_protocol::messages::SaslHandshakeResponse::default().with_error_code(skein_core::error_code(&err))
+            })
+            .await
+        }
+        ApiKey::SaslAuthenticate => {
+            respond(frame, |_: kafka_protocol::messages::SaslAuthenticateRequest, _| async move {
+                let err = BrokerError::IllegalSaslState("Unexpected Kafka request of type SASL_AUTHENTICATE".into());
+                kafka_protocol::messages::SaslAuthenticateResponse::default()
+                    .with_error_code(skein_core::error_code(&err))
+                    .with_error_message(handlers::message(err.to_string()))
+            })
+            .await
+        }
         ApiKey::DescribeUserScramCredentials => {
             respond(frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, req, v)).await
         }

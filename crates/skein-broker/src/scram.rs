@@ -69,6 +69,16 @@ impl ScramMechanism {
         out
     }
 
+    /// HMAC(key, data) with this mechanism's hash.
+    pub fn hmac_sign(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        hmac::sign(&hmac::Key::new(self.hmac(), key), data).as_ref().to_vec()
+    }
+
+    /// H(data) with this mechanism's hash.
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
+        digest::digest(self.digest(), data).as_ref().to_vec()
+    }
+
     /// (StoredKey, ServerKey) from a salted password: StoredKey := H(HMAC(SaltedPassword, "Client Key")),
     /// ServerKey := HMAC(SaltedPassword, "Server Key").
     pub fn stored_and_server_keys(self, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
@@ -78,6 +88,11 @@ impl ScramMechanism {
         let server_key = hmac::sign(&key, b"Server Key").as_ref().to_vec();
         (stored_key, server_key)
     }
+}
+
+/// Whether two keys are equal, comparing every byte whatever the first difference (no timing hint).
+pub fn keys_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |differences, (x, y)| differences | (x ^ y)) == 0
 }
 
 #[cfg(test)]

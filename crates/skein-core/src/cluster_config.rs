@@ -201,36 +201,32 @@ impl BrokerConfig {
                 }
             };
             let is_controller_listener = controller_names.contains(&listener.name);
-            match protocol {
-                SecurityProtocol::Plaintext => {}
-                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => problems.push(format!(
-                    "listener {}: security protocol {} is not supported yet (PLAINTEXT and SSL are)",
+            let between_brokers = listener.name == inter_broker_name && self.controller_quorum_voters.is_some();
+            if protocol != SecurityProtocol::Plaintext && is_controller_listener {
+                // Brokers and controllers talk to each other in plain text for now.
+                problems.push(format!(
+                    "listener {}: the metadata quorum's listener must be PLAINTEXT ({} between controllers is not \
+                     supported yet)",
                     listener.name,
                     protocol.name()
-                )),
-                // Brokers and controllers talk to each other in plain text for now.
-                SecurityProtocol::Ssl if is_controller_listener => problems.push(format!(
-                    "listener {}: the metadata quorum's listener must be PLAINTEXT (SSL between controllers is \
-                     not supported yet)",
-                    listener.name
-                )),
-                SecurityProtocol::Ssl
-                    if listener.name == inter_broker_name && self.controller_quorum_voters.is_some() =>
-                {
-                    problems.push(format!(
-                        "listener {}: in a cluster, inter.broker.listener.name must name a PLAINTEXT listener (SSL \
+                ));
+            } else if protocol != SecurityProtocol::Plaintext && between_brokers {
+                problems.push(format!(
+                    "listener {}: in a cluster, inter.broker.listener.name must name a PLAINTEXT listener ({} \
                      between brokers is not supported yet)",
-                        listener.name
-                    ));
-                    if let Err(ssl_problems) = self.ssl_settings(&listener.name) {
-                        problems.extend(ssl_problems);
-                    }
-                }
-                SecurityProtocol::Ssl => {
-                    if let Err(ssl_problems) = self.ssl_settings(&listener.name) {
-                        problems.extend(ssl_problems);
-                    }
-                }
+                    listener.name,
+                    protocol.name()
+                ));
+            }
+            if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+                && let Err(ssl_problems) = self.ssl_settings(&listener.name)
+            {
+                problems.extend(ssl_problems);
+            }
+            if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+                && let Err(sasl_problems) = self.sasl_mechanisms(&listener.name)
+            {
+                problems.extend(sasl_problems);
             }
             listener_protocols.insert(listener.name.clone(), protocol);
         }
@@ -420,8 +416,10 @@ mod tests {
             listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,CONTROLLER:PLAINTEXT".into(),
             ..config.clone()
         };
-        let problems = sasl.cluster_layout().expect_err("invalid").join("\n");
-        assert!(problems.contains("SASL_SSL is not supported yet"), "{problems}");
+        assert_eq!(sasl.cluster_layout().expect("valid").security_protocol("SSL"), SecurityProtocol::SaslSsl);
+        let gssapi = BrokerConfig { sasl_enabled_mechanisms: "GSSAPI,PLAIN".into(), ..sasl.clone() };
+        let problems = gssapi.cluster_layout().expect_err("invalid").join("\n");
+        assert!(problems.contains("sasl.enabled.mechanisms: GSSAPI is not supported"), "{problems}");
 
         let ssl_between_brokers = BrokerConfig {
             listeners: Some("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094".into()),

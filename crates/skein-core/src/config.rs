@@ -236,6 +236,9 @@ pub struct BrokerConfig {
     pub ssl_client_auth: String,
     #[serde(rename = "ssl.enabled.protocols")]
     pub ssl_enabled_protocols: String,
+    /// The SASL mechanisms SASL listeners offer.
+    #[serde(rename = "sasl.enabled.mechanisms")]
+    pub sasl_enabled_mechanisms: String,
     /// `listener.name.<name>.<key>` settings, keyed `<NAME>.<key>` (the listener name upper-cased).
     #[serde(skip)]
     pub listener_overrides: BTreeMap<String, String>,
@@ -327,6 +330,7 @@ impl Default for BrokerConfig {
             ssl_truststore_certificates: None,
             ssl_client_auth: "none".into(),
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
+            sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
             listener_overrides: BTreeMap::new(),
             explicitly_set: BTreeSet::new(),
         }

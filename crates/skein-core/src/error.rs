@@ -129,6 +129,13 @@ pub enum BrokerError {
     /// The ACL APIs without an authorizer (Skein has none yet); the message is Kafka's, which differs between APIs.
     #[error("{0}")]
     SecurityDisabled(&'static str),
+    /// SASL authentication failed (wrong password, unknown user, a malformed exchange); Kafka's message.
+    #[error("{0}")]
+    SaslAuthenticationFailed(String),
+    /// A SASL request where the connection's state does not allow it (a handshake on a plaintext listener, or
+    /// after authentication).
+    #[error("{0}")]
+    IllegalSaslState(String),
     /// A SCRAM mechanism Kafka does not know (AlterUserScramCredentials).
     #[error("{0}")]
     UnsupportedSaslMechanism(String),
@@ -274,6 +281,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::SecurityDisabled(_) => ResponseError::SecurityDisabled,
         BrokerError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+        BrokerError::SaslAuthenticationFailed(_) => ResponseError::SaslAuthenticationFailed,
+        BrokerError::IllegalSaslState(_) => ResponseError::IllegalSaslState,
         BrokerError::ResourceNotFound(_) => ResponseError::ResourceNotFound,
         BrokerError::DuplicateResource(_) => ResponseError::DuplicateResource,
         BrokerError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
@@ -319,6 +328,8 @@ mod tests {
         assert_eq!(error_code(&BrokerError::SecurityDisabled("")), 54);
         assert_eq!(error_code(&BrokerError::UnsupportedSaslMechanism(String::new())), 33);
         assert_eq!(error_code(&BrokerError::ResourceNotFound(String::new())), 91);
+        assert_eq!(error_code(&BrokerError::SaslAuthenticationFailed(String::new())), 58);
+        assert_eq!(error_code(&BrokerError::IllegalSaslState(String::new())), 34);
         assert_eq!(error_code(&BrokerError::DuplicateResource(String::new())), 92);
         assert_eq!(error_code(&BrokerError::UnacceptableCredential(String::new())), 93);
         assert_eq!(error_code(&BrokerError::UnsupportedVersion { api_key: 0, version: 0 }), 35);

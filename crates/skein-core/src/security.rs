@@ -6,6 +6,9 @@
 //! (`ssl.keystore.location`) or the same given inline (`ssl.keystore.key`, `ssl.keystore.certificate.chain`);
 //! a trust store is a PEM file of CA certificates (`ssl.truststore.location`) or the same inline
 //! (`ssl.truststore.certificates`). Encrypted private keys (`ssl.key.password`) are not read.
+//!
+//! A SASL listener's mechanisms come from `sasl.enabled.mechanisms` (Skein's default: PLAIN, SCRAM-SHA-256 and
+//! SCRAM-SHA-512; Kafka's is GSSAPI, which Skein does not serve).
 
 use crate::config::BrokerConfig;
 
@@ -49,8 +52,9 @@ impl SecurityProtocol {
     }
 }
 
-/// The `ssl.*` keys a listener may override with `listener.name.<name>.<key>`.
-pub const SSL_KEYS: &[&str] = &[
+/// The keys a listener may override with `listener.name.<name>.<key>`.
+pub const LISTENER_KEYS: &[&str] = &[
+    "sasl.enabled.mechanisms",
     "ssl.keystore.type",
     "ssl.keystore.location",
     "ssl.keystore.certificate.chain",
@@ -124,6 +128,7 @@ impl BrokerConfig {
             "ssl.truststore.certificates" => self.ssl_truststore_certificates.clone(),
             "ssl.client.auth" => Some(self.ssl_client_auth.clone()),
             "ssl.enabled.protocols" => Some(self.ssl_enabled_protocols.clone()),
+            "sasl.enabled.mechanisms" => Some(self.sasl_enabled_mechanisms.clone()),
             _ => None,
         };
         value.filter(|v| !v.trim().is_empty())
@@ -215,12 +220,38 @@ impl BrokerConfig {
     }
 }
 
+/// The SASL mechanisms Skein serves.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+impl BrokerConfig {
+    /// The SASL mechanisms of SASL listener `listener` (`sasl.enabled.mechanisms`, or its listener override).
+    pub fn sasl_mechanisms(&self, listener: &str) -> Result<Vec<String>, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut mechanisms = Vec::new();
+        let text = self.listener_setting(listener, "sasl.enabled.mechanisms").unwrap_or_default();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if SASL_MECHANISMS.contains(&name) {
+                mechanisms.push(name.to_owned());
+            } else {
+                problems.push(format!(
+                    "listener {listener}: sasl.enabled.mechanisms: {name} is not supported ({} are)",
+                    SASL_MECHANISMS.join(", ")
+                ));
+            }
+        }
+        if mechanisms.is_empty() && problems.is_empty() {
+            problems.push(format!("listener {listener}: sasl.enabled.mechanisms names no mechanism"));
+        }
+        if problems.is_empty() { Ok(mechanisms) } else { Err(problems) }
+    }
+}
+
 /// Splits `listener.name.<name>.<key>` into the upper-case listener name and a known `ssl.*` key.
 pub fn parse_listener_override(key: &str) -> Result<(String, &'static str), String> {
     let rest = key
         .strip_prefix("listener.name.")
         .ok_or_else(|| format!("'{key}' is not a listener.name.<listener>.<setting> key"))?;
-    for known in SSL_KEYS {
+    for known in LISTENER_KEYS {
         if let Some(name) = rest.strip_suffix(known).and_then(|n| n.strip_suffix('.'))
             && !name.is_empty()
             && !name.contains('.')
@@ -230,7 +261,7 @@ pub fn parse_listener_override(key: &str) -> Result<(String, &'static str), Stri
     }
     Err(format!(
         "unknown key '{key}': per-listener settings are listener.name.<listener>.<setting> with one of {}",
-        SSL_KEYS.join(", ")
+        LISTENER_KEYS.join(", ")
     ))
 }
 

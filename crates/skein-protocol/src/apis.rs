@@ -56,6 +56,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    // SASL listeners authenticate with these (KIP-152); elsewhere they are answered ILLEGAL_SASL_STATE, as Kafka.
+    // Handshake v0 (raw tokens after it) is not served.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     // KIP-554: SCRAM credentials, kept in the metadata log.
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),

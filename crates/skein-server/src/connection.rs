@@ -4,10 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skein_broker::sasl::SaslSession;
 use skein_broker::{Broker, Outcome, handle_request};
 use skein_protocol::{check_frame_length, decode_request_frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
+
+/// How long a failed SASL authentication waits before its answer (Kafka's connection.failed.authentication.delay.ms).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
 
 /// Limits of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +32,8 @@ pub enum Closed {
     /// The client broke the protocol (bad length, malformed header or body, unknown api): only this connection closes.
     ProtocolError(String),
     Io(std::io::Error),
+    /// SASL authentication failed (answered SASL_AUTHENTICATION_FAILED first).
+    AuthenticationFailed(String),
     /// An SSL listener's TLS handshake failed (no shared version, an untrusted or missing client certificate).
     TlsHandshake(String),
 }
@@ -40,6 +46,7 @@ pub async fn serve<S>(
     peer: SocketAddr,
     listener: Arc<str>,
     settings: ConnectionSettings,
+    mut sasl: Option<SaslSession>,
     shutdown: CancellationToken,
 ) -> Closed
 where
@@ -81,7 +88,24 @@ where
         };
         let api_key = frame.api_key;
         let correlation_id = frame.correlation_id;
-        match handle_request(&broker, frame, &client_host, &listener).await {
+        let (outcome, close_after) = match sasl.as_mut().filter(|session| !session.is_authenticated()) {
+            Some(session) => {
+                let step = session.serve(&broker, frame, &client_host, &listener).await;
+                (step.outcome, step.close_after)
+            }
+            None => (handle_request(&broker, frame, &client_host, &listener).await, None),
+        };
+        if let Some(reason) = close_after {
+            if let Outcome::Respond { frame, .. } = outcome {
+                // Kafka answers a failed authentication after connection.failed.authentication.delay.ms (100 ms),
+                // which slows down password guessing, then closes.
+                tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+                let _ = writer.write_all(&frame).await;
+                let _ = writer.flush().await;
+            }
+            return Closed::AuthenticationFailed(reason);
+        }
+        match outcome {
             Outcome::Respond { frame, .. } => {
                 if let Err(err) = writer.write_all(&frame).await {
                     return Closed::Io(err);

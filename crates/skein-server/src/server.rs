@@ -9,6 +9,7 @@ use anyhow::Context;
 use std::net::SocketAddr;
 
 use skein_broker::broker_configs::DynamicLevel;
+use skein_broker::sasl::{SaslMechanism, SaslSession};
 use skein_broker::{Broker, ClusterMember, Metrics};
 use skein_cluster::{MetadataQuorum, QuorumConfig};
 use skein_core::security::SecurityProtocol;
@@ -101,21 +102,32 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 
     let mut listeners = Vec::new();
     for listener in &layout.client_listeners {
-        let tls = match layout.security_protocol(&listener.name) {
-            SecurityProtocol::Ssl => {
+        let protocol = layout.security_protocol(&listener.name);
+        let tls = match protocol {
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
                 let settings = broker
                     .config
                     .ssl_settings(&listener.name)
                     .map_err(|problems| anyhow::anyhow!("listener {}: {}", listener.name, problems.join("; ")))?;
                 Some(tls::acceptor(&listener.name, &settings)?)
             }
-            _ => None,
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
+        };
+        let sasl = match protocol {
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                let names = broker
+                    .config
+                    .sasl_mechanisms(&listener.name)
+                    .map_err(|problems| anyhow::anyhow!("listener {}: {}", listener.name, problems.join("; ")))?;
+                Some(Arc::new(names.iter().filter_map(|name| SaslMechanism::parse(name)).collect::<Vec<_>>()))
+            }
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => None,
         };
         let address = listener.address();
         let bound = TcpListener::bind(&address)
             .await
             .with_context(|| format!("cannot listen on {} {address}", listener.name))?;
-        listeners.push((Arc::<str>::from(listener.name.as_str()), bound, tls));
+        listeners.push((Arc::<str>::from(listener.name.as_str()), bound, ListenerSecurity { tls, sasl }));
     }
     let metrics_listener = TcpListener::bind(&broker.config.metrics_listen)
         .await
@@ -207,12 +219,12 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let accept =
         Accept { settings: connection_settings, limits, refusal_log, protocol_error_log, tracker: tracker.clone() };
     let stop_accepting = CancellationToken::new();
-    for (name, listener, tls) in listeners {
+    for (name, listener, security) in listeners {
         tracker.spawn(accept.clone().run(
             Arc::clone(&broker),
             name,
             listener,
-            tls,
+            security,
             stop_accepting.clone(),
             shutdown.clone(),
         ));
@@ -234,6 +246,12 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     Ok(())
 }
 
+/// A listener's security: TLS (SSL, SASL_SSL) and SASL mechanisms (SASL_PLAINTEXT, SASL_SSL).
+struct ListenerSecurity {
+    tls: Option<TlsAcceptor>,
+    sasl: Option<Arc<Vec<SaslMechanism>>>,
+}
+
 /// What accepting connections needs, shared by every client listener.
 #[derive(Clone)]
 struct Accept {
@@ -245,14 +263,15 @@ struct Accept {
 }
 
 impl Accept {
-    /// Accepts on one listener until `stop`; each connection runs until `shutdown`. With `tls` (an SSL
-    /// listener) a connection first completes its TLS handshake, within `connections.max.idle.ms`.
+    /// Accepts on one listener until `stop`; each connection runs until `shutdown`. With TLS (SSL and SASL_SSL
+    /// listeners) a connection first completes its TLS handshake, within `connections.max.idle.ms`; with SASL it
+    /// then authenticates before anything else is served.
     async fn run(
         self,
         broker: Arc<Broker>,
         name: Arc<str>,
         listener: TcpListener,
-        tls: Option<TlsAcceptor>,
+        security: ListenerSecurity,
         stop: CancellationToken,
         shutdown: CancellationToken,
     ) {
@@ -288,13 +307,14 @@ impl Accept {
             let protocol_error_log = Arc::clone(&self.protocol_error_log);
             let settings = self.settings;
             let name = Arc::clone(&name);
-            let tls = tls.clone();
+            let tls = security.tls.clone();
+            let sasl = security.sasl.as_ref().map(|mechanisms| SaslSession::new(mechanisms.as_ref().clone()));
             self.tracker.spawn(async move {
                 let metrics = Arc::clone(&broker.metrics);
                 let closed = match tls {
-                    None => connection::serve(broker, stream, peer, name, settings, token).await,
+                    None => connection::serve(broker, stream, peer, name, settings, sasl, token).await,
                     Some(tls) => match tokio::time::timeout(settings.max_idle, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => connection::serve(broker, stream, peer, name, settings, token).await,
+                        Ok(Ok(stream)) => connection::serve(broker, stream, peer, name, settings, sasl, token).await,
                         Ok(Err(err)) => {
                             metrics.tls_handshake_failed();
                             Closed::TlsHandshake(err.to_string())
@@ -314,6 +334,7 @@ impl Accept {
                         None => tracing::debug!(%peer, reason = %reason.escape_debug(), "closing connection: protocol error"),
                     },
                     Closed::Io(err) => tracing::debug!(%peer, error = %err, "connection I/O error"),
+                    Closed::AuthenticationFailed(reason) => tracing::debug!(%peer, %reason, "authentication failed"),
                     Closed::TlsHandshake(reason) => match protocol_error_log.allow() {
                         Some(suppressed) => tracing::info!(%peer, %reason, suppressed, "TLS handshake failed"),
                         None => tracing::debug!(%peer, %reason, "TLS handshake failed"),

@@ -58,6 +58,8 @@ top_level_error_code!(
     DescribeClusterResponse,
     ListPartitionReassignmentsResponse,
     DescribeAclsResponse,
+    kafka_protocol::messages::SaslHandshakeResponse,
+    kafka_protocol::messages::SaslAuthenticateResponse,
 );
 
 impl ErrorCodes for AlterUserScramCredentialsResponse {

@@ -1,0 +1,241 @@
+"""SASL authentication (SASL_PLAINTEXT and SASL_SSL listeners; PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with stock
+clients, against Apache Kafka (the reference) and Skein with the same listeners and users.
+
+Users are SCRAM credentials created with AlterUserScramCredentials over the PLAINTEXT listener. Kafka's PLAIN
+reads its users from the listener's JAAS config (given the same password here); Skein checks a PLAIN password
+against the user's SCRAM credential, its one store of users.
+
+Shown for both brokers: confluent-kafka with each mechanism, kafka-python and the Java console tools (SCRAM)
+produce and consume after authenticating; a wrong password or an unknown user gets SASL_AUTHENTICATION_FAILED
+with Kafka's message and the connection closed; a request other than ApiVersions or SaslHandshake before
+authentication closes the connection unanswered.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+from kafka import KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KpTopicPartition
+
+from support.brokers import BROKER_KINDS, free_port, make_broker, metric_value
+from support.certificates import make_certificates
+from support.kafka_clients import create_topic, unique_topic_name
+from support.kafka_tools import run_kafka_tool, tool_output
+
+CLIENT_TIMEOUT_SECONDS = 30
+REFUSED_CLIENT_SECONDS = 5
+RECORDS = 10
+USER, PASSWORD = "alice", "alice-secret"
+MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+
+# Metadata v1, correlation id 7, client id "client1", all topics: not allowed before authentication.
+METADATA_V1 = b"\x00\x00\x00\x15\x00\x03\x00\x01\x00\x00\x00\x07\x00\x07client1\xff\xff\xff\xff"
+
+
+class SaslBroker:
+    """A broker with PLAINTEXT (`plaintext`), SASL_PLAINTEXT (`sasl`) and SASL_SSL (`sasl_ssl`) listeners, and
+    user alice with SCRAM-SHA-256 and SCRAM-SHA-512 credentials."""
+
+    def __init__(self, kind: str, certificates):
+        self.kind = kind
+        self.broker = make_broker(kind)
+        self.plaintext = self.broker.bootstrap
+        self.sasl = f"127.0.0.1:{free_port()}"
+        self.sasl_ssl = f"127.0.0.1:{free_port()}"
+        config = {
+            "listener.security.protocol.map":
+                "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": ",".join(MECHANISMS),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(certificates.server.bundle),
+        }
+        listeners = f"PLAINTEXT://{self.plaintext},SASL_PLAINTEXT://{self.sasl},SASL_SSL://{self.sasl_ssl}"
+        if kind == "kafka":
+            config["listeners"] = f"{listeners},CONTROLLER://127.0.0.1:{self.broker.controller_port}"
+            config["advertised.listeners"] = listeners
+            plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{USER}="{PASSWORD}";'
+            scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            for listener in ("sasl_plaintext", "sasl_ssl"):
+                config[f"listener.name.{listener}.plain.sasl.jaas.config"] = plain
+                for mechanism in ("scram-sha-256", "scram-sha-512"):
+                    config[f"listener.name.{listener}.{mechanism}.sasl.jaas.config"] = scram
+        else:
+            config["listeners"] = listeners
+        self.broker.config.update(config)
+
+    def __enter__(self) -> "SaslBroker":
+        self.broker.start()
+        admin = AdminClient({"bootstrap.servers": self.plaintext})
+        for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+            futures = admin.alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(USER, ScramCredentialInfo(mechanism, 4096), PASSWORD.encode())],
+                request_timeout=CLIENT_TIMEOUT_SECONDS)
+            for future in futures.values():
+                future.result(timeout=CLIENT_TIMEOUT_SECONDS)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.broker.close()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture(scope="module", params=BROKER_KINDS)
+def broker(request, certificates):
+    with SaslBroker(request.param, certificates) as started:
+        yield started
+
+
+def sasl_config(bootstrap: str, mechanism: str, user: str = USER, password: str = PASSWORD, ca=None) -> dict:
+    config = {"bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL" if ca else "SASL_PLAINTEXT",
+              "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password}
+    if ca is not None:
+        config["ssl.ca.location"] = str(ca)
+    return config
+
+
+def produce_and_consume(config: dict, topic: str, tag: str) -> list[bytes]:
+    producer = Producer({**config, "acks": "all"})
+    for i in range(RECORDS):
+        producer.produce(topic, value=f"{tag}-{i}".encode(), partition=0)
+    assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0, f"records left unsent ({tag})"
+    end = producer.list_topics(topic, timeout=CLIENT_TIMEOUT_SECONDS)
+    assert topic in end.topics
+    consumer = Consumer({**config, "group.id": f"g-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=CLIENT_TIMEOUT_SECONDS)
+        consumer.assign([TopicPartition(topic, 0, high - RECORDS)])
+        values = []
+        deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+        while len(values) < RECORDS and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error():
+                raise KafkaException(message.error())
+            values.append(message.value())
+        return values
+    finally:
+        consumer.close()
+
+
+def authentication_errors(config: dict) -> list[str]:
+    """The authentication errors a confluent-kafka client reports (Kafka's message, without librdkafka's
+    prefix and timing)."""
+    errors: list[KafkaError] = []
+    producer = Producer({**config, "error_cb": errors.append, "reconnect.backoff.ms": 500})
+    with pytest.raises(KafkaException):
+        producer.list_topics(timeout=REFUSED_CLIENT_SECONDS)
+    producer.poll(0.5)
+    messages = []
+    for error in errors:
+        if error.code() == KafkaError._AUTHENTICATION:
+            text = re.sub(r" \(after \d+ms in state \w+\)", "", error.str())
+            messages.append(re.sub(r"^.*SASL authentication error: ", "", text))
+    return sorted(set(messages))
+
+
+def sasl_failures(broker: SaslBroker) -> float | None:
+    """Skein's count of failed authentications (None for Kafka)."""
+    if broker.kind != "skein":
+        return None
+    return metric_value(broker.broker, "skein_sasl_authentication_failures_total") or 0.0
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_confluent_kafka_authenticates_with_each_mechanism(broker, mechanism):
+    topic = unique_topic_name("sasl")
+    create_topic(broker.plaintext, topic, partitions=1)
+    assert produce_and_consume(sasl_config(broker.sasl, mechanism), topic, mechanism) == \
+        [f"{mechanism}-{i}".encode() for i in range(RECORDS)]
+
+
+def test_sasl_ssl_with_scram(broker, certificates):
+    topic = unique_topic_name("sasl-ssl")
+    create_topic(broker.plaintext, topic, partitions=1)
+    config = sasl_config(broker.sasl_ssl, "SCRAM-SHA-512", ca=certificates.ca)
+    metadata = Producer(config).list_topics(timeout=CLIENT_TIMEOUT_SECONDS)
+    assert [b.port for b in metadata.brokers.values()] == [int(broker.sasl_ssl.rsplit(":", 1)[1])]
+    assert produce_and_consume(config, topic, "tls") == [f"tls-{i}".encode() for i in range(RECORDS)]
+
+
+def test_kafka_python_and_java_clients_authenticate_with_scram(broker, tmp_path):
+    topic = unique_topic_name("sasl-clients")
+    create_topic(broker.plaintext, topic, partitions=1)
+    settings = dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+                    sasl_plain_username=USER, sasl_plain_password=PASSWORD)
+    producer = KafkaProducer(bootstrap_servers=broker.sasl, acks="all", **settings)
+    for i in range(RECORDS):
+        producer.send(topic, value=f"kafka-python-{i}".encode(), partition=0)
+    producer.flush(timeout=CLIENT_TIMEOUT_SECONDS)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=broker.sasl, enable_auto_commit=False, consumer_timeout_ms=10_000,
+                             **settings)
+    consumer.assign([KpTopicPartition(topic, 0)])
+    consumer.seek(KpTopicPartition(topic, 0), 0)
+    values = [record.value for _, record in zip(range(RECORDS), consumer)]
+    consumer.close()
+    assert values == [f"kafka-python-{i}".encode() for i in range(RECORDS)]
+
+    client_properties = tmp_path / "sasl-client.properties"
+    client_properties.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{USER}" password="{PASSWORD}";\n')
+    lines = [f"java-{i}" for i in range(RECORDS)]
+    produced = run_kafka_tool(CONSOLE_PRODUCER, "--bootstrap-server", broker.sasl, "--topic", topic,
+                              "--command-config", str(client_properties), "--producer-property", "acks=all",
+                              input_text="\n".join(lines) + "\n")
+    assert produced.returncode == 0, tool_output(produced)
+    consumed = run_kafka_tool(CONSOLE_CONSUMER, "--bootstrap-server", broker.sasl, "--topic", topic,
+                              "--partition", "0", "--offset", str(RECORDS), "--max-messages", str(RECORDS),
+                              "--timeout-ms", "30000", "--command-config", str(client_properties))
+    assert consumed.returncode == 0, tool_output(consumed)
+    assert consumed.stdout.split() == lines, tool_output(consumed)
+
+
+def test_wrong_credentials_are_refused_with_kafkas_messages(broker):
+    before = sasl_failures(broker)
+    scram_failure = "Authentication failed during authentication due to invalid credentials with SASL mechanism {}"
+    cases = {
+        ("PLAIN", USER, "wrong"): "Authentication failed: Invalid username or password",
+        ("PLAIN", "mallory", PASSWORD): "Authentication failed: Invalid username or password",
+        ("SCRAM-SHA-256", USER, "wrong"): scram_failure.format("SCRAM-SHA-256"),
+        ("SCRAM-SHA-512", "mallory", PASSWORD): scram_failure.format("SCRAM-SHA-512"),
+    }
+    for (mechanism, user, password), message in cases.items():
+        seen = authentication_errors(sasl_config(broker.sasl, mechanism, user, password))
+        assert seen == [message], (mechanism, user, seen)
+    if before is not None:
+        assert sasl_failures(broker) >= before + len(cases)
+    # Right after, the right password still works: nothing is locked.
+    assert Producer(sasl_config(broker.sasl, "SCRAM-SHA-256")).list_topics(timeout=CLIENT_TIMEOUT_SECONDS).brokers
+
+
+def test_requests_before_authentication_close_the_connection(broker):
+    with socket.create_connection(tuple_address(broker.sasl), timeout=10) as raw:
+        raw.sendall(METADATA_V1)
+        try:
+            reply = raw.recv(4096)
+        except ConnectionResetError:
+            reply = b""
+    assert reply == b"", f"answered before authentication: {reply!r}"
+    assert Producer(sasl_config(broker.sasl, "PLAIN")).list_topics(timeout=CLIENT_TIMEOUT_SECONDS).brokers
+
+
+def tuple_address(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
