@@ -8,13 +8,16 @@ against the user's SCRAM credential, its one store of users.
 Shown for both brokers: confluent-kafka with each mechanism, kafka-python and the Java console tools (SCRAM)
 produce and consume after authenticating; a wrong password or an unknown user gets SASL_AUTHENTICATION_FAILED
 with Kafka's message and the connection closed; a request other than ApiVersions or SaslHandshake before
-authentication closes the connection unanswered.
+authentication closes the connection unanswered, and so does a frame larger than sasl.server.max.receive.size;
+with connections.max.reauth.ms (KIP-368) clients re-authenticate on their connections and keep working, and a
+connection whose session ran out is closed at its next request.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import struct
 import time
 import uuid
 
@@ -32,6 +35,7 @@ from support.kafka_tools import run_kafka_tool, tool_output
 CLIENT_TIMEOUT_SECONDS = 30
 REFUSED_CLIENT_SECONDS = 5
 RECORDS = 10
+SESSION_SECONDS = 4
 USER, PASSWORD = "alice", "alice-secret"
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -56,6 +60,8 @@ class SaslBroker:
             "listener.security.protocol.map":
                 "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
             "sasl.enabled.mechanisms": ",".join(MECHANISMS),
+            # KIP-368: sessions last SESSION_SECONDS; clients re-authenticate on their connections.
+            "connections.max.reauth.ms": SESSION_SECONDS * 1000,
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(certificates.server.bundle),
         }
@@ -239,3 +245,98 @@ def test_requests_before_authentication_close_the_connection(broker):
 def tuple_address(address: str) -> tuple[str, int]:
     host, port = address.rsplit(":", 1)
     return host, int(port)
+
+
+# ------------------------------------------------------------------------------------------ raw SASL exchanges
+
+
+def raw_request(sock: socket.socket, api_key: int, version: int, correlation_id: int, body: bytes) -> bytes | None:
+    """Sends one request with a v1 header (client id "raw") and returns the response body after the correlation
+    id, or None when the broker closed the connection."""
+    header = struct.pack(">hhih", api_key, version, correlation_id, 3) + b"raw"
+    frame = header + body
+    sock.sendall(struct.pack(">i", len(frame)) + frame)
+    prefix = _read_exactly(sock, 4)
+    if prefix is None:
+        return None
+    response = _read_exactly(sock, struct.unpack(">i", prefix)[0])
+    if response is None:
+        return None
+    assert struct.unpack(">i", response[:4])[0] == correlation_id
+    return response[4:]
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes | None:
+    data = b""
+    while len(data) < count:
+        try:
+            chunk = sock.recv(count - len(data))
+        except (ConnectionResetError, socket.timeout):
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def plain_login(sock: socket.socket, user: str, password: str) -> tuple[int, int]:
+    """SaslHandshake v1 (PLAIN) and SaslAuthenticate v1: (error code, session lifetime ms)."""
+    handshake = raw_request(sock, 17, 1, 1, struct.pack(">h", 5) + b"PLAIN")
+    assert handshake is not None and struct.unpack(">h", handshake[:2])[0] == 0, handshake
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    answer = raw_request(sock, 36, 1, 2, struct.pack(">i", len(token)) + token)
+    assert answer is not None
+    error_code = struct.unpack(">h", answer[:2])[0]
+    message_length = struct.unpack(">h", answer[2:4])[0]
+    rest = answer[4 + max(message_length, 0):]
+    auth_length = struct.unpack(">i", rest[:4])[0]
+    lifetime = struct.unpack(">q", rest[4 + auth_length:12 + auth_length])[0]
+    return error_code, lifetime
+
+
+def metadata_v1(sock: socket.socket, correlation_id: int) -> bytes | None:
+    return raw_request(sock, 3, 1, correlation_id, struct.pack(">i", -1))
+
+
+def test_a_session_past_its_lifetime_is_closed_at_the_next_request(broker):
+    with socket.create_connection(tuple_address(broker.sasl), timeout=10) as sock:
+        assert plain_login(sock, USER, PASSWORD) == (0, SESSION_SECONDS * 1000)
+        assert metadata_v1(sock, 3) is not None, "not served right after authenticating"
+        time.sleep(SESSION_SECONDS + 1)
+        assert metadata_v1(sock, 4) is None, "served after the session expired"
+
+
+def test_clients_reauthenticate_and_keep_working(broker):
+    """A producer sends across three session lifetimes; librdkafka re-authenticates (KIP-368) and nothing
+    fails."""
+    topic = unique_topic_name("reauth")
+    create_topic(broker.plaintext, topic, partitions=1)
+    handshakes = 'skein_requests_total{api="SaslHandshake",version="1"}'
+    if broker.kind == "skein":
+        before = (metric_value(broker.broker, handshakes) or 0.0,
+                  metric_value(broker.broker, "skein_connections_accepted_total"))
+    errors: list[KafkaError] = []
+    producer = Producer({**sasl_config(broker.sasl, "SCRAM-SHA-512"), "acks": "all", "error_cb": errors.append})
+    delivered = []
+    deadline = time.monotonic() + 3 * SESSION_SECONDS
+    i = 0
+    while time.monotonic() < deadline:
+        producer.produce(topic, value=str(i).encode(), partition=0,
+                         on_delivery=lambda err, msg: delivered.append(err))
+        producer.poll(0.5)
+        i += 1
+    assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0
+    assert len(delivered) == i and all(err is None for err in delivered), delivered
+    assert not errors, [str(e) for e in errors]
+    if broker.kind == "skein":
+        # More handshakes than new connections: sessions were renewed on connections already open.
+        new_handshakes = (metric_value(broker.broker, handshakes) or 0.0) - before[0]
+        new_connections = metric_value(broker.broker, "skein_connections_accepted_total") - before[1]
+        assert new_handshakes >= new_connections + 2, (new_handshakes, new_connections)
+
+
+def test_an_oversized_frame_before_authentication_closes_the_connection(broker):
+    """sasl.server.max.receive.size (512 KiB): a larger frame before authentication is refused unread."""
+    with socket.create_connection(tuple_address(broker.sasl), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", 600_000) + b"\x00" * 1024)
+        assert _read_exactly(sock, 4) is None

@@ -8,6 +8,7 @@
 //! reads users from its JAAS file instead; Skein keeps one store, salted and hashed).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -78,17 +79,42 @@ pub struct SaslStep {
 pub struct SaslSession {
     mechanisms: Vec<SaslMechanism>,
     state: State,
-    /// The authenticated user (principal `User:<name>`).
+    /// The authenticated user (principal `User:<name>`), and the mechanism it authenticated with.
     user: Option<String>,
+    mechanism: Option<SaslMechanism>,
+    /// `connections.max.reauth.ms` (KIP-368): how long an authentication lasts, if it expires.
+    session_lifetime: Option<Duration>,
+    expires_at: Option<Instant>,
 }
 
 impl SaslSession {
-    pub fn new(mechanisms: Vec<SaslMechanism>) -> Self {
-        SaslSession { mechanisms, state: State::AwaitingHandshake, user: None }
+    pub fn new(mechanisms: Vec<SaslMechanism>, session_lifetime: Option<Duration>) -> Self {
+        SaslSession {
+            mechanisms,
+            state: State::AwaitingHandshake,
+            user: None,
+            mechanism: None,
+            session_lifetime,
+            expires_at: None,
+        }
     }
 
     pub fn is_authenticated(&self) -> bool {
         matches!(self.state, State::Authenticated)
+    }
+
+    /// Whether this request is the session's to serve: every request until authenticated, and a SaslHandshake
+    /// after (a re-authentication, KIP-368).
+    pub fn serves(&self, api_key: i16) -> bool {
+        !self.is_authenticated() || api_key == ApiKey::SaslHandshake as i16
+    }
+
+    /// Whether the authentication has expired (`connections.max.reauth.ms`) and this request does not start a
+    /// re-authentication: the connection must close rather than serve it.
+    pub fn expired(&self, api_key: i16, now: Instant) -> bool {
+        self.is_authenticated()
+            && api_key != ApiKey::SaslHandshake as i16
+            && self.expires_at.is_some_and(|expiry| now >= expiry)
     }
 
     /// The authenticated user's name.
@@ -96,7 +122,8 @@ impl SaslSession {
         self.user.as_deref()
     }
 
-    /// Serves a request of a connection that is not authenticated yet.
+    /// Serves a request [`Self::serves`]: ApiVersions, SaslHandshake and SaslAuthenticate until authenticated
+    /// (anything else closes the connection), and a re-authentication after.
     pub async fn serve(
         &mut self,
         broker: &Arc<Broker>,
@@ -104,22 +131,29 @@ impl SaslSession {
         client_host: &str,
         listener: &str,
     ) -> SaslStep {
+        let started = Instant::now();
+        let (api_key, api_version) = (frame.api_key, frame.api_version);
+        let step = self.step(broker, frame, client_host, listener).await;
+        broker.metrics.record_request(api_key, api_version, &step.outcome, started.elapsed());
+        step
+    }
+
+    async fn step(&mut self, broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, listener: &str) -> SaslStep {
         let step = |outcome| SaslStep { outcome, close_after: None };
         match ApiKey::try_from(frame.api_key) {
-            Ok(ApiKey::ApiVersions) => {
-                let started = std::time::Instant::now();
-                let (api_key, api_version) = (frame.api_key, frame.api_version);
-                let outcome = crate::handlers::api_versions::handle(&frame);
-                broker.metrics.record_request(api_key, api_version, &outcome, started.elapsed());
-                step(outcome)
-            }
-            Ok(ApiKey::SaslHandshake) if frame.api_version == 1 && matches!(self.state, State::AwaitingHandshake) => {
+            Ok(ApiKey::ApiVersions) => step(crate::handlers::api_versions::handle(&frame)),
+            Ok(ApiKey::SaslHandshake)
+                if frame.api_version == 1 && matches!(self.state, State::AwaitingHandshake | State::Authenticated) =>
+            {
                 let offered: Vec<StrBytes> =
                     self.mechanisms.iter().map(|m| StrBytes::from_static_str(m.name())).collect();
                 let mut chosen = None;
+                // A re-authentication (KIP-368) keeps the mechanism of the first authentication.
+                let first = self.mechanism;
                 let outcome = respond(frame, |request: SaslHandshakeRequest, _| {
-                    let wanted =
-                        SaslMechanism::parse(request.mechanism.as_str()).filter(|m| self.mechanisms.contains(m));
+                    let wanted = SaslMechanism::parse(request.mechanism.as_str())
+                        .filter(|m| self.mechanisms.contains(m))
+                        .filter(|m| first.is_none_or(|first| first == *m));
                     chosen = wanted;
                     let response = SaslHandshakeResponse::default().with_mechanisms(offered);
                     async move {
@@ -139,11 +173,16 @@ impl SaslSession {
             Ok(ApiKey::SaslAuthenticate) if matches!(self.state, State::Handshaken(_) | State::ScramFinal(_)) => {
                 let image = broker.cluster.image();
                 let mut failure = None;
-                let outcome = respond(frame, |request: SaslAuthenticateRequest, _| {
+                let lifetime_ms = self.session_lifetime.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let outcome = respond(frame, |request: SaslAuthenticateRequest, version| {
                     let answer = self.authenticate(&request.auth_bytes, |user, mechanism| {
                         image.scram_credential(user, mechanism.type_id()).cloned()
                     });
                     let response = match answer {
+                        // v1+: how long the session lasts (0: no limit), once the authentication is complete.
+                        Ok(bytes) if version >= 1 && self.is_authenticated() => SaslAuthenticateResponse::default()
+                            .with_auth_bytes(bytes)
+                            .with_session_lifetime_ms(lifetime_ms),
                         Ok(bytes) => SaslAuthenticateResponse::default().with_auth_bytes(bytes),
                         Err(reason) => {
                             let err = BrokerError::SaslAuthenticationFailed(reason);
@@ -179,8 +218,7 @@ impl SaslSession {
         match std::mem::replace(&mut self.state, State::AwaitingHandshake) {
             State::Handshaken(SaslMechanism::Plain) => {
                 let user = plain(token, &credential).ok_or("Authentication failed: Invalid username or password")?;
-                self.user = Some(user);
-                self.state = State::Authenticated;
+                self.authenticated(SaslMechanism::Plain, user)?;
                 Ok(Bytes::new())
             }
             State::Handshaken(SaslMechanism::Scram(mechanism)) => {
@@ -208,12 +246,27 @@ impl SaslSession {
                 let invalid = || scram_failure(exchange.mechanism);
                 let text = std::str::from_utf8(token).map_err(|_| invalid())?;
                 let server_signature = verify_client_final(&exchange, text).ok_or_else(invalid)?;
-                self.user = Some(exchange.user.clone());
-                self.state = State::Authenticated;
+                self.authenticated(SaslMechanism::Scram(exchange.mechanism), exchange.user.clone())?;
                 Ok(Bytes::from(format!("v={}", BASE64.encode(server_signature)).into_bytes()))
             }
             State::AwaitingHandshake | State::Authenticated => Err("Unexpected SaslAuthenticate request".into()),
         }
+    }
+}
+
+impl SaslSession {
+    /// A completed authentication: starts the session, or renews it when the same user re-authenticates.
+    fn authenticated(&mut self, mechanism: SaslMechanism, user: String) -> Result<(), String> {
+        if let Some(previous) = &self.user
+            && *previous != user
+        {
+            return Err(format!("Cannot change principals during re-authentication from User:{previous}: User:{user}"));
+        }
+        self.user = Some(user);
+        self.mechanism = Some(mechanism);
+        self.expires_at = self.session_lifetime.map(|lifetime| Instant::now() + lifetime);
+        self.state = State::Authenticated;
+        Ok(())
     }
 }
 
@@ -348,7 +401,7 @@ mod tests {
             let stored = alice(mechanism, b"secret");
             let lookup = |user: &str, m: ScramMechanism| (user == "alice" && m == mechanism).then(|| stored.clone());
             for (password, accepted) in [(&b"secret"[..], true), (&b"wrong"[..], false)] {
-                let mut session = SaslSession::new(vec![SaslMechanism::Scram(mechanism)]);
+                let mut session = SaslSession::new(vec![SaslMechanism::Scram(mechanism)], None);
                 session.state = State::Handshaken(SaslMechanism::Scram(mechanism));
                 let server_first = session.authenticate(b"n,,n=alice,r=abc123", lookup).expect("first");
                 let server_first = std::str::from_utf8(&server_first).expect("utf8").to_owned();
@@ -362,11 +415,38 @@ mod tests {
                     assert_eq!(session.user(), Some("alice"));
                 }
             }
-            let mut session = SaslSession::new(vec![SaslMechanism::Scram(mechanism)]);
+            let mut session = SaslSession::new(vec![SaslMechanism::Scram(mechanism)], None);
             session.state = State::Handshaken(SaslMechanism::Scram(mechanism));
             let unknown = session.authenticate(b"n,,n=bob,r=abc", lookup).expect_err("unknown user");
             assert!(unknown.contains("invalid credentials"), "{unknown}");
         }
+    }
+
+    #[test]
+    fn a_reauthentication_keeps_the_user_and_renews_the_session() {
+        let mechanism = ScramMechanism::Sha256;
+        let alice_credential = alice(mechanism, b"secret");
+        let bob_credential = UserScramCredentialRecord { name: "bob".into(), ..alice(mechanism, b"hunter2") };
+        let lookup = |user: &str, asked: ScramMechanism| match user {
+            "alice" if asked == mechanism => Some(alice_credential.clone()),
+            "bob" if asked == mechanism => Some(bob_credential.clone()),
+            _ => None,
+        };
+        let mut session = SaslSession::new(vec![SaslMechanism::Plain], Some(Duration::from_secs(60)));
+        session.state = State::Handshaken(SaslMechanism::Plain);
+        session.authenticate(b"\0alice\0secret", lookup).expect("alice");
+        let now = Instant::now();
+        assert!(!session.expired(ApiKey::Metadata as i16, now));
+        assert!(session.expired(ApiKey::Metadata as i16, now + Duration::from_secs(61)));
+        assert!(!session.expired(ApiKey::SaslHandshake as i16, now + Duration::from_secs(61)));
+        assert!(session.serves(ApiKey::SaslHandshake as i16) && !session.serves(ApiKey::Metadata as i16));
+
+        session.state = State::Handshaken(SaslMechanism::Plain);
+        session.authenticate(b"\0alice\0secret", lookup).expect("alice again");
+        assert!(!session.expired(ApiKey::Metadata as i16, now + Duration::from_secs(59)));
+        session.state = State::Handshaken(SaslMechanism::Plain);
+        let err = session.authenticate(b"\0bob\0hunter2", lookup).expect_err("another user");
+        assert_eq!(err, "Cannot change principals during re-authentication from User:alice: User:bob");
     }
 
     #[test]

@@ -236,6 +236,13 @@ pub struct BrokerConfig {
     pub ssl_client_auth: String,
     #[serde(rename = "ssl.enabled.protocols")]
     pub ssl_enabled_protocols: String,
+    /// KIP-368: an authenticated SASL session lasts this long; the client re-authenticates on its connection
+    /// before then, or the connection is closed at its next request. 0: sessions never expire.
+    #[serde(rename = "connections.max.reauth.ms")]
+    pub connections_max_reauth_ms: i64,
+    /// The largest frame an unauthenticated SASL connection may send; a larger one closes it.
+    #[serde(rename = "sasl.server.max.receive.size")]
+    pub sasl_server_max_receive_size: i32,
     /// The SASL mechanisms SASL listeners offer.
     #[serde(rename = "sasl.enabled.mechanisms")]
     pub sasl_enabled_mechanisms: String,
@@ -331,6 +338,8 @@ impl Default for BrokerConfig {
             ssl_client_auth: "none".into(),
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
             sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
+            connections_max_reauth_ms: 0,
+            sasl_server_max_receive_size: 524_288,
             listener_overrides: BTreeMap::new(),
             explicitly_set: BTreeSet::new(),
         }
@@ -408,6 +417,14 @@ impl BrokerConfig {
         check(
             self.max_connections_per_ip >= 1,
             format!("max.connections.per.ip must be >= 1, got {}", self.max_connections_per_ip),
+        );
+        check(
+            self.connections_max_reauth_ms >= 0,
+            format!("connections.max.reauth.ms must be >= 0, got {}", self.connections_max_reauth_ms),
+        );
+        check(
+            self.sasl_server_max_receive_size >= 1,
+            format!("sasl.server.max.receive.size must be >= 1, got {}", self.sasl_server_max_receive_size),
         );
         check(
             self.connections_max_idle_ms >= 1,

@@ -18,6 +18,8 @@ const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
 pub struct ConnectionSettings {
     /// `socket.request.max.bytes`: a larger frame closes the connection before anything is allocated.
     pub max_frame_bytes: usize,
+    /// `sasl.server.max.receive.size`: the largest frame a SASL connection may send before it is authenticated.
+    pub max_sasl_frame_bytes: usize,
     /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
     pub max_idle: Duration,
 }
@@ -68,7 +70,12 @@ where
                 Err(_) => return Closed::Idle,
             },
         }
-        let length = match check_frame_length(prefix, settings.max_frame_bytes) {
+        // Before authentication a SASL connection is held to sasl.server.max.receive.size, as in Kafka.
+        let max_frame_bytes = match &sasl {
+            Some(session) if !session.is_authenticated() => settings.max_frame_bytes.min(settings.max_sasl_frame_bytes),
+            _ => settings.max_frame_bytes,
+        };
+        let length = match check_frame_length(prefix, max_frame_bytes) {
             Ok(length) => length,
             Err(err) => return Closed::ProtocolError(err.to_string()),
         };
@@ -88,7 +95,11 @@ where
         };
         let api_key = frame.api_key;
         let correlation_id = frame.correlation_id;
-        let (outcome, close_after) = match sasl.as_mut().filter(|session| !session.is_authenticated()) {
+        if sasl.as_ref().is_some_and(|session| session.expired(api_key, std::time::Instant::now())) {
+            // KIP-368: the session ran out and the client did not re-authenticate.
+            return Closed::AuthenticationFailed("the SASL session expired (connections.max.reauth.ms)".into());
+        }
+        let (outcome, close_after) = match sasl.as_mut().filter(|session| session.serves(api_key)) {
             Some(session) => {
                 let step = session.serve(&broker, frame, &client_host, &listener).await;
                 (step.outcome, step.close_after)

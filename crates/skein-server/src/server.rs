@@ -207,6 +207,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 
     let connection_settings = ConnectionSettings {
         max_frame_bytes: usize::try_from(broker.config.socket_request_max_bytes).unwrap_or(usize::MAX),
+        max_sasl_frame_bytes: usize::try_from(broker.config.sasl_server_max_receive_size).unwrap_or(usize::MAX),
         max_idle: Duration::from_millis(u64::try_from(broker.config.connections_max_idle_ms).unwrap_or(600_000)),
     };
     let limits = ConnectionLimits::new(
@@ -216,8 +217,17 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     // A flood of refused connections or broken frames costs a few log lines a second, not one per event.
     let refusal_log = Arc::new(LogRateLimit::new(10, Duration::from_secs(1)));
     let protocol_error_log = Arc::new(LogRateLimit::new(10, Duration::from_secs(1)));
-    let accept =
-        Accept { settings: connection_settings, limits, refusal_log, protocol_error_log, tracker: tracker.clone() };
+    // KIP-368: with connections.max.reauth.ms, SASL sessions expire unless re-authenticated.
+    let session_lifetime =
+        u64::try_from(broker.config.connections_max_reauth_ms).ok().filter(|ms| *ms > 0).map(Duration::from_millis);
+    let accept = Accept {
+        settings: connection_settings,
+        session_lifetime,
+        limits,
+        refusal_log,
+        protocol_error_log,
+        tracker: tracker.clone(),
+    };
     let stop_accepting = CancellationToken::new();
     for (name, listener, security) in listeners {
         tracker.spawn(accept.clone().run(
@@ -256,6 +266,7 @@ struct ListenerSecurity {
 #[derive(Clone)]
 struct Accept {
     settings: ConnectionSettings,
+    session_lifetime: Option<Duration>,
     limits: Arc<ConnectionLimits>,
     refusal_log: Arc<LogRateLimit>,
     protocol_error_log: Arc<LogRateLimit>,
@@ -308,7 +319,10 @@ impl Accept {
             let settings = self.settings;
             let name = Arc::clone(&name);
             let tls = security.tls.clone();
-            let sasl = security.sasl.as_ref().map(|mechanisms| SaslSession::new(mechanisms.as_ref().clone()));
+            let sasl = security
+                .sasl
+                .as_ref()
+                .map(|mechanisms| SaslSession::new(mechanisms.as_ref().clone(), self.session_lifetime));
             self.tracker.spawn(async move {
                 let metrics = Arc::clone(&broker.metrics);
                 let closed = match tls {
