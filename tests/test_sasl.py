@@ -15,10 +15,13 @@ connection whose session ran out is closed at its next request.
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import socket
 import struct
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -27,10 +30,12 @@ from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechani
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 
-from support.brokers import BROKER_KINDS, free_port, make_broker, metric_value
+from support.brokers import REPO_ROOT, BROKER_KINDS, free_port, make_broker, metric_value
 from support.certificates import make_certificates
+from support.frames import Mutator
 from support.kafka_clients import create_topic, unique_topic_name
 from support.kafka_tools import run_kafka_tool, tool_output
+from support.mutation_run import MutationRun
 
 CLIENT_TIMEOUT_SECONDS = 30
 REFUSED_CLIENT_SECONDS = 5
@@ -340,3 +345,49 @@ def test_an_oversized_frame_before_authentication_closes_the_connection(broker):
     with socket.create_connection(tuple_address(broker.sasl), timeout=10) as sock:
         sock.sendall(struct.pack(">i", 600_000) + b"\x00" * 1024)
         assert _read_exactly(sock, 4) is None
+
+
+# ------------------------------------------------------------------------------------------ hostile input
+
+SASL_MUTATION_FRAMES = int(os.environ.get("SKEIN_SASL_MUTATION_FRAMES") or 20_000)
+SASL_MUTATION_SEED = int(os.environ.get("SKEIN_MUTATION_SEED") or random.SystemRandom().randrange(2**32))
+# Served before authentication; every other api must never be counted as served on the SASL listener.
+BEFORE_AUTHENTICATION = {"ApiVersions", "SaslHandshake", "SaslAuthenticate"}
+
+
+def served_apis(broker: SaslBroker) -> dict[str, float]:
+    with urllib.request.urlopen(f"{broker.broker.metrics_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    served: dict[str, float] = {}
+    for api, count in re.findall(r'^skein_requests_total\{api="(\w+)",version="[^"]*"\} (\S+)$', text, re.MULTILINE):
+        served[api] = served.get(api, 0.0) + float(count)
+    return served
+
+
+def test_mutated_frames_on_an_unauthenticated_sasl_listener(certificates):
+    """Mutants of a request of every api and version Skein serves (the fuzz seeds, fuzz/corpus/request_decode)
+    sent unauthenticated to a SASL listener: the broker neither crashes nor serves anything but ApiVersions,
+    SaslHandshake and SaslAuthenticate, and still authenticates a real client afterwards. (Skein only: the check
+    reads its request counters; SKEIN_SASL_MUTATION_FRAMES sets the count.)"""
+    seeds = sorted((REPO_ROOT / "fuzz" / "corpus" / "request_decode").iterdir())
+    corpus = [path.read_bytes() for path in seeds if path.is_file()]
+    assert len(corpus) > 100, "the request_decode seed corpus is missing"
+    print(f"\nSASL mutation seed {SASL_MUTATION_SEED}, {SASL_MUTATION_FRAMES} frames over {len(corpus)} seeds")
+    with SaslBroker("skein", certificates) as broker:
+        before = served_apis(broker)
+        host, port = tuple_address(broker.sasl)
+        mutator = Mutator(corpus, SASL_MUTATION_SEED)
+        run = MutationRun(host, port, broker.broker.pid, broker.broker.is_running, mutator.mutant,
+                          SASL_MUTATION_FRAMES, workers=4, log_tail=broker.broker.log_tail, corpus=corpus)
+        stats = run.run()
+        print(f"sent={stats.sent} answered={stats.answered} responses={stats.responses} "
+              f"closed_by_broker={stats.closed_by_broker} rss_peak_mib={stats.rss_peak >> 20}")
+        assert stats.sent == SASL_MUTATION_FRAMES
+        assert stats.malformed_responses == 0, stats.malformed_samples
+        assert stats.closed_by_broker > 0, "no mutant was refused: they never reached the SASL state machine"
+        after = served_apis(broker)
+        served = {api: after[api] - before.get(api, 0.0) for api in after
+                  if after[api] != before.get(api, 0.0) and api not in BEFORE_AUTHENTICATION}
+        assert not served, f"served before authentication: {served}"
+        assert broker.broker.is_running()
+        assert Producer(sasl_config(broker.sasl, "SCRAM-SHA-256")).list_topics(timeout=CLIENT_TIMEOUT_SECONDS).brokers

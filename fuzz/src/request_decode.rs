@@ -76,6 +76,10 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::DescribeAcls => visitor.visit::<DescribeAclsRequest>(),
         ApiKey::CreateAcls => visitor.visit::<CreateAclsRequest>(),
         ApiKey::DeleteAcls => visitor.visit::<DeleteAclsRequest>(),
+        ApiKey::SaslHandshake => visitor.visit::<SaslHandshakeRequest>(),
+        ApiKey::SaslAuthenticate => visitor.visit::<SaslAuthenticateRequest>(),
+        ApiKey::DescribeUserScramCredentials => visitor.visit::<DescribeUserScramCredentialsRequest>(),
+        ApiKey::AlterUserScramCredentials => visitor.visit::<AlterUserScramCredentialsRequest>(),
         _ => return None,
     })
 }

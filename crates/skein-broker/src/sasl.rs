@@ -133,8 +133,14 @@ impl SaslSession {
     ) -> SaslStep {
         let started = Instant::now();
         let (api_key, api_version) = (frame.api_key, frame.api_version);
+        let sasl_api = [ApiKey::ApiVersions, ApiKey::SaslHandshake, ApiKey::SaslAuthenticate]
+            .iter()
+            .any(|key| *key as i16 == api_key);
         let step = self.step(broker, frame, client_host, listener).await;
-        broker.metrics.record_request(api_key, api_version, &step.outcome, started.elapsed());
+        // Only what is served is counted as a request; anything else closed the connection (a protocol error).
+        if sasl_api {
+            broker.metrics.record_request(api_key, api_version, &step.outcome, started.elapsed());
+        }
         step
     }
 
