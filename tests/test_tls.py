@@ -25,6 +25,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 
@@ -284,6 +285,28 @@ def test_client_certificates_requested(kind, certificates):
         if before is not None:
             assert tls_handshake_failures(broker) > before
         plaintext_still_serves(broker)
+        assert_security_settings_described(broker, certificates)
+
+
+def assert_security_settings_described(broker: TlsBroker, certificates) -> None:
+    """DescribeConfigs on the broker reports the ssl.* settings as Kafka does: set ones as static broker
+    config, secrets (Kafka's PASSWORD type) without a value."""
+    admin = AdminClient({"bootstrap.servers": broker.plaintext})
+    resource = ConfigResource(ResourceType.BROKER, "1")
+    entries = admin.describe_configs([resource], request_timeout=CLIENT_TIMEOUT_SECONDS)[resource].result(
+        timeout=CLIENT_TIMEOUT_SECONDS)
+    described = {name: (entries[name].value, entries[name].source, entries[name].is_sensitive)
+                 for name in ("ssl.keystore.location", "ssl.truststore.location", "ssl.client.auth",
+                              "ssl.key.password", "ssl.keystore.key", "ssl.enabled.protocols")}
+    static, default = ConfigSource.STATIC_BROKER_CONFIG.value, ConfigSource.DEFAULT_CONFIG.value
+    assert described == {
+        "ssl.keystore.location": (str(certificates.server.bundle), static, False),
+        "ssl.truststore.location": (str(certificates.ca), static, False),
+        "ssl.client.auth": ("requested", static, False),
+        "ssl.key.password": (None, default, True),
+        "ssl.keystore.key": (None, default, True),
+        "ssl.enabled.protocols": ("TLSv1.2,TLSv1.3", default, False),
+    }
 
 
 # ------------------------------------------------------------------------------------------ start-up

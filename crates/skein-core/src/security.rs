@@ -220,6 +220,45 @@ impl BrokerConfig {
     }
 }
 
+/// One listener-security setting as the broker resource of DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecuritySetting {
+    pub name: &'static str,
+    /// `None` when unset (Kafka reports null).
+    pub value: Option<String>,
+    /// Set in the YAML file or on the command line.
+    pub explicitly_set: bool,
+    /// A secret (Kafka's PASSWORD type): reported without its value.
+    pub sensitive: bool,
+}
+
+impl BrokerConfig {
+    /// The broker-wide security settings, for DescribeConfigs (static: read at start-up).
+    pub fn describe_security(&self) -> Vec<SecuritySetting> {
+        let setting = |name: &'static str, value: Option<String>, sensitive: bool| SecuritySetting {
+            name,
+            value,
+            explicitly_set: self.explicitly_set.contains(name),
+            sensitive,
+        };
+        vec![
+            setting("sasl.enabled.mechanisms", Some(self.sasl_enabled_mechanisms.clone()), false),
+            setting("connections.max.reauth.ms", Some(self.connections_max_reauth_ms.to_string()), false),
+            setting("sasl.server.max.receive.size", Some(self.sasl_server_max_receive_size.to_string()), false),
+            setting("ssl.client.auth", Some(self.ssl_client_auth.clone()), false),
+            setting("ssl.enabled.protocols", Some(self.ssl_enabled_protocols.clone()), false),
+            setting("ssl.keystore.type", Some(self.ssl_keystore_type.clone()), false),
+            setting("ssl.keystore.location", self.ssl_keystore_location.clone(), false),
+            setting("ssl.keystore.certificate.chain", self.ssl_keystore_certificate_chain.clone(), true),
+            setting("ssl.keystore.key", self.ssl_keystore_key.clone(), true),
+            setting("ssl.key.password", self.ssl_key_password.clone(), true),
+            setting("ssl.truststore.type", Some(self.ssl_truststore_type.clone()), false),
+            setting("ssl.truststore.location", self.ssl_truststore_location.clone(), false),
+            setting("ssl.truststore.certificates", self.ssl_truststore_certificates.clone(), true),
+        ]
+    }
+}
+
 /// The SASL mechanisms Skein serves.
 pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 

@@ -131,6 +131,20 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError
             }
         })
         .collect();
+    // Listener security (TLS, SASL): static, and secrets reported without their values, as Kafka reports them.
+    for setting in broker.config.describe_security() {
+        let source = if setting.explicitly_set { ConfigSource::StaticBroker } else { ConfigSource::Default };
+        let value = if setting.sensitive { None } else { setting.value.clone() };
+        entries.push(Entry {
+            name: setting.name.to_string(),
+            config_type: if setting.sensitive { PASSWORD_TYPE } else { value.as_deref().map_or(2, broker_config_type) },
+            value: value.clone(),
+            source,
+            read_only: true,
+            is_sensitive: setting.sensitive,
+            synonyms: vec![(setting.name.to_string(), value, source)],
+        });
+    }
     // Settings this broker does not know, stored because an AlterConfigs named them.
     let known = |config_name: &str| described.iter().any(|(known, _, _)| *known == config_name);
     for (config_name, value) in &current.dynamic.this_broker {
@@ -163,6 +177,9 @@ fn dynamic_entry(config_name: &str, value: &str, source: ConfigSource) -> Entry 
 }
 
 /// Broker settings are ints, longs, booleans or strings; the value tells which.
+/// Kafka's `ConfigType.PASSWORD`.
+const PASSWORD_TYPE: i8 = 9;
+
 fn broker_config_type(value: &str) -> i8 {
     if value == "true" || value == "false" {
         1
