@@ -2,12 +2,14 @@
 """The client conformance matrix: every client driver (conformance/*/run) x every scenario, against
 Apache Kafka first (the oracle) and then against Skein.
 
-    conformance/run.py [--clients a,b] [--scenarios x,y] [--kafka-only] [--out PATH]
+    conformance/run.py [--clients a,b] [--scenarios x,y] [--kafka-only | --skein-only] [--out PATH]
 
 A cell is `pass` (Kafka and Skein pass), `FAIL` (Kafka passes, Skein fails), `oracle-fail` (the scenario
 fails against Kafka itself, so the driver or the scenario is wrong; Skein is not tried), `n/a` (the client
 cannot express the scenario: driver exit 2) or `kafka-pass` (passes against Kafka; Skein not run because of
---kafka-only or because target/release/skein is missing). The last line is `N passed, N failed`; the exit
+--kafka-only or because target/release/skein is missing) or `skein-pass` (passes against Skein; Kafka not run:
+--skein-only, the short mode tests/run-all uses unless SKEIN_LONG=1, which writes its table to
+conformance/.logs/MATRIX-skein-only.md and leaves MATRIX.md alone). The last line is `N passed, N failed`; the exit
 status is non-zero if anything failed. Prints the table and writes conformance/MATRIX.md (or --out PATH).
 """
 
@@ -92,6 +94,7 @@ BROKER_LOG_EXCERPT_LINES = 200
 BROKER_LOG_PRINTED_LINES = 10
 
 PASS, FAIL, ORACLE_FAIL, NOT_APPLICABLE, KAFKA_PASS = "pass", "FAIL", "oracle-fail", "n/a", "kafka-pass"
+SKEIN_PASS = "skein-pass"
 
 LEGEND = [
     (PASS, "passes against Apache Kafka and against Skein"),
@@ -100,6 +103,7 @@ LEGEND = [
                   "(counted as failed)"),
     (NOT_APPLICABLE, "the client cannot express this scenario (driver exit 2)"),
     (KAFKA_PASS, "passes against Apache Kafka; Skein was not run (--kafka-only, or no skein binary)"),
+    (SKEIN_PASS, "passes against Skein; Apache Kafka (the oracle) was not run (--skein-only)"),
 ]
 
 
@@ -382,6 +386,17 @@ def attempt(client: str, scenario: str, broker, broker_kind: str) -> Attempt:
 
 def run_cell(client: str, scenario: str, kafka, skein) -> Cell:
     cell = Cell(client, scenario)
+    if kafka is None:
+        # --skein-only: Skein's outcome alone (the drivers were validated against Kafka by full runs).
+        outcome = attempt(client, scenario, skein, "skein")
+        cell.attempts["skein"] = outcome
+        if outcome.passed:
+            cell.result = SKEIN_PASS
+        elif outcome.not_applicable:
+            cell.result, cell.reason = NOT_APPLICABLE, outcome.reason
+        else:
+            cell.result, cell.reason = FAIL, outcome.reason
+        return cell
     oracle = attempt(client, scenario, kafka, "kafka")
     cell.attempts["kafka"] = oracle
     if oracle.not_applicable:
@@ -485,10 +500,16 @@ def main() -> int:
     parser.add_argument("--clients", help="comma-separated client names (default: every conformance/*/run)")
     parser.add_argument("--scenarios", help="comma-separated scenarios (default: all)")
     parser.add_argument("--kafka-only", action="store_true", help="only validate the scenarios against Apache Kafka")
-    parser.add_argument("--out", type=Path, default=MATRIX_PATH,
-                        help="where to write the matrix (default: conformance/MATRIX.md)")
+    parser.add_argument("--skein-only", action="store_true",
+                        help="run the scenarios against Skein only, without the Apache Kafka oracle (short mode)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the matrix (default: conformance/MATRIX.md, or with --skein-only "
+                             "conformance/.logs/MATRIX-skein-only.md)")
     args = parser.parse_args()
-    matrix_path = args.out.resolve()
+    if args.kafka_only and args.skein_only:
+        raise SystemExit("--kafka-only and --skein-only exclude each other")
+    default_out = LOG_DIR / "MATRIX-skein-only.md" if args.skein_only else MATRIX_PATH
+    matrix_path = (args.out or default_out).resolve()
 
     clients = parse_list(args.clients, discover_clients(), "client")
     scenarios = parse_list(args.scenarios, SCENARIOS, "scenario")
@@ -496,7 +517,7 @@ def main() -> int:
         print("no client drivers found (conformance/*/run)")
         return 1
     command = "conformance/run.py" + "".join(
-        f" {flag}" for flag, on in (("--kafka-only", args.kafka_only),) if on)
+        f" {flag}" for flag, on in (("--kafka-only", args.kafka_only), ("--skein-only", args.skein_only)) if on)
     if args.clients:
         command += f" --clients {','.join(clients)}"
     if args.scenarios:
@@ -512,6 +533,8 @@ def main() -> int:
               "validating the scenarios against Apache Kafka only ***", flush=True)
     else:
         skein_note = f"Skein binary: `{os.path.relpath(skein_binary(), REPO_ROOT)}`."
+    if args.skein_only:
+        skein_note += " This run left the Apache Kafka oracle out (`--skein-only`)."
 
     versions = {client: client_version(client) for client in clients}
     print("clients: " + ", ".join(client_label(client, versions) for client in clients), flush=True)
@@ -522,17 +545,18 @@ def main() -> int:
     cells: dict[tuple[str, str], Cell] = {}
     started = time.monotonic()
     if single_scenarios:
-        kafka = KafkaBroker(BROKER_CONFIG)
+        kafka = None if args.skein_only else KafkaBroker(BROKER_CONFIG)
         skein = SkeinBroker(BROKER_CONFIG) if run_skein else None
         try:
-            print("starting Apache Kafka ...", flush=True)
-            try:
-                kafka.start(timeout=BROKER_START_TIMEOUT_SECONDS)
-            except BrokerError as error:
-                print(f"!!! Apache Kafka (the oracle) could not be started: {error}")
-                print("0 passed, 1 failed")
-                return 1
-            print(f"Apache Kafka at {kafka.bootstrap} (log {kafka.log_path})", flush=True)
+            if kafka is not None:
+                print("starting Apache Kafka ...", flush=True)
+                try:
+                    kafka.start(timeout=BROKER_START_TIMEOUT_SECONDS)
+                except BrokerError as error:
+                    print(f"!!! Apache Kafka (the oracle) could not be started: {error}")
+                    print("0 passed, 1 failed")
+                    return 1
+                print(f"Apache Kafka at {kafka.bootstrap} (log {kafka.log_path})", flush=True)
             if skein is not None:
                 try:
                     skein.start(timeout=BROKER_START_TIMEOUT_SECONDS)
@@ -546,17 +570,18 @@ def main() -> int:
                     cells[(client, scenario)] = cell
                     report_cell(cell)
         finally:
-            kafka.close()
+            if kafka is not None:
+                kafka.close()
             if skein is not None:
                 skein.close()
     if cluster_scenarios:
         # Three-node clusters, started by the first cell that needs them (ensure_running in attempt), after the
         # single brokers have stopped; a node that died is restarted by the next cell.
-        kafka_cluster = ClusterTarget(KafkaCluster(CLUSTER_SIZE, BROKER_CONFIG))
+        kafka_cluster = None if args.skein_only else ClusterTarget(KafkaCluster(CLUSTER_SIZE, BROKER_CONFIG))
         skein_cluster = ClusterTarget(SkeinCluster(CLUSTER_SIZE, BROKER_CONFIG)) if run_skein else None
-        print(f"three-node clusters for {', '.join(cluster_scenarios)}: Apache Kafka "
-              f"{kafka_cluster.cluster.bootstrap_servers}"
-              + (f"; Skein {skein_cluster.cluster.bootstrap_servers}" if skein_cluster else ""), flush=True)
+        print(f"three-node clusters for {', '.join(cluster_scenarios)}:"
+              + (f" Apache Kafka {kafka_cluster.cluster.bootstrap_servers}" if kafka_cluster else "")
+              + (f" Skein {skein_cluster.cluster.bootstrap_servers}" if skein_cluster else ""), flush=True)
         try:
             for client in clients:
                 for scenario in cluster_scenarios:
@@ -564,7 +589,8 @@ def main() -> int:
                     cells[(client, scenario)] = cell
                     report_cell(cell)
         finally:
-            kafka_cluster.close()
+            if kafka_cluster is not None:
+                kafka_cluster.close()
             if skein_cluster is not None:
                 skein_cluster.close()
 
@@ -584,7 +610,7 @@ def main() -> int:
         print(f"!!! {oracle_failures} scenario(s) fail against Apache Kafka itself (oracle-fail): "
               "fix the driver or the scenario; counted as failed")
     # Without Skein, the Kafka validations are what this run checked, so they are what it counts.
-    passed = results.count(PASS) + results.count(KAFKA_PASS)
+    passed = results.count(PASS) + results.count(KAFKA_PASS) + results.count(SKEIN_PASS)
     failed = results.count(FAIL) + oracle_failures
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
