@@ -394,3 +394,18 @@ def test_mutated_frames_on_an_unauthenticated_sasl_listener(certificates):
         assert not served, f"served before authentication: {served}"
         assert broker.broker.is_running()
         assert Producer(sasl_config(broker.sasl, "SCRAM-SHA-256")).list_topics(timeout=CLIENT_TIMEOUT_SECONDS).brokers
+
+
+def test_sasl_requests_on_a_plaintext_listener_get_illegal_sasl_state(broker):
+    """Where no SASL is expected (a PLAINTEXT listener), both requests are answered ILLEGAL_SASL_STATE (34) with
+    Kafka's message, and the connection stays usable."""
+    with socket.create_connection(tuple_address(broker.plaintext), timeout=10) as sock:
+        handshake = raw_request(sock, 17, 1, 1, struct.pack(">h", 5) + b"PLAIN")
+        assert handshake == struct.pack(">hi", 34, 0), handshake
+        token = b"\0" + USER.encode() + b"\0" + PASSWORD.encode()
+        answer = raw_request(sock, 36, 1, 2, struct.pack(">i", len(token)) + token)
+        assert answer is not None
+        message_length = struct.unpack(">h", answer[2:4])[0]
+        assert struct.unpack(">h", answer[:2])[0] == 34, answer
+        assert answer[4:4 + message_length] == b"SaslAuthenticate request received after successful authentication"
+        assert metadata_v1(sock, 3) is not None, "the connection was not kept"

@@ -185,7 +185,10 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
         }
         ApiKey::SaslAuthenticate => {
             respond(frame, |_: kafka_protocol::messages::SaslAuthenticateRequest, _| async move {
-                let err = BrokerError::IllegalSaslState("Unexpected Kafka request of type SASL_AUTHENTICATE".into());
+                // Kafka 4.3's wording, whatever the listener.
+                let err = BrokerError::IllegalSaslState(
+                    "SaslAuthenticate request received after successful authentication".into(),
+                );
                 kafka_protocol::messages::SaslAuthenticateResponse::default()
                     .with_error_code(skein_core::error_code(&err))
                     .with_error_message(handlers::message(err.to_string()))
