@@ -12,8 +12,10 @@
 //! - [`replication`]: followers fetching from partition leaders, and leaders keeping their ISR current.
 //! - [`txn_markers`]: transaction markers written at partition leaders, here or on other brokers.
 //! - [`scram`]: SCRAM credentials (RFC 5802/7677) as Kafka derives and stores them.
+//! - [`authorizer`]: [`RequestContext`] (who sent a request) and the ACL checks handlers make.
 //! - [`sasl`]: a SASL listener's connections authenticating (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
 
+pub mod authorizer;
 pub mod broker;
 pub mod broker_configs;
 pub mod cluster;
@@ -30,6 +32,7 @@ pub mod topics;
 pub mod txn_log;
 pub mod txn_markers;
 
+pub use authorizer::RequestContext;
 pub use broker::Broker;
 pub use cluster::{ClusterMember, JoinError, controller_error};
 pub use metrics::Metrics;

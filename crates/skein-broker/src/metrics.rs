@@ -51,6 +51,7 @@ pub struct Metrics {
     connections_refused: IntCounter,
     tls_handshake_failures: IntCounter,
     sasl_authentication_failures: IntCounter,
+    authorization_denials: IntCounterVec,
     connections_active: IntGauge,
     protocol_errors: IntCounter,
     compacted_records: IntCounter,
@@ -131,6 +132,15 @@ impl Metrics {
              its connection.",
         )?;
         registry.register(Box::new(sasl_authentication_failures.clone()))?;
+        let authorization_denials = IntCounterVec::new(
+            Opts::new(
+                "skein_authorization_denials_total",
+                "Actions the ACLs refused (authorizer.class.name set), by resource type and operation; topics and \
+                 groups left out of a listing are not counted.",
+            ),
+            &["resource_type", "operation"],
+        )?;
+        registry.register(Box::new(authorization_denials.clone()))?;
         let connections_active = IntGauge::new("skein_connections_active", "Client connections open now.")?;
         registry.register(Box::new(connections_active.clone()))?;
         let protocol_errors = IntCounter::new(
@@ -174,6 +184,7 @@ impl Metrics {
             connections_refused,
             tls_handshake_failures,
             sasl_authentication_failures,
+            authorization_denials,
             connections_active,
             protocol_errors,
             compacted_records,
@@ -281,6 +292,11 @@ impl Metrics {
     /// A SASL authentication failed.
     pub fn sasl_authentication_failed(&self) {
         self.sasl_authentication_failures.inc();
+    }
+
+    /// The ACLs refused an action.
+    pub fn authorization_denied(&self, resource_type: &str, operation: &str) {
+        self.authorization_denials.with_label_values(&[resource_type, operation]).inc();
     }
 
     /// A client connection ended; `protocol_error` if it was closed for breaking the protocol.

@@ -11,6 +11,7 @@ use skein_core::BrokerError;
 use skein_core::limits::{self, IdKind};
 use skein_protocol::{RequestFrame, encode_response};
 
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers;
 use crate::metrics::ErrorCodes;
@@ -29,17 +30,18 @@ pub enum Outcome {
 
 pub use skein_protocol::apis::{SUPPORTED_APIS, supported_versions};
 
-/// Serves one request and counts it in the metrics. `client_host` is the peer's address as Kafka reports it in
-/// DescribeGroups (`/127.0.0.1`).
-pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, listener: &str) -> Outcome {
+/// Serves one request from `ctx` and counts it in the metrics.
+pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContext) -> Outcome {
     let started = Instant::now();
     let (api_key, api_version) = (frame.api_key, frame.api_version);
-    let outcome = dispatch(broker, frame, client_host, listener).await;
+    let outcome = dispatch(broker, frame, ctx).await;
     broker.metrics.record_request(api_key, api_version, &outcome, started.elapsed());
     outcome
 }
 
-async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, listener: &str) -> Outcome {
+async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContext) -> Outcome {
+    let listener: &str = &ctx.listener;
+    let client_host = ctx.client_host();
     let Ok(key) = ApiKey::try_from(frame.api_key) else {
         return Outcome::Close(format!("unknown api key {}", frame.api_key));
     };
@@ -56,122 +58,137 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
         _ => return Outcome::Close(format!("unsupported version {version} of {key:?}")),
     }
     match key {
-        ApiKey::Produce => handlers::produce::handle(broker, frame).await,
-        ApiKey::Fetch => respond(frame, |req, v| handlers::fetch::handle(broker, req, v)).await,
-        ApiKey::ListOffsets => respond(frame, |req, v| handlers::list_offsets::handle(broker, req, v)).await,
-        ApiKey::Metadata => respond(frame, |req, v| handlers::metadata::handle(broker, req, v, listener)).await,
-        ApiKey::CreateTopics => respond(frame, |req, v| handlers::create_topics::handle(broker, req, v)).await,
-        ApiKey::DeleteTopics => respond(frame, |req, v| handlers::delete_topics::handle(broker, req, v)).await,
+        ApiKey::Produce => handlers::produce::handle(broker, ctx, frame).await,
+        ApiKey::Fetch => respond(frame, |req, v| handlers::fetch::handle(broker, ctx, req, v)).await,
+        ApiKey::ListOffsets => respond(frame, |req, v| handlers::list_offsets::handle(broker, ctx, req, v)).await,
+        ApiKey::Metadata => respond(frame, |req, v| handlers::metadata::handle(broker, ctx, req, v)).await,
+        ApiKey::CreateTopics => respond(frame, |req, v| handlers::create_topics::handle(broker, ctx, req, v)).await,
+        ApiKey::DeleteTopics => respond(frame, |req, v| handlers::delete_topics::handle(broker, ctx, req, v)).await,
         ApiKey::DescribeConfigs => {
-            respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, req, v) }).await
+            respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, ctx, req, v) }).await
         }
         ApiKey::InitProducerId => {
-            let handler = |req, v| handlers::init_producer_id::handle(broker, req, v);
+            let handler = |req, v| handlers::init_producer_id::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::init_producer_id::check_ids, handler).await
         }
         ApiKey::FindCoordinator => {
-            let handler = |req, v| handlers::find_coordinator::handle(broker, req, v, listener);
+            let handler = |req, v| handlers::find_coordinator::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::find_coordinator::check_ids, handler).await
         }
         ApiKey::JoinGroup => {
-            let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
-            let handler = |req, v| handlers::join_group::handle(broker, req, v, client);
+            let client = (frame.client_id.clone().unwrap_or_default(), client_host.clone());
+            let handler = |req, v| handlers::join_group::handle(broker, ctx, req, v, client);
             respond_checked(frame, handlers::join_group::check_ids, handler).await
         }
         ApiKey::SyncGroup => {
-            let handler = |req, v| handlers::sync_group::handle(broker, req, v);
+            let handler = |req, v| handlers::sync_group::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::sync_group::check_ids, handler).await
         }
         ApiKey::Heartbeat => {
-            let handler = |req, v| handlers::heartbeat::handle(broker, req, v);
+            let handler = |req, v| handlers::heartbeat::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::heartbeat::check_ids, handler).await
         }
         ApiKey::LeaveGroup => {
-            let handler = |req, v| handlers::leave_group::handle(broker, req, v);
+            let handler = |req, v| handlers::leave_group::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::leave_group::check_ids, handler).await
         }
         ApiKey::OffsetCommit => {
-            let handler = |req, v| handlers::offset_commit::handle(broker, req, v);
+            let handler = |req, v| handlers::offset_commit::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::offset_commit::check_ids, handler).await
         }
         ApiKey::OffsetFetch => {
-            let handler = |req, v| handlers::offset_fetch::handle(broker, req, v);
+            let handler = |req, v| handlers::offset_fetch::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::offset_fetch::check_ids, handler).await
         }
-        ApiKey::ListGroups => respond(frame, |req, v| handlers::list_groups::handle(broker, req, v)).await,
+        ApiKey::ListGroups => respond(frame, |req, v| handlers::list_groups::handle(broker, ctx, req, v)).await,
         ApiKey::DescribeGroups => {
-            let handler = |req, v| handlers::describe_groups::handle(broker, req, v);
+            let handler = |req, v| handlers::describe_groups::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::describe_groups::check_ids, handler).await
         }
         ApiKey::DeleteGroups => {
-            let handler = |req, v| handlers::delete_groups::handle(broker, req, v);
+            let handler = |req, v| handlers::delete_groups::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::delete_groups::check_ids, handler).await
         }
         ApiKey::OffsetDelete => {
-            let handler = |req, v| handlers::offset_delete::handle(broker, req, v);
+            let handler = |req, v| handlers::offset_delete::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::offset_delete::check_ids, handler).await
         }
         ApiKey::ConsumerGroupHeartbeat => {
-            let client = (frame.client_id.clone().unwrap_or_default(), client_host.to_string());
-            let handler = |req, v| handlers::consumer_group_heartbeat::handle(broker, req, v, client);
+            let client = (frame.client_id.clone().unwrap_or_default(), client_host.clone());
+            let handler = |req, v| handlers::consumer_group_heartbeat::handle(broker, ctx, req, v, client);
             respond_checked(frame, handlers::consumer_group_heartbeat::check_ids, handler).await
         }
         ApiKey::ConsumerGroupDescribe => {
-            let handler = |req, v| handlers::consumer_group_describe::handle(broker, req, v);
+            let handler = |req, v| handlers::consumer_group_describe::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::consumer_group_describe::check_ids, handler).await
         }
         ApiKey::AddPartitionsToTxn => {
-            let handler = |req, v| handlers::add_partitions_to_txn::handle(broker, req, v);
+            let handler = |req, v| handlers::add_partitions_to_txn::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::add_partitions_to_txn::check_ids, handler).await
         }
         ApiKey::AddOffsetsToTxn => {
-            let handler = |req, v| handlers::add_offsets_to_txn::handle(broker, req, v);
+            let handler = |req, v| handlers::add_offsets_to_txn::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::add_offsets_to_txn::check_ids, handler).await
         }
         ApiKey::EndTxn => {
-            let handler = |req, v| handlers::end_txn::handle(broker, req, v);
+            let handler = |req, v| handlers::end_txn::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::end_txn::check_ids, handler).await
         }
         ApiKey::TxnOffsetCommit => {
-            let handler = |req, v| handlers::txn_offset_commit::handle(broker, req, v);
+            let handler = |req, v| handlers::txn_offset_commit::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::txn_offset_commit::check_ids, handler).await
         }
-        ApiKey::WriteTxnMarkers => respond(frame, |req, v| handlers::write_txn_markers::handle(broker, req, v)).await,
+        ApiKey::WriteTxnMarkers => {
+            respond(frame, |req, v| handlers::write_txn_markers::handle(broker, ctx, req, v)).await
+        }
         ApiKey::DescribeTransactions => {
-            let handler = |req, v| handlers::describe_transactions::handle(broker, req, v);
+            let handler = |req, v| handlers::describe_transactions::handle(broker, ctx, req, v);
             respond_checked(frame, handlers::describe_transactions::check_ids, handler).await
         }
-        ApiKey::ListTransactions => respond(frame, |req, v| handlers::list_transactions::handle(broker, req, v)).await,
-        ApiKey::CreatePartitions => respond(frame, |req, v| handlers::create_partitions::handle(broker, req, v)).await,
-        ApiKey::DeleteRecords => respond(frame, |req, v| handlers::delete_records::handle(broker, req, v)).await,
-        ApiKey::AlterConfigs => respond(frame, |req, v| handlers::alter_configs::handle_alter(broker, req, v)).await,
+        ApiKey::ListTransactions => {
+            respond(frame, |req, v| handlers::list_transactions::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::CreatePartitions => {
+            respond(frame, |req, v| handlers::create_partitions::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::DeleteRecords => respond(frame, |req, v| handlers::delete_records::handle(broker, ctx, req, v)).await,
+        ApiKey::AlterConfigs => {
+            respond(frame, |req, v| handlers::alter_configs::handle_alter(broker, ctx, req, v)).await
+        }
         ApiKey::IncrementalAlterConfigs => {
-            respond(frame, |req, v| handlers::alter_configs::handle_incremental(broker, req, v)).await
+            respond(frame, |req, v| handlers::alter_configs::handle_incremental(broker, ctx, req, v)).await
         }
         ApiKey::DescribeCluster => {
             respond(frame, |req, v| handlers::describe_cluster::handle(broker, req, v, listener)).await
         }
-        ApiKey::DescribeLogDirs => respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, req, v)).await,
+        ApiKey::DescribeLogDirs => {
+            respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, ctx, req, v)).await
+        }
         ApiKey::AlterPartitionReassignments => {
-            respond(frame, |req, v| handlers::alter_partition_reassignments::handle(broker, req, v)).await
+            respond(frame, |req, v| handlers::alter_partition_reassignments::handle(broker, ctx, req, v)).await
         }
         ApiKey::ListPartitionReassignments => {
-            respond(frame, |req, v| handlers::list_partition_reassignments::handle(broker, req, v)).await
+            respond(frame, |req, v| handlers::list_partition_reassignments::handle(broker, ctx, req, v)).await
         }
-        ApiKey::ElectLeaders => respond(frame, |req, v| handlers::elect_leaders::handle(broker, req, v)).await,
-        ApiKey::DescribeQuorum => respond(frame, |req, v| handlers::describe_quorum::handle(broker, req, v)).await,
+        ApiKey::ElectLeaders => respond(frame, |req, v| handlers::elect_leaders::handle(broker, ctx, req, v)).await,
+        ApiKey::DescribeQuorum => respond(frame, |req, v| handlers::describe_quorum::handle(broker, ctx, req, v)).await,
         ApiKey::DescribeTopicPartitions => {
-            respond(frame, |req, v| handlers::describe_topic_partitions::handle(broker, req, v)).await
+            respond(frame, |req, v| handlers::describe_topic_partitions::handle(broker, ctx, req, v)).await
         }
         ApiKey::DescribeProducers => {
-            respond(frame, |req, v| handlers::describe_producers::handle(broker, req, v)).await
+            respond(frame, |req, v| handlers::describe_producers::handle(broker, ctx, req, v)).await
         }
         ApiKey::OffsetForLeaderEpoch => {
-            respond(frame, |req, _| async move { handlers::offset_for_leader_epoch::handle(broker, req) }).await
+            respond(frame, |req, _| async move { handlers::offset_for_leader_epoch::handle(broker, ctx, req) }).await
         }
-        ApiKey::DescribeAcls => respond(frame, |req, v| async move { handlers::describe_acls::handle(req, v) }).await,
-        ApiKey::CreateAcls => respond(frame, |req, v| async move { handlers::create_acls::handle(req, v) }).await,
-        ApiKey::DeleteAcls => respond(frame, |req, v| async move { handlers::delete_acls::handle(req, v) }).await,
+        ApiKey::DescribeAcls => {
+            respond(frame, |req, v| async move { handlers::describe_acls::handle(broker, ctx, req, v) }).await
+        }
+        ApiKey::CreateAcls => {
+            let handler = |req, v| handlers::create_acls::handle(broker, ctx, req, v);
+            respond_checked(frame, handlers::create_acls::check_codes, handler).await
+        }
+        ApiKey::DeleteAcls => respond(frame, |req, v| handlers::delete_acls::handle(broker, ctx, req, v)).await,
         // Only a SASL listener's unauthenticated connection authenticates (crate::sasl); here the state is wrong.
         ApiKey::SaslHandshake => {
             respond(frame, |req: kafka_protocol::messages::SaslHandshakeRequest, _| async move {
@@ -196,10 +213,10 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, client_host: &str, 
             .await
         }
         ApiKey::DescribeUserScramCredentials => {
-            respond(frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, req, v)).await
+            respond(frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, ctx, req, v)).await
         }
         ApiKey::AlterUserScramCredentials => {
-            respond(frame, |req, v| handlers::alter_user_scram_credentials::handle(broker, req, v)).await
+            respond(frame, |req, v| handlers::alter_user_scram_credentials::handle(broker, ctx, req, v)).await
         }
         other => Outcome::Close(format!("{other:?} is not served")),
     }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::acl::{AclBinding, AclFilter};
 use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{self, Candidate};
@@ -157,6 +158,16 @@ pub enum ControllerRequest {
         /// Credentials to set.
         upsertions: Vec<UserScramCredentialRecord>,
     },
+    /// CreateAcls, each binding checked by the broker already: the ones not yet present are added.
+    CreateAcls {
+        /// The bindings.
+        bindings: Vec<AclBinding>,
+    },
+    /// DeleteAcls, each filter checked by the broker already: every ACL any filter matches is deleted.
+    DeleteAcls {
+        /// The filters.
+        filters: Vec<AclFilter>,
+    },
     /// ElectLeaders with election type UNCLEAN for one partition (KIP-460): only a partition without a live
     /// ISR leader gets one — from the live ISR if it can, else the first live replica, whatever
     /// `unclean.leader.election.enable` says (an operator asking for an unclean election accepts the loss).
@@ -231,6 +242,11 @@ pub enum ControllerResponse {
     ScramCredentialsAltered {
         /// User → the error of its alterations.
         failed: Vec<(String, ControllerError)>,
+    },
+    /// DeleteAcls: for each filter, in order, the ACLs it matched (now deleted).
+    AclsDeleted {
+        /// The matched ACLs, one list per filter.
+        matched: Vec<Vec<AclBinding>>,
     },
 }
 
@@ -782,6 +798,25 @@ impl Controller {
                     .chain(upsertions.into_iter().filter(|r| applies(&r.name)).map(MetadataRecord::UserScramCredential))
                     .collect();
                 Ok((records, Finish::Ready(ControllerResponse::ScramCredentialsAltered { failed })))
+            }
+            ControllerRequest::CreateAcls { bindings } => {
+                let mut new = BTreeSet::new();
+                for binding in bindings {
+                    if !image.acls().contains(&binding) {
+                        new.insert(binding);
+                    }
+                }
+                let records = new.into_iter().map(MetadataRecord::AccessControlEntry).collect();
+                Ok((records, Finish::Ready(ControllerResponse::Done)))
+            }
+            ControllerRequest::DeleteAcls { filters } => {
+                let matched: Vec<Vec<AclBinding>> = filters
+                    .iter()
+                    .map(|filter| image.acls().iter().filter(|b| filter.matches(b)).cloned().collect())
+                    .collect();
+                let removed: BTreeSet<&AclBinding> = matched.iter().flatten().collect();
+                let records = removed.into_iter().cloned().map(MetadataRecord::RemoveAccessControlEntry).collect();
+                Ok((records, Finish::Ready(ControllerResponse::AclsDeleted { matched })))
             }
             ControllerRequest::DescribeQuorum => {
                 // Answered from Raft's state before reaching the controller (quorum.rs, network.rs).

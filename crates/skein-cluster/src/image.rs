@@ -4,12 +4,13 @@
 //! only the touched ones are copied), applies a batch and publishes the new `Arc<MetadataImage>` on a
 //! `watch` channel. Readers take the current `Arc` and keep a consistent view for as long as they hold it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::AclBinding;
 use crate::records::{
     ConfigResource, ConfigResourceType, Endpoint, MetadataRecord, NO_LEADER, NodeId, PartitionChangeRecord,
     PartitionRecord, UserScramCredentialRecord,
@@ -86,6 +87,9 @@ pub struct MetadataImage {
     /// SCRAM credentials: user name → mechanism type → credential. (Absent from images written before SCRAM.)
     #[serde(default)]
     scram_credentials: BTreeMap<String, BTreeMap<i8, UserScramCredentialRecord>>,
+    /// The ACLs. (Absent from images written before ACLs.)
+    #[serde(default)]
+    acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataImage {
@@ -152,6 +156,11 @@ impl MetadataImage {
     /// One user's SCRAM credential for one mechanism.
     pub fn scram_credential(&self, name: &str, mechanism: i8) -> Option<&UserScramCredentialRecord> {
         self.scram_credentials.get(name).and_then(|by_mechanism| by_mechanism.get(&mechanism))
+    }
+
+    /// Every ACL.
+    pub fn acls(&self) -> &BTreeSet<AclBinding> {
+        &self.acls
     }
 
     /// The first producer id no block has been given out for.
@@ -245,6 +254,12 @@ impl MetadataImage {
                         self.scram_credentials.remove(&r.name);
                     }
                 }
+            }
+            MetadataRecord::AccessControlEntry(binding) => {
+                self.acls.insert(binding.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry(binding) => {
+                self.acls.remove(binding);
             }
         }
     }

@@ -28,6 +28,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`QuorumConfig`] — node id, voters, observer or not, addresses, timeouts, data directory.
+//! - [`acl`]: ACL bindings and filters, and the StandardAuthorizer's decision for one action.
 //! - [`records`]: the metadata records ([`MetadataRecord`]), one [`MetadataBatch`] per log entry; JSON.
 //! - [`image`]: [`MetadataImage`], the applied state (brokers, topics, partitions, configs, producer ids).
 //! - `controller`: leader-side validation and record planning; broker sessions and fencing.
@@ -74,6 +75,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acl;
 pub mod config;
 mod controller;
 pub mod error;

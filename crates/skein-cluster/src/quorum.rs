@@ -836,6 +836,22 @@ impl ControllerClient {
         }
     }
 
+    /// Adds the ACLs not yet present.
+    pub async fn create_acls(&self, bindings: Vec<crate::acl::AclBinding>) -> Result<(), ControllerError> {
+        self.submit(ControllerRequest::CreateAcls { bindings }).await.map(|_| ())
+    }
+
+    /// Deletes every ACL a filter matches; answers, per filter, the ACLs it matched.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<crate::acl::AclFilter>,
+    ) -> Result<Vec<Vec<crate::acl::AclBinding>>, ControllerError> {
+        match self.submit(ControllerRequest::DeleteAcls { filters }).await? {
+            ControllerResponse::AclsDeleted { matched } => Ok(matched),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// AlterPartition from a partition leader; answers the partition's new state.
     #[allow(clippy::too_many_arguments)]
     pub async fn alter_partition(

@@ -11,9 +11,9 @@
 //! break (new fields carry `#[serde(default)]`) and makes the log readable with `ldb` when debugging. The
 //! same encoding carries the log entries between controllers and the snapshot, so there is one codec.
 //!
-//! A record type a node does not know fails to decode: records introduced later (ACLs, eligible leader
-//! replicas) will be written only once every voter understands them — a
-//! `metadata.version` gate as in KRaft, added with the first such record. [`MetadataBatch::version`] is the
+//! A record type a node does not know fails to decode. SCRAM credential and ACL records came after the first
+//! release and are written without a gate, so every node of a cluster must run a version that knows them before
+//! they are used; a `metadata.version` gate as in KRaft is still to come. [`MetadataBatch::version`] is the
 //! batch format's version.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::acl::AclBinding;
 
 /// A broker's (and controller's) node id, Kafka's `node.id`.
 pub type NodeId = i32;
@@ -84,6 +86,10 @@ pub enum MetadataRecord {
     UserScramCredential(UserScramCredentialRecord),
     /// A user's SCRAM credential for one mechanism was deleted.
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    /// An ACL was created (CreateAcls).
+    AccessControlEntry(AclBinding),
+    /// An ACL was deleted (DeleteAcls).
+    RemoveAccessControlEntry(AclBinding),
 }
 
 /// A listener a broker advertises.

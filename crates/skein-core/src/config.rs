@@ -246,6 +246,16 @@ pub struct BrokerConfig {
     /// The SASL mechanisms SASL listeners offer.
     #[serde(rename = "sasl.enabled.mechanisms")]
     pub sasl_enabled_mechanisms: String,
+    /// The authorizer: empty (none; every request is allowed and the ACL APIs answer SECURITY_DISABLED) or
+    /// Kafka's `org.apache.kafka.metadata.authorizer.StandardAuthorizer`, whose semantics Skein implements.
+    #[serde(rename = "authorizer.class.name")]
+    pub authorizer_class_name: String,
+    /// Principals allowed everything, `;`-separated (`User:admin;User:ANONYMOUS`).
+    #[serde(rename = "super.users")]
+    pub super_users: String,
+    /// Whether a resource no ACL applies to is open to everyone (Kafka's default: no).
+    #[serde(rename = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: bool,
     /// `listener.name.<name>.<key>` settings, keyed `<NAME>.<key>` (the listener name upper-cased).
     #[serde(skip)]
     pub listener_overrides: BTreeMap<String, String>,
@@ -339,6 +349,9 @@ impl Default for BrokerConfig {
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
             sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
             connections_max_reauth_ms: 0,
+            authorizer_class_name: String::new(),
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
             sasl_server_max_receive_size: 524_288,
             listener_overrides: BTreeMap::new(),
             explicitly_set: BTreeSet::new(),
@@ -422,6 +435,20 @@ impl BrokerConfig {
             self.connections_max_reauth_ms >= 0,
             format!("connections.max.reauth.ms must be >= 0, got {}", self.connections_max_reauth_ms),
         );
+        check(
+            self.authorizer_class_name.is_empty() || self.authorizer_class_name == crate::security::STANDARD_AUTHORIZER,
+            format!(
+                "authorizer.class.name: {} is not supported (Skein implements {})",
+                self.authorizer_class_name,
+                crate::security::STANDARD_AUTHORIZER
+            ),
+        );
+        for principal in self.super_user_principals() {
+            check(
+                principal.split_once(':').is_some_and(|(kind, name)| !kind.is_empty() && !name.is_empty()),
+                format!("super.users: {principal} is not a principal (Type:name, e.g. User:admin)"),
+            );
+        }
         check(
             self.sasl_server_max_receive_size >= 1,
             format!("sasl.server.max.receive.size must be >= 1, got {}", self.sasl_server_max_receive_size),

@@ -126,7 +126,25 @@ pub enum BrokerError {
     ElectionNotNeeded,
     #[error("policy violation: {0}")]
     PolicyViolation(String),
-    /// The ACL APIs without an authorizer (Skein has none yet); the message is Kafka's, which differs between APIs.
+    /// An ACL binding Kafka's checks refuse (answered INVALID_REQUEST); the message is Kafka's.
+    #[error("{0}")]
+    InvalidAcl(String),
+    /// A request Kafka fails as a whole without saying why (UNKNOWN_SERVER_ERROR, no message).
+    #[error("{0}")]
+    UnknownServerError(String),
+    /// The ACLs refuse the principal an operation on a topic.
+    #[error("Topic authorization failed.")]
+    TopicAuthorizationFailed,
+    /// The ACLs refuse the principal an operation on a group.
+    #[error("Group authorization failed.")]
+    GroupAuthorizationFailed,
+    /// The ACLs refuse the principal an operation on the cluster.
+    #[error("Cluster authorization failed.")]
+    ClusterAuthorizationFailed,
+    /// The ACLs refuse the principal an operation on a transactional id.
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdAuthorizationFailed,
+    /// The ACL APIs without an authorizer configured; the message is Kafka's, which differs between APIs.
     #[error("{0}")]
     SecurityDisabled(&'static str),
     /// SASL authentication failed (wrong password, unknown user, a malformed exchange); Kafka's message.
@@ -280,6 +298,12 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::SecurityDisabled(_) => ResponseError::SecurityDisabled,
+        BrokerError::InvalidAcl(_) => ResponseError::InvalidRequest,
+        BrokerError::UnknownServerError(_) => ResponseError::UnknownServerError,
+        BrokerError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+        BrokerError::GroupAuthorizationFailed => ResponseError::GroupAuthorizationFailed,
+        BrokerError::ClusterAuthorizationFailed => ResponseError::ClusterAuthorizationFailed,
+        BrokerError::TransactionalIdAuthorizationFailed => ResponseError::TransactionalIdAuthorizationFailed,
         BrokerError::UnsupportedSaslMechanism(_) => ResponseError::UnsupportedSaslMechanism,
         BrokerError::SaslAuthenticationFailed(_) => ResponseError::SaslAuthenticationFailed,
         BrokerError::IllegalSaslState(_) => ResponseError::IllegalSaslState,
@@ -326,6 +350,10 @@ mod tests {
         assert_eq!(error_code(&BrokerError::InvalidRecords(Vec::new())), 87);
         assert_eq!(error_code(&BrokerError::InvalidTimestamps(Vec::new())), 32);
         assert_eq!(error_code(&BrokerError::SecurityDisabled("")), 54);
+        assert_eq!(error_code(&BrokerError::TopicAuthorizationFailed), 29);
+        assert_eq!(error_code(&BrokerError::GroupAuthorizationFailed), 30);
+        assert_eq!(error_code(&BrokerError::ClusterAuthorizationFailed), 31);
+        assert_eq!(error_code(&BrokerError::TransactionalIdAuthorizationFailed), 53);
         assert_eq!(error_code(&BrokerError::UnsupportedSaslMechanism(String::new())), 33);
         assert_eq!(error_code(&BrokerError::ResourceNotFound(String::new())), 91);
         assert_eq!(error_code(&BrokerError::SaslAuthenticationFailed(String::new())), 58);

@@ -52,6 +52,12 @@ impl SecurityProtocol {
     }
 }
 
+/// The one authorizer Skein implements, under Kafka's class name (`authorizer.class.name`).
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// The principal of a connection that did not authenticate (no SASL, no TLS client certificate).
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
 /// The keys a listener may override with `listener.name.<name>.<key>`.
 pub const LISTENER_KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
@@ -111,6 +117,16 @@ pub struct SslSettings {
 }
 
 impl BrokerConfig {
+    /// Whether an authorizer is configured (ACLs are kept and enforced).
+    pub fn authorizer_enabled(&self) -> bool {
+        !self.authorizer_class_name.is_empty()
+    }
+
+    /// The principals of `super.users`.
+    pub fn super_user_principals(&self) -> Vec<String> {
+        self.super_users.split(';').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+    }
+
     /// `key` for `listener`: its `listener.name.<listener>.<key>` override, else the broker-wide value.
     pub fn listener_setting(&self, listener: &str, key: &str) -> Option<String> {
         let prefixed = format!("{}.{key}", listener.to_ascii_uppercase());
@@ -242,6 +258,7 @@ impl BrokerConfig {
             sensitive,
         };
         vec![
+            setting("authorizer.class.name", Some(self.authorizer_class_name.clone()), false),
             setting("sasl.enabled.mechanisms", Some(self.sasl_enabled_mechanisms.clone()), false),
             setting("connections.max.reauth.ms", Some(self.connections_max_reauth_ms.to_string()), false),
             setting("sasl.server.max.receive.size", Some(self.sasl_server_max_receive_size.to_string()), false),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use skein_broker::sasl::SaslSession;
-use skein_broker::{Broker, Outcome, handle_request};
+use skein_broker::{Broker, Outcome, RequestContext, handle_request};
 use skein_protocol::{check_frame_length, decode_request_frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
@@ -104,7 +104,14 @@ where
                 let step = session.serve(&broker, frame, &client_host, &listener).await;
                 (step.outcome, step.close_after)
             }
-            None => (handle_request(&broker, frame, &client_host, &listener).await, None),
+            None => {
+                let principal = match sasl.as_ref().and_then(SaslSession::user) {
+                    Some(user) => format!("User:{user}"),
+                    None => skein_core::security::ANONYMOUS.to_owned(),
+                };
+                let ctx = RequestContext { principal, client_ip: peer.ip().to_string(), listener: listener.clone() };
+                (handle_request(&broker, frame, &ctx).await, None)
+            }
         };
         if let Some(reason) = close_after {
             if let Outcome::Respond { frame, .. } = outcome {

@@ -6,15 +6,25 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::now_ms;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: AddOffsetsToTxnRequest,
     _version: i16,
 ) -> AddOffsetsToTxnResponse {
-    let result = if request.group_id.0.is_empty() {
+    let authorization = broker.authorization(ctx);
+    let transactional_id = request.transactional_id.0.as_str();
+    let result = if !authorization.allows(AclOperation::Write, ResourceType::TransactionalId, transactional_id) {
+        Err(BrokerError::TransactionalIdAuthorizationFailed)
+    } else if !authorization.allows(AclOperation::Read, ResourceType::Group, request.group_id.0.as_str()) {
+        Err(BrokerError::GroupAuthorizationFailed)
+    } else if request.group_id.0.is_empty() {
         Err(BrokerError::InvalidGroupId)
     } else {
         broker

@@ -11,17 +11,37 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{now_ms, topic_name};
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: AddPartitionsToTxnRequest,
     version: i16,
 ) -> AddPartitionsToTxnResponse {
+    let authorization = broker.authorization(ctx);
     if version <= 3 {
+        // As Kafka: WRITE on the transactional id (else every partition is refused), and on each topic.
+        let transactional_id = request.v3_and_below_transactional_id.0.as_str();
+        let refused = if !authorization.allows(AclOperation::Write, ResourceType::TransactionalId, transactional_id) {
+            Refused::Transaction
+        } else {
+            Refused::Topics(
+                request
+                    .v3_and_below_topics
+                    .iter()
+                    .map(|t| t.name.0.to_string())
+                    .filter(|name| !authorization.allows(AclOperation::Write, ResourceType::Topic, name))
+                    .collect(),
+            )
+        };
         let results = add(
             broker,
+            refused,
             request.v3_and_below_transactional_id.0.as_str(),
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
@@ -31,10 +51,16 @@ pub(crate) async fn handle(
         .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
+    // The batched form is the brokers' own (KIP-890 verification).
+    if !authorization.allows_on_cluster(AclOperation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(error_code(&BrokerError::ClusterAuthorizationFailed));
+    }
     let mut by_transaction = Vec::with_capacity(request.transactions.len());
     for transaction in &request.transactions {
         let results = add(
             broker,
+            Refused::Topics(Vec::new()),
             transaction.transactional_id.0.as_str(),
             transaction.producer_id.0,
             transaction.producer_epoch,
@@ -51,10 +77,19 @@ pub(crate) async fn handle(
     AddPartitionsToTxnResponse::default().with_results_by_transaction(by_transaction)
 }
 
+/// What the ACLs refused of a client's AddPartitionsToTxn.
+enum Refused {
+    /// WRITE on the transactional id: every partition fails.
+    Transaction,
+    /// WRITE on these topics: their partitions fail, the others are not attempted.
+    Topics(Vec<String>),
+}
+
 /// One transaction's partitions: unknown partitions fail alone and the others are OPERATION_NOT_ATTEMPTED, as in
 /// Kafka; otherwise every partition gets the coordinator's answer.
 async fn add(
     broker: &Broker,
+    refused: Refused,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
@@ -67,7 +102,11 @@ async fn add(
     let all_known = topics.iter().all(|t| t.partitions.iter().all(|p| known(t.name.0.as_str(), *p)));
     let partitions: Vec<(String, i32)> =
         topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p))).collect();
-    let outcome = if !all_known {
+    let topic_refused = |name: &str| matches!(&refused, Refused::Topics(names) if names.iter().any(|n| n == name));
+    let outcome = if matches!(refused, Refused::Transaction) {
+        Err(BrokerError::TransactionalIdAuthorizationFailed)
+    } else if !all_known || topics.iter().any(|t| topic_refused(t.name.0.as_str())) {
+        // Refused and unknown partitions fail alone; the others are not attempted.
         Err(BrokerError::OperationNotAttempted)
     } else if verify_only {
         broker.transactions.verify_partitions(transactional_id, producer_id, producer_epoch, &partitions).await
@@ -82,6 +121,9 @@ async fn add(
                 .iter()
                 .map(|partition| {
                     let code = match &outcome {
+                        Err(BrokerError::OperationNotAttempted) if topic_refused(topic.name.0.as_str()) => {
+                            error_code(&BrokerError::TopicAuthorizationFailed)
+                        }
                         Err(BrokerError::OperationNotAttempted) if !known(topic.name.0.as_str(), *partition) => {
                             error_code(&BrokerError::UnknownTopicOrPartition)
                         }

@@ -13,9 +13,12 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::config::{is_list_broker_config, topic_config_def};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::broker_configs::DynamicLevel;
-use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
+use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC, refusal};
 use crate::handlers::message;
 
 /// IncrementalAlterConfigs operations.
@@ -54,9 +57,11 @@ fn broker_level(broker: &Broker, name: &str) -> Result<DynamicLevel, BrokerError
 
 pub(crate) async fn handle_alter(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: AlterConfigsRequest,
     _version: i16,
 ) -> AlterConfigsResponse {
+    let authorization = broker.authorization(ctx);
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
@@ -66,13 +71,17 @@ pub(crate) async fn handle_alter(
             .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
             .collect();
         let name = resource.resource_name.as_str();
-        let result = match resource.resource_type {
-            RESOURCE_TOPIC => broker.replace_topic_configs(name, configs, request.validate_only).await,
-            RESOURCE_BROKER => match broker_level(broker, name) {
-                Ok(level) => broker.replace_dynamic_configs(level, configs, request.validate_only).await,
-                Err(err) => Err(err),
+        let refused = refusal(&authorization, AclOperation::AlterConfigs, resource.resource_type, name);
+        let result = match (resource.resource_type, refused) {
+            (_, Some(refused)) => Err(refused),
+            (resource_type, None) => match resource_type {
+                RESOURCE_TOPIC => broker.replace_topic_configs(name, configs, request.validate_only).await,
+                RESOURCE_BROKER => match broker_level(broker, name) {
+                    Ok(level) => broker.replace_dynamic_configs(level, configs, request.validate_only).await,
+                    Err(err) => Err(err),
+                },
+                other => Err(refuse_other_resources(other)),
             },
-            other => Err(refuse_other_resources(other)),
         };
         let (code, text) = outcome(result);
         responses.push(
@@ -88,15 +97,19 @@ pub(crate) async fn handle_alter(
 
 pub(crate) async fn handle_incremental(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
+    let authorization = broker.authorization(ctx);
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let name = resource.resource_name.as_str();
         let current = broker.current_config();
+        let refused = refusal(&authorization, AclOperation::AlterConfigs, resource.resource_type, name);
         let result = match resource.resource_type {
+            _ if refused.is_some() => Err(refused.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
             RESOURCE_TOPIC => match broker.topics.get(name) {
                 None => Err(BrokerError::UnknownTopicOrPartition),
                 Some(topic) => {

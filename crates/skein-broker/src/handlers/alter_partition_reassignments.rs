@@ -16,15 +16,25 @@ use kafka_protocol::messages::alter_partition_reassignments_response::{
 use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::controller_error;
 use crate::handlers::{message, topic_name};
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: AlterPartitionReassignmentsRequest,
     _version: i16,
 ) -> AlterPartitionReassignmentsResponse {
+    if !broker.authorized_on_cluster(ctx, AclOperation::Alter) {
+        let err = BrokerError::ClusterAuthorizationFailed;
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(error_code(&err))
+            .with_error_message(message(err.to_string()));
+    }
     let allow_rf_change = request.allow_replication_factor_change;
     let mut responses = Vec::with_capacity(request.topics.len());
     for topic in request.topics {

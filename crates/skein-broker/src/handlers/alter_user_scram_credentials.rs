@@ -16,6 +16,9 @@ use kafka_protocol::protocol::StrBytes;
 use skein_cluster::{MetadataImage, UserScramCredentialRecord};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::controller_error;
 use crate::handlers::message;
@@ -26,9 +29,11 @@ const APPLIED_WAIT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: AlterUserScramCredentialsRequest,
     _version: i16,
 ) -> AlterUserScramCredentialsResponse {
+    let authorized = broker.authorized_on_cluster(ctx, AclOperation::Alter);
     // Users in the order they first appear, each with its first error.
     let mut users: Vec<(String, Option<BrokerError>)> = Vec::new();
     // Kafka takes one alteration per user and request, whatever the mechanisms.
@@ -72,6 +77,12 @@ pub(crate) async fn handle(
         }
     }
 
+    // Without ALTER on the cluster every user is refused (and nothing is altered).
+    if !authorized {
+        for (_, first) in users.iter_mut() {
+            *first = Some(BrokerError::ClusterAuthorizationFailed);
+        }
+    }
     let valid = |name: &str| users.iter().any(|(user, err)| user == name && err.is_none());
     let deletions: Vec<(String, i8)> = request
         .deletions

@@ -12,6 +12,9 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::Assignment;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 
@@ -20,12 +23,18 @@ const CONSUMER_MEMBER_TYPE: i8 = 1;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: ConsumerGroupDescribeRequest,
     version: i16,
 ) -> ConsumerGroupDescribeResponse {
+    let authorization = broker.authorization(ctx);
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for group_id in request.group_ids {
         let answer = DescribedGroup::default().with_group_id(group_id.clone());
+        if !authorization.allows(AclOperation::Describe, ResourceType::Group, group_id.0.as_str()) {
+            groups.push(with_error(answer, &skein_core::BrokerError::GroupAuthorizationFailed));
+            continue;
+        }
         let described = match broker.groups.describe_consumer_group(group_id.0.to_string()).await {
             Ok(Some(group)) => answer
                 .with_group_state(StrBytes::from_static_str(group.state.name()))

@@ -11,6 +11,9 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::{Assignment, ConsumerHeartbeat, TopicMetadata};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::message;
 
@@ -19,12 +22,25 @@ const CLIENT_GENERATED_MEMBER_ID_VERSION: i16 = 1;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: ConsumerGroupHeartbeatRequest,
     version: i16,
     (client_id, client_host): (String, String),
 ) -> ConsumerGroupHeartbeatResponse {
     if let Err(err) = validate(&request, version) {
         return error_response(&err);
+    }
+    // As Kafka: READ on the group, and DESCRIBE on every topic subscribed to by name.
+    let authorization = broker.authorization(ctx);
+    if !authorization.allows(AclOperation::Read, ResourceType::Group, request.group_id.0.as_str()) {
+        return error_response(&BrokerError::GroupAuthorizationFailed);
+    }
+    let subscribed = request.subscribed_topic_names.iter().flatten();
+    if !subscribed
+        .into_iter()
+        .all(|name| authorization.allows(AclOperation::Describe, ResourceType::Topic, name.0.as_str()))
+    {
+        return error_response(&BrokerError::TopicAuthorizationFailed);
     }
     let topics: Vec<TopicMetadata> = broker
         .topics

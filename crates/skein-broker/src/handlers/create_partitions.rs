@@ -7,14 +7,19 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use skein_core::{BrokerError, MAX_PARTITIONS_PER_REQUEST, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
+    let authorization = broker.authorization(ctx);
     let mut results = Vec::with_capacity(request.topics.len());
     let mut named = HashMap::new();
     for topic in &request.topics {
@@ -28,6 +33,8 @@ pub(crate) async fn handle(
         partitions_in_request += (i64::from(topic.count) - i64::try_from(current).unwrap_or(i64::MAX)).max(0);
         let result = if duplicate {
             Err(BrokerError::InvalidRequest(format!("duplicate topic {name} in the request")))
+        } else if !authorization.allows(AclOperation::Alter, ResourceType::Topic, name) {
+            Err(BrokerError::TopicAuthorizationFailed)
         } else if partitions_in_request > MAX_PARTITIONS_PER_REQUEST {
             Err(BrokerError::TooManyRecordsInOperation(format!(
                 "a request may create at most {MAX_PARTITIONS_PER_REQUEST} partitions"

@@ -9,11 +9,22 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use skein_core::{BrokerError, MAX_PARTITIONS_PER_REQUEST, error_code};
 
+use skein_cluster::acl::{AclOperation, CLUSTER_NAME, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 use crate::topics::{NewTopic, TopicRegistry};
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> CreateTopicsResponse {
+    // As Kafka: CREATE on the cluster, or on each topic.
+    let authorization = broker.authorization(ctx);
+    let cluster_create = authorization.permits(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME);
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> =
         request.topics.iter().filter(|t| !seen.insert(t.name.0.to_string())).map(|t| t.name.0.to_string()).collect();
@@ -24,6 +35,8 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: CreateTopicsRequest, _
         partitions_in_request += requested_partitions(broker, creatable);
         let outcome = if duplicates.contains(name) {
             Err(BrokerError::InvalidRequest(format!("topic '{name}' appears more than once in the request")))
+        } else if !cluster_create && !authorization.allows(AclOperation::Create, ResourceType::Topic, name) {
+            Err(BrokerError::TopicAuthorizationFailed)
         } else if partitions_in_request > MAX_PARTITIONS_PER_REQUEST {
             Err(BrokerError::PolicyViolation("Excessively large number of partitions per request.".into()))
         } else {

@@ -7,12 +7,23 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: DeleteGroupsRequest,
+    _version: i16,
+) -> DeleteGroupsResponse {
+    let authorization = broker.authorization(ctx);
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let result = if group_id.0.is_empty() {
+        let result = if !authorization.allows(AclOperation::Delete, ResourceType::Group, group_id.0.as_str()) {
+            Err(BrokerError::GroupAuthorizationFailed)
+        } else if group_id.0.is_empty() {
             Err(BrokerError::InvalidGroupId)
         } else {
             broker.groups.delete(group_id.0.to_string()).await

@@ -12,6 +12,9 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
@@ -20,20 +23,27 @@ const HIGH_WATERMARK: i64 = -1;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DeleteRecordsRequest,
     _version: i16,
 ) -> DeleteRecordsResponse {
+    let authorization = broker.authorization(ctx);
     let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted_topic in &request.topics {
         let topic = broker.topics.get(wanted_topic.name.0.as_str());
+        let allowed = authorization.allows(AclOperation::Delete, ResourceType::Topic, wanted_topic.name.0.as_str());
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
             let deletable = topic.as_ref().is_some_and(|t| {
                 let policy = t.config_value(&broker.current_config(), "cleanup.policy").unwrap_or_default();
                 policy.split(',').any(|p| p.trim() == "delete")
             });
-            let result = match broker.leader_log(wanted_topic.name.0.as_str(), wanted.partition_index) {
+            let log = match allowed {
+                true => broker.leader_log(wanted_topic.name.0.as_str(), wanted.partition_index),
+                false => Err(BrokerError::TopicAuthorizationFailed),
+            };
+            let result = match log {
                 // As Kafka: records are only deleted from topics whose cleanup policy includes `delete`.
                 Ok(_) if !deletable => {
                     Err(BrokerError::PolicyViolation("DeleteRecords needs cleanup.policy to include delete".into()))

@@ -7,10 +7,19 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use skein_core::{BrokerError, error_code};
 use uuid::Uuid;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let authorization = broker.authorization(ctx);
     // Before v6 the request carries names only; from v6 each entry has a name or an id.
     let wanted: Vec<(Option<String>, Uuid)> = if version < 6 {
         request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
@@ -24,6 +33,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: DeleteTopicsRequest, v
             None => broker.image().topic_by_id(id).map(|t| t.name.clone()).ok_or(BrokerError::UnknownTopicId),
         };
         let result = match resolved {
+            // As Kafka: DELETE on the topic, checked before its existence.
+            Ok(resolved_name) if !authorization.allows(AclOperation::Delete, ResourceType::Topic, &resolved_name) => {
+                Err(BrokerError::TopicAuthorizationFailed)
+            }
             Ok(resolved_name) => broker.delete_topic(&resolved_name).await.map(|topic_id| (resolved_name, topic_id)),
             Err(err) => Err(err),
         };

@@ -11,6 +11,9 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::config::{ConfigSource, DYNAMIC_BROKER_CONFIGS, topic_config_def};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::{Authorization, RequestContext};
 use crate::broker::Broker;
 use crate::handlers::message;
 use crate::topics::TopicRegistry;
@@ -31,13 +34,40 @@ struct Entry {
     synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+/// The ACL refusal of `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource, if any: a topic's
+/// are checked on the topic, a broker's on the cluster, as Kafka checks them.
+pub(crate) fn refusal(
+    authorization: &Authorization<'_>,
+    operation: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<BrokerError> {
+    match resource_type {
+        RESOURCE_TOPIC if !authorization.allows(operation, ResourceType::Topic, name) => {
+            Some(BrokerError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !authorization.allows_on_cluster(operation) => {
+            Some(BrokerError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let authorization = broker.authorization(ctx);
     let results = request
         .resources
         .iter()
         .map(|resource| {
             let name = resource.resource_name.as_str();
+            let refused = refusal(&authorization, AclOperation::DescribeConfigs, resource.resource_type, name);
             let entries = match resource.resource_type {
+                _ if refused.is_some() => Err(refused.unwrap_or(BrokerError::ClusterAuthorizationFailed)),
                 RESOURCE_TOPIC => topic_entries(broker, name),
                 RESOURCE_BROKER => broker_entries(broker, name),
                 RESOURCE_BROKER_LOGGER => Ok(Vec::new()),

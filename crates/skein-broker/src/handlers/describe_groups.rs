@@ -9,17 +9,27 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::GroupState;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::message;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
+    let authorization = broker.authorization(ctx);
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
         let answer = DescribedGroup::default().with_group_id(group_id.clone());
+        if !authorization.allows(AclOperation::Describe, ResourceType::Group, group_id.0.as_str()) {
+            let err = BrokerError::GroupAuthorizationFailed;
+            groups.push(answer.with_error_code(error_code(&err)));
+            continue;
+        }
         let described = match broker.groups.describe(group_id.0.to_string()).await {
             Ok(Some(description)) => {
                 let stable = description.state == GroupState::Stable;

@@ -8,16 +8,24 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::StrBytes;
-use skein_core::error_code;
+use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeLogDirsRequest,
     _version: i16,
 ) -> DescribeLogDirsResponse {
+    if !broker.authorized_on_cluster(ctx, AclOperation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(error_code(&BrokerError::ClusterAuthorizationFailed));
+    }
     // Every topic (null), or the partitions asked for that exist here.
     let wanted: Vec<(Arc<crate::topics::Topic>, Vec<i32>)> = match &request.topics {
         None => broker

@@ -7,24 +7,35 @@ use kafka_protocol::messages::describe_producers_response::{PartitionResponse, P
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use skein_core::error_code;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeProducersRequest,
     _version: i16,
 ) -> DescribeProducersResponse {
+    let authorization = broker.authorization(ctx);
     let topics = request
         .topics
         .iter()
         .map(|wanted| {
+            // As Kafka: READ on the topic.
+            let allowed = authorization.allows(AclOperation::Read, ResourceType::Topic, wanted.name.0.as_str());
             let partitions = wanted
                 .partition_indexes
                 .iter()
                 .map(|index| {
                     let answer = PartitionResponse::default().with_partition_index(*index);
-                    match broker.leader_log(wanted.name.0.as_str(), *index) {
+                    let log = match allowed {
+                        true => broker.leader_log(wanted.name.0.as_str(), *index),
+                        false => Err(skein_core::BrokerError::TopicAuthorizationFailed),
+                    };
+                    match log {
                         Ok(log) => answer.with_active_producers(
                             log.producers()
                                 .into_iter()

@@ -9,6 +9,9 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use kafka_protocol::protocol::StrBytes;
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::controller_error;
 use crate::handlers::message;
@@ -18,9 +21,16 @@ const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeQuorumRequest,
     version: i16,
 ) -> DescribeQuorumResponse {
+    if !broker.authorized_on_cluster(ctx, AclOperation::Describe) {
+        let err = BrokerError::ClusterAuthorizationFailed;
+        return DescribeQuorumResponse::default()
+            .with_error_code(error_code(&err))
+            .with_error_message(message(err.to_string()));
+    }
     let asks_metadata_log = request.topics.len() == 1
         && request.topics[0].topic_name.0.as_str() == METADATA_TOPIC
         && request.topics[0].partitions.len() == 1

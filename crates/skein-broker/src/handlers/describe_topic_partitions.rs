@@ -11,6 +11,9 @@ use skein_cluster::{MetadataImage, TopicImage};
 use skein_core::{BrokerError, error_code};
 use uuid::Uuid;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
@@ -22,17 +25,24 @@ const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeTopicPartitionsRequest,
     _version: i16,
 ) -> DescribeTopicPartitionsResponse {
     let image = broker.image();
+    let authorization = broker.authorization(ctx);
     let limit = usize::try_from(request.response_partition_limit)
         .ok()
         .filter(|l| *l > 0)
         .map_or(MAX_PARTITIONS_PER_RESPONSE, |l| l.min(MAX_PARTITIONS_PER_RESPONSE));
     // Named topics are answered in name order too, as Kafka does, so the cursor means the same either way.
     let mut names: Vec<String> = if request.topics.is_empty() {
-        image.topics().map(|t| t.name.clone()).collect()
+        // As Kafka: a listing leaves out the topics the principal may not describe.
+        image
+            .topics()
+            .filter(|t| authorization.permits(AclOperation::Describe, ResourceType::Topic, &t.name))
+            .map(|t| t.name.clone())
+            .collect()
     } else {
         request.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -47,6 +57,10 @@ pub(crate) async fn handle(
     let mut next_cursor = None;
     for name in names.iter().filter(|n| start_topic.as_ref().is_none_or(|start| *n >= start)) {
         let first = if start_topic.as_deref() == Some(name.as_str()) { start_partition } else { 0 };
+        if !authorization.allows(AclOperation::Describe, ResourceType::Topic, name) {
+            topics.push(unknown_topic(name).with_error_code(error_code(&BrokerError::TopicAuthorizationFailed)));
+            continue;
+        }
         let Some(topic) = image.topic(name) else {
             topics.push(unknown_topic(name));
             continue;

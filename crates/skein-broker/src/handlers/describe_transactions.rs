@@ -10,17 +10,27 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_txn::state_name;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeTransactionsRequest,
     _version: i16,
 ) -> DescribeTransactionsResponse {
+    let authorization = broker.authorization(ctx);
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for transactional_id in request.transactional_ids {
         let answer = TransactionState::default().with_transactional_id(transactional_id.clone());
+        if !authorization.allows(AclOperation::Describe, ResourceType::TransactionalId, transactional_id.0.as_str()) {
+            let err = skein_core::BrokerError::TransactionalIdAuthorizationFailed;
+            states.push(answer.with_error_code(skein_core::error_code(&err)));
+            continue;
+        }
         // Another broker coordinates the id (or this one is still loading it): that error, as Kafka answers.
         if let Err(err) = broker.transactions.check_coordinator(transactional_id.0.as_str()) {
             states.push(answer.with_error_code(skein_core::error_code(&err)));

@@ -12,14 +12,22 @@ use kafka_protocol::protocol::StrBytes;
 use skein_cluster::UserScramCredentialRecord;
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::message;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeUserScramCredentialsRequest,
     _version: i16,
 ) -> DescribeUserScramCredentialsResponse {
+    if !broker.authorized_on_cluster(ctx, AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(error_code(&BrokerError::ClusterAuthorizationFailed));
+    }
     let image = broker.cluster.image();
     let credentials = image.scram_credentials();
     // No list and an empty list both mean every user (Kafka's reading; librdkafka sends an empty one).

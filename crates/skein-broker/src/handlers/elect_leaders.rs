@@ -17,6 +17,9 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use skein_cluster::{ControllerRequest, ControllerResponse, MetadataImage, PartitionRegistration};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::controller_error;
 use crate::handlers::{message, topic_name};
@@ -32,7 +35,16 @@ enum Election {
     Unclean,
 }
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: ElectLeadersRequest, _version: i16) -> ElectLeadersResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ElectLeadersRequest,
+    _version: i16,
+) -> ElectLeadersResponse {
+    if !broker.authorized_on_cluster(ctx, AclOperation::Alter) {
+        let err = BrokerError::ClusterAuthorizationFailed;
+        return failed_request(&request, &err).with_error_code(error_code(&err));
+    }
     let election = match request.election_type {
         PREFERRED => Election::Preferred,
         UNCLEAN => Election::Unclean,

@@ -8,23 +8,36 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
 /// From this version every EndTxn bumps the producer epoch and answers the new one (Transactions V2).
 const BUMPS_EPOCH_VERSION: i16 = 5;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: EndTxnRequest, version: i16) -> EndTxnResponse {
-    let result = broker
-        .transactions
-        .end_txn(
-            request.transactional_id.0.as_str(),
-            request.producer_id.0,
-            request.producer_epoch,
-            request.committed,
-            version >= BUMPS_EPOCH_VERSION,
-            broker.as_ref(),
-        )
-        .await;
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
+    let transactional_id = request.transactional_id.0.as_str();
+    let result = if !broker.authorized(ctx, AclOperation::Write, ResourceType::TransactionalId, transactional_id) {
+        Err(BrokerError::TransactionalIdAuthorizationFailed)
+    } else {
+        broker
+            .transactions
+            .end_txn(
+                transactional_id,
+                request.producer_id.0,
+                request.producer_epoch,
+                request.committed,
+                version >= BUMPS_EPOCH_VERSION,
+                broker.as_ref(),
+            )
+            .await
+    };
     match result {
         Ok((producer_id, producer_epoch)) => {
             EndTxnResponse::default().with_producer_id(ProducerId(producer_id)).with_producer_epoch(producer_epoch)

@@ -17,6 +17,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
@@ -71,17 +74,36 @@ fn divergence(
     }
 }
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let replica = fetching_replica(&request, version);
     let now_ms = crate::handlers::now_ms();
+    // As Kafka: a follower needs CLUSTER_ACTION (else every partition is refused), a consumer READ on each topic.
+    let authorization = broker.authorization(ctx);
+    let follower_refused = replica.is_some() && !authorization.allows_on_cluster(AclOperation::ClusterAction);
+    let image = broker.image();
     let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(request.topics.len());
     let mut wanted = Vec::new();
     for fetch_topic in &request.topics {
         let topic_index = topics.len();
         topics.push((fetch_topic.topic.clone(), fetch_topic.topic_id));
+        let name = if version >= 13 {
+            image.topic_by_id(fetch_topic.topic_id).map(|topic| topic.name.clone())
+        } else {
+            Some(fetch_topic.topic.0.to_string())
+        };
+        let topic_refused = follower_refused
+            || (replica.is_none()
+                && name.as_deref().is_some_and(|n| !authorization.allows(AclOperation::Read, ResourceType::Topic, n)));
         for partition in &fetch_topic.partitions {
             // v13+ identifies topics by id only.
-            let log = if version >= 13 {
+            let log = if topic_refused {
+                Err(BrokerError::TopicAuthorizationFailed)
+            } else if version >= 13 {
                 broker.leader_log_by_id(fetch_topic.topic_id, partition.partition)
             } else {
                 broker.leader_log(fetch_topic.topic.0.as_str(), partition.partition)

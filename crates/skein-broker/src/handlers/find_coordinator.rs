@@ -10,6 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::endpoint;
 use crate::{group_log, txn_log};
@@ -19,14 +22,24 @@ const TRANSACTION: i8 = 1;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: FindCoordinatorRequest,
     version: i16,
-    listener: &str,
 ) -> FindCoordinatorResponse {
+    let listener: &str = &ctx.listener;
+    let authorization = broker.authorization(ctx);
     let keys: Vec<StrBytes> = if version >= 4 { request.coordinator_keys.clone() } else { vec![request.key.clone()] };
     let mut answers = Vec::with_capacity(keys.len());
     for key in &keys {
         let found = match request.key_type {
+            GROUP if !authorization.allows(AclOperation::Describe, ResourceType::Group, key.as_str()) => {
+                Err(BrokerError::GroupAuthorizationFailed)
+            }
+            TRANSACTION
+                if !authorization.allows(AclOperation::Describe, ResourceType::TransactionalId, key.as_str()) =>
+            {
+                Err(BrokerError::TransactionalIdAuthorizationFailed)
+            }
             GROUP => group_coordinator(broker, key.as_str(), listener).await,
             TRANSACTION => transaction_coordinator(broker, key.as_str(), listener).await,
             other => Err(BrokerError::InvalidRequest(format!("unknown coordinator key type {other}"))),

@@ -6,9 +6,20 @@ use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: HeartbeatRequest, version: i16) -> HeartbeatResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: HeartbeatRequest,
+    version: i16,
+) -> HeartbeatResponse {
+    if !broker.authorized(ctx, AclOperation::Read, ResourceType::Group, request.group_id.0.as_str()) {
+        return HeartbeatResponse::default().with_error_code(error_code(&BrokerError::GroupAuthorizationFailed));
+    }
     let group_instance_id = if version >= 3 { request.group_instance_id.map(|id| id.to_string()) } else { None };
     let result = broker
         .groups

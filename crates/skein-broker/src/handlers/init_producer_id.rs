@@ -8,15 +8,31 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::now_ms;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: InitProducerIdRequest,
     _version: i16,
 ) -> InitProducerIdResponse {
+    let authorization = broker.authorization(ctx);
     let result = match request.transactional_id.as_ref().filter(|id| !id.0.is_empty()) {
+        Some(transactional_id)
+            if !authorization.allows(
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                transactional_id.0.as_str(),
+            ) =>
+        {
+            Err(BrokerError::TransactionalIdAuthorizationFailed)
+        }
+        // KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+        None if !authorization.allows_idempotent_write() => Err(BrokerError::ClusterAuthorizationFailed),
         Some(transactional_id) => {
             let expected = (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
             broker

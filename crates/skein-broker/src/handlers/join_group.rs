@@ -9,14 +9,19 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::JoinGroup;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: JoinGroupRequest,
     version: i16,
     (client_id, client_host): (String, String),
 ) -> JoinGroupResponse {
+    let authorized = broker.authorized(ctx, AclOperation::Read, ResourceType::Group, request.group_id.0.as_str());
     let join = JoinGroup {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -32,7 +37,8 @@ pub(crate) async fn handle(
         supports_skip_assignment: version >= 9,
     };
     let request_member_id = request.member_id;
-    match broker.groups.join(join).await {
+    let joined = if authorized { broker.groups.join(join).await } else { Err(BrokerError::GroupAuthorizationFailed) };
+    match joined {
         Ok(joined) => {
             let members = joined
                 .members

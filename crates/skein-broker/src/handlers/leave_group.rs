@@ -8,9 +8,20 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::LeaveMember;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    if !broker.authorized(ctx, AclOperation::Read, ResourceType::Group, request.group_id.0.as_str()) {
+        return LeaveGroupResponse::default().with_error_code(error_code(&BrokerError::GroupAuthorizationFailed));
+    }
     let group_id = request.group_id.0.to_string();
     if version < 3 {
         let leaving = vec![LeaveMember { member_id: request.member_id.to_string(), group_instance_id: None }];

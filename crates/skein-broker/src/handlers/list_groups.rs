@@ -8,9 +8,20 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use skein_core::error_code;
 
+use skein_cluster::acl::{AclOperation, CLUSTER_NAME, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    // As Kafka: DESCRIBE on the cluster lists every group; else the groups the principal may describe.
+    let authorization = broker.authorization(ctx);
+    let all = authorization.permits(AclOperation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let listings = match broker.groups.list().await {
         Ok(listings) => listings,
         Err(err) => return ListGroupsResponse::default().with_error_code(error_code(&err)),
@@ -21,6 +32,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ListGroupsRequest, ver
         .into_iter()
         .filter(|listing| wanted(&request.types_filter, listing.group_type.name()))
         .filter(|listing| wanted(&request.states_filter, listing.state))
+        .filter(|listing| all || authorization.permits(AclOperation::Describe, ResourceType::Group, &listing.group_id))
         .map(|listing| {
             let mut group = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(listing.group_id)))

@@ -7,6 +7,9 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use skein_core::{BrokerError, error_code};
 use skein_log::{Isolation, PartitionLog};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
@@ -16,14 +19,25 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let authorization = broker.authorization(ctx);
     let isolation = Isolation::from_level(request.isolation_level);
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted_topic in &request.topics {
+        let allowed = authorization.allows(AclOperation::Describe, ResourceType::Topic, wanted_topic.name.0.as_str());
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
             let base = ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
-            let result = match broker.leader_log(wanted_topic.name.0.as_str(), wanted.partition_index) {
+            let log = match allowed {
+                true => broker.leader_log(wanted_topic.name.0.as_str(), wanted.partition_index),
+                false => Err(BrokerError::TopicAuthorizationFailed),
+            };
+            let result = match log {
                 Ok(log) => lookup(&log, wanted.timestamp, wanted.current_leader_epoch, isolation).await,
                 Err(err) => Err(err),
             };

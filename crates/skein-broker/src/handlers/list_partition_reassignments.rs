@@ -11,14 +11,27 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
 use kafka_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse};
 use skein_cluster::{PartitionRegistration, TopicImage};
 
+use skein_cluster::acl::AclOperation;
+
+use skein_core::{BrokerError, error_code};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
+use crate::handlers::message;
 use crate::handlers::topic_name;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: ListPartitionReassignmentsRequest,
     _version: i16,
 ) -> ListPartitionReassignmentsResponse {
+    if !broker.authorized_on_cluster(ctx, AclOperation::Describe) {
+        let err = BrokerError::ClusterAuthorizationFailed;
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(error_code(&err))
+            .with_error_message(message(err.to_string()));
+    }
     let image = broker.image();
     let mut topics = Vec::new();
     match request.topics {

@@ -7,6 +7,9 @@ use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse
 use kafka_protocol::protocol::StrBytes;
 use skein_txn::state_name;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::now_ms;
 
@@ -24,9 +27,12 @@ const KNOWN_STATES: &[&str] = &[
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: ListTransactionsRequest,
     version: i16,
 ) -> ListTransactionsResponse {
+    // As Kafka: only the transactional ids the principal may describe are listed.
+    let authorization = broker.authorization(ctx);
     let unknown: Vec<StrBytes> =
         request.state_filters.iter().filter(|s| !KNOWN_STATES.contains(&s.as_str())).cloned().collect();
     let now = now_ms();
@@ -45,7 +51,10 @@ pub(crate) async fn handle(
             let by_duration = version < 1
                 || request.duration_filter < 0
                 || (txn.record.start_timestamp >= 0 && now - txn.record.start_timestamp > request.duration_filter);
-            by_state && by_producer && by_duration
+            by_state
+                && by_producer
+                && by_duration
+                && authorization.permits(AclOperation::Describe, ResourceType::TransactionalId, &txn.transactional_id)
         })
         .map(|txn| {
             TransactionState::default()

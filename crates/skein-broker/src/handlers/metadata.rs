@@ -13,6 +13,9 @@ use skein_cluster::{MetadataImage, TopicImage};
 use skein_core::{BrokerError, error_code};
 use uuid::Uuid;
 
+use skein_cluster::acl::{AclOperation, CLUSTER_NAME, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::endpoint;
 use crate::handlers::topic_name;
@@ -20,10 +23,12 @@ use crate::topics::NewTopic;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: MetadataRequest,
     version: i16,
-    listener: &str,
 ) -> MetadataResponse {
+    let listener: &str = &ctx.listener;
+    let authorization = broker.authorization(ctx);
     let mut topics = Vec::new();
     // v0 asks for all topics with an empty list; v1+ with a null list.
     let requested = match request.topics {
@@ -32,8 +37,14 @@ pub(crate) async fn handle(
     };
     match requested {
         None => {
+            // As Kafka: a listing leaves out the topics the principal may not describe, without a word.
             let image = broker.image();
-            topics.extend(image.topics().map(|t| describe_topic(&image, t)));
+            topics.extend(
+                image
+                    .topics()
+                    .filter(|t| authorization.permits(AclOperation::Describe, ResourceType::Topic, &t.name))
+                    .map(|t| describe_topic(&image, t)),
+            );
         }
         Some(list) => {
             // Before v4 clients cannot opt out of auto-creation.
@@ -41,10 +52,37 @@ pub(crate) async fn handle(
                 broker.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
             for wanted in list {
                 topics.push(match wanted.name {
-                    Some(name) => lookup_or_create(broker, name.0.as_str(), may_create).await,
+                    // Refused before its existence is looked at, so that is not disclosed.
+                    Some(name)
+                        if !authorization.allows(AclOperation::Describe, ResourceType::Topic, name.0.as_str()) =>
+                    {
+                        error_topic(Some(name.0.as_str()), Uuid::nil(), &BrokerError::TopicAuthorizationFailed)
+                    }
+                    Some(name) => {
+                        let name = name.0.as_str();
+                        // Auto-creation needs CREATE on the cluster or on the topic (asked only for a missing topic).
+                        let creation = || match may_create {
+                            false => Creation::NotAsked,
+                            true if authorization.permits(
+                                AclOperation::Create,
+                                ResourceType::Cluster,
+                                CLUSTER_NAME,
+                            ) || authorization.allows(AclOperation::Create, ResourceType::Topic, name) =>
+                            {
+                                Creation::Allowed
+                            }
+                            true => Creation::Refused,
+                        };
+                        lookup_or_create(broker, name, creation).await
+                    }
                     None => {
                         let image = broker.image();
                         match image.topic_by_id(wanted.topic_id) {
+                            Some(topic)
+                                if !authorization.allows(AclOperation::Describe, ResourceType::Topic, &topic.name) =>
+                            {
+                                error_topic(None, wanted.topic_id, &BrokerError::TopicAuthorizationFailed)
+                            }
                             Some(topic) => describe_topic(&image, topic),
                             None => error_topic(None, wanted.topic_id, &BrokerError::UnknownTopicId),
                         }
@@ -75,7 +113,20 @@ pub(crate) async fn handle(
         .with_topics(topics)
 }
 
-async fn lookup_or_create(broker: &Arc<Broker>, name: &str, may_create: bool) -> MetadataResponseTopic {
+/// Whether a missing topic of the request is auto-created.
+enum Creation {
+    /// Auto-creation is off, or the request opted out.
+    NotAsked,
+    Allowed,
+    /// The principal may not create it: TOPIC_AUTHORIZATION_FAILED, as Kafka answers.
+    Refused,
+}
+
+async fn lookup_or_create(
+    broker: &Arc<Broker>,
+    name: &str,
+    creation: impl FnOnce() -> Creation,
+) -> MetadataResponseTopic {
     {
         let image = broker.image();
         if let Some(topic) = image.topic(name) {
@@ -85,8 +136,10 @@ async fn lookup_or_create(broker: &Arc<Broker>, name: &str, may_create: bool) ->
     if let Err(reason) = skein_core::types::validate_topic_name(name) {
         return error_topic(Some(name), Uuid::nil(), &BrokerError::InvalidTopic(reason));
     }
-    if !may_create {
-        return error_topic(Some(name), Uuid::nil(), &BrokerError::UnknownTopicOrPartition);
+    match creation() {
+        Creation::NotAsked => return error_topic(Some(name), Uuid::nil(), &BrokerError::UnknownTopicOrPartition),
+        Creation::Refused => return error_topic(Some(name), Uuid::nil(), &BrokerError::TopicAuthorizationFailed),
+        Creation::Allowed => {}
     }
     let new_topic =
         NewTopic { name: name.to_string(), num_partitions: broker.config.num_partitions, configs: Default::default() };

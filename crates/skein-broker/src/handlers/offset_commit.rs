@@ -10,14 +10,25 @@ use skein_core::{BrokerError, error_code};
 use skein_group::CommitCheck;
 use skein_storage::CommittedOffset;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{now_ms, partition_ids, topic_name};
 
 /// Kafka's `offset.metadata.max.bytes` default: longer metadata is refused per partition.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
+    let authorization = broker.authorization(ctx);
+    // As Kafka: READ on the group (else every partition is refused), then READ on each topic.
+    let group_allowed = authorization.allows(AclOperation::Read, ResourceType::Group, &group_id);
     let check = CommitCheck {
         group_id: group_id.clone(),
         generation_id: request.generation_id_or_member_epoch,
@@ -28,7 +39,11 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, v
             request.topics.iter().map(|t| (t.name.0.as_str(), t.partitions.iter().map(|p| p.partition_index))),
         ),
     };
-    let verdict = broker.groups.check_commit(check).await;
+    let verdict = if group_allowed {
+        broker.groups.check_commit(check).await
+    } else {
+        Err(BrokerError::GroupAuthorizationFailed)
+    };
     if let Err(err) = &verdict {
         tracing::debug!(%group_id, member_id = %request.member_id, generation = request.generation_id_or_member_epoch, error = %err, "offset commit refused");
     }
@@ -40,11 +55,13 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest, v
     for wanted_topic in &request.topics {
         let name = wanted_topic.name.0.as_str();
         let topic = broker.topics.get(name);
+        let topic_allowed = group_allowed && authorization.allows(AclOperation::Read, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
             let metadata = wanted.committed_metadata.as_ref().map(|m| m.to_string());
             let result = match &verdict {
                 Err(err) => Err(err.clone()),
+                Ok(()) if !topic_allowed => Err(BrokerError::TopicAuthorizationFailed),
                 Ok(()) if topic.as_ref().and_then(|t| t.partition(wanted.partition_index)).is_none() => {
                     Err(BrokerError::UnknownTopicOrPartition)
                 }

@@ -12,6 +12,9 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::{ConsumerGroupDescription, GroupDescription, GroupState};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
@@ -53,8 +56,18 @@ fn consumer_group_topics(broker: &Broker, group: &ConsumerGroupDescription) -> B
     topics
 }
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest, _version: i16) -> OffsetDeleteResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: OffsetDeleteRequest,
+    _version: i16,
+) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
+    // As Kafka: DELETE on the group, then READ on each topic.
+    let authorization = broker.authorization(ctx);
+    if !authorization.allows(AclOperation::Delete, ResourceType::Group, &group_id) {
+        return OffsetDeleteResponse::default().with_error_code(error_code(&BrokerError::GroupAuthorizationFailed));
+    }
     let subscribed = match broker.groups.describe(group_id.clone()).await {
         Ok(Some(group)) => subscribed_topics(&group),
         Ok(None) => match broker.groups.describe_consumer_group(group_id.clone()).await {
@@ -74,9 +87,12 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest, _
     for wanted_topic in &request.topics {
         let name = wanted_topic.name.0.as_str();
         let topic = broker.topics.get(name);
+        let topic_allowed = authorization.allows(AclOperation::Read, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(wanted_topic.partitions.len());
         for wanted in &wanted_topic.partitions {
-            let result = if topic.as_ref().and_then(|t| t.partition(wanted.partition_index)).is_none() {
+            let result = if !topic_allowed {
+                Err(BrokerError::TopicAuthorizationFailed)
+            } else if topic.as_ref().and_then(|t| t.partition(wanted.partition_index)).is_none() {
                 Err(BrokerError::UnknownTopicOrPartition)
             } else if subscribed.contains(name) {
                 Err(BrokerError::GroupSubscribedToTopic)

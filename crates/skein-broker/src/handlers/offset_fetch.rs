@@ -14,6 +14,9 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_storage::CommittedOffset;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::{Authorization, RequestContext};
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
@@ -24,6 +27,8 @@ enum Fetched {
     Committed(Option<CommittedOffset>),
     /// UNSTABLE_OFFSET_COMMIT: a transaction's offsets wait for its marker (KIP-447).
     Unstable,
+    /// TOPIC_AUTHORIZATION_FAILED: the principal may not describe the topic.
+    Refused,
 }
 
 /// One topic's answers: (partition, answer).
@@ -31,7 +36,13 @@ type FetchedTopic = (String, Vec<(i32, Fetched)>);
 
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    let authorization = broker.authorization(ctx);
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
@@ -39,7 +50,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
                 topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>()
             });
             let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            groups.push(match fetch(broker, &group.group_id, wanted, request.require_stable).await {
+            groups.push(match fetch(broker, &authorization, &group.group_id, wanted, request.require_stable).await {
                 Ok(topics) => answer.with_topics(
                     topics
                         .into_iter()
@@ -71,7 +82,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, ve
         .map(|topics| topics.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect::<Vec<_>>());
     // From v7 a client may ask for stable offsets only.
     let require_stable = version >= 7 && request.require_stable;
-    match fetch(broker, &request.group_id, wanted, require_stable).await {
+    match fetch(broker, &authorization, &request.group_id, wanted, require_stable).await {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
@@ -110,18 +121,27 @@ fn split(fetched: Fetched) -> (i64, i32, StrBytes, i16) {
         }
         Fetched::Committed(None) => (-1, -1, StrBytes::default(), 0),
         Fetched::Unstable => (-1, -1, StrBytes::default(), UNSTABLE_OFFSET_COMMIT),
+        Fetched::Refused => (-1, -1, StrBytes::default(), error_code(&BrokerError::TopicAuthorizationFailed)),
     }
 }
 
 /// The committed offsets asked for, or all of the group's when `wanted` is `None`; with `require_stable`, the
 /// partitions an open transaction holds offsets for are answered UNSTABLE_OFFSET_COMMIT instead.
+///
+/// As Kafka: the principal needs DESCRIBE on the group, and on each topic asked for (a topic it may not describe
+/// is refused; all of the group's offsets leave such topics out).
 async fn fetch(
     broker: &Arc<Broker>,
+    authorization: &Authorization<'_>,
     group_id: &GroupId,
     wanted: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
 ) -> Result<Vec<FetchedTopic>, BrokerError> {
     let group_id = group_id.0.as_str();
+    if !authorization.allows(AclOperation::Describe, ResourceType::Group, group_id) {
+        return Err(BrokerError::GroupAuthorizationFailed);
+    }
+    let describable = |topic: &str| authorization.permits(AclOperation::Describe, ResourceType::Topic, topic);
     let unstable = if require_stable { broker.offsets.pending_partitions(group_id).await? } else { BTreeSet::new() };
     let answer = |topic: &str, partition: i32, committed: Option<CommittedOffset>| {
         if unstable.contains(&(topic.to_owned(), partition)) {
@@ -133,6 +153,9 @@ async fn fetch(
     let Some(wanted) = wanted else {
         let mut topics: Vec<FetchedTopic> = Vec::new();
         for (topic, partition, committed) in broker.offsets.fetch_all(group_id).await? {
+            if !describable(&topic) {
+                continue;
+            }
             let fetched = answer(&topic, partition, Some(committed));
             match topics.last_mut() {
                 Some((name, partitions)) if *name == topic => partitions.push((partition, fetched)),
@@ -141,17 +164,28 @@ async fn fetch(
         }
         return Ok(topics);
     };
+    let allowed: Vec<bool> = wanted
+        .iter()
+        .map(|(topic, _)| authorization.allows(AclOperation::Describe, ResourceType::Topic, topic))
+        .collect();
     let keys: Vec<(String, i32)> = wanted
         .iter()
+        .zip(&allowed)
+        .filter(|(_, allowed)| **allowed)
+        .map(|(wanted, _)| wanted)
         .flat_map(|(topic, partitions)| partitions.iter().map(move |partition| (topic.clone(), *partition)))
         .collect();
     let mut found = broker.offsets.fetch(group_id, keys).await?.into_iter();
     Ok(wanted
         .into_iter()
-        .map(|(topic, partitions)| {
+        .zip(allowed)
+        .map(|((topic, partitions), allowed)| {
             let answers = partitions
                 .into_iter()
-                .map(|partition| (partition, answer(&topic, partition, found.next().flatten())))
+                .map(|partition| match allowed {
+                    true => (partition, answer(&topic, partition, found.next().flatten())),
+                    false => (partition, Fetched::Refused),
+                })
                 .collect();
             (topic, answers)
         })

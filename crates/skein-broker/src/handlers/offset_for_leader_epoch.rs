@@ -17,25 +17,47 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
 
 /// The `current_leader_epoch` of a request that does not fence (Kafka's `NO_PARTITION_LEADER_EPOCH`).
 const NO_CURRENT_LEADER_EPOCH: i32 = -1;
 
-pub(crate) fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    // As Kafka: a follower (replica id >= 0) needs CLUSTER_ACTION, a consumer DESCRIBE on each topic.
+    let authorization = broker.authorization(ctx);
+    let follower_refused = request.replica_id.0 >= 0 && !authorization.allows_on_cluster(AclOperation::ClusterAction);
     let topics = request
         .topics
         .iter()
         .map(|wanted_topic| {
             let topic = wanted_topic.topic.0.as_str();
+            let refused = follower_refused
+                || (request.replica_id.0 < 0
+                    && !authorization.allows(AclOperation::Describe, ResourceType::Topic, topic));
             let partitions = wanted_topic
                 .partitions
                 .iter()
                 .map(|wanted| {
                     let answer = EpochEndOffset::default().with_partition(wanted.partition);
-                    match end_offset(broker, topic, wanted.partition, wanted.current_leader_epoch, wanted.leader_epoch)
-                    {
+                    let found = match refused {
+                        true => Err(BrokerError::TopicAuthorizationFailed),
+                        false => end_offset(
+                            broker,
+                            topic,
+                            wanted.partition,
+                            wanted.current_leader_epoch,
+                            wanted.leader_epoch,
+                        ),
+                    };
+                    match found {
                         Ok((leader_epoch, end_offset)) => {
                             answer.with_leader_epoch(leader_epoch).with_end_offset(end_offset)
                         }

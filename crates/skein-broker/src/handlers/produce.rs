@@ -14,6 +14,9 @@ use skein_core::{BrokerError, IdKind, RecordError, TopicPartition, error_code};
 use skein_log::{AppendRequest, append_batches};
 use skein_protocol::{RecordBatchHeader, RequestFrame, uncompressed_limit, validate_client_batch, walk_records};
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 use crate::router::{Outcome, decode_with_null_prefix, encode};
@@ -23,7 +26,7 @@ use crate::txn_markers;
 /// Produce versions below this are advertised (as Kafka 4 does) but refused per partition.
 const MIN_SERVED_VERSION: i16 = 3;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome {
+pub(crate) async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, frame: RequestFrame) -> Outcome {
     let version = frame.api_version;
     if version < MIN_SERVED_VERSION {
         return refuse_old_version(&frame);
@@ -39,7 +42,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, frame: RequestFrame) -> Outcome
         return Outcome::Close(format!("malformed Produce v{version}: {err}"));
     }
     let acks = request.acks;
-    let response = produce(broker, request.clone(), version).await;
+    let response = produce(broker, ctx, request.clone(), version).await;
     broker.metrics.record_produced(&request, &response);
     if acks == 0 {
         // With acks=0 there is no response to carry an error; Kafka closes the connection so the client notices.
@@ -211,10 +214,15 @@ struct Replication {
 /// From this version a transactional produce adds its partition to the transaction itself (Transactions V2).
 const ADDS_PARTITIONS_VERSION: i16 = 12;
 
-async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> ProduceResponse {
+async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceRequest, version: i16) -> ProduceResponse {
     let adds_partitions = version >= ADDS_PARTITIONS_VERSION;
     let acks_valid = matches!(request.acks, -1..=1);
     let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
+    let authorization = broker.authorization(ctx);
+    // As Kafka: a transactional produce without WRITE on its transactional id fails as a whole.
+    let transaction_refused = transactional_id
+        .as_deref()
+        .is_some_and(|id| !authorization.allows(AclOperation::Write, ResourceType::TransactionalId, id));
     // Transactional batches are checked by the id's coordinator: this broker's, held until the append is durable
     // so the transaction cannot end between its check and the append, or another broker's (AddPartitionsToTxn).
     let coordinator = transactional_id.as_deref().map(|id| txn_markers::remote_coordinator(broker, id));
@@ -229,10 +237,18 @@ async fn produce(broker: &Arc<Broker>, request: ProduceRequest, version: i16) ->
     let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Slot>)> = Vec::new();
     for topic_data in request.topic_data {
         let topic_name = topic_data.name.0.to_string();
+        let topic_refused =
+            transaction_refused || !authorization.allows(AclOperation::Write, ResourceType::Topic, &topic_name);
         let mut slots = Vec::with_capacity(topic_data.partition_data.len());
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
             let prepared = async {
+                if transaction_refused {
+                    return Err(BrokerError::TransactionalIdAuthorizationFailed);
+                }
+                if topic_refused {
+                    return Err(BrokerError::TopicAuthorizationFailed);
+                }
                 if !acks_valid {
                     return Err(BrokerError::InvalidRequiredAcks(request.acks));
                 }

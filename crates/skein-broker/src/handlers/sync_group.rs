@@ -8,9 +8,18 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::SyncGroup;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let authorized = broker.authorized(ctx, AclOperation::Read, ResourceType::Group, request.group_id.0.as_str());
     let sync = SyncGroup {
         group_id: request.group_id.0.to_string(),
         generation_id: request.generation_id,
@@ -20,7 +29,8 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: SyncGroupRequest, vers
         protocol_name: if version >= 5 { request.protocol_name.map(|n| n.to_string()) } else { None },
         assignments: request.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
     };
-    match broker.groups.sync(sync).await {
+    let synced = if authorized { broker.groups.sync(sync).await } else { Err(BrokerError::GroupAuthorizationFailed) };
+    match synced {
         Ok(synced) => {
             let response = SyncGroupResponse::default().with_assignment(synced.assignment);
             if version >= 5 {

@@ -13,6 +13,9 @@ use skein_core::{BrokerError, error_code};
 use skein_group::CommitCheck;
 use skein_storage::CommittedOffset;
 
+use skein_cluster::acl::{AclOperation, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{now_ms, partition_ids, topic_name};
 use crate::txn_markers;
@@ -22,12 +25,27 @@ const ADDS_GROUP_VERSION: i16 = 5;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
     let names_member = version >= 3 && (request.generation_id >= 0 || !request.member_id.is_empty());
-    let member_check = if group_id.is_empty() {
+    // As Kafka: WRITE on the transactional id and READ on the group (else every partition is refused), then READ
+    // on each topic.
+    let authorization = broker.authorization(ctx);
+    let transactional_id = request.transactional_id.0.as_str();
+    let topic_refused: Vec<&str> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .filter(|name| !authorization.allows(AclOperation::Read, ResourceType::Topic, name))
+        .collect();
+    let member_check = if !authorization.allows(AclOperation::Write, ResourceType::TransactionalId, transactional_id) {
+        Err(BrokerError::TransactionalIdAuthorizationFailed)
+    } else if !authorization.allows(AclOperation::Read, ResourceType::Group, &group_id) {
+        Err(BrokerError::GroupAuthorizationFailed)
+    } else if group_id.is_empty() {
         Err(BrokerError::InvalidGroupId)
     } else if names_member {
         broker
@@ -52,7 +70,9 @@ pub(crate) async fn handle(
     let mut pending = Vec::new();
     for topic in &request.topics {
         for partition in &topic.partitions {
-            if known(topic.name.0.as_str(), partition.partition_index) {
+            if known(topic.name.0.as_str(), partition.partition_index)
+                && !topic_refused.contains(&topic.name.0.as_str())
+            {
                 let committed = CommittedOffset {
                     offset: partition.committed_offset,
                     leader_epoch: if version >= 2 { partition.committed_leader_epoch } else { -1 },
@@ -63,6 +83,7 @@ pub(crate) async fn handle(
             }
         }
     }
+    let member_check_error = member_check.as_ref().err().cloned();
     let outcome = match member_check {
         Ok(()) if pending.is_empty() => Ok(()),
         Ok(()) => 'commit: {
@@ -106,7 +127,14 @@ pub(crate) async fn handle(
                 .partitions
                 .iter()
                 .map(|partition| {
-                    let code = if !known(topic.name.0.as_str(), partition.partition_index) {
+                    let code = if matches!(
+                        member_check_error,
+                        Some(BrokerError::TransactionalIdAuthorizationFailed | BrokerError::GroupAuthorizationFailed)
+                    ) {
+                        outcome.as_ref().err().map_or(0, error_code)
+                    } else if topic_refused.contains(&topic.name.0.as_str()) {
+                        error_code(&BrokerError::TopicAuthorizationFailed)
+                    } else if !known(topic.name.0.as_str(), partition.partition_index) {
                         error_code(&BrokerError::UnknownTopicOrPartition)
                     } else {
                         outcome.as_ref().err().map_or(0, error_code)

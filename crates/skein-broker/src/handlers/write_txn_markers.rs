@@ -10,31 +10,41 @@ use kafka_protocol::messages::WriteTxnMarkersResponse;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
-use skein_core::error_code;
+use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::AclOperation;
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::txn_markers::write_local_partition;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: WriteTxnMarkersRequest,
     _version: i16,
 ) -> WriteTxnMarkersResponse {
+    // Markers come from transaction coordinators, which need CLUSTER_ACTION.
+    let authorized = broker.authorized_on_cluster(ctx, AclOperation::ClusterAction);
     let mut results = Vec::with_capacity(request.markers.len());
     for marker in request.markers {
         let mut topics = Vec::with_capacity(marker.topics.len());
         for topic in marker.topics {
             let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
             for index in topic.partition_indexes {
-                let written = write_local_partition(
-                    broker,
-                    marker.producer_id.0,
-                    marker.producer_epoch,
-                    marker.transaction_result,
-                    topic.name.0.as_str(),
-                    index,
-                )
-                .await;
+                let written = if authorized {
+                    write_local_partition(
+                        broker,
+                        marker.producer_id.0,
+                        marker.producer_epoch,
+                        marker.transaction_result,
+                        topic.name.0.as_str(),
+                        index,
+                    )
+                    .await
+                } else {
+                    Err(BrokerError::ClusterAuthorizationFailed)
+                };
                 if let Err(err) = &written {
                     tracing::debug!(topic = topic.name.0.as_str(), partition = index, error = %err, "marker refused");
                 }
