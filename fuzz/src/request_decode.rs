@@ -80,6 +80,8 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::SaslAuthenticate => visitor.visit::<SaslAuthenticateRequest>(),
         ApiKey::DescribeUserScramCredentials => visitor.visit::<DescribeUserScramCredentialsRequest>(),
         ApiKey::AlterUserScramCredentials => visitor.visit::<AlterUserScramCredentialsRequest>(),
+        ApiKey::DescribeClientQuotas => visitor.visit::<DescribeClientQuotasRequest>(),
+        ApiKey::AlterClientQuotas => visitor.visit::<AlterClientQuotasRequest>(),
         _ => return None,
     })
 }

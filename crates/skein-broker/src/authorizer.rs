@@ -6,6 +6,7 @@
 //! `allow.everyone.if.no.acl.found`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use skein_cluster::MetadataImage;
 use skein_cluster::acl::{self, AclDecision, AclOperation, ResourceType};
@@ -13,7 +14,7 @@ use skein_cluster::acl::{self, AclDecision, AclOperation, ResourceType};
 use crate::broker::Broker;
 
 /// Who sent a request, and where from and to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RequestContext {
     /// `User:<name>` after SASL authentication, else `User:ANONYMOUS`.
     pub principal: String,
@@ -21,9 +22,24 @@ pub struct RequestContext {
     pub client_ip: String,
     /// The listener the request came in on.
     pub listener: Arc<str>,
+    /// The request header's client id ("" when null).
+    pub client_id: String,
+    /// How long the connection is muted after this response (a client over its quota), in milliseconds.
+    pub throttle_ms: AtomicU64,
 }
 
 impl RequestContext {
+    /// The user name quotas are set for: the principal's name (`ANONYMOUS` without authentication).
+    pub fn quota_user(&self) -> &str {
+        self.principal.split_once(':').map_or(self.principal.as_str(), |(_, name)| name)
+    }
+
+    /// Mutes the connection for `throttle` after this response (the longest of several throttles counts).
+    pub fn throttle(&self, throttle: std::time::Duration) {
+        let ms = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
+        self.throttle_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
     /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).
     pub fn client_host(&self) -> String {
         format!("/{}", self.client_ip)

@@ -50,6 +50,8 @@ pub struct Broker {
     /// The replicated log of transaction state (`__transaction_state`), loaded and unloaded the same way.
     pub txn_log: Arc<TransactionStateLog>,
     pub metrics: Arc<Metrics>,
+    /// Client byte rates measured against their quotas.
+    pub quotas: crate::quotas::ClientQuotaManager,
     pub cluster_id: String,
     /// This broker's membership: the metadata image, the controller, registration.
     pub cluster: Arc<ClusterMember>,
@@ -137,8 +139,13 @@ impl Broker {
             txn_settings,
             Arc::clone(&txn_log) as _,
         );
+        let quotas = crate::quotas::ClientQuotaManager::new(
+            u32::try_from(config.quota_window_num).unwrap_or(11),
+            std::time::Duration::from_secs(u64::try_from(config.quota_window_size_seconds).unwrap_or(1)),
+        );
         let broker = Broker {
             config,
+            quotas,
             dynamic_configs,
             engine,
             topics,

@@ -13,6 +13,7 @@
 //! - [`txn_markers`]: transaction markers written at partition leaders, here or on other brokers.
 //! - [`scram`]: SCRAM credentials (RFC 5802/7677) as Kafka derives and stores them.
 //! - [`authorizer`]: [`RequestContext`] (who sent a request) and the ACL checks handlers make.
+//! - [`quotas`]: client byte-rate quotas measured and enforced by throttling (KIP-13, KIP-219).
 //! - [`sasl`]: a SASL listener's connections authenticating (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
 
 pub mod authorizer;
@@ -23,6 +24,7 @@ pub mod group_log;
 pub mod handlers;
 pub mod metrics;
 mod peer;
+pub mod quotas;
 pub mod replication;
 pub mod router;
 pub mod sasl;

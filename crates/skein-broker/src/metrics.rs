@@ -52,6 +52,7 @@ pub struct Metrics {
     tls_handshake_failures: IntCounter,
     sasl_authentication_failures: IntCounter,
     authorization_denials: IntCounterVec,
+    quota_throttles: IntCounterVec,
     connections_active: IntGauge,
     protocol_errors: IntCounter,
     compacted_records: IntCounter,
@@ -141,6 +142,14 @@ impl Metrics {
             &["resource_type", "operation"],
         )?;
         registry.register(Box::new(authorization_denials.clone()))?;
+        let quota_throttles = IntCounterVec::new(
+            Opts::new(
+                "skein_quota_throttles_total",
+                "Responses throttled because the client was over its byte-rate quota, by quota (produce, fetch).",
+            ),
+            &["quota"],
+        )?;
+        registry.register(Box::new(quota_throttles.clone()))?;
         let connections_active = IntGauge::new("skein_connections_active", "Client connections open now.")?;
         registry.register(Box::new(connections_active.clone()))?;
         let protocol_errors = IntCounter::new(
@@ -185,6 +194,7 @@ impl Metrics {
             tls_handshake_failures,
             sasl_authentication_failures,
             authorization_denials,
+            quota_throttles,
             connections_active,
             protocol_errors,
             compacted_records,
@@ -292,6 +302,11 @@ impl Metrics {
     /// A SASL authentication failed.
     pub fn sasl_authentication_failed(&self) {
         self.sasl_authentication_failures.inc();
+    }
+
+    /// A response was throttled for the client's `quota` (`produce` or `fetch`).
+    pub fn quota_throttled(&self, quota: &str) {
+        self.quota_throttles.with_label_values(&[quota]).inc();
     }
 
     /// The ACLs refused an action.

@@ -212,6 +212,12 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
             })
             .await
         }
+        ApiKey::DescribeClientQuotas => {
+            respond(frame, |req, v| async move { handlers::describe_client_quotas::handle(broker, ctx, req, v) }).await
+        }
+        ApiKey::AlterClientQuotas => {
+            respond(frame, |req, v| handlers::alter_client_quotas::handle(broker, ctx, req, v)).await
+        }
         ApiKey::DescribeUserScramCredentials => {
             respond(frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, ctx, req, v)).await
         }

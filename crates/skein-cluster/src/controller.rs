@@ -23,6 +23,7 @@ use crate::acl::{AclBinding, AclFilter};
 use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{self, Candidate};
+use crate::quota::ClientQuotaRecord;
 use crate::records::{
     ConfigRecord, ConfigResource, ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataBatch, MetadataRecord,
     NO_LEADER, NodeId, PartitionChangeRecord, PartitionRecord, ProducerIdBlockRecord, RegisterBrokerRecord,
@@ -167,6 +168,11 @@ pub enum ControllerRequest {
     DeleteAcls {
         /// The filters.
         filters: Vec<AclFilter>,
+    },
+    /// AlterClientQuotas, checked by the broker already: each value set or removed.
+    AlterClientQuotas {
+        /// The changes.
+        changes: Vec<ClientQuotaRecord>,
     },
     /// ElectLeaders with election type UNCLEAN for one partition (KIP-460): only a partition without a live
     /// ISR leader gets one — from the live ISR if it can, else the first live replica, whatever
@@ -818,6 +824,10 @@ impl Controller {
                 let records = removed.into_iter().cloned().map(MetadataRecord::RemoveAccessControlEntry).collect();
                 Ok((records, Finish::Ready(ControllerResponse::AclsDeleted { matched })))
             }
+            ControllerRequest::AlterClientQuotas { changes } => Ok((
+                changes.into_iter().map(MetadataRecord::ClientQuota).collect(),
+                Finish::Ready(ControllerResponse::Done),
+            )),
             ControllerRequest::DescribeQuorum => {
                 // Answered from Raft's state before reaching the controller (quorum.rs, network.rs).
                 Err(ControllerError::InvalidRequest("DescribeQuorum is not a metadata operation".to_owned()))

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acl::AclBinding;
+use crate::quota::{ClientQuotas, QuotaEntity};
 use crate::records::{
     ConfigResource, ConfigResourceType, Endpoint, MetadataRecord, NO_LEADER, NodeId, PartitionChangeRecord,
     PartitionRecord, UserScramCredentialRecord,
@@ -90,6 +91,9 @@ pub struct MetadataImage {
     /// The ACLs. (Absent from images written before ACLs.)
     #[serde(default)]
     acls: BTreeSet<AclBinding>,
+    /// Client quotas, by entity (a list: JSON maps need string keys). (Absent from images written before quotas.)
+    #[serde(default)]
+    client_quotas: Vec<(QuotaEntity, BTreeMap<String, f64>)>,
 }
 
 impl MetadataImage {
@@ -156,6 +160,11 @@ impl MetadataImage {
     /// One user's SCRAM credential for one mechanism.
     pub fn scram_credential(&self, name: &str, mechanism: i8) -> Option<&UserScramCredentialRecord> {
         self.scram_credentials.get(name).and_then(|by_mechanism| by_mechanism.get(&mechanism))
+    }
+
+    /// Every entity's client quotas.
+    pub fn client_quotas(&self) -> &ClientQuotas {
+        &self.client_quotas
     }
 
     /// Every ACL.
@@ -260,6 +269,26 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveAccessControlEntry(binding) => {
                 self.acls.remove(binding);
+            }
+            MetadataRecord::ClientQuota(r) => {
+                let position = self.client_quotas.binary_search_by(|(entity, _)| entity.cmp(&r.entity));
+                match (position, r.value) {
+                    (Ok(index), value) => {
+                        if let Some((_, values)) = self.client_quotas.get_mut(index) {
+                            match value {
+                                Some(value) => values.insert(r.key.clone(), value),
+                                None => values.remove(&r.key),
+                            };
+                            if values.is_empty() {
+                                self.client_quotas.remove(index);
+                            }
+                        }
+                    }
+                    (Err(index), Some(value)) => {
+                        self.client_quotas.insert(index, (r.entity.clone(), BTreeMap::from([(r.key.clone(), value)])));
+                    }
+                    (Err(_), None) => {}
+                }
             }
         }
     }

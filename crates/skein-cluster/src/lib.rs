@@ -29,6 +29,7 @@
 //! # Layout
 //! - [`config`]: [`QuorumConfig`] — node id, voters, observer or not, addresses, timeouts, data directory.
 //! - [`acl`]: ACL bindings and filters, and the StandardAuthorizer's decision for one action.
+//! - [`quota`]: client quota entities (KIP-546) and which entity's quota applies to a client.
 //! - [`records`]: the metadata records ([`MetadataRecord`]), one [`MetadataBatch`] per log entry; JSON.
 //! - [`image`]: [`MetadataImage`], the applied state (brokers, topics, partitions, configs, producer ids).
 //! - `controller`: leader-side validation and record planning; broker sessions and fencing.
@@ -83,6 +84,7 @@ pub mod image;
 mod network;
 mod placement;
 mod quorum;
+pub mod quota;
 pub mod records;
 mod storage;
 mod types;

@@ -836,6 +836,14 @@ impl ControllerClient {
         }
     }
 
+    /// Sets and removes client quota values.
+    pub async fn alter_client_quotas(
+        &self,
+        changes: Vec<crate::quota::ClientQuotaRecord>,
+    ) -> Result<(), ControllerError> {
+        self.submit(ControllerRequest::AlterClientQuotas { changes }).await.map(|_| ())
+    }
+
     /// Adds the ACLs not yet present.
     pub async fn create_acls(&self, bindings: Vec<crate::acl::AclBinding>) -> Result<(), ControllerError> {
         self.submit(ControllerRequest::CreateAcls { bindings }).await.map(|_| ())

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acl::AclBinding;
+use crate::quota::ClientQuotaRecord;
 
 /// A broker's (and controller's) node id, Kafka's `node.id`.
 pub type NodeId = i32;
@@ -90,6 +91,8 @@ pub enum MetadataRecord {
     AccessControlEntry(AclBinding),
     /// An ACL was deleted (DeleteAcls).
     RemoveAccessControlEntry(AclBinding),
+    /// A client quota value was set or removed (AlterClientQuotas).
+    ClientQuota(ClientQuotaRecord),
 }
 
 /// A listener a broker advertises.

@@ -246,6 +246,12 @@ pub struct BrokerConfig {
     /// The SASL mechanisms SASL listeners offer.
     #[serde(rename = "sasl.enabled.mechanisms")]
     pub sasl_enabled_mechanisms: String,
+    /// Client quotas are measured over this many samples (Kafka's `quota.window.num`)...
+    #[serde(rename = "quota.window.num")]
+    pub quota_window_num: i32,
+    /// ...of this many seconds each (`quota.window.size.seconds`).
+    #[serde(rename = "quota.window.size.seconds")]
+    pub quota_window_size_seconds: i32,
     /// The authorizer: empty (none; every request is allowed and the ACL APIs answer SECURITY_DISABLED) or
     /// Kafka's `org.apache.kafka.metadata.authorizer.StandardAuthorizer`, whose semantics Skein implements.
     #[serde(rename = "authorizer.class.name")]
@@ -349,6 +355,8 @@ impl Default for BrokerConfig {
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
             sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
             connections_max_reauth_ms: 0,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             authorizer_class_name: String::new(),
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
@@ -434,6 +442,11 @@ impl BrokerConfig {
         check(
             self.connections_max_reauth_ms >= 0,
             format!("connections.max.reauth.ms must be >= 0, got {}", self.connections_max_reauth_ms),
+        );
+        check(self.quota_window_num >= 1, format!("quota.window.num must be >= 1, got {}", self.quota_window_num));
+        check(
+            self.quota_window_size_seconds >= 1,
+            format!("quota.window.size.seconds must be >= 1, got {}", self.quota_window_size_seconds),
         );
         check(
             self.authorizer_class_name.is_empty() || self.authorizer_class_name == crate::security::STANDARD_AUTHORIZER,

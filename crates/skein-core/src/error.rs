@@ -126,9 +126,12 @@ pub enum BrokerError {
     ElectionNotNeeded,
     #[error("policy violation: {0}")]
     PolicyViolation(String),
-    /// An ACL binding Kafka's checks refuse (answered INVALID_REQUEST); the message is Kafka's.
+    /// INVALID_REQUEST with exactly this message (Kafka's, word for word: clients and tools print it).
     #[error("{0}")]
-    InvalidAcl(String),
+    InvalidRequestMessage(String),
+    /// A quota entity type Kafka does not know: it answers UNSUPPORTED_VERSION.
+    #[error("Unsupported entity type {0}")]
+    UnsupportedQuotaEntityType(String),
     /// A request Kafka fails as a whole without saying why (UNKNOWN_SERVER_ERROR, no message).
     #[error("{0}")]
     UnknownServerError(String),
@@ -298,7 +301,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::SecurityDisabled(_) => ResponseError::SecurityDisabled,
-        BrokerError::InvalidAcl(_) => ResponseError::InvalidRequest,
+        BrokerError::InvalidRequestMessage(_) => ResponseError::InvalidRequest,
+        BrokerError::UnsupportedQuotaEntityType(_) => ResponseError::UnsupportedVersion,
         BrokerError::UnknownServerError(_) => ResponseError::UnknownServerError,
         BrokerError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
         BrokerError::GroupAuthorizationFailed => ResponseError::GroupAuthorizationFailed,

@@ -52,7 +52,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     // v0 and v1 were removed in Kafka 4.0 (v2 added the fencing current_leader_epoch); Kafka 4 serves v2-v4.
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
-    // No authorizer: answered SECURITY_DISABLED, as Kafka 4 without one (v0 was removed in Kafka 4.0).
+    // Without an authorizer answered SECURITY_DISABLED, as Kafka 4 without one (v0 was removed in Kafka 4.0).
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
@@ -63,6 +63,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // KIP-554: SCRAM credentials, kept in the metadata log.
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // KIP-546: client quotas, kept in the metadata log and enforced by throttling.
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The supported version range of `key`, if Skein serves it.

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use skein_broker::sasl::SaslSession;
@@ -99,6 +100,7 @@ where
             // KIP-368: the session ran out and the client did not re-authenticate.
             return Closed::AuthenticationFailed("the SASL session expired (connections.max.reauth.ms)".into());
         }
+        let mut throttle = Duration::ZERO;
         let (outcome, close_after) = match sasl.as_mut().filter(|session| session.serves(api_key)) {
             Some(session) => {
                 let step = session.serve(&broker, frame, &client_host, &listener).await;
@@ -109,8 +111,16 @@ where
                     Some(user) => format!("User:{user}"),
                     None => skein_core::security::ANONYMOUS.to_owned(),
                 };
-                let ctx = RequestContext { principal, client_ip: peer.ip().to_string(), listener: listener.clone() };
-                (handle_request(&broker, frame, &ctx).await, None)
+                let ctx = RequestContext {
+                    principal,
+                    client_ip: peer.ip().to_string(),
+                    listener: listener.clone(),
+                    client_id: frame.client_id.clone().unwrap_or_default(),
+                    throttle_ms: AtomicU64::new(0),
+                };
+                let outcome = handle_request(&broker, frame, &ctx).await;
+                throttle = Duration::from_millis(ctx.throttle_ms.load(Ordering::Relaxed));
+                (outcome, None)
             }
         };
         if let Some(reason) = close_after {
@@ -135,6 +145,15 @@ where
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
                 return Closed::ProtocolError(format!("{reason} (api key {api_key}, correlation id {correlation_id})"));
+            }
+        }
+        // A client over its quota: its connection is muted (nothing read) until the throttle time has passed
+        // (KIP-219; the response told it how long).
+        if !throttle.is_zero() {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Closed::Normally,
+                () = tokio::time::sleep(throttle) => {}
             }
         }
     }

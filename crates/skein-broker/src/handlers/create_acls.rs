@@ -55,7 +55,7 @@ pub(crate) async fn handle(
         return CreateAclsResponse::default().with_results(results);
     }
     let checked: Vec<Result<AclBinding, BrokerError>> =
-        request.creations.iter().map(|creation| check(creation).map_err(BrokerError::InvalidAcl)).collect();
+        request.creations.iter().map(|creation| check(creation).map_err(BrokerError::InvalidRequestMessage)).collect();
     let valid: Vec<AclBinding> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
     let mut stored = Ok(());
     if !valid.is_empty() {

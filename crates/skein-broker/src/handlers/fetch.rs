@@ -22,6 +22,7 @@ use skein_cluster::acl::{AclOperation, ResourceType};
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::topic_name;
+use crate::quotas::{ClientQuotaManager, QuotaKind};
 
 /// Longest a fetch may wait, whatever the client asks (Kafka's request timeout bounds it on the client side).
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
@@ -137,7 +138,13 @@ pub(crate) async fn handle(
         }
     }
 
-    let max_bytes = usize::try_from(request.max_bytes.min(broker.config.fetch_max_bytes)).unwrap_or(0);
+    let mut max_bytes = usize::try_from(request.max_bytes.min(broker.config.fetch_max_bytes)).unwrap_or(0);
+    // A consumer with a consumer_byte_rate quota gets at most what its quota allows over the quota window.
+    if replica.is_none()
+        && let Some((_, quota)) = ClientQuotaManager::quota(&image, QuotaKind::Fetch, ctx.quota_user(), &ctx.client_id)
+    {
+        max_bytes = max_bytes.min(broker.quotas.max_bytes_per_window(quota));
+    }
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
@@ -173,6 +180,21 @@ pub(crate) async fn handle(
         }
         if let Some(topic) = responses.get_mut(w.topic_index) {
             topic.partitions.push(data);
+        }
+    }
+    if replica.is_none() {
+        // The response's bytes count against the consumer's quota; over it, the answer is empty (the records
+        // are fetched again later) and the connection muted, as Kafka does.
+        let bytes: usize =
+            responses.iter().flat_map(|t| &t.partitions).filter_map(|p| p.records.as_ref()).map(|r| r.len()).sum();
+        let (user, client_id) = (ctx.quota_user(), ctx.client_id.as_str());
+        let throttle = broker.quotas.record(&image, QuotaKind::Fetch, user, client_id, bytes);
+        if !throttle.is_zero() {
+            broker.quotas.unrecord(&image, QuotaKind::Fetch, user, client_id, bytes);
+            broker.metrics.quota_throttled("fetch");
+            ctx.throttle(throttle);
+            let throttle_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+            return FetchResponse::default().with_session_id(0).with_throttle_time_ms(throttle_ms);
         }
     }
     let mut response = FetchResponse::default().with_session_id(0).with_responses(responses);

@@ -19,6 +19,7 @@ use skein_cluster::acl::{AclOperation, ResourceType};
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
+use crate::quotas::QuotaKind;
 use crate::router::{Outcome, decode_with_null_prefix, encode};
 use crate::topics::TimestampBounds;
 use crate::txn_markers;
@@ -42,8 +43,16 @@ pub(crate) async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, frame: Re
         return Outcome::Close(format!("malformed Produce v{version}: {err}"));
     }
     let acks = request.acks;
-    let response = produce(broker, ctx, request.clone(), version).await;
+    let mut response = produce(broker, ctx, request.clone(), version).await;
     broker.metrics.record_produced(&request, &response);
+    // The request's bytes count against the client's producer_byte_rate quota.
+    let image = broker.image();
+    let throttle = broker.quotas.record(&image, QuotaKind::Produce, ctx.quota_user(), &ctx.client_id, frame.body.len());
+    if !throttle.is_zero() {
+        broker.metrics.quota_throttled("produce");
+        ctx.throttle(throttle);
+        response.throttle_time_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
+    }
     if acks == 0 {
         // With acks=0 there is no response to carry an error; Kafka closes the connection so the client notices.
         let failed = response.responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);

@@ -74,6 +74,18 @@ impl ErrorCodes for DescribeUserScramCredentialsResponse {
     }
 }
 
+impl ErrorCodes for kafka_protocol::messages::DescribeClientQuotasResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(std::iter::once(self.error_code))
+    }
+}
+
+impl ErrorCodes for kafka_protocol::messages::AlterClientQuotasResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.entries.iter().map(|e| e.error_code))
+    }
+}
+
 impl ErrorCodes for CreateAclsResponse {
     fn error_codes(&self) -> Vec<i16> {
         nonzero(self.results.iter().map(|r| r.error_code))

@@ -1,0 +1,155 @@
+//! Client byte-rate quotas enforced as Kafka enforces them (KIP-13, KIP-219): each produce and fetch is measured
+//! against the `producer_byte_rate` / `consumer_byte_rate` of the most specific quota entity that applies to the
+//! client (`skein_cluster::quota::resolve`); a client over its quota is answered with `throttle_time_ms` and its
+//! connection is muted for that long (nothing is dropped: a produce is appended, a throttled fetch is answered
+//! empty and the records are fetched again later).
+//!
+//! The rate is Kafka's: `quota.window.num` samples of `quota.window.size.seconds` each, the rate over them (as if
+//! at least all but one of the windows had passed, so a new client gets no free burst beyond the window), and a
+//! throttle of `(rate - quota) / quota * window` — the time after which the rate is back at the quota.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use skein_cluster::MetadataImage;
+use skein_cluster::quota::{self, QuotaEntity};
+
+/// The longest a connection is muted for one response.
+const MAX_THROTTLE_SECONDS: f64 = 3600.0;
+
+/// Which byte rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaKind {
+    Produce,
+    Fetch,
+}
+
+impl QuotaKind {
+    fn key(self) -> &'static str {
+        match self {
+            QuotaKind::Produce => "producer_byte_rate",
+            QuotaKind::Fetch => "consumer_byte_rate",
+        }
+    }
+}
+
+/// One entity's byte rate: (window start, bytes) samples, oldest first.
+#[derive(Debug, Default)]
+struct Rate {
+    samples: VecDeque<(Instant, f64)>,
+}
+
+/// The byte rates of every entity with a quota, kept by the broker.
+#[derive(Debug)]
+pub struct ClientQuotaManager {
+    window: Duration,
+    windows: u32,
+    rates: Mutex<HashMap<(QuotaKind, QuotaEntity), Rate>>,
+}
+
+impl ClientQuotaManager {
+    /// `windows` samples of `window` each (`quota.window.num`, `quota.window.size.seconds`).
+    pub fn new(windows: u32, window: Duration) -> Self {
+        ClientQuotaManager { window, windows: windows.max(1), rates: Mutex::new(HashMap::new()) }
+    }
+
+    /// The most bytes one response may carry for a client with quota `bytes_per_second`: what the quota allows
+    /// over the window (Kafka's cap, so that a single fetch cannot outgrow the quota for good).
+    pub fn max_bytes_per_window(&self, bytes_per_second: f64) -> usize {
+        let seconds = self.window.as_secs_f64() * f64::from(self.windows.saturating_sub(1).max(1));
+        let bytes = (bytes_per_second * seconds).max(1.0);
+        if bytes >= usize::MAX as f64 { usize::MAX } else { bytes as usize }
+    }
+
+    /// The quota (bytes per second) of `kind` for `user` with `client_id`, if one applies.
+    pub fn quota(image: &MetadataImage, kind: QuotaKind, user: &str, client_id: &str) -> Option<(QuotaEntity, f64)> {
+        let quotas = image.client_quotas();
+        if quotas.is_empty() {
+            return None;
+        }
+        quota::resolve(quotas, user, client_id, kind.key()).map(|(entity, value)| (entity.clone(), value))
+    }
+
+    /// Records `bytes` for the client and answers how long it is throttled (zero within its quota).
+    pub fn record(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        bytes: usize,
+    ) -> Duration {
+        let Some((entity, quota)) = Self::quota(image, kind, user, client_id) else { return Duration::ZERO };
+        let now = Instant::now();
+        let Ok(mut rates) = self.rates.lock() else { return Duration::ZERO };
+        let rate = rates.entry((kind, entity)).or_default();
+        self.add(rate, bytes as f64, now);
+        let (observed, elapsed) = self.measure(rate, now);
+        if observed <= quota || quota <= 0.0 {
+            return Duration::ZERO;
+        }
+        // Kafka sets no bound; this one only keeps a pathological quota from muting a connection for days.
+        let seconds = elapsed.as_secs_f64() * (observed - quota) / quota;
+        if seconds.is_finite() && seconds > 0.0 {
+            Duration::from_secs_f64(seconds.min(MAX_THROTTLE_SECONDS))
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Takes back bytes recorded for a response that was not sent (a throttled fetch, answered empty).
+    pub fn unrecord(&self, image: &MetadataImage, kind: QuotaKind, user: &str, client_id: &str, bytes: usize) {
+        let Some((entity, _)) = Self::quota(image, kind, user, client_id) else { return };
+        let Ok(mut rates) = self.rates.lock() else { return };
+        if let Some(rate) = rates.get_mut(&(kind, entity)) {
+            self.add(rate, -(bytes as f64), Instant::now());
+        }
+    }
+
+    fn add(&self, rate: &mut Rate, value: f64, now: Instant) {
+        match rate.samples.back_mut() {
+            Some((start, total)) if now.duration_since(*start) < self.window => *total += value,
+            _ => rate.samples.push_back((now, value)),
+        }
+        let span = self.window * self.windows;
+        while rate.samples.len() > self.windows as usize
+            || rate.samples.front().is_some_and(|(start, _)| now.duration_since(*start) >= span)
+        {
+            rate.samples.pop_front();
+        }
+    }
+
+    /// (bytes per second, the time measured over).
+    fn measure(&self, rate: &Rate, now: Instant) -> (f64, Duration) {
+        let total: f64 = rate.samples.iter().map(|(_, bytes)| bytes).sum();
+        let oldest = rate.samples.front().map_or(now, |(start, _)| *start);
+        let mut elapsed = now.duration_since(oldest);
+        // As Kafka: measured as if at least all windows but the current one had passed.
+        let full_windows = (elapsed.as_secs_f64() / self.window.as_secs_f64()) as u32;
+        let min_full = self.windows.saturating_sub(1);
+        if full_windows < min_full {
+            elapsed += self.window * (min_full - full_windows);
+        }
+        let seconds = elapsed.as_secs_f64().max(self.window.as_secs_f64() / 1000.0);
+        (total / seconds, elapsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_over_the_quota_is_throttled_for_the_time_it_takes_to_fall_back() {
+        let manager = ClientQuotaManager::new(11, Duration::from_secs(1));
+        let mut rate = Rate::default();
+        let now = Instant::now();
+        manager.add(&mut rate, 20_000.0, now);
+        // Measured over 10 windows at first: 2,000 bytes per second.
+        let (observed, elapsed) = manager.measure(&rate, now);
+        assert!((observed - 2_000.0).abs() < 1.0, "{observed}");
+        assert_eq!(elapsed, Duration::from_secs(10));
+        assert_eq!(manager.max_bytes_per_window(1_000.0), 10_000);
+    }
+}
