@@ -58,7 +58,7 @@ from kafka.errors import KafkaError as KafkaPythonError
 
 from support.brokers import BROKER_KINDS, free_port, make_broker, skein_binary
 from support.frames import frame, request_header
-from support.kafka_clients import create_topic, read_partitions, read_to_end, unique_topic_name
+from support.kafka_clients import create_topic, eventually, expect, read_partitions, read_to_end, unique_topic_name
 
 CLIENT_TIMEOUT_SECONDS = 30
 # How long an ACL change may take to show in what a client is allowed to do.
@@ -141,20 +141,15 @@ class AclBroker:
         assert {binding_key(b): f.result(timeout=CLIENT_TIMEOUT_SECONDS) for b, f in futures.items()} == \
             {binding_key(b): None for b in bindings}
         wanted = {binding_key(b) for b in bindings}
-        eventually(lambda: _assert_subset(wanted, self.acls()))
+        eventually(lambda: _assert_subset(wanted, self.acls()), ACL_EFFECT_SECONDS)
 
     def revoke(self, *filters: AclBindingFilter) -> set[tuple]:
         """Deletes what the filters match, waits until DescribeAcls no longer shows it; returns what was deleted."""
         futures = self.admin.delete_acls(list(filters), request_timeout=CLIENT_TIMEOUT_SECONDS)
         deleted = {binding_key(b) for f in futures.values() for b in f.result(timeout=CLIENT_TIMEOUT_SECONDS)}
-        eventually(lambda: _assert_disjoint(deleted, self.acls()))
+        eventually(lambda: _assert_disjoint(deleted, self.acls()), ACL_EFFECT_SECONDS)
         return deleted
 
-
-def expect(value, wanted):
-    """Asserts value == wanted and returns it (for `eventually`)."""
-    assert value == wanted, value
-    return value
 
 
 def _assert_subset(wanted: set, seen: set) -> None:
@@ -182,17 +177,6 @@ def acl_filter(restype: ResourceType = ResourceType.ANY, name: str | None = None
     return AclBindingFilter(restype, name, ResourcePatternType[pattern], principal, host, operation,
                             AclPermissionType[permission])
 
-
-def eventually(check, timeout: float = ACL_EFFECT_SECONDS):
-    """Runs `check` until it returns without an AssertionError (its result), for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def outcome(future) -> str | None:
@@ -272,7 +256,7 @@ def test_create_describe_and_delete_acls(broker):
          acl_filter(ResourceType.GROUP, f"{p}-none")], request_timeout=CLIENT_TIMEOUT_SECONDS)
     results = [{k(b) for b in f.result(timeout=CLIENT_TIMEOUT_SECONDS)} for f in futures.values()]
     assert sorted(results, key=len) == [set(), {k(literal_read)}]
-    eventually(lambda: expect(broker.acls(), {k(wildcard_describe), k(host_group), k(txn_write)}))
+    eventually(lambda: expect(broker.acls(), {k(wildcard_describe), k(host_group), k(txn_write)}), ACL_EFFECT_SECONDS)
     # Creating a binding that exists already is accepted and leaves one copy.
     broker.grant(host_group)
     assert broker.acls() == {k(wildcard_describe), k(host_group), k(txn_write)}
@@ -352,7 +336,7 @@ def test_invalid_acl_creations(broker):
                           "type from the principal name)"),
     ]
     assert results[3][0] == 0 and results[3][1] in (None, ""), results[3]
-    eventually(lambda: expect(broker.acls(), {valid}))
+    eventually(lambda: expect(broker.acls(), {valid}), ACL_EFFECT_SECONDS)
 
     # A filter-only value (pattern type MATCH or ANY, resource type, operation or permission type ANY) fails
     # the whole request in Kafka: UNKNOWN_SERVER_ERROR without a message for every creation, valid ones
@@ -405,7 +389,7 @@ def test_acl_apis_need_cluster_rights(broker):
         # DESCRIBE on the cluster allows DescribeAcls; ALTER (which implies DESCRIBE) Create/DeleteAcls.
         describe = acl(CLUSTER, CLUSTER_NAME, ALICE, AclOperation.DESCRIBE)
         broker.grant(describe)
-        acls, error = eventually(lambda: kafka_python_call(kp_alice.describe_acls, KP_ALL_ACLS))
+        acls, error = eventually(lambda: kafka_python_call(kp_alice.describe_acls, KP_ALL_ACLS), ACL_EFFECT_SECONDS)
         assert error is NoError and [(a.operation, a.resource_pattern.resource_name) for a in acls] == \
             [(ACLOperation.DESCRIBE, CLUSTER_NAME)]
         assert outcomes(alice.create_acls([binding], request_timeout=CLIENT_TIMEOUT_SECONDS)) == \
@@ -413,7 +397,7 @@ def test_acl_apis_need_cluster_rights(broker):
         broker.revoke(acl_filter(CLUSTER))
         broker.grant(acl(CLUSTER, CLUSTER_NAME, ALICE, AclOperation.ALTER))
         eventually(lambda: expect(outcomes(alice.create_acls([binding], request_timeout=CLIENT_TIMEOUT_SECONDS)),
-                                         {binding: None}))
+                                         {binding: None}), ACL_EFFECT_SECONDS)
         assert {binding_key(b) for b in alice.describe_acls(
             acl_filter(ResourceType.TOPIC), request_timeout=CLIENT_TIMEOUT_SECONDS).result(
             timeout=CLIENT_TIMEOUT_SECONDS)} == {binding_key(binding)}
@@ -460,17 +444,17 @@ def test_produce_needs_write(broker):
     broker.grant(acl(ResourceType.TOPIC, topic, ALICE, AclOperation.DESCRIBE))
     refused(broker, "alice", topic)  # the topic is visible, the Produce is refused
     broker.grant(acl(ResourceType.TOPIC, topic, ALICE, AclOperation.WRITE))
-    eventually(lambda: expect(produce_as(broker, "alice", topic, batch), [None] * len(batch)))
+    eventually(lambda: expect(produce_as(broker, "alice", topic, batch), [None] * len(batch)), ACL_EFFECT_SECONDS)
     assert topic_values(broker, topic) == batch
     refused(broker, "bob", topic)
 
     broker.grant(acl(ResourceType.TOPIC, f"{p}-", ALICE, AclOperation.WRITE, pattern="PREFIXED"))
-    eventually(lambda: expect(produce_as(broker, "alice", prefixed, batch), [None] * len(batch)))
+    eventually(lambda: expect(produce_as(broker, "alice", prefixed, batch), [None] * len(batch)), ACL_EFFECT_SECONDS)
     assert topic_values(broker, prefixed) == batch
 
     # DENY beats ALLOW (here both the literal and the prefixed allow).
     broker.grant(acl(ResourceType.TOPIC, topic, ALICE, AclOperation.WRITE, permission="DENY"))
-    eventually(lambda: refused(broker, "alice", topic))
+    eventually(lambda: refused(broker, "alice", topic), ACL_EFFECT_SECONDS)
     assert topic_values(broker, topic) == batch
     assert produce_as(broker, "alice", prefixed, [b"still"]) == [None]
 
@@ -519,7 +503,8 @@ def test_consuming_in_a_group_needs_read_on_topic_and_group(broker):
     broker.grant(acl(ResourceType.TOPIC, topic, ALICE, AclOperation.READ))
     assert consume_as(broker, "alice", topic, group, len(values)) == ([], "GROUP_AUTHORIZATION_FAILED")
     broker.grant(acl(ResourceType.GROUP, group, ALICE, AclOperation.READ))
-    assert eventually(lambda: consume_as(broker, "alice", topic, group, len(values))) == (values, None)
+    consumed = eventually(lambda: consume_as(broker, "alice", topic, group, len(values)), ACL_EFFECT_SECONDS)
+    assert consumed == (values, None)
 
     offsets = broker.admin.list_consumer_group_offsets(
         [_group_request(group, topic)], request_timeout=CLIENT_TIMEOUT_SECONDS)[group].result(
@@ -570,7 +555,7 @@ def test_metadata_shows_only_described_topics(broker):
         assert set(metadata.topics) == visible
         assert all(t.error is None and len(t.partitions) == 1 for t in metadata.topics.values())
 
-    eventually(alice_lists)
+    eventually(alice_lists, ACL_EFFECT_SECONDS)
     bob = broker.admin_as("bob")
     assert set(bob.list_topics(timeout=CLIENT_TIMEOUT_SECONDS).topics) == {names["bobs"], names["everyone"]}
 
@@ -607,7 +592,7 @@ def test_metadata_shows_only_described_topics(broker):
         admin = broker.admin_as("bob")
         assert set(admin.list_topics(timeout=CLIENT_TIMEOUT_SECONDS).topics) == everything - {names["none"]}
 
-    eventually(bob_lists)
+    eventually(bob_lists, ACL_EFFECT_SECONDS)
 
 
 # ------------------------------------------------------------------------------------------ admin APIs as alice
@@ -628,19 +613,19 @@ def test_create_and_delete_topics_need_create_and_delete(broker):
 
     assert create(f"{p}-a") == "TOPIC_AUTHORIZATION_FAILED"
     broker.grant(acl(ResourceType.TOPIC, f"{p}-a", ALICE, AclOperation.CREATE))
-    eventually(lambda: expect(create(f"{p}-a"), None))
+    eventually(lambda: expect(create(f"{p}-a"), None), ACL_EFFECT_SECONDS)
     assert create(f"{p}-b") == "TOPIC_AUTHORIZATION_FAILED"
     broker.grant(acl(CLUSTER, CLUSTER_NAME, ALICE, AclOperation.CREATE))
-    eventually(lambda: expect(create(f"{p}-b"), None))
-    eventually(lambda: _assert_subset({f"{p}-a", f"{p}-b"}, topic_names(broker)))
+    eventually(lambda: expect(create(f"{p}-b"), None), ACL_EFFECT_SECONDS)
+    eventually(lambda: _assert_subset({f"{p}-a", f"{p}-b"}, topic_names(broker)), ACL_EFFECT_SECONDS)
 
     assert delete(f"{p}-a") == "TOPIC_AUTHORIZATION_FAILED"
     assert delete(unique_topic_name("acl-missing")) == "TOPIC_AUTHORIZATION_FAILED"
     broker.grant(acl(ResourceType.TOPIC, f"{p}-a", ALICE, AclOperation.DELETE))
-    eventually(lambda: expect(delete(f"{p}-a"), None))
+    eventually(lambda: expect(delete(f"{p}-a"), None), ACL_EFFECT_SECONDS)
     # CREATE on the cluster does not let her delete what she created.
     assert delete(f"{p}-b") == "TOPIC_AUTHORIZATION_FAILED"
-    eventually(lambda: expect({f"{p}-a", f"{p}-b"} & topic_names(broker), {f"{p}-b"}))
+    eventually(lambda: expect({f"{p}-a", f"{p}-b"} & topic_names(broker), {f"{p}-b"}), ACL_EFFECT_SECONDS)
 
 
 def topic_names(broker: AclBroker) -> set[str]:
@@ -661,11 +646,11 @@ def test_configs_need_describe_configs(broker):
     assert describe(topic_resource)[0] == "TOPIC_AUTHORIZATION_FAILED"
     assert describe(broker_resource)[0] == "CLUSTER_AUTHORIZATION_FAILED"
     broker.grant(acl(ResourceType.TOPIC, topic, ALICE, AclOperation.ALTER_CONFIGS))  # implies DESCRIBE_CONFIGS
-    _, future = eventually(lambda: _first_ok(describe(topic_resource)))
+    _, future = eventually(lambda: _first_ok(describe(topic_resource)), ACL_EFFECT_SECONDS)
     assert future.result(timeout=CLIENT_TIMEOUT_SECONDS)["cleanup.policy"].value == "delete"
     assert describe(broker_resource)[0] == "CLUSTER_AUTHORIZATION_FAILED"
     broker.grant(acl(CLUSTER, CLUSTER_NAME, ALICE, AclOperation.DESCRIBE_CONFIGS))
-    _, future = eventually(lambda: _first_ok(describe(broker_resource)))
+    _, future = eventually(lambda: _first_ok(describe(broker_resource)), ACL_EFFECT_SECONDS)
     assert "num.partitions" in future.result(timeout=CLIENT_TIMEOUT_SECONDS)
 
 
@@ -697,8 +682,8 @@ def test_partitions_and_records_need_alter_and_delete(broker):
     assert delete_records() == "TOPIC_AUTHORIZATION_FAILED"
     broker.grant(acl(ResourceType.TOPIC, topic, ALICE, AclOperation.ALTER),
                  acl(ResourceType.TOPIC, topic, ALICE, AclOperation.DELETE))
-    eventually(lambda: expect(add_partition(), None))
-    eventually(lambda: expect(delete_records(), None))
+    eventually(lambda: expect(add_partition(), None), ACL_EFFECT_SECONDS)
+    eventually(lambda: expect(delete_records(), None), ACL_EFFECT_SECONDS)
     assert len(broker.admin.list_topics(topic, timeout=CLIENT_TIMEOUT_SECONDS).topics[topic].partitions) == 2
     consumer = Consumer({"bootstrap.servers": broker.plaintext, "group.id": unique_topic_name("acl-wm")})
     try:
@@ -726,7 +711,7 @@ def test_groups_need_group_acls(broker):
         assert not result.errors, result.errors
         return {g.group_id for g in result.valid}
 
-    eventually(lambda: expect(listed(), {groups[0]}))
+    eventually(lambda: expect(listed(), {groups[0]}), ACL_EFFECT_SECONDS)
     alice = broker.admin_as("alice")
     described = alice.describe_consumer_groups(groups, request_timeout=CLIENT_TIMEOUT_SECONDS)
     assert outcome(described[groups[1]]) == "GROUP_AUTHORIZATION_FAILED"
@@ -735,7 +720,7 @@ def test_groups_need_group_acls(broker):
     assert outcome(deleted[groups[1]]) == "GROUP_AUTHORIZATION_FAILED"
     broker.grant(acl(ResourceType.GROUP, groups[1], ALICE, AclOperation.DELETE))
     eventually(lambda: expect(outcome(alice.delete_consumer_groups(
-        [groups[1]], request_timeout=CLIENT_TIMEOUT_SECONDS)[groups[1]]), None))
+        [groups[1]], request_timeout=CLIENT_TIMEOUT_SECONDS)[groups[1]]), None), ACL_EFFECT_SECONDS)
     everything = broker.admin.list_consumer_groups(request_timeout=CLIENT_TIMEOUT_SECONDS).result(
         timeout=CLIENT_TIMEOUT_SECONDS)
     names = {g.group_id for g in everything.valid}
@@ -774,7 +759,7 @@ def test_transactions_need_write_on_the_transactional_id(broker):
     del producer
 
     broker.grant(acl(ResourceType.TRANSACTIONAL_ID, "tx-alice", ALICE, AclOperation.WRITE))
-    producer = eventually(lambda: _initialized(Producer(broker.client("alice", **settings))))
+    producer = eventually(lambda: _initialized(Producer(broker.client("alice", **settings))), ACL_EFFECT_SECONDS)
     # The topic is visible but not writable: AddPartitionsToTxn refuses its partition, the record fails and the
     # commit with it (an abortable error). (Kafka then answers librdkafka's EndTxn(abort) INVALID_TXN_STATE, as
     # no partition joined the transaction, a fatal error: the producer is replaced instead.)
@@ -801,7 +786,7 @@ def test_transactions_need_write_on_the_transactional_id(broker):
     assert reports == [None] * len(values)
     # The commit returns once the coordinator logged it; the markers that end the transaction follow.
     eventually(lambda: expect([m.value() for m in read_to_end(
-        broker.plaintext, topic, partitions=1, isolation_level="read_committed")[0]], values))
+        broker.plaintext, topic, partitions=1, isolation_level="read_committed")[0]], values), ACL_EFFECT_SECONDS)
 
 
 def _initialized(producer: Producer) -> Producer:
@@ -823,7 +808,7 @@ def test_a_super_user_needs_no_acls(broker):
                                   request_timeout=CLIENT_TIMEOUT_SECONDS)
     assert outcome(futures[topic]) is None
     values = [b"s0", b"s1"]
-    eventually(lambda: expect(produce_as(broker, "admin", topic, values), [None, None]))
+    eventually(lambda: expect(produce_as(broker, "admin", topic, values), [None, None]), ACL_EFFECT_SECONDS)
     assert consume_as(broker, "admin", topic, group, len(values)) == (values, None)
     broker_resource = ConfigResource(ConfigResource.Type.BROKER, "1")
     assert outcome(admin.describe_configs([broker_resource], request_timeout=CLIENT_TIMEOUT_SECONDS)[
@@ -832,7 +817,7 @@ def test_a_super_user_needs_no_acls(broker):
     assert outcomes(admin.create_acls([binding], request_timeout=CLIENT_TIMEOUT_SECONDS)) == {binding: None}
     eventually(lambda: expect({binding_key(b) for b in admin.describe_acls(
         ALL_ACLS, request_timeout=CLIENT_TIMEOUT_SECONDS).result(timeout=CLIENT_TIMEOUT_SECONDS)},
-        {binding_key(binding)}))
+        {binding_key(binding)}), ACL_EFFECT_SECONDS)
     # A DENY for everyone does not stop a super user.
     broker.grant(acl(ResourceType.TOPIC, topic, "User:*", AclOperation.ALL, permission="DENY"))
     assert produce_as(broker, "admin", topic, [b"s2"]) == [None]
@@ -848,7 +833,7 @@ def test_allow_everyone_if_no_acl_found(acl_broker):
             create_topic(broker.plaintext, name, partitions=1)
         broker.grant(acl(ResourceType.TOPIC, guarded, BOB, AclOperation.WRITE))
         assert produce_as(broker, "alice", open_topic, [b"open"]) == [None]
-        eventually(lambda: refused(broker, "alice", guarded))
+        eventually(lambda: refused(broker, "alice", guarded), ACL_EFFECT_SECONDS)
         assert produce_as(broker, "bob", guarded, [b"bob"]) == [None]
         assert topic_values(broker, open_topic) == [b"open"]
         assert topic_values(broker, guarded) == [b"bob"]

@@ -140,3 +140,22 @@ def read_to_end(bootstrap: str, topic: str, partitions: int = 3, isolation_level
     finally:
         consumer.close()
     return messages
+
+
+def eventually(check, timeout: float):
+    """Runs `check` until it returns without an AssertionError (its result), for at most `timeout` seconds: for
+    effects a broker applies asynchronously (ACLs and quotas reach Kafka's brokers after its controller)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def expect(value, wanted):
+    """Asserts value == wanted and returns it (for `eventually`)."""
+    assert value == wanted, value
+    return value

@@ -35,11 +35,10 @@ pub(crate) async fn handle(
     _version: i16,
 ) -> AlterClientQuotasResponse {
     let authorized = broker.authorized_on_cluster(ctx, AclOperation::AlterConfigs);
-    let checked: Vec<Result<Vec<ClientQuotaRecord>, BrokerError>> = request
-        .entries
-        .iter()
-        .map(|entry| if authorized { check(entry) } else { Err(BrokerError::ClusterAuthorizationFailed) })
-        .collect();
+    let mut checked: Vec<Result<Vec<ClientQuotaRecord>, BrokerError>> = Vec::with_capacity(request.entries.len());
+    for entry in &request.entries {
+        checked.push(if authorized { check(entry).await } else { Err(BrokerError::ClusterAuthorizationFailed) });
+    }
     let changes: Vec<ClientQuotaRecord> = checked.iter().filter_map(|c| c.as_ref().ok()).flatten().cloned().collect();
     let mut stored = Ok(());
     if !changes.is_empty() && !request.validate_only {
@@ -75,15 +74,16 @@ pub(crate) async fn handle(
                 (Err(err), _) | (Ok(_), Err(err)) => {
                     answer.with_error_code(error_code(err)).with_error_message(message(err.to_string()))
                 }
-                (Ok(_), Ok(())) => answer,
+                // Kafka answers a success with a null message.
+                (Ok(_), Ok(())) => answer.with_error_message(None),
             }
         })
         .collect();
     AlterClientQuotasResponse::default().with_entries(entries)
 }
 
-/// One entry's changes, checked.
-fn check(entry: &EntryData) -> Result<Vec<ClientQuotaRecord>, BrokerError> {
+/// One entry's changes, checked; Kafka's messages, word for word.
+async fn check(entry: &EntryData) -> Result<Vec<ClientQuotaRecord>, BrokerError> {
     let invalid = |text: String| BrokerError::InvalidRequestMessage(text);
     let mut entity = QuotaEntity::default();
     if entry.entity.is_empty() {
@@ -98,17 +98,22 @@ fn check(entry: &EntryData) -> Result<Vec<ClientQuotaRecord>, BrokerError> {
             other => return Err(invalid(format!("Unhandled client quota entity type: {other}"))),
         };
         if slot.is_some() {
-            return Err(invalid(format!(
-                "Duplicate {} entity in the client quota entity",
-                component.entity_type.as_str()
-            )));
+            let kind = component.entity_type.as_str();
+            return Err(invalid(format!("Duplicate {kind} entity in the client quota entity")));
         }
         *slot = name;
     }
     if entity.ip.is_some() && (entity.user.is_some() || entity.client_id.is_some()) {
+        // Kafka's message, its missing space included.
         return Err(invalid(
-            "Invalid quota entity combination, IP entity should not be combined with User or ClientId entity.".into(),
+            "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId".into(),
         ));
+    }
+    if let Some(EntityName::Named(host)) = &entity.ip
+        && host.parse::<std::net::IpAddr>().is_err()
+        && tokio::net::lookup_host((host.as_str(), 0)).await.map_or(true, |mut addrs| addrs.next().is_none())
+    {
+        return Err(invalid(format!("{host} is not a valid IP or resolvable host.")));
     }
     let keys = if entity.ip.is_some() { IP_KEYS } else { CLIENT_KEYS };
     entry
@@ -122,11 +127,17 @@ fn check(entry: &EntryData) -> Result<Vec<ClientQuotaRecord>, BrokerError> {
             if op.remove {
                 return Ok(ClientQuotaRecord { entity: entity.clone(), key: key.to_owned(), value: None });
             }
-            if !op.value.is_finite() || op.value <= 0.0 || (*whole && op.value.fract() != 0.0) {
-                let kind = if *whole { "a positive whole number" } else { "a positive number" };
-                return Err(invalid(format!("Invalid value {} for configuration key {key}: must be {kind}", op.value)));
+            let value = op.value;
+            if *whole && value.fract() != 0.0 {
+                return Err(invalid(format!("{key} cannot be a fractional value.")));
             }
-            Ok(ClientQuotaRecord { entity: entity.clone(), key: key.to_owned(), value: Some(op.value) })
+            if *whole && (value.is_nan() || value.abs() >= i64::MAX as f64) {
+                return Err(invalid(format!("Proposed value for {key} is too large for a LONG.")));
+            }
+            if value.is_nan() || value <= 0.0 {
+                return Err(invalid(format!("Quota {key} must be greater than 0")));
+            }
+            Ok(ClientQuotaRecord { entity: entity.clone(), key: key.to_owned(), value: Some(value) })
         })
         .collect()
 }

@@ -1,0 +1,549 @@
+"""Client quotas (KIP-13 byte rates by client id and user, KIP-546 AlterClientQuotas and DescribeClientQuotas,
+KIP-612 IP connection rates) with kafka-configs and confluent-kafka, against Apache Kafka (the reference) and Skein
+configured alike: one PLAINTEXT broker per kind with quota.window.num=2 and quota.window.size.seconds=1, so a rate
+is measured over the last one to two seconds and the burst a new client gets is about one second of its quota
+(with Kafka's 11 windows it is ten seconds, and a throttled producer then runs in 11-second bursts that an 8-second
+measurement cannot average). Every test starts and ends with no quotas (DescribeClientQuotas with an empty filter
+returns nothing). Kafka applies an alteration asynchronously (controller commit, then the broker's metadata cache),
+so a test waits until DescribeClientQuotas shows it, for up to QUOTA_EFFECT_SECONDS.
+
+Shown for both brokers:
+- kafka-configs sets producer_byte_rate and consumer_byte_rate for a client id, a user, a (user, client id) pair
+  and the default client id, and connection_creation_rate for an IP; --describe prints Kafka's lines for each
+  entity and lists all entities of a type (strict filters: a user's listing leaves out (user, client id) pairs);
+  --delete-config removes one key and an entity without keys is no longer listed; with no user quotas,
+  --describe --entity-type users prints nothing.
+- Refusals: an unknown key, connection_creation_rate on a client id or a byte rate on an IP are refused by the
+  tool itself (nothing is sent); a negative or fractional byte rate is refused by the broker with Kafka's
+  message; deleting a key the entity does not have fails on what the broker describes.
+- On the wire (AlterClientQuotas v0, DescribeClientQuotas v0): Kafka's validation errors per entity
+  (INVALID_REQUEST with its message), validate_only stores nothing; the describe filters (exact name, default,
+  any; strict or not; an empty filter) match what Kafka matches, and a bad filter fails the request with Kafka's
+  code and message.
+- Throttling, by client id. A producer over its producer_byte_rate is throttled to the quota (steady-state
+  delivered rate within 10 %; the client sees the throttle time), loses nothing, and runs unthrottled again once
+  the quota is deleted.
+- A consumer over its consumer_byte_rate is throttled to it. Kafka answers a fetch that would take the client
+  over its quota with an empty response and the throttle time, and the records are fetched again after it, so a
+  consumer settles a little below its quota (0.87 to 0.91 of it in values here): the bounds are 0.80 to 1.10.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from support.brokers import BROKER_KINDS, make_broker, skein_binary
+from support.frames import ResponseReader, frame, request_header
+from support.kafka_clients import create_topic, eventually, expect, unique_topic_name
+from support.kafka_tools import run_kafka_tool, tool_output
+
+CLIENT_TIMEOUT_SECONDS = 30
+# How long a quota change may take to show in DescribeClientQuotas (and so in what clients get).
+QUOTA_EFFECT_SECONDS = 10
+CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+QUOTA_WINDOWS = {"quota.window.num": 2, "quota.window.size.seconds": 1}
+
+RECORD = b"q" * 1024
+PRODUCER_QUOTA = 256 * 1024  # bytes per second; an unthrottled producer here does tens of MB/s
+CONSUMER_QUOTA = 512 * 1024
+# A throttled client is measured after its initial burst, for MEASURE_SECONDS.
+WARM_UP_SECONDS = 3
+MEASURE_SECONDS = 8
+UNTHROTTLED_SECONDS = 3
+# Small batches and fetches, so that throttling acts in steps much finer than the measurement.
+BATCH_BYTES = 16 * 1024
+FETCH_BYTES = 32 * 1024
+STATISTICS_INTERVAL_MS = 500
+
+CLIENT_C1 = ("--entity-type", "clients", "--entity-name", "c1")
+USER_ALICE = ("--entity-type", "users", "--entity-name", "alice")
+ALICE_C1 = USER_ALICE + CLIENT_C1
+DEFAULT_CLIENT = ("--entity-type", "clients", "--entity-default")
+LOCALHOST = ("--entity-type", "ips", "--entity-name", "127.0.0.1")
+BYTE_RATES = "producer_byte_rate=1048576,consumer_byte_rate=2097152"
+BYTE_RATES_ARE = "consumer_byte_rate=2097152.0, producer_byte_rate=1048576.0"
+
+
+@pytest.fixture(scope="module", params=BROKER_KINDS)
+def quota_broker(request):
+    if request.param == "skein" and not skein_binary().is_file():
+        pytest.skip(f"skein binary not built: {skein_binary()} (run `cargo build --release`)")
+    with make_broker(request.param, dict(QUOTA_WINDOWS)) as started:
+        yield started
+
+
+@pytest.fixture
+def broker(quota_broker):
+    """The module's broker, with no quotas before and after the test."""
+    assert describe_quotas(quota_broker.bootstrap, []) == (0, {}), "quotas left over"
+    yield quota_broker
+    remove_all_quotas(quota_broker.bootstrap)
+
+
+# ------------------------------------------------------------------------------------------ kafka-configs
+
+
+def test_configs_tool_sets_describes_and_deletes_quotas(broker):
+    for entity_type in ("users", "clients", "ips"):
+        assert describe_lines(broker, "--entity-type", entity_type) == []
+
+    assert alter(broker, *CLIENT_C1, "--add-config", BYTE_RATES) == "Completed updating config for client c1."
+    assert alter(broker, *USER_ALICE, "--add-config", BYTE_RATES) == "Completed updating config for user alice."
+    # The tool names only the user when it altered a (user, client id) pair.
+    assert alter(broker, *ALICE_C1, "--add-config", BYTE_RATES) == "Completed updating config for user alice."
+    assert alter(broker, *DEFAULT_CLIENT, "--add-config", BYTE_RATES) == \
+        "Completed updating default config for clients in the cluster."
+    assert alter(broker, *LOCALHOST, "--add-config", "connection_creation_rate=100") == \
+        "Completed updating config for ip 127.0.0.1."
+
+    c1 = f"Quota configs for client-id 'c1' are {BYTE_RATES_ARE}"
+    alice = f"Quota configs for user-principal 'alice' are {BYTE_RATES_ARE}"
+    alice_c1 = f"Quota configs for user-principal 'alice', client-id 'c1' are {BYTE_RATES_ARE}"
+    default_client = f"Quota configs for the default client-id are {BYTE_RATES_ARE}"
+    localhost = "Quota configs for ip '127.0.0.1' are connection_creation_rate=100.0"
+    assert describe_lines_eventually(broker, CLIENT_C1, [c1]) == [c1]
+    assert describe_lines_eventually(broker, USER_ALICE, [alice]) == [alice]
+    assert describe_lines_eventually(broker, ALICE_C1, [alice_c1]) == [alice_c1]
+    assert describe_lines_eventually(broker, DEFAULT_CLIENT, [default_client]) == [default_client]
+    assert describe_lines_eventually(broker, LOCALHOST, [localhost]) == [localhost]
+    # Listings by entity type: only entities of exactly those types.
+    assert describe_lines(broker, "--entity-type", "clients") == sorted([c1, default_client])
+    assert describe_lines(broker, "--entity-type", "users") == [alice]
+    assert describe_lines(broker, "--entity-type", "users", "--entity-type", "clients") == [alice_c1]
+    assert describe_lines(broker, "--entity-type", "ips") == [localhost]
+
+    assert alter(broker, *CLIENT_C1, "--delete-config", "producer_byte_rate") == \
+        "Completed updating config for client c1."
+    c1_consumer = "Quota configs for client-id 'c1' are consumer_byte_rate=2097152.0"
+    assert describe_lines_eventually(broker, CLIENT_C1, [c1_consumer]) == [c1_consumer]
+    assert alter(broker, *CLIENT_C1, "--delete-config", "consumer_byte_rate") == \
+        "Completed updating config for client c1."
+    assert describe_lines_eventually(broker, CLIENT_C1, []) == []
+    assert describe_lines(broker, "--entity-type", "clients") == [default_client]
+    assert describe_lines(broker, *ALICE_C1) == [alice_c1]
+
+
+def test_configs_tool_refuses_invalid_quotas(broker):
+    # Refused by the tool before it sends anything.
+    for arguments, message in [
+        ((*CLIENT_C1, "--add-config", "producer_byte_rate_x=1"),
+         "Only quota configs can be added for 'clients' using --bootstrap-server. "
+         "Unexpected config names: Set(producer_byte_rate_x)"),
+        ((*CLIENT_C1, "--add-config", "connection_creation_rate=100"),
+         "Only quota configs can be added for 'clients' using --bootstrap-server. "
+         "Unexpected config names: Set(connection_creation_rate)"),
+        ((*LOCALHOST, "--add-config", "producer_byte_rate=1024"),
+         "Only connection quota configs can be added for 'ips' using --bootstrap-server. "
+         "Unexpected config names: producer_byte_rate"),
+        ((*CLIENT_C1, "--delete-config", "producer_byte_rate_x"),
+         "Only quota configs can be deleted for 'clients' using --bootstrap-server. "
+         "Unexpected config names: ArrayBuffer(producer_byte_rate_x)"),
+    ]:
+        assert refusal(broker, *arguments) == message
+    # Refused by the broker (AlterClientQuotas answers INVALID_REQUEST with the message).
+    assert refusal(broker, *CLIENT_C1, "--add-config", "producer_byte_rate=-5") == \
+        "org.apache.kafka.common.errors.InvalidRequestException: Quota producer_byte_rate must be greater than 0"
+    assert refusal(broker, *CLIENT_C1, "--add-config", "producer_byte_rate=1.5") == \
+        "org.apache.kafka.common.errors.InvalidRequestException: producer_byte_rate cannot be a fractional value."
+    # The tool describes the entity first and refuses to delete a key it does not have.
+    assert refusal(broker, *CLIENT_C1, "--delete-config", "producer_byte_rate") == \
+        "Invalid config(s): producer_byte_rate"
+    assert describe_quotas(broker.bootstrap, []) == (0, {})
+
+
+def alter(broker, *arguments: str) -> str:
+    result = run_kafka_tool(CONFIG_COMMAND, "--bootstrap-server", broker.bootstrap, "--alter", *arguments)
+    assert result.returncode == 0, tool_output(result)
+    return result.stdout.strip()
+
+
+def refusal(broker, *arguments: str) -> str:
+    """The message kafka-configs --alter fails with: the first line of stderr, or for an exception the broker
+    raised (printed with its stack trace), the last `Caused by:` line without that prefix."""
+    result = run_kafka_tool(CONFIG_COMMAND, "--bootstrap-server", broker.bootstrap, "--alter", *arguments)
+    assert result.returncode == 1 and result.stdout == "", tool_output(result)
+    lines = result.stderr.strip().splitlines()
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    return causes[-1] if causes else lines[0]
+
+
+def describe_lines(broker, *entity: str) -> list[str]:
+    """What kafka-configs --describe prints for the entity, sorted: the tool prints entities, and each one's
+    `key=value` list, in hash-map order."""
+    result = run_kafka_tool(CONFIG_COMMAND, "--bootstrap-server", broker.bootstrap, "--describe", *entity)
+    assert result.returncode == 0, tool_output(result)
+    lines = []
+    for line in result.stdout.splitlines():
+        line = " ".join(line.split())
+        if " are " in line:
+            head, values = line.split(" are ", 1)
+            line = f"{head} are {', '.join(sorted(values.split(', ')))}"
+        lines.append(line)
+    return sorted(lines)
+
+
+def describe_lines_eventually(broker, entity: tuple, expected: list[str]) -> list[str]:
+    """describe_lines once it is `expected`, within QUOTA_EFFECT_SECONDS (Kafka describes from its metadata
+    cache, which may lag behind the alteration it answered)."""
+    deadline = time.monotonic() + QUOTA_EFFECT_SECONDS
+    while True:
+        lines = describe_lines(broker, *entity)
+        if lines == expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------------------ on the wire
+
+DESCRIBE_CLIENT_QUOTAS, ALTER_CLIENT_QUOTAS = 48, 49
+INVALID_REQUEST, UNSUPPORTED_VERSION = 42, 35
+# DescribeClientQuotas match types: a name, the default entity, any entity of the type (the default included).
+MATCH_EXACT, MATCH_DEFAULT, MATCH_ANY = 0, 1, 2
+USER, CLIENT_ID, IP = "user", "client-id", "ip"
+
+
+def test_quota_requests_on_the_wire(broker):
+    rates = [("producer_byte_rate", 1024.0), ("consumer_byte_rate", 2048.0)]
+    quotas = {
+        entity([(CLIENT_ID, "c1")]): dict(rates),
+        entity([(USER, "alice")]): dict(rates),
+        entity([(USER, "alice"), (CLIENT_ID, "c1")]): dict(rates),
+        entity([(CLIENT_ID, None)]): dict(rates),
+        entity([(USER, None), (CLIENT_ID, None)]): {"request_percentage": 12.5},
+        entity([(IP, "127.0.0.1")]): {"connection_creation_rate": 50.0},
+    }
+    for quota_entity, values in quotas.items():
+        assert alter_quotas(broker.bootstrap, quota_entity, [(key, value, False) for key, value in values.items()]) \
+            == (0, None)
+    described = eventually(lambda: expect(describe_quotas(broker.bootstrap, []), (0, quotas)), QUOTA_EFFECT_SECONDS)
+    assert described == (0, quotas)
+
+    def matching(*entities):
+        return 0, {e: quotas[e] for e in entities}
+
+    c1, alice = entity([(CLIENT_ID, "c1")]), entity([(USER, "alice")])
+    alice_c1 = entity([(USER, "alice"), (CLIENT_ID, "c1")])
+    default_client, defaults = entity([(CLIENT_ID, None)]), entity([(USER, None), (CLIENT_ID, None)])
+    localhost = entity([(IP, "127.0.0.1")])
+    for components, strict, expected in [
+        ([(USER, MATCH_EXACT, "alice")], False, matching(alice, alice_c1)),
+        ([(USER, MATCH_EXACT, "alice")], True, matching(alice)),
+        ([(CLIENT_ID, MATCH_EXACT, "c1")], False, matching(c1, alice_c1)),
+        ([(CLIENT_ID, MATCH_EXACT, "c1")], True, matching(c1)),
+        ([(CLIENT_ID, MATCH_DEFAULT, None)], False, matching(default_client, defaults)),
+        ([(CLIENT_ID, MATCH_DEFAULT, None)], True, matching(default_client)),
+        ([(CLIENT_ID, MATCH_ANY, None)], False, matching(c1, alice_c1, default_client, defaults)),
+        ([(CLIENT_ID, MATCH_ANY, None)], True, matching(c1, default_client)),
+        ([(USER, MATCH_ANY, None), (CLIENT_ID, MATCH_ANY, None)], True, matching(alice_c1, defaults)),
+        ([(USER, MATCH_EXACT, "alice"), (CLIENT_ID, MATCH_DEFAULT, None)], False, matching()),
+        ([(USER, MATCH_EXACT, "bob")], False, matching()),
+        ([(IP, MATCH_ANY, None)], True, matching(localhost)),
+        ([], True, matching()),
+        ([(CLIENT_ID, MATCH_EXACT, "c1"), (CLIENT_ID, MATCH_ANY, None)], False,
+         (INVALID_REQUEST, "Entity type client-id cannot appear more than once in the filter.")),
+        ([(CLIENT_ID, 5, None)], False, (INVALID_REQUEST, "Unknown match type 5")),
+        ([("bogus", MATCH_ANY, None)], False, (UNSUPPORTED_VERSION, "Unsupported entity type bogus")),
+    ]:
+        assert describe_quotas(broker.bootstrap, components, strict) == expected, (components, strict)
+
+    # Refusals, each in a request of its own, with validate_only (nothing is stored either way).
+    producer_rate = "producer_byte_rate"
+    for components, ops, expected in [
+        ([(CLIENT_ID, "c2")], [("producer_byte_rate_x", 1.0, False)],
+         "Invalid configuration key producer_byte_rate_x"),
+        ([(CLIENT_ID, "c2")], [("connection_creation_rate", 1.0, False)],
+         "Invalid configuration key connection_creation_rate"),
+        ([(USER, "bob")], [("connection_creation_rate", 1.0, False)],
+         "Invalid configuration key connection_creation_rate"),
+        ([(IP, "127.0.0.1")], [(producer_rate, 1024.0, False)], "Invalid configuration key producer_byte_rate"),
+        ([(CLIENT_ID, "c2")], [(producer_rate, -1.0, False)], "Quota producer_byte_rate must be greater than 0"),
+        ([(CLIENT_ID, "c2")], [(producer_rate, 0.0, False)], "Quota producer_byte_rate must be greater than 0"),
+        ([(CLIENT_ID, "c2")], [(producer_rate, 1.5, False)], "producer_byte_rate cannot be a fractional value."),
+        ([(CLIENT_ID, "c2")], [(producer_rate, 1e30, False)],
+         "Proposed value for producer_byte_rate is too large for a LONG."),
+        ([(IP, "127.0.0.1"), (USER, "bob")], [("connection_creation_rate", 1.0, False)],
+         "Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"),
+        ([(IP, "not an ip")], [("connection_creation_rate", 1.0, False)],
+         "not an ip is not a valid IP or resolvable host."),
+        ([], [(producer_rate, 1024.0, False)], "Invalid empty client quota entity"),
+        ([("bogus", "x")], [(producer_rate, 1024.0, False)], "Unhandled client quota entity type: bogus"),
+        # Accepted: request_percentage is a fraction; removing a key an entity does not have is no error.
+        ([(CLIENT_ID, "c2")], [("request_percentage", 1.5, False)], None),
+        ([(CLIENT_ID, "c3")], [(producer_rate, 0.0, True)], None),
+    ]:
+        code = 0 if expected is None else INVALID_REQUEST
+        assert alter_quotas(broker.bootstrap, entity(components), ops, validate_only=True) == (code, expected), \
+            (components, ops)
+    assert describe_quotas(broker.bootstrap, []) == (0, quotas)
+
+    # Removing a key leaves the others; removing the last one removes the entity.
+    assert alter_quotas(broker.bootstrap, c1, [("producer_byte_rate", 0.0, True)]) == (0, None)
+    assert alter_quotas(broker.bootstrap, localhost, [("connection_creation_rate", 0.0, True)]) == (0, None)
+    left = {**quotas, c1: {"consumer_byte_rate": 2048.0}}
+    del left[localhost]
+    described = eventually(lambda: expect(describe_quotas(broker.bootstrap, []), (0, left)), QUOTA_EFFECT_SECONDS)
+    assert described == (0, left)
+
+
+def entity(components) -> tuple:
+    """A quota entity as a sorted tuple of (entity type, name or None for the default)."""
+    return tuple(sorted(components, key=lambda c: (c[0], c[1] or "")))
+
+
+def alter_quotas(bootstrap: str, quota_entity: tuple, ops: list[tuple[str, float, bool]],
+                 validate_only: bool = False) -> tuple[int, str | None]:
+    """AlterClientQuotas v0 for one entity with ops (key, value, remove): its (error code, error message)."""
+    body = struct.pack(">i", 1) + _entity(quota_entity) + struct.pack(">i", len(ops))
+    for key, value, remove in ops:
+        body += _string(key) + struct.pack(">d?", value, remove)
+    body += struct.pack(">?", validate_only)
+    reader = _Reader(_exchange(bootstrap, ALTER_CLIENT_QUOTAS, body))
+    reader.int32()  # throttle time
+    assert reader.int32() == 1
+    code, message = reader.int16(), reader.string()
+    assert reader.entity() == quota_entity
+    return code, message
+
+
+def describe_quotas(bootstrap: str, components: list[tuple[str, int, str | None]],
+                    strict: bool = False) -> tuple[int, dict] | tuple[int, str | None]:
+    """DescribeClientQuotas v0 with the filter components (entity type, match type, match): (0, {entity: {key:
+    value}}) or (error code, error message)."""
+    body = struct.pack(">i", len(components))
+    for entity_type, match_type, match in components:
+        body += _string(entity_type) + struct.pack(">b", match_type) + _string(match)
+    body += struct.pack(">?", strict)
+    reader = _Reader(_exchange(bootstrap, DESCRIBE_CLIENT_QUOTAS, body))
+    reader.int32()  # throttle time
+    code, message = reader.int16(), reader.string()
+    count = reader.int32()
+    if code != 0:
+        assert count == -1, count
+        return code, message
+    quotas = {}
+    for _ in range(count):
+        quota_entity = reader.entity()
+        quotas[quota_entity] = {reader.string(): reader.float64() for _ in range(reader.int32())}
+    return 0, quotas
+
+
+def remove_all_quotas(bootstrap: str) -> None:
+    code, quotas = describe_quotas(bootstrap, [])
+    assert code == 0, quotas
+    for quota_entity, values in quotas.items():
+        code, message = alter_quotas(bootstrap, quota_entity, [(key, 0.0, True) for key in values])
+        assert code == 0, (quota_entity, code, message)
+    eventually(lambda: expect(describe_quotas(bootstrap, []), (0, {})), QUOTA_EFFECT_SECONDS)
+
+
+def _string(value: str | None) -> bytes:
+    if value is None:
+        return struct.pack(">h", -1)
+    data = value.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def _entity(quota_entity: tuple) -> bytes:
+    return struct.pack(">i", len(quota_entity)) + b"".join(_string(t) + _string(n) for t, n in quota_entity)
+
+
+def _exchange(bootstrap: str, api_key: int, body: bytes) -> bytes:
+    """Sends one v0 request on a new connection; the response after its correlation id."""
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS) as sock:
+        sock.sendall(frame(request_header(api_key, 0, 7, "quota-test", flexible=False) + body))
+        response = ResponseReader(sock).next_response(time.monotonic() + CLIENT_TIMEOUT_SECONDS)
+    assert response is not None, "the broker closed the connection"
+    assert struct.unpack(">i", response[:4])[0] == 7
+    return response[4:]
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.offset = data, 0
+
+    def _take(self, fmt: str):
+        (value,) = struct.unpack_from(fmt, self.data, self.offset)
+        self.offset += struct.calcsize(fmt)
+        return value
+
+    def int16(self) -> int:
+        return self._take(">h")
+
+    def int32(self) -> int:
+        return self._take(">i")
+
+    def float64(self) -> float:
+        return self._take(">d")
+
+    def string(self) -> str | None:
+        length = self.int16()
+        if length < 0:
+            return None
+        value = self.data[self.offset:self.offset + length].decode()
+        self.offset += length
+        return value
+
+    def entity(self) -> tuple:
+        return entity([(self.string(), self.string()) for _ in range(self.int32())])
+
+
+
+
+# ------------------------------------------------------------------------------------------ throttling
+
+
+class Throttles:
+    """The largest throttle time librdkafka's statistics reported for any broker connection."""
+
+    def __init__(self):
+        self.max_ms = 0
+
+    def __call__(self, text: str) -> None:
+        for broker in json.loads(text)["brokers"].values():
+            self.max_ms = max(self.max_ms, broker["throttle"]["max"])
+
+
+def rate(events: list[tuple[float, int]], start: float, end: float) -> float:
+    """Bytes per second of the (monotonic time, bytes) events in [start, end)."""
+    return sum(size for at, size in events if start <= at < end) / (end - start)
+
+
+def set_quota_and_wait(broker, client_id: str, key: str, value: int) -> None:
+    assert alter(broker, "--entity-type", "clients", "--entity-name", client_id, "--add-config", f"{key}={value}") \
+        == f"Completed updating config for client {client_id}."
+    wanted = (0, {entity([(CLIENT_ID, client_id)]): {key: float(value)}})
+    eventually(lambda: expect(describe_quotas(broker.bootstrap, [(CLIENT_ID, MATCH_EXACT, client_id)], True),
+                              wanted), QUOTA_EFFECT_SECONDS)
+
+
+def test_a_producer_over_its_quota_is_throttled_until_the_quota_is_removed(broker):
+    topic = create_topic(broker.bootstrap, unique_topic_name("quota-produce"), partitions=1)
+    client_id = unique_topic_name("throttled")
+    set_quota_and_wait(broker, client_id, "producer_byte_rate", PRODUCER_QUOTA)
+    throttles, errors = Throttles(), []
+    producer = Producer({
+        "bootstrap.servers": broker.bootstrap, "client.id": client_id, "acks": 1, "linger.ms": 5,
+        "batch.size": BATCH_BYTES, "queue.buffering.max.kbytes": 64,  # little waits in the client's queue
+        "statistics.interval.ms": STATISTICS_INTERVAL_MS, "stats_cb": throttles, "error_cb": errors.append,
+    })
+    delivered: list[tuple[float, int]] = []
+    failed: list[KafkaError] = []
+
+    def report(error, message):
+        if error is not None:
+            failed.append(error)
+        else:
+            delivered.append((time.monotonic(), len(message.value())))
+
+    def produce_for(seconds: float) -> int:
+        """Produces RECORDs as fast as the client takes them for `seconds`; how many."""
+        produced, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                producer.produce(topic, value=RECORD, partition=0, on_delivery=report)
+                produced += 1
+            except BufferError:  # the queue is full: wait for deliveries
+                producer.poll(0.01)
+            producer.poll(0)
+        return produced
+
+    start = time.monotonic()
+    produced = produce_for(WARM_UP_SECONDS + MEASURE_SECONDS)
+    throttled = rate(delivered, start + WARM_UP_SECONDS, start + WARM_UP_SECONDS + MEASURE_SECONDS)
+    throttled_max_ms = throttles.max_ms
+
+    assert alter(broker, "--entity-type", "clients", "--entity-name", client_id,
+                 "--delete-config", "producer_byte_rate") == f"Completed updating config for client {client_id}."
+    eventually(lambda: expect(describe_quotas(broker.bootstrap, []), (0, {})), QUOTA_EFFECT_SECONDS)
+    start = time.monotonic()
+    produced += produce_for(UNTHROTTLED_SECONDS)
+    unthrottled = rate(delivered, start + 1, start + UNTHROTTLED_SECONDS)
+    assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0
+    print(f"\n{broker.kind}: producer_byte_rate {PRODUCER_QUOTA} B/s; delivered {throttled:.0f} B/s "
+          f"({throttled / PRODUCER_QUOTA:.3f} of it) with the quota, max throttle {throttled_max_ms} ms; "
+          f"{unthrottled:.0f} B/s ({unthrottled / PRODUCER_QUOTA:.1f}x) after it was deleted")
+
+    assert 0.9 * PRODUCER_QUOTA <= throttled <= 1.1 * PRODUCER_QUOTA, throttled
+    assert throttled_max_ms > 0
+    assert unthrottled > 4 * PRODUCER_QUOTA, unthrottled
+    assert failed == [] and not errors, (failed, [str(e) for e in errors])
+    assert len(delivered) == produced
+    assert count_records(broker.bootstrap, topic) == produced
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    """How many records partition 0 of the topic holds, read from the beginning (without keeping them)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic_name("quota-count"),
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    count = 0
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            for message in consumer.consume(10_000, timeout=0.5):
+                if message.error() is None:
+                    assert message.offset() == count, (message.offset(), count)
+                    count += 1
+                elif message.error().code() == KafkaError._PARTITION_EOF:
+                    return count
+                else:
+                    raise KafkaException(message.error())
+        raise TimeoutError(f"read {count} records of {topic} within {CLIENT_TIMEOUT_SECONDS}s without reaching its end")
+    finally:
+        consumer.close()
+
+
+def test_a_consumer_over_its_quota_is_throttled(broker):
+    topic = create_topic(broker.bootstrap, unique_topic_name("quota-consume"), partitions=1)
+    # More than the consumer may read in the time: what limits it is the quota, not the topic's end.
+    records = CONSUMER_QUOTA * (WARM_UP_SECONDS + MEASURE_SECONDS + 4) // len(RECORD)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20, "batch.size": BATCH_BYTES})
+    for _ in range(records):
+        while True:
+            try:
+                producer.produce(topic, value=RECORD, partition=0)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0
+
+    client_id = unique_topic_name("throttled-consumer")
+    set_quota_and_wait(broker, client_id, "consumer_byte_rate", CONSUMER_QUOTA)
+    throttles = Throttles()
+    consumer = Consumer({
+        "bootstrap.servers": broker.bootstrap, "client.id": client_id, "group.id": unique_topic_name("quota-group"),
+        "enable.auto.commit": False, "statistics.interval.ms": STATISTICS_INTERVAL_MS, "stats_cb": throttles,
+        # Fetches of a few batches (the batches above are smaller), a small local queue.
+        "fetch.max.bytes": FETCH_BYTES, "max.partition.fetch.bytes": FETCH_BYTES, "message.max.bytes": FETCH_BYTES,
+        "queued.max.messages.kbytes": 64,
+    })
+    received: list[tuple[float, int]] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        start = time.monotonic()
+        end = start + WARM_UP_SECONDS + MEASURE_SECONDS
+        while time.monotonic() < end:
+            message = consumer.poll(0.1)
+            if message is None:
+                continue
+            if message.error() is not None:
+                raise KafkaException(message.error())
+            assert message.offset() == len(received), (message.offset(), len(received))
+            received.append((time.monotonic(), len(message.value())))
+    finally:
+        consumer.close()
+    throttled = rate(received, start + WARM_UP_SECONDS, end)
+    print(f"\n{broker.kind}: consumer_byte_rate {CONSUMER_QUOTA} B/s; consumed {throttled:.0f} B/s "
+          f"({throttled / CONSUMER_QUOTA:.3f} of it), max throttle {throttles.max_ms} ms, "
+          f"{len(received)} of {records} records")
+
+    assert 0.8 * CONSUMER_QUOTA <= throttled <= 1.1 * CONSUMER_QUOTA, throttled
+    assert throttles.max_ms > 0
+    assert len(received) < records
