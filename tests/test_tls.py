@@ -25,13 +25,14 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, ConfigResource,
+                                  ConfigSource, ResourcePatternType, ResourceType)
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 
 from support.brokers import BROKER_KINDS, BrokerError, free_port, make_broker, metric_value
 from support.certificates import make_certificates
-from support.kafka_clients import create_topic, unique_topic_name
+from support.kafka_clients import create_topic, eventually, expect, unique_topic_name
 from support.kafka_tools import run_kafka_tool, tool_output
 
 CLIENT_TIMEOUT_SECONDS = 30
@@ -43,6 +44,9 @@ CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 
 
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
 @pytest.fixture(scope="module")
 def certificates(tmp_path_factory):
     return make_certificates(tmp_path_factory.mktemp("certificates"))
@@ -51,7 +55,7 @@ def certificates(tmp_path_factory):
 class TlsBroker:
     """A broker with a PLAINTEXT listener (`plaintext`) and an SSL one (`ssl`)."""
 
-    def __init__(self, kind: str, keystore, client_auth: str, truststore=None):
+    def __init__(self, kind: str, keystore, client_auth: str, truststore=None, extra: dict | None = None):
         self.broker = make_broker(kind)
         self.ssl_port = free_port()
         self.plaintext = self.broker.bootstrap
@@ -70,7 +74,7 @@ class TlsBroker:
             config["advertised.listeners"] = f"PLAINTEXT://{self.plaintext},SSL://{self.ssl}"
         else:
             config["listeners"] = f"PLAINTEXT://{self.plaintext},SSL://{self.ssl}"
-        self.broker.config.update(config)
+        self.broker.config.update({**config, **(extra or {})})
 
     def __enter__(self) -> "TlsBroker":
         self.broker.start()
@@ -251,6 +255,37 @@ def test_client_certificates_required(kind, certificates):
         if before is not None:
             assert tls_handshake_failures(broker) >= before + 2
         assert_ssl_works(broker, certificates, certificates.client)
+
+
+@pytest.mark.parametrize("kind", BROKER_KINDS)
+def test_the_client_certificate_is_the_principal(kind, certificates):
+    """With an authorizer, an SSL client's principal is `User:` and its certificate's subject as
+    ssl.principal.mapping.rules maps it: here the lower-cased CN, so an ACL for User:alice lets the client
+    certificate of alice write one topic and not another."""
+    extra = {"authorizer.class.name": STANDARD_AUTHORIZER, "super.users": "User:ANONYMOUS",
+             "ssl.principal.mapping.rules": "RULE:^.*CN=([a-zA-Z]*).*$/$1/L,DEFAULT"}
+    with TlsBroker(kind, certificates.server.bundle, "required", truststore=certificates.ca, extra=extra) as broker:
+        allowed, other = unique_topic_name("mtls-acl"), unique_topic_name("mtls-no-acl")
+        for topic in (allowed, other):
+            create_topic(broker.plaintext, topic, partitions=1)
+        admin = AdminClient({"bootstrap.servers": broker.plaintext})
+        binding = AclBinding(ResourceType.TOPIC, allowed, ResourcePatternType.LITERAL, "User:alice", "*",
+                             AclOperation.ALL, AclPermissionType.ALLOW)
+        for future in admin.create_acls([binding], request_timeout=CLIENT_TIMEOUT_SECONDS).values():
+            assert future.result(timeout=CLIENT_TIMEOUT_SECONDS) is None
+
+        def produce(topic: str) -> list[str | None]:
+            outcomes: list[str | None] = []
+            producer = Producer({**ssl_client_config(broker.ssl, certificates.ca, certificates.client),
+                                 "acks": "all", "message.timeout.ms": 5000})
+            producer.produce(topic, value=b"from alice", partition=0,
+                             on_delivery=lambda err, _: outcomes.append(err.name() if err else None))
+            producer.flush(CLIENT_TIMEOUT_SECONDS)
+            return outcomes
+
+        # Kafka's brokers see a new ACL shortly after its controller committed it.
+        eventually(lambda: expect(produce(allowed), [None]), 10)
+        assert produce(other) == ["TOPIC_AUTHORIZATION_FAILED"]
 
 
 def raw_api_versions(port: int, ca, identity=None) -> bytes | str:

@@ -236,6 +236,9 @@ pub struct BrokerConfig {
     pub ssl_client_auth: String,
     #[serde(rename = "ssl.enabled.protocols")]
     pub ssl_enabled_protocols: String,
+    /// How a client certificate's subject becomes the connection's principal (`crate::principal`).
+    #[serde(rename = "ssl.principal.mapping.rules")]
+    pub ssl_principal_mapping_rules: String,
     /// KIP-368: an authenticated SASL session lasts this long; the client re-authenticates on its connection
     /// before then, or the connection is closed at its next request. 0: sessions never expire.
     #[serde(rename = "connections.max.reauth.ms")]
@@ -355,6 +358,7 @@ impl Default for BrokerConfig {
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
             sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
             connections_max_reauth_ms: 0,
+            ssl_principal_mapping_rules: "DEFAULT".into(),
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             authorizer_class_name: String::new(),
@@ -443,6 +447,14 @@ impl BrokerConfig {
             self.connections_max_reauth_ms >= 0,
             format!("connections.max.reauth.ms must be >= 0, got {}", self.connections_max_reauth_ms),
         );
+        if let Err(problem) = crate::principal::PrincipalMapper::parse(&self.ssl_principal_mapping_rules) {
+            problems.push(format!("ssl.principal.mapping.rules: {problem}"));
+        }
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                problems.push(msg);
+            }
+        };
         check(self.quota_window_num >= 1, format!("quota.window.num must be >= 1, got {}", self.quota_window_num));
         check(
             self.quota_window_size_seconds >= 1,

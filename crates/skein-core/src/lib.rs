@@ -7,12 +7,14 @@
 //! - [`limits`]: the length limits on the ids requests carry (group, member, group instance, transactional and client
 //!   ids), as Kafka enforces them.
 //! - [`config`]: the broker's settings under their Kafka names, with Kafka's defaults, and topic-level config keys.
+//! - [`principal`]: `ssl.principal.mapping.rules`, a TLS client certificate's subject as a principal name.
 //! - [`security`]: listeners' security protocols and the TLS settings of SSL listeners.
 
 pub mod cluster_config;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod principal;
 pub mod security;
 pub mod types;
 

@@ -71,6 +71,7 @@ pub const LISTENER_KEYS: &[&str] = &[
     "ssl.truststore.certificates",
     "ssl.client.auth",
     "ssl.enabled.protocols",
+    "ssl.principal.mapping.rules",
 ];
 
 /// Where PEM text comes from.
@@ -114,6 +115,8 @@ pub struct SslSettings {
     pub trust_store: Option<PemSource>,
     pub client_auth: ClientAuth,
     pub versions: Vec<TlsVersion>,
+    /// How a client certificate's subject becomes the principal.
+    pub principal_mapper: crate::principal::PrincipalMapper,
 }
 
 impl BrokerConfig {
@@ -144,6 +147,7 @@ impl BrokerConfig {
             "ssl.truststore.certificates" => self.ssl_truststore_certificates.clone(),
             "ssl.client.auth" => Some(self.ssl_client_auth.clone()),
             "ssl.enabled.protocols" => Some(self.ssl_enabled_protocols.clone()),
+            "ssl.principal.mapping.rules" => Some(self.ssl_principal_mapping_rules.clone()),
             "sasl.enabled.mechanisms" => Some(self.sasl_enabled_mechanisms.clone()),
             _ => None,
         };
@@ -229,8 +233,18 @@ impl BrokerConfig {
         if versions.is_empty() && problems.is_empty() {
             problems.push(format!("{prefix}ssl.enabled.protocols names no protocol"));
         }
-        match key_store {
-            Some(key_store) if problems.is_empty() => Ok(SslSettings { key_store, trust_store, client_auth, versions }),
+        let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".to_owned());
+        let principal_mapper = match crate::principal::PrincipalMapper::parse(&rules) {
+            Ok(mapper) => Some(mapper),
+            Err(problem) => {
+                problems.push(format!("{prefix}ssl.principal.mapping.rules: {problem}"));
+                None
+            }
+        };
+        match (key_store, principal_mapper) {
+            (Some(key_store), Some(principal_mapper)) if problems.is_empty() => {
+                Ok(SslSettings { key_store, trust_store, client_auth, versions, principal_mapper })
+            }
             _ => Err(problems),
         }
     }
@@ -264,6 +278,7 @@ impl BrokerConfig {
             setting("sasl.server.max.receive.size", Some(self.sasl_server_max_receive_size.to_string()), false),
             setting("ssl.client.auth", Some(self.ssl_client_auth.clone()), false),
             setting("ssl.enabled.protocols", Some(self.ssl_enabled_protocols.clone()), false),
+            setting("ssl.principal.mapping.rules", Some(self.ssl_principal_mapping_rules.clone()), false),
             setting("ssl.keystore.type", Some(self.ssl_keystore_type.clone()), false),
             setting("ssl.keystore.location", self.ssl_keystore_location.clone(), false),
             setting("ssl.keystore.certificate.chain", self.ssl_keystore_certificate_chain.clone(), true),

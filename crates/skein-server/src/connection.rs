@@ -25,6 +25,14 @@ pub struct ConnectionSettings {
     pub max_idle: Duration,
 }
 
+/// Who is at the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: SocketAddr,
+    /// On an SSL listener, the principal of the client's certificate (`User:<mapped subject>`), if it gave one.
+    pub tls_principal: Option<String>,
+}
+
 /// Why a connection ended, for the log.
 #[derive(Debug)]
 pub enum Closed {
@@ -46,7 +54,7 @@ pub enum Closed {
 pub async fn serve<S>(
     broker: Arc<Broker>,
     stream: S,
-    peer: SocketAddr,
+    client: Client,
     listener: Arc<str>,
     settings: ConnectionSettings,
     mut sasl: Option<SaslSession>,
@@ -55,6 +63,7 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let Client { address: peer, tls_principal } = client;
     // Kafka's form of the client's host, as DescribeGroups reports it.
     let client_host = format!("/{}", peer.ip());
     let (mut reader, writer) = tokio::io::split(stream);
@@ -107,9 +116,11 @@ where
                 (step.outcome, step.close_after)
             }
             None => {
-                let principal = match sasl.as_ref().and_then(SaslSession::user) {
-                    Some(user) => format!("User:{user}"),
-                    None => skein_core::security::ANONYMOUS.to_owned(),
+                // SASL's user on a SASL listener, else the TLS client certificate's, else anonymous.
+                let principal = match (sasl.as_ref().and_then(SaslSession::user), &tls_principal) {
+                    (Some(user), _) => format!("User:{user}"),
+                    (None, Some(principal)) => principal.clone(),
+                    (None, None) => skein_core::security::ANONYMOUS.to_owned(),
                 };
                 let ctx = RequestContext {
                     principal,

@@ -12,6 +12,7 @@ use skein_broker::broker_configs::DynamicLevel;
 use skein_broker::sasl::{SaslMechanism, SaslSession};
 use skein_broker::{Broker, ClusterMember, Metrics};
 use skein_cluster::{MetadataQuorum, QuorumConfig};
+use skein_core::principal::PrincipalMapper;
 use skein_core::security::SecurityProtocol;
 use skein_core::{BrokerConfig, ClusterLayout};
 use skein_storage::{Engine, RocksEngine};
@@ -21,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{self, Closed, ConnectionSettings};
+use crate::connection::{self, Client, Closed, ConnectionSettings};
 use crate::http;
 use crate::limits::{ConnectionLimits, LogRateLimit};
 use crate::tls;
@@ -109,7 +110,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
                     .config
                     .ssl_settings(&listener.name)
                     .map_err(|problems| anyhow::anyhow!("listener {}: {}", listener.name, problems.join("; ")))?;
-                Some(tls::acceptor(&listener.name, &settings)?)
+                Some((tls::acceptor(&listener.name, &settings)?, Arc::new(settings.principal_mapper.clone())))
             }
             SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
         };
@@ -258,7 +259,8 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 
 /// A listener's security: TLS (SSL, SASL_SSL) and SASL mechanisms (SASL_PLAINTEXT, SASL_SSL).
 struct ListenerSecurity {
-    tls: Option<TlsAcceptor>,
+    /// An SSL listener's acceptor, and how its client certificates become principals.
+    tls: Option<(TlsAcceptor, Arc<PrincipalMapper>)>,
     sasl: Option<Arc<Vec<SaslMechanism>>>,
 }
 
@@ -326,9 +328,18 @@ impl Accept {
             self.tracker.spawn(async move {
                 let metrics = Arc::clone(&broker.metrics);
                 let closed = match tls {
-                    None => connection::serve(broker, stream, peer, name, settings, sasl, token).await,
-                    Some(tls) => match tokio::time::timeout(settings.max_idle, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => connection::serve(broker, stream, peer, name, settings, sasl, token).await,
+                    None => {
+                        let client = Client { address: peer, tls_principal: None };
+                        connection::serve(broker, stream, client, name, settings, sasl, token).await
+                    }
+                    Some((tls, mapper)) => match tokio::time::timeout(settings.max_idle, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => match tls::client_principal(stream.get_ref().1.peer_certificates(), &mapper) {
+                            Ok(tls_principal) => {
+                                let client = Client { address: peer, tls_principal };
+                                connection::serve(broker, stream, client, name, settings, sasl, token).await
+                            }
+                            Err(reason) => Closed::AuthenticationFailed(reason),
+                        },
                         Ok(Err(err)) => {
                             metrics.tls_handshake_failed();
                             Closed::TlsHandshake(err.to_string())

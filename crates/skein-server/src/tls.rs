@@ -8,6 +8,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use skein_core::principal::PrincipalMapper;
 use skein_core::security::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion};
 use tokio_rustls::TlsAcceptor;
 
@@ -48,6 +49,21 @@ fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig>
     };
     let (chain, key) = key_store(&settings.key_store)?;
     builder.with_single_cert(chain, key).context("the key store's private key does not match its certificate")
+}
+
+/// The principal of a TLS connection: `User:` and the client certificate's subject (RFC 2253, as Java prints
+/// it) mapped by `ssl.principal.mapping.rules`; `None` without a client certificate. An error (a subject no rule
+/// applies to, a certificate that does not parse) fails the connection, as in Kafka.
+pub fn client_principal(
+    certificates: Option<&[CertificateDer<'_>]>,
+    mapper: &PrincipalMapper,
+) -> Result<Option<String>, String> {
+    use x509_cert::der::Decode;
+    let Some(leaf) = certificates.and_then(|chain| chain.first()) else { return Ok(None) };
+    let certificate = x509_cert::Certificate::from_der(leaf.as_ref())
+        .map_err(|err| format!("the client certificate does not parse: {err}"))?;
+    let subject = certificate.tbs_certificate.subject.to_string();
+    mapper.name(&subject).map(|name| Some(format!("User:{name}")))
 }
 
 /// The certificate chain (leaf first) and private key of a key store.
@@ -114,6 +130,7 @@ mod tests {
             trust_store: None,
             client_auth: ClientAuth::None,
             versions: vec![TlsVersion::Tls13],
+            principal_mapper: Default::default(),
         };
         let err = format!("{:#}", acceptor("SSL", &settings).err().expect("fails"));
         assert!(err.contains("listener SSL") && err.contains("/nonexistent/server.pem"), "{err}");
@@ -126,6 +143,7 @@ mod tests {
             trust_store: None,
             client_auth: ClientAuth::None,
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            principal_mapper: Default::default(),
         };
         let err = format!("{:#}", acceptor("SSL", &settings).err().expect("fails"));
         assert!(err.contains("no CERTIFICATE"), "{err}");
