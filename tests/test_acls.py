@@ -46,7 +46,8 @@ import struct
 import time
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka import (Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicCollection,
+                             TopicPartition)
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    ConfigResource, NewPartitions, NewTopic, ResourcePatternType, ResourceType,
                                    ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion)
@@ -581,6 +582,22 @@ def test_metadata_shows_only_described_topics(broker):
     assert prefixed_missing not in broker.admin.list_topics(timeout=CLIENT_TIMEOUT_SECONDS).topics
     allowed = alice.list_topics(topic=names["read"], timeout=CLIENT_TIMEOUT_SECONDS).topics[names["read"]]
     assert allowed.error is None and list(allowed.partitions) == [0]
+
+    # The authorized operations Metadata reports when asked (librdkafka's describe_topics, describe_cluster):
+    # READ implies DESCRIBE; ALTER too; the cluster allows alice nothing, a super user everything.
+    described = alice.describe_topics(TopicCollection([names["read"], names["alter"]]), request_timeout=10,
+                                      include_authorized_operations=True)
+    assert {name: sorted(op.name for op in future.result(timeout=CLIENT_TIMEOUT_SECONDS).authorized_operations)
+            for name, future in described.items()} == \
+        {names["read"]: ["DESCRIBE", "READ"], names["alter"]: ["ALTER", "DESCRIBE"]}
+    cluster = alice.describe_cluster(include_authorized_operations=True, request_timeout=10).result(
+        timeout=CLIENT_TIMEOUT_SECONDS)
+    assert not cluster.authorized_operations, cluster.authorized_operations
+    admin = broker.admin_as("admin")  # kept referenced until its future resolves
+    cluster = admin.describe_cluster(include_authorized_operations=True, request_timeout=10).result(
+        timeout=CLIENT_TIMEOUT_SECONDS)
+    assert sorted(op.name for op in cluster.authorized_operations) == \
+        ["ALTER", "ALTER_CONFIGS", "CLUSTER_ACTION", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS", "IDEMPOTENT_WRITE"]
 
     # DESCRIBE on the wildcard topic `*`: bob sees every topic (the internal ones included), except where a DENY
     # says otherwise.

@@ -113,6 +113,16 @@ impl Authorization<'_> {
         }
     }
 
+    /// Kafka's authorized-operations bit field (bit `code` for each operation allowed) for a resource: what
+    /// Metadata, DescribeGroups and DescribeCluster answer when asked for it.
+    pub(crate) fn operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        resource_type
+            .supported_operations()
+            .iter()
+            .filter(|operation| self.permits(**operation, resource_type, name))
+            .fold(0i32, |field, operation| field | (1i32 << operation.code()))
+    }
+
     /// Whether the cluster allows `operation` (counted and logged when refused).
     pub(crate) fn allows_on_cluster(&self, operation: AclOperation) -> bool {
         self.allows(operation, ResourceType::Cluster, acl::CLUSTER_NAME)

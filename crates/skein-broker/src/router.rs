@@ -40,7 +40,6 @@ pub async fn handle_request(broker: &Arc<Broker>, frame: RequestFrame, ctx: &Req
 }
 
 async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContext) -> Outcome {
-    let listener: &str = &ctx.listener;
     let client_host = ctx.client_host();
     let Ok(key) = ApiKey::try_from(frame.api_key) else {
         return Outcome::Close(format!("unknown api key {}", frame.api_key));
@@ -159,7 +158,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
             respond(frame, |req, v| handlers::alter_configs::handle_incremental(broker, ctx, req, v)).await
         }
         ApiKey::DescribeCluster => {
-            respond(frame, |req, v| handlers::describe_cluster::handle(broker, req, v, listener)).await
+            respond(frame, |req, v| handlers::describe_cluster::handle(broker, ctx, req, v)).await
         }
         ApiKey::DescribeLogDirs => {
             respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, ctx, req, v)).await

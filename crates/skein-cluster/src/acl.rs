@@ -218,6 +218,24 @@ impl AclFilter {
     }
 }
 
+impl ResourceType {
+    /// The operations an ACL on this resource type can grant (Kafka's `AclEntry.supportedOperations`).
+    pub fn supported_operations(self) -> &'static [AclOperation] {
+        use AclOperation::*;
+        match self {
+            ResourceType::Topic => &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs],
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::Cluster => {
+                &[Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe]
+            }
+            ResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+            ResourceType::Unknown | ResourceType::Any => &[],
+        }
+    }
+}
+
 /// What the ACLs say about one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AclDecision {

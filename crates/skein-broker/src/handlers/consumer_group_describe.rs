@@ -66,6 +66,12 @@ pub(crate) async fn handle(
             Ok(None) => with_error(answer, &BrokerError::GroupIdNotFound),
             Err(err) => with_error(answer, &err),
         };
+        let described = if request.include_authorized_operations {
+            let operations = authorization.operations(ResourceType::Group, described.group_id.as_str());
+            described.with_authorized_operations(operations)
+        } else {
+            described
+        };
         groups.push(described);
     }
     ConsumerGroupDescribeResponse::default().with_groups(groups)

@@ -8,6 +8,9 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::acl::{CLUSTER_NAME, ResourceType};
+
+use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::cluster::endpoint;
 use crate::handlers::message;
@@ -17,10 +20,11 @@ const BROKERS: i8 = 1;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     request: DescribeClusterRequest,
     version: i16,
-    listener: &str,
 ) -> DescribeClusterResponse {
+    let listener: &str = &ctx.listener;
     if version >= 1 && request.endpoint_type != BROKERS {
         let err = BrokerError::UnsupportedEndpointType(request.endpoint_type);
         return DescribeClusterResponse::default()
@@ -46,7 +50,13 @@ pub(crate) async fn handle(
             )
         })
         .collect();
+    let cluster_operations = if request.include_cluster_authorized_operations {
+        broker.authorization(ctx).operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        i32::MIN
+    };
     DescribeClusterResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_endpoint_type(BROKERS)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.cluster.controller_id_for_clients(&image)))

@@ -76,6 +76,13 @@ pub(crate) async fn handle(
             }
             Err(err) => answer.with_error_code(error_code(&err)),
         };
+        // v3+: the operations the principal may do on the group, when asked.
+        let described = if version >= 3 && request.include_authorized_operations {
+            let operations = authorization.operations(ResourceType::Group, described.group_id.0.as_str());
+            described.with_authorized_operations(operations)
+        } else {
+            described
+        };
         groups.push(described);
     }
     DescribeGroupsResponse::default().with_groups(groups)

@@ -106,7 +106,21 @@ pub(crate) async fn handle(
             )
         })
         .collect();
+    // v8+: the operations the principal may do on each topic and (v8-v10) the cluster, when asked.
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &topic.name {
+                topic.topic_authorized_operations = authorization.operations(ResourceType::Topic, name.0.as_str());
+            }
+        }
+    }
+    let cluster_operations = if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        authorization.operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        i32::MIN
+    };
     MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.cluster.controller_id_for_clients(&image)))
