@@ -60,6 +60,7 @@ from kafka.errors import KafkaError as KafkaPythonError
 from support.brokers import BROKER_KINDS, free_port, make_broker, skein_binary
 from support.frames import frame, request_header
 from support.kafka_clients import create_topic, eventually, expect, read_partitions, read_to_end, unique_topic_name
+from support.kafka_tools import run_kafka_tool, tool_output
 
 CLIENT_TIMEOUT_SECONDS = 30
 # How long an ACL change may take to show in what a client is allowed to do.
@@ -270,6 +271,45 @@ RESOURCE = {"ANY": 1, "TOPIC": 2, "GROUP": 3, "CLUSTER": 4, "UNKNOWN": 0}
 PATTERN = {"ANY": 1, "MATCH": 2, "LITERAL": 3, "PREFIXED": 4, "UNKNOWN": 0}
 OPERATION = {"ANY": 1, "ALL": 2, "READ": 3, "WRITE": 4, "UNKNOWN": 0}
 PERMISSION = {"ANY": 1, "DENY": 2, "ALLOW": 3, "UNKNOWN": 0}
+
+
+ACL_COMMAND = "org.apache.kafka.tools.AclCommand"
+
+
+def acl_tool(broker: AclBroker, *arguments: str) -> list[str]:
+    """Runs kafka-acls against the broker's PLAINTEXT listener (a super user); the lines naming resource
+    patterns and ACLs, in order (what differs between runs, such as timing, is left out)."""
+    result = run_kafka_tool(ACL_COMMAND, "--bootstrap-server", broker.plaintext, *arguments)
+    assert result.returncode == 0, tool_output(result)
+    return [line.strip() for line in result.stdout.splitlines() if "ResourcePattern(" in line or "principal=" in line]
+
+
+def test_the_kafka_acls_tool(broker):
+    """kafka-acls adds, lists and removes ACLs with the same output from both brokers."""
+    topic, group = unique_topic_name("acl-tool"), unique_topic_name("acl-tool-group")
+    pattern = f"ResourcePattern(resourceType=TOPIC, name={topic}, patternType=LITERAL)"
+    read = "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)"
+    write = "(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)"
+    added = acl_tool(broker, "--add", "--allow-principal", ALICE, "--operation", "Read", "--operation", "Write",
+                     "--topic", topic)
+    assert added[0] == f"Adding ACLs for resource `{pattern}`:" and sorted(added[1:3]) == [read, write], added
+    prefixed = f"ResourcePattern(resourceType=GROUP, name={group}, patternType=PREFIXED)"
+    deny = "(principal=User:bob, host=*, operation=READ, permissionType=DENY)"
+    added = acl_tool(broker, "--add", "--deny-principal", BOB, "--operation", "Read", "--group", group,
+                     "--resource-pattern-type", "prefixed")
+    assert added[:2] == [f"Adding ACLs for resource `{prefixed}`:", deny], added
+
+    def listed(*arguments: str) -> list[str]:
+        return acl_tool(broker, "--list", *arguments)
+
+    eventually(lambda: expect(sorted(listed("--topic", topic)), sorted([f"Current ACLs for resource `{pattern}`:",
+                                                                         read, write])), ACL_EFFECT_SECONDS)
+    assert listed("--group", group, "--resource-pattern-type", "prefixed") == \
+        [f"Current ACLs for resource `{prefixed}`:", deny]
+    assert listed("--principal", BOB) == [f"Current ACLs for resource `{prefixed}`:", deny]
+    acl_tool(broker, "--remove", "--force", "--allow-principal", ALICE, "--operation", "Write", "--topic", topic)
+    eventually(lambda: expect(sorted(listed("--topic", topic)), sorted([f"Current ACLs for resource `{pattern}`:",
+                                                                         read])), ACL_EFFECT_SECONDS)
 
 
 def create_acls_raw(address: str, creations: list[tuple]) -> list[tuple[int, str | None]]:
