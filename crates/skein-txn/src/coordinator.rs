@@ -584,7 +584,8 @@ impl TransactionCoordinator {
         record.partitions.clear();
         record.groups.clear();
         record.pending_offsets.clear();
-        record.start_timestamp = -1;
+        // The start time stays, as Kafka keeps it: DescribeTransactions (kafka-transactions describe) reports a
+        // completed transaction's start and duration.
         record.last_update_timestamp = now;
         self.save(transactional_id, record).await
     }
