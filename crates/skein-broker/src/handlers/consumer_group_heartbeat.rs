@@ -42,13 +42,14 @@ pub(crate) async fn handle(
     {
         return error_response(&BrokerError::TopicAuthorizationFailed);
     }
+    // The topics as the metadata image has them, as every client sees them in Metadata (this broker's registry of
+    // local logs can lag the image just after a topic is created).
     let topics: Vec<TopicMetadata> = broker
-        .topics
-        .all()
-        .iter()
+        .image()
+        .topics()
         .map(|topic| TopicMetadata {
-            name: topic.name.to_string(),
-            topic_id: topic.id,
+            name: topic.name.clone(),
+            topic_id: topic.topic_id,
             partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
         })
         .collect();
