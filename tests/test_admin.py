@@ -623,3 +623,53 @@ def test_confluent_describe_cluster_and_elect_leaders(broker, new_topic):
     results = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(topic, 0)]).result(
         timeout=CLIENT_TIMEOUT_SECONDS)
     assert {tp.partition: err.code() for tp, err in results.items()} == {0: ELECTION_NOT_NEEDED}
+
+
+def describe_broker_configs(broker) -> dict[str, dict]:
+    """Broker 1's configs as the Java admin client describes them, with synonyms (DescribeBrokerConfigs.java)."""
+    described = subprocess.run([*java_program_command("DescribeBrokerConfigs"), broker.bootstrap, str(NODE_ID)],
+                               capture_output=True, text=True, timeout=120)
+    assert described.returncode == 0, described.stderr[-3000:]
+    configs = {}
+    for line in described.stdout.splitlines():
+        name, value, source, read_only, sensitive, config_type, *synonyms = line.split("\t")
+        configs[name] = {"value": value, "source": source, "read_only": read_only == "true",
+                         "sensitive": sensitive == "true", "type": config_type, "synonyms": synonyms}
+    return configs
+
+
+# Settings whose default is Skein's own (README, "Broker configs"): the rest of Kafka's defaults are reported as is.
+SKEIN_OWN_DEFAULTS = {"log.dir", "log.retention.ms", "max.connections", "sasl.enabled.mechanisms", "ssl.keystore.type",
+                      "ssl.truststore.type"}
+
+
+def test_broker_describe_configs_reports_every_config_kafka_reports(start_broker):
+    """DescribeConfigs of a broker names every config Apache Kafka 4.3.1 names (the Java admin client, with
+    synonyms), each with Kafka's type and sensitivity: tools and UIs that read e.g. log.dirs or advertised.listeners
+    find them. A setting Skein does not use is reported read-only with Kafka's default; a secret without its value;
+    a setting given on the command line as STATIC_BROKER_CONFIG with its default as a synonym."""
+    kafka = describe_broker_configs(start_broker("kafka"))
+    skein_broker = start_broker("skein")
+    skein = describe_broker_configs(skein_broker)
+
+    assert sorted(set(kafka) - set(skein)) == []
+    assert [name for name in kafka if (skein[name]["type"], skein[name]["sensitive"])
+            != (kafka[name]["type"], kafka[name]["sensitive"])] == []
+    defaults_differ = [name for name in kafka
+                       if kafka[name]["source"] == skein[name]["source"] == "DEFAULT_CONFIG"
+                       and kafka[name]["value"] != skein[name]["value"] and name not in SKEIN_OWN_DEFAULTS]
+    assert defaults_differ == []
+
+    # Unused by Skein: Kafka's default, read-only (the harness gives Kafka num.io.threads=4).
+    assert skein["num.io.threads"] == {"value": "8", "source": "DEFAULT_CONFIG", "read_only": True,
+                                       "sensitive": False, "type": "INT",
+                                       "synonyms": ["num.io.threads=8@DEFAULT_CONFIG"]}
+    # A secret: no value and, unset, no synonym, as Kafka reports it (read-only: Skein's TLS settings are static).
+    assert skein["ssl.keystore.password"] == {**kafka["ssl.keystore.password"], "read_only": True}
+    # Given on the command line (--listen, --advertised-listener, --data-dir of the harness).
+    assert skein["advertised.listeners"]["value"] == f"PLAINTEXT://{skein_broker.bootstrap}"
+    assert skein["advertised.listeners"]["source"] == "STATIC_BROKER_CONFIG"
+    data_dir = str(skein_broker.data_dir.resolve())
+    assert (skein["log.dirs"]["value"], skein["log.dirs"]["source"]) == (data_dir, "STATIC_BROKER_CONFIG")
+    # A setting Skein uses and has left at its default.
+    assert skein["message.max.bytes"] == kafka["message.max.bytes"]

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use skein_cluster::{ConfigResourceType, MetadataImage, MetadataOffset};
 use skein_core::config::{ConfigSource, DYNAMIC_BROKER_CONFIGS, TopicConfigDef, validate_dynamic_broker_config};
+use skein_core::kafka_broker_configs::kafka_broker_config;
 use skein_core::{BrokerConfig, BrokerError};
 use skein_storage::{ColumnFamily, DynamicBrokerConfigsRecord, Engine, StorageError, keys};
 
@@ -96,14 +97,18 @@ pub fn level_name(level: DynamicLevel, node_id: i32) -> String {
     }
 }
 
-/// Kafka's checks of dynamic broker settings: a setting this broker reads only at start-up cannot change; a
-/// dynamic one must have a valid value; an unknown one is accepted.
+/// Kafka's checks of dynamic broker settings: a setting this broker (or Kafka) reads only at start-up cannot
+/// change; a dynamic one must have a valid value; one Skein does not use but Kafka can change (stored, without
+/// effect) or one neither knows is accepted.
 pub fn check(config: &BrokerConfig, settings: &BTreeMap<String, String>) -> Result<(), BrokerError> {
     let known: Vec<&str> = config.describe().into_iter().map(|(name, _, _)| name).collect();
     let static_only: Vec<&str> = settings
         .keys()
         .map(String::as_str)
-        .filter(|name| known.contains(name) && !DYNAMIC_BROKER_CONFIGS.contains(name))
+        .filter(|name| {
+            let read_at_start = known.contains(name) || kafka_broker_config(name).is_some_and(|k| !k.dynamic);
+            read_at_start && !DYNAMIC_BROKER_CONFIGS.contains(name)
+        })
         .collect();
     if !static_only.is_empty() {
         return Err(BrokerError::InvalidRequest(format!(

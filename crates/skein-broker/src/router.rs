@@ -163,6 +163,9 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
         ApiKey::DescribeLogDirs => {
             respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, ctx, req, v)).await
         }
+        ApiKey::AlterReplicaLogDirs => {
+            respond(frame, |req, v| handlers::alter_replica_log_dirs::handle(broker, ctx, req, v)).await
+        }
         ApiKey::AlterPartitionReassignments => {
             respond(frame, |req, v| handlers::alter_partition_reassignments::handle(broker, ctx, req, v)).await
         }

@@ -633,6 +633,14 @@ impl BrokerConfig {
         self.group_consumer_assignors.split(',').map(str::trim).filter(|name| !name.is_empty()).collect()
     }
 
+    /// The data directory as an absolute path, as DescribeLogDirs and AlterReplicaLogDirs name it.
+    pub fn log_dir_path(&self) -> String {
+        std::fs::canonicalize(&self.data_dir)
+            .or_else(|_| std::path::absolute(&self.data_dir))
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| self.data_dir.clone())
+    }
+
     /// The address clients are told to connect to.
     pub fn advertised(&self) -> &str {
         self.advertised_listener.as_deref().unwrap_or(&self.listen)
@@ -693,7 +701,13 @@ impl BrokerConfig {
             ("process.roles", self.process_roles.clone()),
             ("controller.quorum.voters", self.controller_quorum_voters.clone().unwrap_or_default()),
             ("listeners", self.listeners.clone().unwrap_or_else(|| format!("PLAINTEXT://{}", self.listen))),
-            ("advertised.listeners", self.advertised_listeners.clone().unwrap_or_default()),
+            (
+                "advertised.listeners",
+                self.advertised_listeners
+                    .clone()
+                    .or_else(|| self.advertised_listener.as_ref().map(|address| format!("PLAINTEXT://{address}")))
+                    .unwrap_or_default(),
+            ),
             ("controller.listener.names", self.controller_listener_names.clone()),
             ("listener.security.protocol.map", self.listener_security_protocol_map.clone()),
             ("inter.broker.listener.name", self.inter_broker_listener_name.clone()),
@@ -712,12 +726,20 @@ impl BrokerConfig {
             ("auto.leader.rebalance.enable", self.auto_leader_rebalance_enable.to_string()),
             ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds.to_string()),
             ("leader.imbalance.per.broker.percentage", self.leader_imbalance_per_broker_percentage.to_string()),
+            ("quota.window.num", self.quota_window_num.to_string()),
+            ("quota.window.size.seconds", self.quota_window_size_seconds.to_string()),
+            // Kafka's names for the data directory: Skein has one, `data.dir`.
+            ("log.dirs", self.log_dir_path()),
+            ("log.dir", self.log_dir_path()),
         ];
         entries
             .into_iter()
             .map(|(name, value)| {
                 let set = self.explicitly_set.contains(name)
-                    || (name == "broker.id" && self.explicitly_set.contains("node.id"));
+                    || (name == "broker.id" && self.explicitly_set.contains("node.id"))
+                    || (name.starts_with("log.dir") && self.explicitly_set.contains("data.dir"))
+                    || (name == "listeners" && self.explicitly_set.contains("listen"))
+                    || (name == "advertised.listeners" && self.explicitly_set.contains("advertised.listener"));
                 (name, value, set)
             })
             .collect()
@@ -814,6 +836,39 @@ fn validate_throttled_replicas(value: &str) -> Result<(), String> {
         Err(format!("'{value}' must be '*' or a list of partition:broker pairs"))
     }
 }
+fn int_in_range(value: &str, min: i32, max: i32) -> Result<(), String> {
+    match value.trim().parse::<i32>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(()),
+        _ => Err(format!("value '{value}' must be a whole number in [{min},...,{max}]")),
+    }
+}
+/// Kafka's gzip levels: -1 (the codec's default) or 1 to 9.
+fn validate_gzip_level(value: &str) -> Result<(), String> {
+    if value.trim() == "-1" { Ok(()) } else { int_in_range(value, 1, 9) }
+}
+fn validate_lz4_level(value: &str) -> Result<(), String> {
+    int_in_range(value, 1, 17)
+}
+fn validate_zstd_level(value: &str) -> Result<(), String> {
+    int_in_range(value, -131_072, 22)
+}
+fn validate_segment_index_bytes(value: &str) -> Result<(), String> {
+    int_in_range(value, 4, i32::MAX)
+}
+/// -2: the same as `retention.*`, -1: unlimited (tiered storage only).
+fn validate_local_retention(value: &str) -> Result<(), String> {
+    long_at_least(-2)(value)
+}
+/// Kafka's broker refuses remote storage for a topic when tiered storage is off, as it is in Skein.
+fn validate_remote_storage_enable(value: &str) -> Result<(), String> {
+    match value {
+        "false" => Ok(()),
+        "true" => Err("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with \
+                       remote log storage."
+            .to_string()),
+        _ => Err(format!("'{value}' must be true or false")),
+    }
+}
 fn validate_bool(value: &str) -> Result<(), String> {
     match value {
         "true" | "false" => Ok(()),
@@ -821,7 +876,11 @@ fn validate_bool(value: &str) -> Result<(), String> {
     }
 }
 
-/// The topic-level configs Skein accepts, in the order DescribeConfigs lists them.
+/// The topic-level configs Skein accepts (every one Kafka 4.3.1 has), in the order DescribeConfigs lists them.
+/// `compression.{gzip,lz4,zstd}.level`, `file.delete.delay.ms`, `flush.*`, `index.interval.bytes`,
+/// `local.retention.*`, `preallocate`, `remote.*`, `segment.index.bytes` and `segment.jitter.ms` are checked, stored
+/// and reported as Kafka does, with no effect: Skein keeps logs in RocksDB, not in segment files, has no tiered
+/// storage, and keeps batches in the producer's codec (compaction rewrites them at the codec's default level).
 pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
@@ -831,6 +890,20 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_cleanup_policy,
     },
     TopicConfigDef {
+        name: "compression.gzip.level",
+        config_type: 3,
+        broker_key: Some("compression.gzip.level"),
+        default: "-1",
+        validate: validate_gzip_level,
+    },
+    TopicConfigDef {
+        name: "compression.lz4.level",
+        config_type: 3,
+        broker_key: Some("compression.lz4.level"),
+        default: "9",
+        validate: validate_lz4_level,
+    },
+    TopicConfigDef {
         name: "compression.type",
         config_type: 2,
         broker_key: Some("compression.type"),
@@ -838,10 +911,38 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_compression_type,
     },
     TopicConfigDef {
+        name: "compression.zstd.level",
+        config_type: 3,
+        broker_key: Some("compression.zstd.level"),
+        default: "3",
+        validate: validate_zstd_level,
+    },
+    TopicConfigDef {
         name: "delete.retention.ms",
         config_type: 5,
         broker_key: None,
         default: "86400000",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "file.delete.delay.ms",
+        config_type: 5,
+        broker_key: Some("log.segment.delete.delay.ms"),
+        default: "60000",
+        validate: validate_ms,
+    },
+    TopicConfigDef {
+        name: "flush.messages",
+        config_type: 5,
+        broker_key: Some("log.flush.interval.messages"),
+        default: "9223372036854775807",
+        validate: validate_min_isr,
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        config_type: 5,
+        broker_key: Some("log.flush.interval.ms"),
+        default: "9223372036854775807",
         validate: validate_ms,
     },
     // Accepted as Kafka accepts them (kafka-reassign-partitions sets and clears them); Skein does not throttle
@@ -854,11 +955,32 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_throttled_replicas,
     },
     TopicConfigDef {
+        name: "index.interval.bytes",
+        config_type: 3,
+        broker_key: Some("log.index.interval.bytes"),
+        default: "4096",
+        validate: validate_positive_int,
+    },
+    TopicConfigDef {
         name: "leader.replication.throttled.replicas",
         config_type: 7,
         broker_key: None,
         default: "",
         validate: validate_throttled_replicas,
+    },
+    TopicConfigDef {
+        name: "local.retention.bytes",
+        config_type: 5,
+        broker_key: Some("log.local.retention.bytes"),
+        default: "-2",
+        validate: validate_local_retention,
+    },
+    TopicConfigDef {
+        name: "local.retention.ms",
+        config_type: 5,
+        broker_key: Some("log.local.retention.ms"),
+        default: "-2",
+        validate: validate_local_retention,
     },
     TopicConfigDef {
         name: "max.compaction.lag.ms",
@@ -917,6 +1039,34 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_min_isr,
     },
     TopicConfigDef {
+        name: "preallocate",
+        config_type: 1,
+        broker_key: Some("log.preallocate"),
+        default: "false",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "remote.log.copy.disable",
+        config_type: 1,
+        broker_key: None,
+        default: "false",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "remote.log.delete.on.disable",
+        config_type: 1,
+        broker_key: None,
+        default: "false",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "remote.storage.enable",
+        config_type: 1,
+        broker_key: None,
+        default: "false",
+        validate: validate_remote_storage_enable,
+    },
+    TopicConfigDef {
         name: "retention.bytes",
         config_type: 5,
         broker_key: Some("log.retention.bytes"),
@@ -936,6 +1086,20 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_key: None,
         default: "1073741824",
         validate: validate_positive_int,
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        config_type: 3,
+        broker_key: Some("log.index.size.max.bytes"),
+        default: "10485760",
+        validate: validate_segment_index_bytes,
+    },
+    TopicConfigDef {
+        name: "segment.jitter.ms",
+        config_type: 5,
+        broker_key: Some("log.roll.jitter.ms"),
+        default: "0",
+        validate: validate_ms,
     },
     TopicConfigDef {
         name: "segment.ms",

@@ -179,6 +179,11 @@ pub enum BrokerError {
     /// This broker does not lead the partition (the leader, when one is known, is in the metadata).
     #[error("this broker is not the leader of the partition")]
     NotLeaderOrFollower,
+    /// Kafka's message for a directory that is not among `log.dirs`.
+    #[error("Log dir {0} is not found in the config.")]
+    LogDirNotFound(String),
+    #[error("the replica is not available on this broker")]
+    ReplicaNotAvailable,
     /// The partition has no leader right now (an election is due).
     #[error("the partition has no leader")]
     LeaderNotAvailable,
@@ -248,6 +253,8 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         BrokerError::UnknownTopicId => ResponseError::UnknownTopicId,
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        BrokerError::LogDirNotFound(_) => ResponseError::LogDirNotFound,
+        BrokerError::ReplicaNotAvailable => ResponseError::ReplicaNotAvailable,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,

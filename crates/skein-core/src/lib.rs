@@ -13,6 +13,7 @@
 pub mod cluster_config;
 pub mod config;
 pub mod error;
+pub mod kafka_broker_configs;
 pub mod limits;
 pub mod principal;
 pub mod security;

@@ -8,13 +8,17 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
-use skein_core::config::{ConfigSource, DYNAMIC_BROKER_CONFIGS, topic_config_def};
+use std::collections::{BTreeSet, HashSet};
+
+use skein_core::config::{BrokerConfig, ConfigSource, DYNAMIC_BROKER_CONFIGS, topic_config_def};
+use skein_core::kafka_broker_configs::{KAFKA_BROKER_CONFIGS, kafka_broker_config};
 use skein_core::{BrokerError, error_code};
 
 use skein_cluster::acl::{AclOperation, ResourceType};
 
 use crate::authorizer::{Authorization, RequestContext};
 use crate::broker::Broker;
+use crate::broker_configs::CurrentConfig;
 use crate::handlers::message;
 use crate::topics::TopicRegistry;
 
@@ -135,7 +139,7 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError
             .dynamic
             .cluster_default
             .iter()
-            .map(|(config_name, value)| dynamic_entry(config_name, value, ConfigSource::DynamicDefaultBroker))
+            .map(|(config_name, value)| cluster_default_entry(config_name, value))
             .collect());
     }
     if name.parse::<i32>().ok() != Some(broker.config.node_id) {
@@ -145,19 +149,31 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError
         )));
     }
     let described = broker.config.describe();
+    // Skein's own defaults: a setting set in the file also lists its default as a synonym, as Kafka's do.
+    let defaults = BrokerConfig::default().describe();
     let mut entries: Vec<Entry> = described
         .iter()
         .map(|(config_name, static_value, explicitly_set)| {
-            let levels = current.broker_setting(config_name, Some((static_value.clone(), *explicitly_set)));
+            let kafka = kafka_broker_config(config_name);
+            // A setting left unset whose Kafka default is null (advertised.listeners, broker.rack) is null here too.
+            let reported =
+                |value: String| (!(value.is_empty() && kafka.is_some_and(|k| k.default.is_none()))).then_some(value);
+            let mut levels = current.broker_setting(config_name, Some((static_value.clone(), *explicitly_set)));
+            if *explicitly_set && let Some((_, default, _)) = defaults.iter().find(|(name, _, _)| name == config_name) {
+                levels.push((default.clone(), ConfigSource::Default));
+            }
             let (value, source) = levels.first().cloned().unwrap_or((static_value.clone(), ConfigSource::Default));
             Entry {
                 name: config_name.to_string(),
-                config_type: broker_config_type(static_value),
-                value: Some(value),
+                config_type: kafka.map_or_else(|| broker_config_type(static_value), |k| k.config_type),
+                value: reported(value),
                 source,
                 read_only: !DYNAMIC_BROKER_CONFIGS.contains(config_name),
                 is_sensitive: false,
-                synonyms: levels.into_iter().map(|(v, s)| (config_name.to_string(), Some(v), s)).collect(),
+                synonyms: levels
+                    .into_iter()
+                    .filter_map(|(v, s)| reported(v).map(|v| (config_name.to_string(), Some(v), s)))
+                    .collect(),
             }
         })
         .collect();
@@ -165,44 +181,73 @@ fn broker_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError
     for setting in broker.config.describe_security() {
         let source = if setting.explicitly_set { ConfigSource::StaticBroker } else { ConfigSource::Default };
         let value = if setting.sensitive { None } else { setting.value.clone() };
+        let kafka_type = kafka_broker_config(setting.name).map(|k| k.config_type);
         entries.push(Entry {
             name: setting.name.to_string(),
-            config_type: if setting.sensitive { PASSWORD_TYPE } else { value.as_deref().map_or(2, broker_config_type) },
+            config_type: if setting.sensitive {
+                PASSWORD_TYPE
+            } else {
+                kafka_type.unwrap_or_else(|| value.as_deref().map_or(2, broker_config_type))
+            },
             value: value.clone(),
             source,
             read_only: true,
             is_sensitive: setting.sensitive,
-            synonyms: vec![(setting.name.to_string(), value, source)],
+            // Kafka lists no synonym for a setting without a value.
+            synonyms: if setting.value.is_some() { vec![(setting.name.to_string(), value, source)] } else { vec![] },
         });
     }
-    // Settings this broker does not know, stored because an AlterConfigs named them.
-    let known = |config_name: &str| described.iter().any(|(known, _, _)| *known == config_name);
-    for (config_name, value) in &current.dynamic.this_broker {
-        if !known(config_name) {
-            entries.push(dynamic_entry(config_name, value, ConfigSource::DynamicBroker));
-        }
-    }
-    for (config_name, value) in &current.dynamic.cluster_default {
-        if !known(config_name) && !current.dynamic.this_broker.contains_key(config_name) {
-            entries.push(dynamic_entry(config_name, value, ConfigSource::DynamicDefaultBroker));
-        }
+    // Every other setting Kafka reports (Skein does not use them: read-only, with Kafka's default), then settings
+    // neither knows, stored because an AlterConfigs named them.
+    let present: HashSet<String> = entries.iter().map(|entry| entry.name.clone()).collect();
+    let mut others: BTreeSet<&str> = KAFKA_BROKER_CONFIGS.iter().map(|config| config.name).collect();
+    others.extend(current.dynamic.this_broker.keys().map(String::as_str));
+    others.extend(current.dynamic.cluster_default.keys().map(String::as_str));
+    for config_name in others.into_iter().filter(|config_name| !present.contains(*config_name)) {
+        entries.push(other_entry(&current, config_name));
     }
     Ok(entries)
 }
 
-/// A dynamic setting as the broker resource reports it. As Kafka does, a setting the broker does not know may be
-/// a secret: it is reported as sensitive, without its value.
-fn dynamic_entry(config_name: &str, value: &str, source: ConfigSource) -> Entry {
-    let known = DYNAMIC_BROKER_CONFIGS.contains(&config_name);
-    let value = known.then(|| value.to_string());
+/// A cluster-wide dynamic default, as the broker resource named "" reports it: a setting neither Skein nor Kafka
+/// knows may be a secret, and is reported as sensitive, without its value, as Kafka does.
+fn cluster_default_entry(config_name: &str, value: &str) -> Entry {
+    let kafka = kafka_broker_config(config_name);
+    let is_sensitive = kafka.map_or(!DYNAMIC_BROKER_CONFIGS.contains(&config_name), |k| k.sensitive);
+    let value = (!is_sensitive).then(|| value.to_string());
+    let source = ConfigSource::DynamicDefaultBroker;
     Entry {
         name: config_name.to_string(),
+        config_type: kafka.map_or_else(|| value.as_deref().map_or(2, broker_config_type), |k| k.config_type),
         value: value.clone(),
         source,
         read_only: false,
-        is_sensitive: !known,
-        config_type: value.as_deref().map_or(2, broker_config_type),
+        is_sensitive,
         synonyms: vec![(config_name.to_string(), value, source)],
+    }
+}
+
+/// A setting Skein does not use: Kafka's, reported read-only with Kafka's default, or one neither knows, which
+/// may be a secret and is reported as sensitive, without its value, as Kafka reports it.
+fn other_entry(current: &CurrentConfig<'_>, config_name: &str) -> Entry {
+    let kafka = kafka_broker_config(config_name);
+    let is_sensitive = kafka.is_none_or(|k| k.sensitive);
+    let mut levels: Vec<(Option<String>, ConfigSource)> =
+        current.broker_setting(config_name, None).into_iter().map(|(v, s)| (Some(v), s)).collect();
+    if let Some(default) = kafka.and_then(|k| k.default) {
+        levels.push((Some(default.to_string()), ConfigSource::Default));
+    }
+    let levels: Vec<(Option<String>, ConfigSource)> =
+        levels.into_iter().map(|(v, s)| (if is_sensitive { None } else { v }, s)).collect();
+    let (value, source) = levels.first().cloned().unwrap_or((None, ConfigSource::Default));
+    Entry {
+        name: config_name.to_string(),
+        config_type: kafka.map_or_else(|| value.as_deref().map_or(2, broker_config_type), |k| k.config_type),
+        value,
+        source,
+        read_only: kafka.is_some(),
+        is_sensitive,
+        synonyms: levels.into_iter().map(|(v, s)| (config_name.to_string(), v, s)).collect(),
     }
 }
 

@@ -69,9 +69,7 @@ pub(crate) async fn handle(
         topics.push(DescribeLogDirsTopic::default().with_name(topic_name(&topic.name)).with_partitions(partitions));
     }
     let (total, usable) = disk_space(&broker.config.data_dir);
-    let dir = std::fs::canonicalize(&broker.config.data_dir)
-        .map(|path| path.display().to_string())
-        .unwrap_or_else(|_| broker.config.data_dir.clone());
+    let dir = broker.config.log_dir_path();
     DescribeLogDirsResponse::default().with_results(vec![
         DescribeLogDirsResult::default()
             .with_log_dir(StrBytes::from_string(dir))

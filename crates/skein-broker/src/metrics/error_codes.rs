@@ -11,9 +11,9 @@ use kafka_protocol::messages::{
     OffsetDeleteResponse, OffsetFetchResponse, ProduceResponse, SyncGroupResponse, TxnOffsetCommitResponse,
 };
 use kafka_protocol::messages::{
-    AlterConfigsResponse, AlterPartitionReassignmentsResponse, CreatePartitionsResponse, DeleteRecordsResponse,
-    DescribeClusterResponse, DescribeLogDirsResponse, DescribeProducersResponse, ElectLeadersResponse,
-    IncrementalAlterConfigsResponse, ListPartitionReassignmentsResponse,
+    AlterConfigsResponse, AlterPartitionReassignmentsResponse, AlterReplicaLogDirsResponse, CreatePartitionsResponse,
+    DeleteRecordsResponse, DescribeClusterResponse, DescribeLogDirsResponse, DescribeProducersResponse,
+    ElectLeadersResponse, IncrementalAlterConfigsResponse, ListPartitionReassignmentsResponse,
 };
 use kafka_protocol::messages::{
     AlterUserScramCredentialsResponse, CreateAclsResponse, DeleteAclsResponse, DescribeAclsResponse,
@@ -133,6 +133,12 @@ impl ErrorCodes for IncrementalAlterConfigsResponse {
 impl ErrorCodes for DescribeLogDirsResponse {
     fn error_codes(&self) -> Vec<i16> {
         nonzero(std::iter::once(self.error_code).chain(self.results.iter().map(|r| r.error_code)))
+    }
+}
+
+impl ErrorCodes for AlterReplicaLogDirsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.results.iter().flat_map(|t| &t.partitions).map(|p| p.error_code))
     }
 }
 
