@@ -134,6 +134,16 @@ def _die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a process's log, framed for a test failure message."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {log_path})"
+    tail = "\n".join(text.splitlines()[-lines:])
+    return f"---- last {lines} lines of {log_path} ----\n{tail}\n----"
+
+
 # Every broker with a live process, so atexit can kill the ones a test forgot.
 _live_brokers: set["_Broker"] = set()
 
@@ -282,12 +292,7 @@ class _Broker:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return f"(no log at {self.log_path})"
-        tail = "\n".join(text.splitlines()[-lines:])
-        return f"---- last {lines} lines of {self.log_path} ----\n{tail}\n----"
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> "_Broker":
         if not self.is_running():
