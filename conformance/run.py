@@ -52,7 +52,7 @@ LOG_DIR = CONFORMANCE_DIR / ".logs"
 MATRIX_PATH = CONFORMANCE_DIR / "MATRIX.md"
 
 # Planned clients first, in this order; any other driver directory follows alphabetically.
-CLIENT_ORDER = ["confluent-kafka", "kafka-python", "java", "kafka-cli", "kcat", "rdkafka"]
+CLIENT_ORDER = ["confluent-kafka", "kafka-python", "java", "kafka-cli", "kcat", "rdkafka", "kafkajs", "franz-go", "sarama"]
 # Matrix scenarios: every driver scenario (one list, in conformance/common/driver.py) except the `produce` and
 # `verify` phases, which run inside the restart scenarios: produce -> broker restart (SIGKILL or not) -> verify.
 RESTART_SCENARIOS = {"restart": False, "kill9-restart": True}

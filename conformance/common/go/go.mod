@@ -1,0 +1,3 @@
+module skein.local/conformance
+
+go 1.24
