@@ -26,6 +26,10 @@ Shown for both brokers:
 - A consumer over its consumer_byte_rate is throttled to it. Kafka answers a fetch that would take the client
   over its quota with an empty response and the throttle time, and the records are fetched again after it, so a
   consumer settles a little below its quota (0.87 to 0.91 of it in values here): the bounds are 0.80 to 1.10.
+- Connections from an IP over its connection_creation_rate (KIP-612) are accepted and closed unanswered; another IP
+  is served.
+- A client over its request_percentage (KIP-124) is answered with a throttle time and muted for that long; another
+  client id is not throttled.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from support.brokers import BROKER_KINDS, make_broker, skein_binary, skip_kafka_reference_outside_long_mode
-from support.frames import ResponseReader, frame, request_header
+from support.frames import ResponseReader, api_versions_request, frame, request_header
 from support.kafka_clients import create_topic, eventually, expect, unique_topic_name
 from support.kafka_tools import run_kafka_tool, tool_output
 
@@ -551,3 +555,91 @@ def test_a_consumer_over_its_quota_is_throttled(broker):
     assert 0.8 * CONSUMER_QUOTA <= throttled <= 1.1 * CONSUMER_QUOTA, throttled
     assert throttles.max_ms > 0
     assert len(received) < records
+
+
+# ------------------------------------------------------------------------------------------ request quota
+
+REQUEST_PERCENTAGE = 1  # percent of one request-handler thread
+REQUEST_QUOTA_SECONDS = 30  # how long a client sending back to back may take to exceed it
+METADATA_V4 = 4
+
+
+def metadata_round_trip(sock: socket.socket, reader: ResponseReader, correlation_id: int, client_id: str) -> int:
+    """Sends Metadata v4 for every topic (no auto-creation) and answers the response's throttle_time_ms."""
+    body = struct.pack(">i?", -1, False)
+    sock.sendall(frame(request_header(3, METADATA_V4, correlation_id, client_id, flexible=False) + body))
+    response = reader.next_response(time.monotonic() + CLIENT_TIMEOUT_SECONDS)
+    assert response is not None, "the broker closed the connection"
+    returned_id, throttle_ms = struct.unpack_from(">ii", response)
+    assert returned_id == correlation_id
+    return throttle_ms
+
+
+def test_a_client_over_its_request_percentage_is_throttled_and_muted(broker):
+    """KIP-124: a client id with request_percentage=1 that sends Metadata requests back to back is soon answered
+    with throttle_time_ms > 0, and its connection is muted for that long: the next request is answered no sooner.
+    A client id without a quota, on its own connection at the same time, is never throttled."""
+    client_id = unique_topic_name("busy")
+    set_quota_and_wait(broker, client_id, "request_percentage", REQUEST_PERCENTAGE)
+    host, port = broker.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS) as busy, \
+            socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS) as free:
+        busy_reader, free_reader = ResponseReader(busy), ResponseReader(free)
+        deadline = time.monotonic() + REQUEST_QUOTA_SECONDS
+        correlation_id, throttle_ms = 0, 0
+        while throttle_ms == 0:
+            assert time.monotonic() < deadline, f"not throttled after {correlation_id} requests"
+            correlation_id += 1
+            throttle_ms = metadata_round_trip(busy, busy_reader, correlation_id, client_id)
+            assert metadata_round_trip(free, free_reader, correlation_id, "unthrottled") == 0
+        throttled_at = time.monotonic()
+        metadata_round_trip(busy, busy_reader, correlation_id + 1, client_id)
+        muted_seconds = time.monotonic() - throttled_at
+    assert muted_seconds >= throttle_ms / 1000 * 0.9, (throttle_ms, muted_seconds)
+
+
+# ------------------------------------------------------------------------------------------ connection rate
+
+LIMITED_IP = "127.0.0.7"  # the test's connections come from addresses no other test uses
+UNLIMITED_IP = "127.0.0.8"
+CONNECTION_BURST = 6
+
+
+def set_ip_quota_and_wait(broker, ip: str, rate: int) -> None:
+    assert alter(broker, "--entity-type", "ips", "--entity-name", ip, "--add-config",
+                 f"connection_creation_rate={rate}") == f"Completed updating config for ip {ip}."
+    wanted = (0, {entity([(IP, ip)]): {"connection_creation_rate": float(rate)}})
+    eventually(lambda: expect(describe_quotas(broker.bootstrap, [(IP, MATCH_EXACT, ip)], True), wanted),
+               QUOTA_EFFECT_SECONDS)
+
+
+def answered(sock: socket.socket, deadline: float) -> bool:
+    """Whether the broker answers the request sent on `sock`, rather than closing the connection (a reset too:
+    closing with the request unread resets it)."""
+    try:
+        return ResponseReader(sock).next_response(deadline) is not None
+    except ConnectionError:
+        return False
+
+
+def test_connections_over_an_ip_connection_creation_rate_are_closed_unanswered(broker):
+    """KIP-612: with connection_creation_rate=1 for an IP, of connections opened from it at once the first is
+    served and the others are accepted but closed without an answer once their throttle time has passed; another
+    IP is not limited."""
+    set_ip_quota_and_wait(broker, LIMITED_IP, 1)
+    host, port = broker.bootstrap.rsplit(":", 1)
+    connections = [socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS,
+                                            source_address=(LIMITED_IP, 0)) for _ in range(CONNECTION_BURST)]
+    try:
+        for correlation_id, sock in enumerate(connections):
+            sock.sendall(api_versions_request(correlation_id))
+        deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+        served = [answered(sock, deadline) for sock in connections]
+    finally:
+        for sock in connections:
+            sock.close()
+    assert served == [True] + [False] * (CONNECTION_BURST - 1)
+    with socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS,
+                                  source_address=(UNLIMITED_IP, 0)) as sock:
+        sock.sendall(api_versions_request(1))
+        assert answered(sock, time.monotonic() + CLIENT_TIMEOUT_SECONDS)

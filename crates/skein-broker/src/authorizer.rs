@@ -6,7 +6,7 @@
 //! `allow.everyone.if.no.acl.found`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use skein_cluster::MetadataImage;
 use skein_cluster::acl::{self, AclDecision, AclOperation, ResourceType};
@@ -26,6 +26,8 @@ pub struct RequestContext {
     pub client_id: String,
     /// How long the connection is muted after this response (a client over its quota), in milliseconds.
     pub throttle_ms: AtomicU64,
+    /// Set by a handler serving replication (a follower's fetch): exempt from the request quota, as in Kafka.
+    pub request_quota_exempt: AtomicBool,
 }
 
 impl RequestContext {
@@ -38,6 +40,11 @@ impl RequestContext {
     pub fn throttle(&self, throttle: std::time::Duration) {
         let ms = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
         self.throttle_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Marks this request as replication, which no request quota applies to.
+    pub fn exempt_from_request_quota(&self) {
+        self.request_quota_exempt.store(true, Ordering::Relaxed);
     }
 
     /// The client's host as Kafka reports it in DescribeGroups (`/127.0.0.1`).

@@ -4,6 +4,10 @@
 //! connection is muted for that long (nothing is dropped: a produce is appended, a throttled fetch is answered
 //! empty and the records are fetched again later).
 //!
+//! The request quota (`request_percentage`, KIP-124) is enforced the same way on the time a request's handler spends
+//! running, not waiting (Kafka's request-handler thread time), in percent of one thread: `request_percentage=200`
+//! lets a client keep two threads busy. Replication and broker-to-broker requests are exempt, as in Kafka.
+//!
 //! The rate is Kafka's: `quota.window.num` samples of `quota.window.size.seconds` each, the rate over them (as if
 //! at least all but one of the windows had passed, so a new client gets no free burst beyond the window), and a
 //! throttle of `(rate - quota) / quota * window` — the time after which the rate is back at the quota.
@@ -23,6 +27,8 @@ const MAX_THROTTLE_SECONDS: f64 = 3600.0;
 pub enum QuotaKind {
     Produce,
     Fetch,
+    Request,
+    ConnectionCreation,
 }
 
 impl QuotaKind {
@@ -30,9 +36,98 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => "producer_byte_rate",
             QuotaKind::Fetch => "consumer_byte_rate",
+            QuotaKind::Request => "request_percentage",
+            QuotaKind::ConnectionCreation => quota::CONNECTION_CREATION_RATE,
         }
     }
 }
+
+/// A response that tells the client how long it is throttled (`throttle_time_ms`, KIP-219).
+pub(crate) trait ThrottleTime {
+    /// Raises the response's throttle time to `ms` (the longest of several throttles counts).
+    fn raise_throttle_time_ms(&mut self, ms: i32);
+}
+
+macro_rules! throttle_time_field {
+    ($($response:ident),* $(,)?) => {
+        $(
+            impl ThrottleTime for kafka_protocol::messages::$response {
+                fn raise_throttle_time_ms(&mut self, ms: i32) {
+                    self.throttle_time_ms = self.throttle_time_ms.max(ms);
+                }
+            }
+        )*
+    };
+}
+
+throttle_time_field!(
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnResponse,
+    AlterClientQuotasResponse,
+    AlterConfigsResponse,
+    AlterPartitionReassignmentsResponse,
+    AlterReplicaLogDirsResponse,
+    AlterUserScramCredentialsResponse,
+    ApiVersionsResponse,
+    ConsumerGroupDescribeResponse,
+    ConsumerGroupHeartbeatResponse,
+    CreateAclsResponse,
+    CreatePartitionsResponse,
+    CreateTopicsResponse,
+    DeleteAclsResponse,
+    DeleteGroupsResponse,
+    DeleteRecordsResponse,
+    DeleteTopicsResponse,
+    DescribeAclsResponse,
+    DescribeClientQuotasResponse,
+    DescribeClusterResponse,
+    DescribeConfigsResponse,
+    DescribeGroupsResponse,
+    DescribeLogDirsResponse,
+    DescribeProducersResponse,
+    DescribeTopicPartitionsResponse,
+    DescribeTransactionsResponse,
+    DescribeUserScramCredentialsResponse,
+    ElectLeadersResponse,
+    EndTxnResponse,
+    FetchResponse,
+    FindCoordinatorResponse,
+    HeartbeatResponse,
+    IncrementalAlterConfigsResponse,
+    InitProducerIdResponse,
+    JoinGroupResponse,
+    LeaveGroupResponse,
+    ListGroupsResponse,
+    ListOffsetsResponse,
+    ListPartitionReassignmentsResponse,
+    ListTransactionsResponse,
+    MetadataResponse,
+    OffsetCommitResponse,
+    OffsetDeleteResponse,
+    OffsetFetchResponse,
+    OffsetForLeaderEpochResponse,
+    ProduceResponse,
+    SyncGroupResponse,
+    TxnOffsetCommitResponse,
+);
+
+/// Responses without the field: the connection is muted all the same.
+macro_rules! no_throttle_time_field {
+    ($($response:ident),* $(,)?) => {
+        $(
+            impl ThrottleTime for kafka_protocol::messages::$response {
+                fn raise_throttle_time_ms(&mut self, _ms: i32) {}
+            }
+        )*
+    };
+}
+
+no_throttle_time_field!(
+    DescribeQuorumResponse,
+    SaslAuthenticateResponse,
+    SaslHandshakeResponse,
+    WriteTxnMarkersResponse
+);
 
 /// One entity's byte rate: (window start, bytes) samples, oldest first.
 #[derive(Debug, Default)]
@@ -80,11 +175,43 @@ impl ClientQuotaManager {
         client_id: &str,
         bytes: usize,
     ) -> Duration {
+        self.record_value(image, kind, user, client_id, bytes as f64)
+    }
+
+    /// Records the time a request's handler spent running for the client's request quota, and answers how long
+    /// the client is throttled. Kafka counts it in percent of a thread: a second of work is 100.
+    pub fn record_request_time(&self, image: &MetadataImage, user: &str, client_id: &str, busy: Duration) -> Duration {
+        self.record_value(image, QuotaKind::Request, user, client_id, busy.as_secs_f64() * 100.0)
+    }
+
+    /// Records a new connection from `ip` against its `connection_creation_rate` (KIP-612) and answers how long
+    /// it is throttled: Kafka accepts such a connection and closes it, unread, after that long.
+    pub fn record_connection(&self, image: &MetadataImage, ip: &str) -> Duration {
+        let quotas = image.client_quotas();
+        if quotas.is_empty() {
+            return Duration::ZERO;
+        }
+        let Some((entity, quota)) = quota::resolve_ip(quotas, ip) else { return Duration::ZERO };
+        self.record_entity(QuotaKind::ConnectionCreation, entity.clone(), quota, 1.0)
+    }
+
+    fn record_value(
+        &self,
+        image: &MetadataImage,
+        kind: QuotaKind,
+        user: &str,
+        client_id: &str,
+        value: f64,
+    ) -> Duration {
         let Some((entity, quota)) = Self::quota(image, kind, user, client_id) else { return Duration::ZERO };
+        self.record_entity(kind, entity, quota, value)
+    }
+
+    fn record_entity(&self, kind: QuotaKind, entity: QuotaEntity, quota: f64, value: f64) -> Duration {
         let now = Instant::now();
         let Ok(mut rates) = self.rates.lock() else { return Duration::ZERO };
         let rate = rates.entry((kind, entity)).or_default();
-        self.add(rate, bytes as f64, now);
+        self.add(rate, value, now);
         let (observed, elapsed) = self.measure(rate, now);
         if observed <= quota || quota <= 0.0 {
             return Duration::ZERO;

@@ -2,7 +2,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -15,6 +16,7 @@ use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers;
 use crate::metrics::ErrorCodes;
+use crate::quotas::ThrottleTime;
 
 /// What the connection does after a request.
 #[derive(Debug)]
@@ -56,144 +58,160 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
         Some((min, max)) if (min..=max).contains(&version) => {}
         _ => return Outcome::Close(format!("unsupported version {version} of {key:?}")),
     }
+    let quota = RequestQuota::Of(broker, ctx);
     match key {
         ApiKey::Produce => handlers::produce::handle(broker, ctx, frame).await,
-        ApiKey::Fetch => respond(frame, |req, v| handlers::fetch::handle(broker, ctx, req, v)).await,
-        ApiKey::ListOffsets => respond(frame, |req, v| handlers::list_offsets::handle(broker, ctx, req, v)).await,
-        ApiKey::Metadata => respond(frame, |req, v| handlers::metadata::handle(broker, ctx, req, v)).await,
-        ApiKey::CreateTopics => respond(frame, |req, v| handlers::create_topics::handle(broker, ctx, req, v)).await,
-        ApiKey::DeleteTopics => respond(frame, |req, v| handlers::delete_topics::handle(broker, ctx, req, v)).await,
+        ApiKey::Fetch => respond(quota, frame, |req, v| handlers::fetch::handle(broker, ctx, req, v)).await,
+        ApiKey::ListOffsets => {
+            respond(quota, frame, |req, v| handlers::list_offsets::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::Metadata => respond(quota, frame, |req, v| handlers::metadata::handle(broker, ctx, req, v)).await,
+        ApiKey::CreateTopics => {
+            respond(quota, frame, |req, v| handlers::create_topics::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::DeleteTopics => {
+            respond(quota, frame, |req, v| handlers::delete_topics::handle(broker, ctx, req, v)).await
+        }
         ApiKey::DescribeConfigs => {
-            respond(frame, |req, v| async move { handlers::describe_configs::handle(broker, ctx, req, v) }).await
+            respond(quota, frame, |req, v| async move { handlers::describe_configs::handle(broker, ctx, req, v) }).await
         }
         ApiKey::InitProducerId => {
             let handler = |req, v| handlers::init_producer_id::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::init_producer_id::check_ids, handler).await
+            respond_checked(quota, frame, handlers::init_producer_id::check_ids, handler).await
         }
         ApiKey::FindCoordinator => {
             let handler = |req, v| handlers::find_coordinator::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::find_coordinator::check_ids, handler).await
+            respond_checked(quota, frame, handlers::find_coordinator::check_ids, handler).await
         }
         ApiKey::JoinGroup => {
             let client = (frame.client_id.clone().unwrap_or_default(), client_host.clone());
             let handler = |req, v| handlers::join_group::handle(broker, ctx, req, v, client);
-            respond_checked(frame, handlers::join_group::check_ids, handler).await
+            respond_checked(quota, frame, handlers::join_group::check_ids, handler).await
         }
         ApiKey::SyncGroup => {
             let handler = |req, v| handlers::sync_group::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::sync_group::check_ids, handler).await
+            respond_checked(quota, frame, handlers::sync_group::check_ids, handler).await
         }
         ApiKey::Heartbeat => {
             let handler = |req, v| handlers::heartbeat::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::heartbeat::check_ids, handler).await
+            respond_checked(quota, frame, handlers::heartbeat::check_ids, handler).await
         }
         ApiKey::LeaveGroup => {
             let handler = |req, v| handlers::leave_group::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::leave_group::check_ids, handler).await
+            respond_checked(quota, frame, handlers::leave_group::check_ids, handler).await
         }
         ApiKey::OffsetCommit => {
             let handler = |req, v| handlers::offset_commit::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::offset_commit::check_ids, handler).await
+            respond_checked(quota, frame, handlers::offset_commit::check_ids, handler).await
         }
         ApiKey::OffsetFetch => {
             let handler = |req, v| handlers::offset_fetch::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::offset_fetch::check_ids, handler).await
+            respond_checked(quota, frame, handlers::offset_fetch::check_ids, handler).await
         }
-        ApiKey::ListGroups => respond(frame, |req, v| handlers::list_groups::handle(broker, ctx, req, v)).await,
+        ApiKey::ListGroups => respond(quota, frame, |req, v| handlers::list_groups::handle(broker, ctx, req, v)).await,
         ApiKey::DescribeGroups => {
             let handler = |req, v| handlers::describe_groups::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::describe_groups::check_ids, handler).await
+            respond_checked(quota, frame, handlers::describe_groups::check_ids, handler).await
         }
         ApiKey::DeleteGroups => {
             let handler = |req, v| handlers::delete_groups::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::delete_groups::check_ids, handler).await
+            respond_checked(quota, frame, handlers::delete_groups::check_ids, handler).await
         }
         ApiKey::OffsetDelete => {
             let handler = |req, v| handlers::offset_delete::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::offset_delete::check_ids, handler).await
+            respond_checked(quota, frame, handlers::offset_delete::check_ids, handler).await
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let client = (frame.client_id.clone().unwrap_or_default(), client_host.clone());
             let handler = |req, v| handlers::consumer_group_heartbeat::handle(broker, ctx, req, v, client);
-            respond_checked(frame, handlers::consumer_group_heartbeat::check_ids, handler).await
+            respond_checked(quota, frame, handlers::consumer_group_heartbeat::check_ids, handler).await
         }
         ApiKey::ConsumerGroupDescribe => {
             let handler = |req, v| handlers::consumer_group_describe::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::consumer_group_describe::check_ids, handler).await
+            respond_checked(quota, frame, handlers::consumer_group_describe::check_ids, handler).await
         }
         ApiKey::AddPartitionsToTxn => {
             let handler = |req, v| handlers::add_partitions_to_txn::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::add_partitions_to_txn::check_ids, handler).await
+            respond_checked(quota, frame, handlers::add_partitions_to_txn::check_ids, handler).await
         }
         ApiKey::AddOffsetsToTxn => {
             let handler = |req, v| handlers::add_offsets_to_txn::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::add_offsets_to_txn::check_ids, handler).await
+            respond_checked(quota, frame, handlers::add_offsets_to_txn::check_ids, handler).await
         }
         ApiKey::EndTxn => {
             let handler = |req, v| handlers::end_txn::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::end_txn::check_ids, handler).await
+            respond_checked(quota, frame, handlers::end_txn::check_ids, handler).await
         }
         ApiKey::TxnOffsetCommit => {
             let handler = |req, v| handlers::txn_offset_commit::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::txn_offset_commit::check_ids, handler).await
+            respond_checked(quota, frame, handlers::txn_offset_commit::check_ids, handler).await
         }
         ApiKey::WriteTxnMarkers => {
-            respond(frame, |req, v| handlers::write_txn_markers::handle(broker, ctx, req, v)).await
+            // Between brokers: exempt from request quotas, as Kafka.
+            respond(RequestQuota::Exempt, frame, |req, v| handlers::write_txn_markers::handle(broker, ctx, req, v))
+                .await
         }
         ApiKey::DescribeTransactions => {
             let handler = |req, v| handlers::describe_transactions::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::describe_transactions::check_ids, handler).await
+            respond_checked(quota, frame, handlers::describe_transactions::check_ids, handler).await
         }
         ApiKey::ListTransactions => {
-            respond(frame, |req, v| handlers::list_transactions::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::list_transactions::handle(broker, ctx, req, v)).await
         }
         ApiKey::CreatePartitions => {
-            respond(frame, |req, v| handlers::create_partitions::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::create_partitions::handle(broker, ctx, req, v)).await
         }
-        ApiKey::DeleteRecords => respond(frame, |req, v| handlers::delete_records::handle(broker, ctx, req, v)).await,
+        ApiKey::DeleteRecords => {
+            respond(quota, frame, |req, v| handlers::delete_records::handle(broker, ctx, req, v)).await
+        }
         ApiKey::AlterConfigs => {
-            respond(frame, |req, v| handlers::alter_configs::handle_alter(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::alter_configs::handle_alter(broker, ctx, req, v)).await
         }
         ApiKey::IncrementalAlterConfigs => {
-            respond(frame, |req, v| handlers::alter_configs::handle_incremental(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::alter_configs::handle_incremental(broker, ctx, req, v)).await
         }
         ApiKey::DescribeCluster => {
-            respond(frame, |req, v| handlers::describe_cluster::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::describe_cluster::handle(broker, ctx, req, v)).await
         }
         ApiKey::DescribeLogDirs => {
-            respond(frame, |req, v| handlers::describe_log_dirs::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::describe_log_dirs::handle(broker, ctx, req, v)).await
         }
         ApiKey::AlterReplicaLogDirs => {
-            respond(frame, |req, v| handlers::alter_replica_log_dirs::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::alter_replica_log_dirs::handle(broker, ctx, req, v)).await
         }
         ApiKey::AlterPartitionReassignments => {
-            respond(frame, |req, v| handlers::alter_partition_reassignments::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::alter_partition_reassignments::handle(broker, ctx, req, v)).await
         }
         ApiKey::ListPartitionReassignments => {
-            respond(frame, |req, v| handlers::list_partition_reassignments::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::list_partition_reassignments::handle(broker, ctx, req, v)).await
         }
-        ApiKey::ElectLeaders => respond(frame, |req, v| handlers::elect_leaders::handle(broker, ctx, req, v)).await,
-        ApiKey::DescribeQuorum => respond(frame, |req, v| handlers::describe_quorum::handle(broker, ctx, req, v)).await,
+        ApiKey::ElectLeaders => {
+            respond(quota, frame, |req, v| handlers::elect_leaders::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::DescribeQuorum => {
+            respond(quota, frame, |req, v| handlers::describe_quorum::handle(broker, ctx, req, v)).await
+        }
         ApiKey::DescribeTopicPartitions => {
-            respond(frame, |req, v| handlers::describe_topic_partitions::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::describe_topic_partitions::handle(broker, ctx, req, v)).await
         }
         ApiKey::DescribeProducers => {
-            respond(frame, |req, v| handlers::describe_producers::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::describe_producers::handle(broker, ctx, req, v)).await
         }
         ApiKey::OffsetForLeaderEpoch => {
-            respond(frame, |req, _| async move { handlers::offset_for_leader_epoch::handle(broker, ctx, req) }).await
+            respond(quota, frame, |req, _| async move { handlers::offset_for_leader_epoch::handle(broker, ctx, req) })
+                .await
         }
         ApiKey::DescribeAcls => {
-            respond(frame, |req, v| async move { handlers::describe_acls::handle(broker, ctx, req, v) }).await
+            respond(quota, frame, |req, v| async move { handlers::describe_acls::handle(broker, ctx, req, v) }).await
         }
         ApiKey::CreateAcls => {
             let handler = |req, v| handlers::create_acls::handle(broker, ctx, req, v);
-            respond_checked(frame, handlers::create_acls::check_codes, handler).await
+            respond_checked(quota, frame, handlers::create_acls::check_codes, handler).await
         }
-        ApiKey::DeleteAcls => respond(frame, |req, v| handlers::delete_acls::handle(broker, ctx, req, v)).await,
+        ApiKey::DeleteAcls => respond(quota, frame, |req, v| handlers::delete_acls::handle(broker, ctx, req, v)).await,
         // Only a SASL listener's unauthenticated connection authenticates (crate::sasl); here the state is wrong.
         ApiKey::SaslHandshake => {
-            respond(frame, |req: kafka_protocol::messages::SaslHandshakeRequest, _| async move {
+            respond(quota, frame, |req: kafka_protocol::messages::SaslHandshakeRequest, _| async move {
                 let err = BrokerError::IllegalSaslState(format!(
                     "Unexpected handshake request with client mechanism {}",
                     req.mechanism.as_str()
@@ -203,7 +221,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
             .await
         }
         ApiKey::SaslAuthenticate => {
-            respond(frame, |_: kafka_protocol::messages::SaslAuthenticateRequest, _| async move {
+            respond(quota, frame, |_: kafka_protocol::messages::SaslAuthenticateRequest, _| async move {
                 // Kafka 4.3's wording, whatever the listener.
                 let err = BrokerError::IllegalSaslState(
                     "SaslAuthenticate request received after successful authentication".into(),
@@ -215,38 +233,44 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
             .await
         }
         ApiKey::DescribeClientQuotas => {
-            respond(frame, |req, v| async move { handlers::describe_client_quotas::handle(broker, ctx, req, v) }).await
+            respond(quota, frame, |req, v| async move { handlers::describe_client_quotas::handle(broker, ctx, req, v) })
+                .await
         }
         ApiKey::AlterClientQuotas => {
-            respond(frame, |req, v| handlers::alter_client_quotas::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::alter_client_quotas::handle(broker, ctx, req, v)).await
         }
         ApiKey::DescribeUserScramCredentials => {
-            respond(frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::describe_user_scram_credentials::handle(broker, ctx, req, v)).await
         }
         ApiKey::AlterUserScramCredentials => {
-            respond(frame, |req, v| handlers::alter_user_scram_credentials::handle(broker, ctx, req, v)).await
+            respond(quota, frame, |req, v| handlers::alter_user_scram_credentials::handle(broker, ctx, req, v)).await
         }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }
 
 /// Decodes the body as `R`, runs the handler, encodes its response at the request's version.
-pub(crate) async fn respond<R, F, Fut>(frame: RequestFrame, handler: F) -> Outcome
+pub(crate) async fn respond<R, F, Fut>(quota: RequestQuota<'_>, frame: RequestFrame, handler: F) -> Outcome
 where
     R: Request,
-    R::Response: ErrorCodes,
+    R::Response: ErrorCodes + ThrottleTime,
     F: FnOnce(R, i16) -> Fut,
     Fut: Future<Output = R::Response>,
 {
-    respond_checked(frame, |_: &R| Ok(()), handler).await
+    respond_checked(quota, frame, |_: &R| Ok(()), handler).await
 }
 
 /// Like [`respond`], with `check_ids` run on the decoded request before the handler: a request carrying an id longer
 /// than Kafka's request parser accepts ([`skein_core::limits`]) closes the connection unanswered, as Kafka closes it.
-pub(crate) async fn respond_checked<R, C, F, Fut>(frame: RequestFrame, check_ids: C, handler: F) -> Outcome
+pub(crate) async fn respond_checked<R, C, F, Fut>(
+    quota: RequestQuota<'_>,
+    frame: RequestFrame,
+    check_ids: C,
+    handler: F,
+) -> Outcome
 where
     R: Request,
-    R::Response: ErrorCodes,
+    R::Response: ErrorCodes + ThrottleTime,
     C: FnOnce(&R) -> Result<(), BrokerError>,
     F: FnOnce(R, i16) -> Fut,
     Fut: Future<Output = R::Response>,
@@ -260,8 +284,51 @@ where
     if let Err(err) = check_ids(&request) {
         return Outcome::Close(format!("request refused (api key {}, v{version}): {err}", R::KEY));
     }
-    let response = handler(request, version).await;
+    let (mut response, busy) = busy_time(handler(request, version)).await;
+    let throttle = quota.record(busy);
+    if !throttle.is_zero() {
+        response.raise_throttle_time_ms(i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX));
+    }
     encode::<R>(frame.correlation_id, version, &response)
+}
+
+/// Whose request quota (`request_percentage`) a request's handler time counts against.
+#[derive(Clone, Copy)]
+pub(crate) enum RequestQuota<'a> {
+    Of(&'a Broker, &'a RequestContext),
+    /// Authentication and broker-to-broker requests, which Kafka exempts.
+    Exempt,
+}
+
+impl RequestQuota<'_> {
+    /// Records `busy` for the client and answers how long it is throttled; the connection is muted for that long.
+    pub(crate) fn record(self, busy: Duration) -> Duration {
+        let RequestQuota::Of(broker, ctx) = self else { return Duration::ZERO };
+        if ctx.request_quota_exempt.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
+        let throttle = broker.quotas.record_request_time(&broker.image(), ctx.quota_user(), &ctx.client_id, busy);
+        if !throttle.is_zero() {
+            broker.metrics.quota_throttled("request");
+            ctx.throttle(throttle);
+        }
+        throttle
+    }
+}
+
+/// Runs `future` and answers its output with the time spent in its polls: the time it ran on a thread, not the
+/// time it waited (a fetch's long poll, a produce waiting for its replicas), as Kafka's request quota counts.
+pub(crate) async fn busy_time<F: Future>(future: F) -> (F::Output, Duration) {
+    let mut future = std::pin::pin!(future);
+    let mut busy = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let poll = future.as_mut().poll(cx);
+        busy += started.elapsed();
+        poll
+    })
+    .await;
+    (output, busy)
 }
 
 /// Encodes a response of `R` at `version` with the header version the protocol prescribes.

@@ -23,7 +23,7 @@ use skein_protocol::RequestFrame;
 
 use crate::broker::Broker;
 use crate::handlers::message;
-use crate::router::{Outcome, respond};
+use crate::router::{Outcome, RequestQuota, respond};
 use crate::scram::{ScramMechanism, keys_equal};
 
 /// A SASL mechanism Skein serves.
@@ -156,7 +156,7 @@ impl SaslSession {
                 let mut chosen = None;
                 // A re-authentication (KIP-368) keeps the mechanism of the first authentication.
                 let first = self.mechanism;
-                let outcome = respond(frame, |request: SaslHandshakeRequest, _| {
+                let outcome = respond(RequestQuota::Exempt, frame, |request: SaslHandshakeRequest, _| {
                     let wanted = SaslMechanism::parse(request.mechanism.as_str())
                         .filter(|m| self.mechanisms.contains(m))
                         .filter(|m| first.is_none_or(|first| first == *m));
@@ -180,7 +180,7 @@ impl SaslSession {
                 let image = broker.cluster.image();
                 let mut failure = None;
                 let lifetime_ms = self.session_lifetime.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                let outcome = respond(frame, |request: SaslAuthenticateRequest, version| {
+                let outcome = respond(RequestQuota::Exempt, frame, |request: SaslAuthenticateRequest, version| {
                     let answer = self.authenticate(&request.auth_bytes, |user, mechanism| {
                         image.scram_credential(user, mechanism.type_id()).cloned()
                     });

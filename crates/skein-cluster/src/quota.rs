@@ -87,6 +87,20 @@ pub fn resolve<'a>(quotas: &'a ClientQuotas, user: &str, client_id: &str, key: &
     })
 }
 
+/// The `connection_creation_rate` that applies to connections from `ip` (KIP-612), and the entity it is set on:
+/// the IP's own entity, else the default IP's.
+pub fn resolve_ip<'a>(quotas: &'a ClientQuotas, ip: &str) -> Option<(&'a QuotaEntity, f64)> {
+    [EntityName::Named(ip.to_owned()), EntityName::Default].into_iter().find_map(|name| {
+        let entity = QuotaEntity { user: None, client_id: None, ip: Some(name) };
+        let index = quotas.binary_search_by(|(e, _)| e.cmp(&entity)).ok()?;
+        let (entity, values) = quotas.get(index)?;
+        values.get(CONNECTION_CREATION_RATE).map(|value| (entity, *value))
+    })
+}
+
+/// The quota key of IP entities.
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+
 #[cfg(test)]
 mod tests {
     use super::*;

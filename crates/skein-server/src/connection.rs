@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use skein_broker::sasl::SaslSession;
@@ -128,6 +128,7 @@ where
                     listener: listener.clone(),
                     client_id: frame.client_id.clone().unwrap_or_default(),
                     throttle_ms: AtomicU64::new(0),
+                    request_quota_exempt: AtomicBool::new(false),
                 };
                 let outcome = handle_request(&broker, frame, &ctx).await;
                 throttle = Duration::from_millis(ctx.throttle_ms.load(Ordering::Relaxed));

@@ -8,6 +8,10 @@
 //! - [`server`]: opens storage, binds listeners, accepts under the connection limits, shuts down gracefully.
 //! - [`tls`]: the rustls server configuration of an SSL listener, from its `ssl.*` settings.
 
+// The connection future nests every handler's future (the router, the request-quota timer around each handler); its
+// type is deeper than the compiler's default limit of 128.
+#![recursion_limit = "256"]
+
 pub mod config;
 pub mod connection;
 pub mod http;

@@ -301,6 +301,21 @@ impl Accept {
                     }
                 },
             };
+            let throttle = broker.quotas.record_connection(&broker.image(), &peer.ip().to_string());
+            if !throttle.is_zero() {
+                // Over its IP's connection_creation_rate (KIP-612): Kafka accepts the connection, reads nothing from
+                // it and closes it once the throttle time has passed, so the client backs off.
+                broker.metrics.quota_throttled("connection_creation");
+                let token = shutdown.child_token();
+                self.tracker.spawn(async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(throttle) => {}
+                        () = token.cancelled() => {}
+                    }
+                    drop(stream);
+                });
+                continue;
+            }
             let slot = match self.limits.admit(peer.ip()) {
                 Ok(slot) => slot,
                 Err(refusal) => {

@@ -82,6 +82,10 @@ pub(crate) async fn handle(
     version: i16,
 ) -> FetchResponse {
     let replica = fetching_replica(&request, version);
+    if replica.is_some() {
+        // Replication is exempt from the request quota, as in Kafka.
+        ctx.exempt_from_request_quota();
+    }
     let now_ms = crate::handlers::now_ms();
     // As Kafka: a follower needs CLUSTER_ACTION (else every partition is refused), a consumer READ on each topic.
     let authorization = broker.authorization(ctx);

@@ -20,7 +20,7 @@ use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::handlers::{message, topic_name};
 use crate::quotas::QuotaKind;
-use crate::router::{Outcome, decode_with_null_prefix, encode};
+use crate::router::{Outcome, RequestQuota, busy_time, decode_with_null_prefix, encode};
 use crate::topics::TimestampBounds;
 use crate::txn_markers;
 
@@ -43,14 +43,19 @@ pub(crate) async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, frame: Re
         return Outcome::Close(format!("malformed Produce v{version}: {err}"));
     }
     let acks = request.acks;
-    let mut response = produce(broker, ctx, request.clone(), version).await;
+    let (mut response, busy) = busy_time(produce(broker, ctx, request.clone(), version)).await;
     broker.metrics.record_produced(&request, &response);
-    // The request's bytes count against the client's producer_byte_rate quota.
+    // The request's bytes count against the client's producer_byte_rate quota, its handler time against the
+    // request quota (Kafka exempts acks=0, which has no response to carry a throttle time).
     let image = broker.image();
     let throttle = broker.quotas.record(&image, QuotaKind::Produce, ctx.quota_user(), &ctx.client_id, frame.body.len());
     if !throttle.is_zero() {
         broker.metrics.quota_throttled("produce");
         ctx.throttle(throttle);
+    }
+    let quota = if acks == 0 { RequestQuota::Exempt } else { RequestQuota::Of(broker, ctx) };
+    let throttle = throttle.max(quota.record(busy));
+    if !throttle.is_zero() {
         response.throttle_time_ms = i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX);
     }
     if acks == 0 {
