@@ -82,6 +82,14 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::AlterUserScramCredentials => visitor.visit::<AlterUserScramCredentialsRequest>(),
         ApiKey::DescribeClientQuotas => visitor.visit::<DescribeClientQuotasRequest>(),
         ApiKey::AlterClientQuotas => visitor.visit::<AlterClientQuotasRequest>(),
+        ApiKey::AlterReplicaLogDirs => visitor.visit::<AlterReplicaLogDirsRequest>(),
+        ApiKey::CreateDelegationToken => visitor.visit::<CreateDelegationTokenRequest>(),
+        ApiKey::RenewDelegationToken => visitor.visit::<RenewDelegationTokenRequest>(),
+        ApiKey::ExpireDelegationToken => visitor.visit::<ExpireDelegationTokenRequest>(),
+        ApiKey::DescribeDelegationToken => visitor.visit::<DescribeDelegationTokenRequest>(),
+        ApiKey::ListConfigResources => visitor.visit::<ListConfigResourcesRequest>(),
+        ApiKey::AddRaftVoter => visitor.visit::<AddRaftVoterRequest>(),
+        ApiKey::RemoveRaftVoter => visitor.visit::<RemoveRaftVoterRequest>(),
         _ => return None,
     })
 }

@@ -109,6 +109,13 @@ throttle_time_field!(
     ProduceResponse,
     SyncGroupResponse,
     TxnOffsetCommitResponse,
+    CreateDelegationTokenResponse,
+    RenewDelegationTokenResponse,
+    ExpireDelegationTokenResponse,
+    DescribeDelegationTokenResponse,
+    ListConfigResourcesResponse,
+    AddRaftVoterResponse,
+    RemoveRaftVoterResponse,
 );
 
 /// Responses without the field: the connection is muted all the same.

@@ -245,6 +245,25 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
         ApiKey::AlterUserScramCredentials => {
             respond(quota, frame, |req, v| handlers::alter_user_scram_credentials::handle(broker, ctx, req, v)).await
         }
+        ApiKey::CreateDelegationToken => {
+            respond(quota, frame, |req, v| handlers::delegation_tokens::create(broker, ctx, req, v)).await
+        }
+        ApiKey::RenewDelegationToken => {
+            respond(quota, frame, |req, v| handlers::delegation_tokens::renew(broker, ctx, req, v)).await
+        }
+        ApiKey::ExpireDelegationToken => {
+            respond(quota, frame, |req, v| handlers::delegation_tokens::expire(broker, ctx, req, v)).await
+        }
+        ApiKey::DescribeDelegationToken => {
+            respond(quota, frame, |req, v| handlers::delegation_tokens::describe(broker, ctx, req, v)).await
+        }
+        ApiKey::ListConfigResources => {
+            respond(quota, frame, |req, v| handlers::list_config_resources::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::AddRaftVoter => respond(quota, frame, |req, v| handlers::raft_voters::add(broker, ctx, req, v)).await,
+        ApiKey::RemoveRaftVoter => {
+            respond(quota, frame, |req, v| handlers::raft_voters::remove(broker, ctx, req, v)).await
+        }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

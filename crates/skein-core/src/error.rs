@@ -184,6 +184,21 @@ pub enum BrokerError {
     LogDirNotFound(String),
     #[error("the replica is not available on this broker")]
     ReplicaNotAvailable,
+    #[error(
+        "Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels and on delegation token authenticated channels."
+    )]
+    DelegationTokenRequestNotAllowed,
+    #[error("Delegation Token feature is not enabled.")]
+    DelegationTokenAuthDisabled,
+    #[error("Delegation Token authorization failed.")]
+    DelegationTokenAuthorizationFailed,
+    #[error("Supplied principalType is not supported.")]
+    InvalidPrincipalType,
+    /// A voter change on a static metadata quorum (`controller.quorum.voters`): Kafka's message.
+    #[error("Cluster doesn't support {0} voter because the kraft.version feature is 0")]
+    StaticQuorum(&'static str),
+    #[error("The given id \"{given}\" doesn't match the cluster id \"{ours}\"")]
+    InconsistentClusterId { given: String, ours: String },
     /// The partition has no leader right now (an election is due).
     #[error("the partition has no leader")]
     LeaderNotAvailable,
@@ -255,6 +270,12 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
         BrokerError::LogDirNotFound(_) => ResponseError::LogDirNotFound,
         BrokerError::ReplicaNotAvailable => ResponseError::ReplicaNotAvailable,
+        BrokerError::DelegationTokenRequestNotAllowed => ResponseError::DelegationTokenRequestNotAllowed,
+        BrokerError::DelegationTokenAuthDisabled => ResponseError::DelegationTokenAuthDisabled,
+        BrokerError::DelegationTokenAuthorizationFailed => ResponseError::DelegationTokenAuthorizationFailed,
+        BrokerError::InvalidPrincipalType => ResponseError::InvalidPrincipalType,
+        BrokerError::StaticQuorum(_) => ResponseError::UnsupportedVersion,
+        BrokerError::InconsistentClusterId { .. } => ResponseError::InconsistentClusterId,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         BrokerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,

@@ -68,6 +68,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // KIP-546: client quotas, kept in the metadata log and enforced by throttling.
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    // KIP-48 delegation tokens: Skein has none, and answers as Kafka without `delegation.token.secret.key`.
+    (ApiKey::CreateDelegationToken, 1, 3),
+    (ApiKey::RenewDelegationToken, 1, 2),
+    (ApiKey::ExpireDelegationToken, 1, 2),
+    (ApiKey::DescribeDelegationToken, 1, 3),
+    // KIP-1142 (v0: ListClientMetricsResources).
+    (ApiKey::ListConfigResources, 0, 1),
+    // KIP-853 on a static quorum: Kafka's answers with kraft.version 0 (the codec knows AddRaftVoter v0 only).
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
 ];
 
 /// The supported version range of `key`, if Skein serves it.

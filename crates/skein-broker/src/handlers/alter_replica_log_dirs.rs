@@ -1,7 +1,8 @@
 //! AlterReplicaLogDirs: moving a replica between a broker's log directories. Skein has one data directory, so
 //! every replica here is already in the only directory there is: as Kafka answers a move to the directory a replica
-//! is in, that succeeds and changes nothing. Any other directory is LOG_DIR_NOT_FOUND, and a partition this broker
-//! holds no replica of REPLICA_NOT_AVAILABLE, as Kafka answers them.
+//! is in, that succeeds and changes nothing. As Kafka answers: any other directory is LOG_DIR_NOT_FOUND (checked
+//! first), a partition the cluster does not have UNKNOWN_TOPIC_OR_PARTITION, and one this broker holds no replica of
+//! REPLICA_NOT_AVAILABLE.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,12 +59,16 @@ pub(crate) async fn handle(
                     } else if path != log_dir {
                         Err(BrokerError::LogDirNotFound(path))
                     } else {
-                        let hosted = image
-                            .topic(&topic)
-                            .and_then(|t| t.partitions.get(&partition))
-                            .is_some_and(|p| p.replicas.contains(&node_id))
-                            && broker.topics.get(&topic).is_some_and(|t| t.partition(partition).is_some());
-                        if hosted { Ok(()) } else { Err(BrokerError::ReplicaNotAvailable) }
+                        match image.topic(&topic).and_then(|t| t.partitions.get(&partition)) {
+                            None => Err(BrokerError::UnknownTopicOrPartition),
+                            Some(assignment)
+                                if assignment.replicas.contains(&node_id)
+                                    && broker.topics.get(&topic).is_some_and(|t| t.partition(partition).is_some()) =>
+                            {
+                                Ok(())
+                            }
+                            Some(_) => Err(BrokerError::ReplicaNotAvailable),
+                        }
                     };
                     AlterReplicaLogDirPartitionResult::default()
                         .with_partition_index(partition)

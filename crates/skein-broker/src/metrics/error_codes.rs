@@ -60,6 +60,13 @@ top_level_error_code!(
     DescribeAclsResponse,
     kafka_protocol::messages::SaslHandshakeResponse,
     kafka_protocol::messages::SaslAuthenticateResponse,
+    kafka_protocol::messages::CreateDelegationTokenResponse,
+    kafka_protocol::messages::RenewDelegationTokenResponse,
+    kafka_protocol::messages::ExpireDelegationTokenResponse,
+    kafka_protocol::messages::DescribeDelegationTokenResponse,
+    kafka_protocol::messages::ListConfigResourcesResponse,
+    kafka_protocol::messages::AddRaftVoterResponse,
+    kafka_protocol::messages::RemoveRaftVoterResponse,
 );
 
 impl ErrorCodes for AlterUserScramCredentialsResponse {
