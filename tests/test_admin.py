@@ -673,3 +673,24 @@ def test_broker_describe_configs_reports_every_config_kafka_reports(start_broker
     assert (skein["log.dirs"]["value"], skein["log.dirs"]["source"]) == (data_dir, "STATIC_BROKER_CONFIG")
     # A setting Skein uses and has left at its default.
     assert skein["message.max.bytes"] == kafka["message.max.bytes"]
+
+
+def test_topic_describe_configs_reports_every_config_kafka_reports(start_broker):
+    """A new topic's DescribeConfigs names exactly the configs Apache Kafka 4.3.1 names, each with Kafka's default
+    and source where the brokers are configured alike (tools that copy a topic's configs, such as MirrorMaker 2,
+    send them all back)."""
+    described = {}
+    for kind in BROKER_KINDS:
+        broker = start_broker(kind)
+        admin = admin_client(broker)
+        topic = unique_topic_name("all-topic-configs")
+        kafka_error(admin.create_topics([NewTopic(topic, 1, 1)])[topic])
+        described[kind] = describe_topic_configs(admin, topic)
+    kafka, skein = described["kafka"], described["skein"]
+    assert sorted(skein) == sorted(kafka)
+    # Skein's own defaults (README, "Configuration reference"): retention in ms, not hours; no segment files. And
+    # Kafka 4's storage format sets min.insync.replicas as a cluster-wide dynamic default (for ELR, KIP-966).
+    own = {"retention.ms", "segment.ms", "min.insync.replicas"}
+    assert skein["min.insync.replicas"][0] == kafka["min.insync.replicas"][0]
+    assert {name: skein[name] for name in kafka if name not in own} == {name: kafka[name] for name in kafka
+                                                                        if name not in own}
