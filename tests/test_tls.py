@@ -14,6 +14,8 @@ Shown for both brokers:
   without a certificate, or with a certificate from another CA, is refused in the handshake.
 - `ssl.client.auth=requested`: a client without a certificate is served, one with an untrusted certificate is
   refused.
+
+Skein alone: a key store file replaced by a renewed certificate is served to new connections without a restart.
 """
 
 from __future__ import annotations
@@ -375,3 +377,35 @@ def test_skein_refuses_to_start_with_unusable_tls_settings(certificates, tmp_pat
             assert message in log, f"{case}: {message!r} not in\n{broker.log_tail()}"
         finally:
             broker.close()
+
+
+def served_certificate_name(port: int, ca) -> str:
+    """The common name of the certificate the SSL listener on `port` presents to a new connection."""
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            subject = dict(item for rdn in tls.getpeercert()["subject"] for item in rdn)
+    return subject["commonName"]
+
+
+def test_skein_serves_a_renewed_certificate_without_a_restart(certificates, tmp_path):
+    """Skein rereads its key store when the file changes: after the PEM file is replaced by a renewed
+    certificate, new connections get the renewed one (within a few seconds), and a connection opened before goes on
+    being served. (Kafka reloads a key store only when told to through AlterConfigs, which Skein does not offer for
+    listener settings, so this test is Skein's alone.)"""
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_bytes(certificates.server.bundle.read_bytes())
+    with TlsBroker("skein", keystore, client_auth="none") as broker:
+        assert served_certificate_name(broker.ssl_port, certificates.ca) == "broker"
+        context = ssl.create_default_context(cafile=str(certificates.ca))
+        with socket.create_connection(("127.0.0.1", broker.ssl_port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as opened_before:
+            replacement = tmp_path / "keystore.pem.new"
+            replacement.write_bytes(certificates.renewed_server.bundle.read_bytes())
+            replacement.replace(keystore)
+            eventually(lambda: expect(served_certificate_name(broker.ssl_port, certificates.ca), "renewed-broker"),
+                       10)
+            opened_before.sendall(API_VERSIONS_V0)
+            reply = opened_before.recv(4096)
+            assert reply[4:8] == b"\x00\x00\x00\x01", reply  # the correlation id: answered
+        plaintext_still_serves(broker)

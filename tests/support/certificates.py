@@ -103,7 +103,8 @@ def _issue(directory: Path, authority: _Authority, common_name: str, *, server: 
 @dataclass
 class CertificateSet:
     """`ca` signs `server`, `client`; `other_ca` signs `stranger` (a client no broker trusts) and
-    `other_server` (a server no client trusts); `expired_server` is signed by `ca` but expired yesterday."""
+    `other_server` (a server no client trusts); `expired_server` is signed by `ca` but expired yesterday;
+    `renewed_server` is another certificate of the server's, signed by `ca` (a renewal)."""
     ca: Path
     other_ca: Path
     server: Identity
@@ -111,6 +112,7 @@ class CertificateSet:
     stranger: Identity
     other_server: Identity
     expired_server: Identity
+    renewed_server: Identity
 
 
 def make_certificates(directory: Path) -> CertificateSet:
@@ -125,4 +127,5 @@ def make_certificates(directory: Path) -> CertificateSet:
         stranger=_issue(directory, other_ca, "mallory", server=False),
         other_server=_issue(directory, other_ca, "impostor", server=True),
         expired_server=_issue(directory, ca, "expired-broker", server=True, expired=True),
+        renewed_server=_issue(directory, ca, "renewed-broker", server=True),
     )

@@ -18,7 +18,6 @@ use skein_core::{BrokerConfig, ClusterLayout};
 use skein_storage::{Engine, RocksEngine};
 use skein_txn::{BlockSource, ProducerIdAllocator};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -110,7 +109,10 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
                     .config
                     .ssl_settings(&listener.name)
                     .map_err(|problems| anyhow::anyhow!("listener {}: {}", listener.name, problems.join("; ")))?;
-                Some((tls::acceptor(&listener.name, &settings)?, Arc::new(settings.principal_mapper.clone())))
+                Some((
+                    Arc::new(tls::ListenerTls::new(&listener.name, &settings)?),
+                    Arc::new(settings.principal_mapper.clone()),
+                ))
             }
             SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
         };
@@ -260,7 +262,7 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 /// A listener's security: TLS (SSL, SASL_SSL) and SASL mechanisms (SASL_PLAINTEXT, SASL_SSL).
 struct ListenerSecurity {
     /// An SSL listener's acceptor, and how its client certificates become principals.
-    tls: Option<(TlsAcceptor, Arc<PrincipalMapper>)>,
+    tls: Option<(Arc<tls::ListenerTls>, Arc<PrincipalMapper>)>,
     sasl: Option<Arc<Vec<SaslMechanism>>>,
 }
 
@@ -347,7 +349,7 @@ impl Accept {
                         let client = Client { address: peer, tls_principal: None };
                         connection::serve(broker, stream, client, name, settings, sasl, token).await
                     }
-                    Some((tls, mapper)) => match tokio::time::timeout(settings.max_idle, tls.accept(stream)).await {
+                    Some((tls, mapper)) => match tokio::time::timeout(settings.max_idle, tls.acceptor().accept(stream)).await {
                         Ok(Ok(stream)) => match tls::client_principal(stream.get_ref().1.peer_certificates(), &mapper) {
                             Ok(tls_principal) => {
                                 let client = Client { address: peer, tls_principal };

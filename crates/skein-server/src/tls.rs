@@ -1,7 +1,10 @@
 //! TLS for SSL listeners (rustls with the ring provider): the server configuration built from a listener's
-//! `ssl.*` settings, read once at start-up so a missing or broken file stops the broker with a message naming it.
+//! `ssl.*` settings, read at start-up so a missing or broken file stops the broker with a message naming it, and
+//! read again when the key store or trust store file changes, so a renewed certificate is served without a restart.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use rustls::RootCertStore;
@@ -12,10 +15,76 @@ use skein_core::principal::PrincipalMapper;
 use skein_core::security::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion};
 use tokio_rustls::TlsAcceptor;
 
-/// The TLS acceptor of an SSL listener.
-pub fn acceptor(listener: &str, settings: &SslSettings) -> anyhow::Result<TlsAcceptor> {
-    let config = server_config(settings).with_context(|| format!("listener {listener}: TLS setup"))?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+/// How often an accept looks at whether the key store or trust store file changed.
+const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A file's modification time and length: a rewritten file differs in one of them.
+type FileStamp = Option<(SystemTime, u64)>;
+
+/// The TLS acceptor of an SSL listener, rebuilt from its settings when one of its PEM files changes. Connections
+/// already open keep the configuration they were accepted with; a file that no longer makes a valid configuration
+/// (half written, a key that does not match) is logged and the previous configuration kept until it does.
+pub struct ListenerTls {
+    listener: String,
+    settings: SslSettings,
+    files: Vec<PathBuf>,
+    state: Mutex<TlsState>,
+}
+
+struct TlsState {
+    acceptor: TlsAcceptor,
+    stamps: Vec<FileStamp>,
+    checked: Instant,
+}
+
+impl ListenerTls {
+    pub fn new(listener: &str, settings: &SslSettings) -> anyhow::Result<Self> {
+        let mut files = Vec::new();
+        if let KeyStore::File(path) = &settings.key_store {
+            files.push(PathBuf::from(path));
+        }
+        if let Some(PemSource::File(path)) = &settings.trust_store {
+            files.push(PathBuf::from(path));
+        }
+        let stamps = stamps(&files);
+        let config = server_config(settings).with_context(|| format!("listener {listener}: TLS setup"))?;
+        let state = TlsState { acceptor: TlsAcceptor::from(Arc::new(config)), stamps, checked: Instant::now() };
+        Ok(ListenerTls { listener: listener.to_owned(), settings: settings.clone(), files, state: Mutex::new(state) })
+    }
+
+    /// The acceptor for a new connection: the current configuration, rebuilt first if a file changed.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if state.checked.elapsed() >= RELOAD_CHECK_INTERVAL {
+            state.checked = Instant::now();
+            let stamps = stamps(&self.files);
+            if stamps != state.stamps {
+                match server_config(&self.settings) {
+                    Ok(config) => {
+                        state.acceptor = TlsAcceptor::from(Arc::new(config));
+                        state.stamps = stamps;
+                        tracing::info!(listener = %self.listener, "TLS key store or trust store changed: reloaded");
+                    }
+                    Err(err) => tracing::warn!(
+                        listener = %self.listener,
+                        error = format!("{err:#}"),
+                        "TLS key store or trust store changed but is not usable: keeping the previous one"
+                    ),
+                }
+            }
+        }
+        state.acceptor.clone()
+    }
+}
+
+fn stamps(files: &[PathBuf]) -> Vec<FileStamp> {
+    files
+        .iter()
+        .map(|path| std::fs::metadata(path).ok().and_then(|meta| Some((meta.modified().ok()?, meta.len()))))
+        .collect()
 }
 
 fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig> {
@@ -132,7 +201,7 @@ mod tests {
             versions: vec![TlsVersion::Tls13],
             principal_mapper: Default::default(),
         };
-        let err = format!("{:#}", acceptor("SSL", &settings).err().expect("fails"));
+        let err = format!("{:#}", ListenerTls::new("SSL", &settings).err().expect("fails"));
         assert!(err.contains("listener SSL") && err.contains("/nonexistent/server.pem"), "{err}");
     }
 
@@ -145,7 +214,7 @@ mod tests {
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             principal_mapper: Default::default(),
         };
-        let err = format!("{:#}", acceptor("SSL", &settings).err().expect("fails"));
+        let err = format!("{:#}", ListenerTls::new("SSL", &settings).err().expect("fails"));
         assert!(err.contains("no CERTIFICATE"), "{err}");
     }
 }
