@@ -409,3 +409,17 @@ def test_sasl_requests_on_a_plaintext_listener_get_illegal_sasl_state(broker):
         assert struct.unpack(">h", answer[:2])[0] == 34, answer
         assert answer[4:4 + message_length] == b"SaslAuthenticate request received after successful authentication"
         assert metadata_v1(sock, 3) is not None, "the connection was not kept"
+
+
+def test_delegation_token_requests_on_a_sasl_listener_find_the_feature_disabled(broker):
+    """Neither broker has delegation tokens configured (no delegation.token.secret.key): an authenticated client's
+    DescribeDelegationToken gets DELEGATION_TOKEN_AUTH_DISABLED (61); on the PLAINTEXT listener the same request
+    gets DELEGATION_TOKEN_REQUEST_NOT_ALLOWED (64), as token requests need an authenticated channel."""
+    describe_all_tokens = struct.pack(">i", -1)  # DescribeDelegationToken v1: owners null
+    with socket.create_connection(tuple_address(broker.sasl), timeout=10) as sock:
+        assert plain_login(sock, USER, PASSWORD)[0] == 0
+        answer = raw_request(sock, 41, 1, 3, describe_all_tokens)
+        assert answer is not None and struct.unpack(">h", answer[:2])[0] == 61, answer
+    with socket.create_connection(tuple_address(broker.plaintext), timeout=10) as sock:
+        answer = raw_request(sock, 41, 1, 1, describe_all_tokens)
+        assert answer is not None and struct.unpack(">h", answer[:2])[0] == 64, answer
