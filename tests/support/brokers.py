@@ -362,8 +362,11 @@ class KafkaBroker(_Broker):
     # The JVM exits with 128 + SIGTERM after its shutdown hooks ran; that is Kafka's clean shutdown.
     clean_exit_code = 143
 
-    def __init__(self, config: dict | None = None):
+    def __init__(self, config: dict | None = None, features: dict[str, int] | None = None):
+        """`features`: feature levels the storage is formatted with (`kafka-storage format --feature NAME=LEVEL`,
+        e.g. {"share.version": 0}) instead of the release's defaults."""
         super().__init__(config)
+        self.features = dict(features or {})
         # The node id in server.properties (a cluster node sets its own).
         self.node_id = 1
         self.controller_port = free_port()
@@ -427,6 +430,7 @@ class KafkaBroker(_Broker):
             f"--cluster-id={self.cluster_id}",
             "--config", str(self.properties_path),
             "--ignore-formatted",
+            *(f"--feature={name}={level}" for name, level in self.features.items()),
         )
         with open(self.log_path, "ab") as log_file:
             log_file.write(b"==== kafka-storage format ====\n")

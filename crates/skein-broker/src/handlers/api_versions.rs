@@ -14,8 +14,13 @@ use crate::router::{Outcome, SUPPORTED_APIS};
 
 /// The highest ApiVersions version Skein speaks.
 const MAX_VERSION: i16 = 4;
-/// Features this broker finalizes: (name, level). Their epoch never changes on a single node.
-const FEATURES: &[(&str, i16)] = &[("transaction.version", 2)];
+/// Kafka's features this broker has: (name, highest supported level, finalized level). A level-0 feature is
+/// supported but not finalized, as Kafka lists it. `group.version` 1 is the KIP-848 consumer group protocol,
+/// `transaction.version` 2 Transactions V2 (KIP-890); `kraft.version` 0 is a static metadata quorum. Skein has no
+/// share groups or streams groups and keeps its own metadata log, so it names no `share.version`,
+/// `streams.version` or `metadata.version`. Their epoch never changes.
+const FEATURES: &[(&str, i16, i16)] =
+    &[("group.version", 1, 1), ("kraft.version", 0, 0), ("transaction.version", 2, 2)];
 const FEATURES_EPOCH: i64 = 1;
 
 fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
@@ -27,16 +32,17 @@ fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
         .collect();
     let supported = FEATURES
         .iter()
-        .map(|(name, level)| {
+        .map(|(name, max, _)| {
             SupportedFeatureKey::default()
                 .with_name(StrBytes::from_static_str(name))
                 .with_min_version(0)
-                .with_max_version(*level)
+                .with_max_version(*max)
         })
         .collect();
     let finalized = FEATURES
         .iter()
-        .map(|(name, level)| {
+        .filter(|(_, _, level)| *level > 0)
+        .map(|(name, _, level)| {
             FinalizedFeatureKey::default()
                 .with_name(StrBytes::from_static_str(name))
                 .with_min_version_level(*level)
