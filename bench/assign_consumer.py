@@ -3,8 +3,10 @@
     assign_consumer.py --bootstrap HOST:PORT --topic TOPIC --partitions N --expected COUNT [--timeout S]
 
 Assigns partitions 0..N-1 from the beginning and reads until COUNT messages arrived. Prints one JSON line
-{"messages": ..., "bytes": ..., "seconds": ...} where `seconds` runs from assign() to the arrival of the last
-message and `bytes` sums the value lengths. Exit 1 (reason on stderr) on a consume error, on more messages
+{"messages": ..., "bytes": ..., "seconds": ..., "started": ..., "finished": ...} where `seconds` runs from
+assign() to the arrival of the last message, `started` and `finished` are those two instants as CLOCK_MONOTONIC
+readings (comparable between processes on one machine, so the span of several concurrent readers can be
+computed), and `bytes` sums the value lengths. Exit 1 (reason on stderr) on a consume error, on more messages
 than expected, or when COUNT is not reached within --timeout seconds.
 """
 
@@ -39,6 +41,7 @@ def main() -> int:
     message_count = 0
     byte_count = 0
     try:
+        # time.monotonic() reads CLOCK_MONOTONIC on Linux: one clock for every process of the machine.
         started = time.monotonic()
         last_arrival = started
         deadline = started + args.timeout
@@ -62,7 +65,8 @@ def main() -> int:
             return 1
     finally:
         consumer.close()
-    print(json.dumps({"messages": message_count, "bytes": byte_count, "seconds": last_arrival - started}))
+    print(json.dumps({"messages": message_count, "bytes": byte_count, "seconds": last_arrival - started,
+                      "started": started, "finished": last_arrival}))
     return 0
 
 
