@@ -390,14 +390,13 @@ func logCompaction(args c.Args) error {
 		high[p] = int64(len(produced[p]))
 		from[p], until[p] = 0, high[p]
 	}
-	deadline := time.Now().Add(c.LogCompactionWait)
-	for {
+	return c.AwaitLogCompaction(&produced, func() (*[c.Partitions][]c.Stored, error) {
 		if err := checkOffsets(admin, args.Topic, [c.Partitions]int64{}, high); err != nil {
-			return err
+			return nil, err
 		}
 		records, err := readPartitions(args, from, until)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var read [c.Partitions][]c.Stored
 		for p, rs := range records {
@@ -405,19 +404,8 @@ func logCompaction(args c.Args) error {
 				read[p] = append(read[p], c.Stored{Offset: r.Offset, Key: r.Key, Value: r.Value})
 			}
 		}
-		left, err := c.CheckLogCompaction(&produced, &read)
-		if err != nil {
-			return err
-		}
-		if left == "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return c.Failf("not compacted within %s: %s", c.LogCompactionWait, left)
-		}
-		c.Logf("not compacted yet: %s", left)
-		time.Sleep(c.LogCompactionRereadInterval)
-	}
+		return &read, nil
+	})
 }
 
 // cluster: kadm's Metadata of all topics (naming the topic could auto-create it) shows three brokers and

@@ -155,3 +155,28 @@ func CheckLogCompaction(produced, consumed *[Partitions][]Stored) (string, error
 	}
 	return strings.Join(notYet, "; "), nil
 }
+
+// AwaitLogCompaction re-reads the topic every LogCompactionRereadInterval, for at most LogCompactionWait, until
+// CheckLogCompaction finds it compacted. read checks the partitions' offsets and returns every record, each
+// partition from the beginning to the end produced.
+func AwaitLogCompaction(produced *[Partitions][]Stored, read func() (*[Partitions][]Stored, error)) error {
+	deadline := time.Now().Add(LogCompactionWait)
+	for {
+		records, err := read()
+		if err != nil {
+			return err
+		}
+		left, err := CheckLogCompaction(produced, records)
+		if err != nil {
+			return err
+		}
+		if left == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return Failf("not compacted within %s: %s", LogCompactionWait, left)
+		}
+		Logf("not compacted yet: %s", left)
+		time.Sleep(LogCompactionRereadInterval)
+	}
+}
