@@ -164,11 +164,17 @@ impl ClusterMember {
 
     /// Heartbeats every `interval` until `shutdown`: keeps the session, and unfences this broker (it then
     /// leads partitions and appears in Metadata). A heartbeat refused for a stale epoch re-registers.
+    ///
+    /// Each heartbeat is given two intervals: one sent to a controller that froze (stopped, not crashed: its
+    /// socket still accepts) is given up and the next goes to the new quorum leader, well within the session the
+    /// new controller grants. A heartbeat is idempotent, so one that did arrive after all does no harm.
     pub async fn heartbeat_loop(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         let mut failures = 0u32;
         loop {
             let epoch = self.broker_epoch();
-            let result = self.controller().heartbeat(self.node_id, epoch, false).await;
+            let controller = self.controller();
+            let heartbeat = controller.heartbeat(self.node_id, epoch, false);
+            let result = tokio::time::timeout(interval * 2, heartbeat).await.unwrap_or(Err(ControllerError::Timeout));
             match result {
                 Ok(_) => failures = 0,
                 Err(ControllerError::StaleBrokerEpoch { .. } | ControllerError::BrokerNotRegistered { .. }) => {
