@@ -6,8 +6,8 @@
 //! completion (CompleteCommit / CompleteAbort). A crash between them leaves a Prepare state that recovery finishes
 //! at start-up; markers are idempotent (a partition without an open transaction of the producer gets none).
 //!
-//! All operations on transactional ids are serialised by one lock: transactional control requests are rare next
-//! to produce and fetch, and the lock makes every state change atomic with its write.
+//! Each transactional id has its own lock, held across a state change and its write (and across a transactional
+//! produce's check and append), so operations on one id are serialised and ids never wait for each other.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,7 +22,7 @@ use skein_storage::{
     ColumnFamily, CommittedOffset, Durability, Engine, StorageError, StoreBatch, TxnRecord, TxnState, keys,
     run_blocking,
 };
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::producer_ids::ProducerIdAllocator;
 
@@ -125,9 +125,17 @@ pub struct TransactionCoordinator {
     producer_ids: Arc<ProducerIdAllocator>,
     settings: TxnSettings,
     journal: Arc<dyn TxnJournal>,
-    /// The ids this broker coordinates (loaded with their `__transaction_state` partition).
-    txns: Mutex<HashMap<String, TxnRecord>>,
+    /// The ids this broker coordinates (loaded with their `__transaction_state` partition). The map's lock is
+    /// never held across an await; each id's own lock is.
+    txns: std::sync::Mutex<HashMap<String, TxnSlot>>,
 }
+
+/// One id's state behind its own lock. `None`: no record — being created, or removed (expired or unloaded)
+/// while a request waited for the lock.
+type TxnSlot = Arc<Mutex<Option<TxnRecord>>>;
+
+/// An id's slot, locked.
+type LockedTxn = OwnedMutexGuard<Option<TxnRecord>>;
 
 impl std::fmt::Debug for TransactionCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +161,49 @@ impl TransactionCoordinator {
             producer_ids,
             settings,
             journal,
-            txns: Mutex::new(HashMap::new()),
+            txns: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, TxnSlot>> {
+        self.txns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every slot `wanted` selects, taken out of the map's lock so each can be locked in turn.
+    fn selected_slots(&self, wanted: impl Fn(&str) -> bool) -> Vec<(String, TxnSlot)> {
+        self.slots().iter().filter(|(id, _)| wanted(id)).map(|(id, slot)| (id.clone(), Arc::clone(slot))).collect()
+    }
+
+    /// The id's record, locked: NOT_COORDINATOR when the id was unloaded meanwhile, INVALID_PRODUCER_ID_MAPPING
+    /// when the id has no record.
+    async fn lock(&self, transactional_id: &str) -> Result<LockedTxn, BrokerError> {
+        let slot = self.slots().get(transactional_id).cloned().ok_or(BrokerError::InvalidProducerIdMapping)?;
+        let locked = slot.lock_owned().await;
+        if locked.is_none() {
+            self.journal.check_coordinator(transactional_id)?;
+            return Err(BrokerError::InvalidProducerIdMapping);
+        }
+        Ok(locked)
+    }
+
+    /// The id's slot, locked, created empty if the id has none; the slot is still the map's (not removed while
+    /// this waited for its lock).
+    async fn lock_or_create(&self, transactional_id: &str) -> LockedTxn {
+        loop {
+            let slot = Arc::clone(self.slots().entry(transactional_id.to_string()).or_default());
+            let locked = Arc::clone(&slot).lock_owned().await;
+            let current = self.slots().get(transactional_id).is_some_and(|in_map| Arc::ptr_eq(in_map, &slot));
+            if current {
+                return locked;
+            }
+        }
+    }
+
+    /// Removes the id's slot from the map if it is still `slot`.
+    fn forget(&self, transactional_id: &str, slot: &TxnSlot) {
+        let mut slots = self.slots();
+        if slots.get(transactional_id).is_some_and(|in_map| Arc::ptr_eq(in_map, slot)) {
+            slots.remove(transactional_id);
         }
     }
 
@@ -207,18 +257,29 @@ impl TransactionCoordinator {
     /// Returns how many.
     pub async fn load(&self, wanted: impl Fn(&str) -> bool) -> Result<usize, BrokerError> {
         let stored = self.stored(wanted)?;
-        let mut txns = self.txns.lock().await;
         let count = stored.len();
-        txns.extend(stored);
+        let mut slots = self.slots();
+        for (transactional_id, record) in stored {
+            slots.insert(transactional_id, Arc::new(Mutex::new(Some(record))));
+        }
         Ok(count)
     }
 
     /// Gives up the ids `wanted` selects (another broker coordinates them now). Returns how many.
+    /// Waits for the requests under way on those ids: each ends before this does.
     pub async fn unload(&self, wanted: impl Fn(&str) -> bool) -> usize {
-        let mut txns = self.txns.lock().await;
-        let before = txns.len();
-        txns.retain(|transactional_id, _| !wanted(transactional_id));
-        before - txns.len()
+        let unloaded: Vec<TxnSlot> = {
+            let mut slots = self.slots();
+            let ids: Vec<String> = slots.keys().filter(|id| wanted(id)).cloned().collect();
+            ids.iter().filter_map(|id| slots.remove(id)).collect()
+        };
+        let mut count = 0;
+        for slot in unloaded {
+            if slot.lock().await.take().is_some() {
+                count += 1;
+            }
+        }
+        count
     }
 
     /// Finishes the transactions of the ids `wanted` selects that were left between their decision and their
@@ -228,16 +289,17 @@ impl TransactionCoordinator {
         wanted: impl Fn(&str) -> bool,
         markers: &dyn MarkerWriter,
     ) -> Result<usize, BrokerError> {
-        let mut txns = self.txns.lock().await;
         let mut recovered = 0;
-        for (transactional_id, record) in txns.iter_mut().filter(|(id, _)| wanted(id)) {
+        for (transactional_id, slot) in self.selected_slots(wanted) {
+            let mut locked = slot.lock().await;
+            let Some(record) = locked.as_mut() else { continue };
             let commit = match record.state {
                 TxnState::PrepareCommit => true,
                 TxnState::PrepareAbort => false,
                 _ => continue,
             };
             tracing::info!(%transactional_id, commit, "completing a transaction left prepared");
-            self.complete(transactional_id, record, commit, markers).await?;
+            self.complete(&transactional_id, record, commit, markers).await?;
             recovered += 1;
         }
         Ok(recovered)
@@ -264,23 +326,20 @@ impl TransactionCoordinator {
             });
         }
         self.journal.check_coordinator(transactional_id)?;
-        let mut txns = self.txns.lock().await;
-        let Some(record) = txns.get_mut(transactional_id) else {
-            let producer_id = self.producer_ids.allocate().await?;
-            let record = TxnRecord {
-                producer_id,
-                producer_epoch: 0,
-                timeout_ms,
-                state: TxnState::Empty,
-                partitions: Vec::new(),
-                groups: Vec::new(),
-                pending_offsets: Vec::new(),
-                start_timestamp: -1,
-                last_update_timestamp: now_ms,
-            };
-            self.save(transactional_id, &record).await?;
-            txns.insert(transactional_id.to_string(), record);
-            return Ok((producer_id, 0));
+        let mut locked = self.lock_or_create(transactional_id).await;
+        let Some(record) = locked.as_mut() else {
+            match self.create(transactional_id, timeout_ms, now_ms).await {
+                Ok(record) => {
+                    let producer_id = record.producer_id;
+                    *locked = Some(record);
+                    return Ok((producer_id, 0));
+                }
+                Err(err) => {
+                    let slot = Arc::clone(OwnedMutexGuard::mutex(&locked));
+                    self.forget(transactional_id, &slot);
+                    return Err(err);
+                }
+            }
         };
         if let Some((producer_id, epoch)) = expected
             && (producer_id != record.producer_id || epoch != record.producer_epoch)
@@ -305,6 +364,23 @@ impl TransactionCoordinator {
         Ok((record.producer_id, record.producer_epoch))
     }
 
+    /// The first record of an id: a new producer id at epoch 0, durable.
+    async fn create(&self, transactional_id: &str, timeout_ms: i32, now_ms: i64) -> Result<TxnRecord, BrokerError> {
+        let record = TxnRecord {
+            producer_id: self.producer_ids.allocate().await?,
+            producer_epoch: 0,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: Vec::new(),
+            groups: Vec::new(),
+            pending_offsets: Vec::new(),
+            start_timestamp: -1,
+            last_update_timestamp: now_ms,
+        };
+        self.save(transactional_id, &record).await?;
+        Ok(record)
+    }
+
     /// AddPartitionsToTxn: the partitions join the producer's transaction, which starts if it had not.
     pub async fn add_partitions(
         &self,
@@ -315,8 +391,8 @@ impl TransactionCoordinator {
         now_ms: i64,
     ) -> Result<(), BrokerError> {
         self.journal.check_coordinator(transactional_id)?;
-        let mut txns = self.txns.lock().await;
-        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        let mut locked = self.lock(transactional_id).await?;
+        let record = checked(&mut locked, producer_id, producer_epoch)?;
         let mut changed = begin(record, now_ms);
         for partition in added {
             if !record.partitions.contains(partition) {
@@ -341,19 +417,19 @@ impl TransactionCoordinator {
         wanted: &[(String, i32)],
     ) -> Result<(), BrokerError> {
         self.journal.check_coordinator(transactional_id)?;
-        let mut txns = self.txns.lock().await;
-        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        let mut locked = self.lock(transactional_id).await?;
+        let record = checked(&mut locked, producer_id, producer_epoch)?;
         if record.state != TxnState::Ongoing || wanted.iter().any(|p| !record.partitions.contains(p)) {
             return Err(BrokerError::InvalidTxnState("the partition was not added to the transaction".into()));
         }
         Ok(())
     }
 
-    /// Holds the coordinator while a produce request with transactional batches is verified and appended, so no
-    /// marker can end the transaction between the check and the append (which would leave a hanging
-    /// transaction in the partition).
-    pub async fn produce_verifier(&self) -> ProduceVerifier<'_> {
-        ProduceVerifier { coordinator: self, txns: self.txns.lock().await }
+    /// Holds the id while a produce request with transactional batches is verified and appended, so no marker
+    /// can end the transaction between the check and the append (which would leave a hanging transaction in the
+    /// partition). Other ids are not held.
+    pub async fn produce_verifier<'a>(&'a self, transactional_id: &'a str) -> ProduceVerifier<'a> {
+        ProduceVerifier { coordinator: self, transactional_id, locked: self.lock(transactional_id).await }
     }
 
     /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
@@ -367,8 +443,8 @@ impl TransactionCoordinator {
     ) -> Result<(), BrokerError> {
         limits::validate_id(IdKind::GroupId, group_id)?;
         self.journal.check_coordinator(transactional_id)?;
-        let mut txns = self.txns.lock().await;
-        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        let mut locked = self.lock(transactional_id).await?;
+        let record = checked(&mut locked, producer_id, producer_epoch)?;
         let mut changed = begin(record, now_ms);
         if !record.groups.iter().any(|g| g == group_id) {
             record.groups.push(group_id.to_string());
@@ -391,8 +467,8 @@ impl TransactionCoordinator {
         group_id: &str,
     ) -> Result<(), BrokerError> {
         self.journal.check_coordinator(transactional_id)?;
-        let mut txns = self.txns.lock().await;
-        let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        let mut locked = self.lock(transactional_id).await?;
+        let record = checked(&mut locked, producer_id, producer_epoch)?;
         if record.state != TxnState::Ongoing || !record.groups.iter().any(|g| g == group_id) {
             return Err(BrokerError::InvalidTxnState("the group was not added to the transaction".into()));
         }
@@ -413,9 +489,9 @@ impl TransactionCoordinator {
         markers: &dyn MarkerWriter,
     ) -> Result<(i64, i16), BrokerError> {
         self.journal.check_coordinator(transactional_id)?;
-        let mut txns = self.txns.lock().await;
+        let mut locked = self.lock(transactional_id).await?;
         if !bump_epoch {
-            let record = checked(&mut txns, transactional_id, producer_id, producer_epoch)?;
+            let record = checked(&mut locked, producer_id, producer_epoch)?;
             return match (record.state, commit) {
                 (TxnState::Ongoing, _) => {
                     self.complete(transactional_id, record, commit, markers).await?;
@@ -427,7 +503,7 @@ impl TransactionCoordinator {
                 (state, _) => Err(invalid_transition(state, commit)),
             };
         }
-        let record = txns.get_mut(transactional_id).ok_or(BrokerError::InvalidProducerIdMapping)?;
+        let record = locked.as_mut().ok_or(BrokerError::InvalidProducerIdMapping)?;
         if record.producer_id != producer_id {
             return Err(BrokerError::InvalidProducerIdMapping);
         }
@@ -462,9 +538,11 @@ impl TransactionCoordinator {
     /// Aborts transactions open longer than their timeout, fencing their producers (the epoch is bumped, so the
     /// stale producer's next request is refused). Returns how many were aborted.
     pub async fn abort_timed_out(&self, markers: &dyn MarkerWriter, now_ms: i64) -> usize {
-        let mut txns = self.txns.lock().await;
         let mut aborted = 0;
-        for (transactional_id, record) in txns.iter_mut() {
+        for (transactional_id, slot) in self.selected_slots(|_| true) {
+            let mut locked = slot.lock().await;
+            let Some(record) = locked.as_mut() else { continue };
+            let transactional_id = transactional_id.as_str();
             // A completion that failed half-way (e.g. a storage error) is retried here.
             let retry = match record.state {
                 TxnState::PrepareCommit => Some(true),
@@ -500,20 +578,20 @@ impl TransactionCoordinator {
     /// from storage, so many short-lived ids keep no state. A later InitProducerId for one starts it afresh with
     /// a new producer id. Returns how many.
     pub async fn expire_ids(&self, now_ms: i64) -> usize {
-        let mut txns = self.txns.lock().await;
-        let expired: Vec<String> = txns
-            .iter()
-            .filter(|(_, record)| {
+        let mut removed = 0;
+        for (transactional_id, slot) in self.selected_slots(|_| true) {
+            let mut locked = Arc::clone(&slot).lock_owned().await;
+            let expired = locked.as_ref().is_some_and(|record| {
                 matches!(record.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
                     && now_ms.saturating_sub(record.last_update_timestamp) > self.settings.id_expiration_ms
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut removed = 0;
-        for transactional_id in expired {
+            });
+            if !expired {
+                continue;
+            }
             match self.remove(&transactional_id).await {
                 Ok(()) => {
-                    txns.remove(&transactional_id);
+                    *locked = None;
+                    self.forget(&transactional_id, &slot);
                     removed += 1;
                 }
                 Err(err) => tracing::warn!(%transactional_id, error = %err, "cannot expire a transactional id"),
@@ -523,22 +601,29 @@ impl TransactionCoordinator {
     }
 
     pub async fn describe(&self, transactional_id: &str) -> Option<TxnRecord> {
-        self.txns.lock().await.get(transactional_id).cloned()
+        self.lock(transactional_id).await.ok().and_then(|locked| locked.clone())
     }
 
     pub async fn list(&self) -> Vec<TxnDescription> {
-        let txns = self.txns.lock().await;
-        let mut listed: Vec<TxnDescription> = txns
-            .iter()
-            .map(|(id, record)| TxnDescription { transactional_id: id.clone(), record: record.clone() })
-            .collect();
+        let mut listed = Vec::new();
+        for (transactional_id, slot) in self.selected_slots(|_| true) {
+            if let Some(record) = slot.lock().await.clone() {
+                listed.push(TxnDescription { transactional_id, record });
+            }
+        }
         listed.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         listed
     }
 
     /// Transactions currently open.
     pub async fn ongoing_count(&self) -> usize {
-        self.txns.lock().await.values().filter(|r| r.state == TxnState::Ongoing).count()
+        let mut ongoing = 0;
+        for (_, slot) in self.selected_slots(|_| true) {
+            if slot.lock().await.as_ref().is_some_and(|record| record.state == TxnState::Ongoing) {
+                ongoing += 1;
+            }
+        }
+        ongoing
     }
 
     /// The decision, the markers (and offsets on commit), then the completion — each durable before the next.
@@ -633,7 +718,8 @@ fn invalid_transition(state: TxnState, commit: bool) -> BrokerError {
 /// See [`TransactionCoordinator::produce_verifier`].
 pub struct ProduceVerifier<'a> {
     coordinator: &'a TransactionCoordinator,
-    txns: MutexGuard<'a, HashMap<String, TxnRecord>>,
+    transactional_id: &'a str,
+    locked: Result<LockedTxn, BrokerError>,
 }
 
 impl ProduceVerifier<'_> {
@@ -642,22 +728,22 @@ impl ProduceVerifier<'_> {
     /// Produce v12+) the partition is added here instead, starting the transaction if needed (part 2).
     pub async fn verify(
         &mut self,
-        transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partition: &(String, i32),
         add: bool,
         now_ms: i64,
     ) -> Result<(), BrokerError> {
+        let transactional_id = self.transactional_id;
         self.coordinator.journal.check_coordinator(transactional_id)?;
-        let record =
-            checked(&mut self.txns, transactional_id, producer_id, producer_epoch).map_err(|err| match err {
-                // Produce reports a stale epoch as Kafka's partition leader does.
-                BrokerError::ProducerFenced { requested, current } => {
-                    BrokerError::InvalidProducerEpoch { producer_id, epoch: requested, current }
-                }
-                other => other,
-            })?;
+        let locked = self.locked.as_mut().map_err(|err| err.clone())?;
+        let record = checked(locked, producer_id, producer_epoch).map_err(|err| match err {
+            // Produce reports a stale epoch as Kafka's partition leader does.
+            BrokerError::ProducerFenced { requested, current } => {
+                BrokerError::InvalidProducerEpoch { producer_id, epoch: requested, current }
+            }
+            other => other,
+        })?;
         if add && (record.state != TxnState::Ongoing || !record.partitions.contains(partition)) {
             begin(record, now_ms);
             record.partitions.push(partition.clone());
@@ -676,13 +762,8 @@ impl ProduceVerifier<'_> {
 
 /// The id's record, after the checks every transactional request makes: the producer id must be the id's, the
 /// epoch current, and no completion under way.
-fn checked<'a>(
-    txns: &'a mut HashMap<String, TxnRecord>,
-    transactional_id: &str,
-    producer_id: i64,
-    producer_epoch: i16,
-) -> Result<&'a mut TxnRecord, BrokerError> {
-    let record = txns.get_mut(transactional_id).ok_or(BrokerError::InvalidProducerIdMapping)?;
+fn checked(locked: &mut LockedTxn, producer_id: i64, producer_epoch: i16) -> Result<&mut TxnRecord, BrokerError> {
+    let record = locked.as_mut().ok_or(BrokerError::InvalidProducerIdMapping)?;
     if record.producer_id != producer_id {
         return Err(BrokerError::InvalidProducerIdMapping);
     }
@@ -867,6 +948,44 @@ mod tests {
             partitions.0.state(),
             PartitionState { log_start_offset: 0, next_offset: 4, leader_epoch: 0, high_watermark: 4 }
         );
+    }
+
+    #[tokio::test]
+    async fn a_held_id_holds_back_only_its_own_requests() {
+        let (engine, partitions, offsets, ids) = setup().await;
+        let coordinator = open(&engine, &offsets, &ids).await;
+        let tp = [("t".to_string(), 0)];
+        let (a_id, a_epoch) = coordinator.init_producer_id("a", 60_000, None, &partitions, 0).await.expect("init a");
+        coordinator.add_partitions("a", a_id, a_epoch, &tp, 0).await.expect("add a");
+        let (b_id, b_epoch) = coordinator.init_producer_id("b", 60_000, None, &partitions, 0).await.expect("init b");
+
+        // A transactional produce of "a" is between its check and its append.
+        let mut verifier = coordinator.produce_verifier("a").await;
+        verifier.verify(a_id, a_epoch, &tp[0], false, 0).await.expect("a verified");
+        let patience = Duration::from_secs(5);
+        let other = tokio::time::timeout(patience, async {
+            coordinator.init_producer_id("c", 60_000, None, &partitions, 0).await.expect("init c");
+            coordinator.add_partitions("b", b_id, b_epoch, &tp, 0).await.expect("add b");
+            coordinator.end_txn("b", b_id, b_epoch, true, false, &partitions).await.expect("commit b")
+        })
+        .await;
+        assert_eq!(other.ok(), Some((b_id, b_epoch)), "other ids are not held");
+        let described = tokio::time::timeout(patience, coordinator.describe("b")).await.expect("b is not held");
+        assert_eq!(described.map(|record| record.state), Some(TxnState::CompleteCommit));
+
+        // Ending "a" waits for the produce; it ends once the produce lets go.
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(200),
+            coordinator.end_txn("a", a_id, a_epoch, true, false, &partitions),
+        )
+        .await;
+        assert!(blocked.is_err(), "EndTxn of the held id waits for the produce");
+        drop(verifier);
+        let ended = tokio::time::timeout(patience, coordinator.end_txn("a", a_id, a_epoch, true, false, &partitions))
+            .await
+            .expect("not held any more");
+        assert_eq!(ended, Ok((a_id, a_epoch)));
+        assert_eq!(coordinator.list().await.len(), 3);
     }
 
     #[tokio::test]

@@ -240,8 +240,8 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
     // Transactional batches are checked by the id's coordinator: this broker's, held until the append is durable
     // so the transaction cannot end between its check and the append, or another broker's (AddPartitionsToTxn).
     let coordinator = transactional_id.as_deref().map(|id| txn_markers::remote_coordinator(broker, id));
-    let mut verifier = match &coordinator {
-        Some(Ok(None)) => Some(broker.transactions.produce_verifier().await),
+    let mut verifier = match (&coordinator, transactional_id.as_deref()) {
+        (Some(Ok(None)), Some(id)) => Some(broker.transactions.produce_verifier(id).await),
         _ => None,
     };
     let mut appends = Vec::new();
@@ -304,10 +304,9 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
                     let partition = (topic_data.name.0.to_string(), index);
                     let header = &append.header;
                     let verified = match (&transactional_id, verifier.as_mut(), &coordinator) {
-                        (Some(transactional_id), Some(verifier), _) => {
+                        (Some(_), Some(verifier), _) => {
                             verifier
                                 .verify(
-                                    transactional_id,
                                     header.producer_id,
                                     header.producer_epoch,
                                     &partition,
