@@ -2,7 +2,9 @@
 the odd ones a TLS test needs (another CA, an expired server certificate), as PEM files in a directory.
 
 Server certificates name 127.0.0.1 and localhost, so clients that check the host name (librdkafka, the Java
-client and kafka-python all do by default) accept them on the loopback address.
+client and kafka-python all do by default) accept them on the loopback address. A cluster node's certificate
+(`node`, `other_node`) is a server certificate that is a client certificate too (both extended key usages): a
+broker presents its key store both when it serves and when it connects to another broker.
 """
 
 from __future__ import annotations
@@ -66,8 +68,13 @@ def _authority(directory: Path, common_name: str) -> _Authority:
     return _Authority(name, key, cert, path)
 
 
-def _issue(directory: Path, authority: _Authority, common_name: str, *, server: bool,
+def _issue(directory: Path, authority: _Authority, common_name: str, *, server: bool, client: bool | None = None,
            expired: bool = False) -> Identity:
+    """`server`: serverAuth, with 127.0.0.1 and localhost as subject alternative names; `client`: clientAuth
+    (by default a certificate is one or the other)."""
+    client = not server if client is None else client
+    usages = [usage for usage, wanted in ((ExtendedKeyUsageOID.SERVER_AUTH, server),
+                                          (ExtendedKeyUsageOID.CLIENT_AUTH, client)) if wanted]
     key = _key()
     not_after = _now() - datetime.timedelta(days=1) if expired else _now() + datetime.timedelta(days=30)
     builder = (
@@ -80,8 +87,7 @@ def _issue(directory: Path, authority: _Authority, common_name: str, *, server: 
         .not_valid_before(_now() - datetime.timedelta(days=2))
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(
-            [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
                        critical=False)
     )
@@ -104,7 +110,8 @@ def _issue(directory: Path, authority: _Authority, common_name: str, *, server: 
 class CertificateSet:
     """`ca` signs `server`, `client`; `other_ca` signs `stranger` (a client no broker trusts) and
     `other_server` (a server no client trusts); `expired_server` is signed by `ca` but expired yesterday;
-    `renewed_server` is another certificate of the server's, signed by `ca` (a renewal)."""
+    `renewed_server` is another certificate of the server's, signed by `ca` (a renewal); `node` (signed by `ca`)
+    and `other_node` (signed by `other_ca`) are cluster nodes' certificates, server and client at once."""
     ca: Path
     other_ca: Path
     server: Identity
@@ -113,6 +120,8 @@ class CertificateSet:
     other_server: Identity
     expired_server: Identity
     renewed_server: Identity
+    node: Identity
+    other_node: Identity
 
 
 def make_certificates(directory: Path) -> CertificateSet:
@@ -128,4 +137,6 @@ def make_certificates(directory: Path) -> CertificateSet:
         other_server=_issue(directory, other_ca, "impostor", server=True),
         expired_server=_issue(directory, ca, "expired-broker", server=True, expired=True),
         renewed_server=_issue(directory, ca, "renewed-broker", server=True),
+        node=_issue(directory, ca, "cluster-node", server=True, client=True),
+        other_node=_issue(directory, other_ca, "foreign-node", server=True, client=True),
     )

@@ -4,7 +4,7 @@ SkeinCluster and KafkaCluster run `size` nodes (node ids 1..size) on 127.0.0.1, 
 controller with its own Kafka port, controller port, data dir and log file, and every node a voter of the
 metadata quorum (`controller.quorum.voters`). Both take `config`, Kafka setting names applied to every node
 (YAML for Skein, server.properties for Kafka), on top of CLUSTER_CONFIG (short session and heartbeat times
-for a 2-core machine).
+for a 2-core machine); `node_config` adds settings to one node at a time (a listener of its own, its key store).
 
 The nodes are the single-broker classes of support.brokers with a node id: start/stop/kill (SIGKILL)/
 restart, pid, bootstrap, data_dir, log_tail. A cluster node is ready only once a quorum exists, so
@@ -138,9 +138,11 @@ class KafkaClusterNode(KafkaBroker):
 class _Cluster:
     kind = ""
 
-    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, network=None):
+    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, network=None, node_config=None):
         """`network`: a support.node_network.NodeNetwork of `size` nodes, made; node N then runs in its namespace and
-        listens (clients, controllers, metrics) on its address."""
+        listens (clients, controllers, metrics) on its address. `node_config(node, settings)`: settings of one node
+        on top of the others (another listener, a key store of its own), given the node and the settings it has
+        so far (listeners and advertised.listeners included); what it returns is added or replaces them."""
         self.size = size
         self.config = {**CLUSTER_CONFIG, **(config or {})}
         self.network = network
@@ -152,6 +154,8 @@ class _Cluster:
         voters = ",".join(f"{node.node_id}@{node.host}:{node.controller_port}" for node in self.nodes)
         for node in self.nodes:
             node.config.update(self._node_config(node, voters))
+            if node_config is not None:
+                node.config.update(node_config(node, dict(node.config)))
 
     # -- what subclasses provide ---------------------------------------------------------------
     def _make_node(self, node_id: int):
@@ -292,11 +296,11 @@ class SkeinCluster(_Cluster):
     kind = "skein"
 
     def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, cluster_id: str | None = None,
-                 binary=None, network=None):
+                 binary=None, network=None, node_config=None):
         """`cluster_id`: written as `cluster.id` to every node; by default the nodes agree on a generated one."""
         self.binary = binary
         self.cluster_id = cluster_id
-        super().__init__(size, config, network)
+        super().__init__(size, config, network, node_config)
 
     def _make_node(self, node_id: int) -> SkeinClusterNode:
         return SkeinClusterNode(node_id, binary=self.binary)
@@ -311,8 +315,8 @@ class SkeinCluster(_Cluster):
 class KafkaCluster(_Cluster):
     kind = "kafka"
 
-    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, network=None):
-        super().__init__(size, {**KAFKA_ONLY_CONFIG, **(config or {})}, network)
+    def __init__(self, size: int = DEFAULT_SIZE, config: dict | None = None, network=None, node_config=None):
+        super().__init__(size, {**KAFKA_ONLY_CONFIG, **(config or {})}, network, node_config)
         # Every node is formatted with the same cluster id (kafka-storage format --cluster-id, static voters).
         self.cluster_id = self.nodes[0].cluster_id
         for node in self.nodes:
@@ -358,10 +362,10 @@ def healthy(cluster, brokers: int = DEFAULT_SIZE):
     return cluster
 
 
-def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None, network=None):
-    """A cluster of the given kind ("kafka" or "skein"), not yet started; `network`: see _Cluster."""
+def make_cluster(kind: str, size: int = DEFAULT_SIZE, config: dict | None = None, network=None, node_config=None):
+    """A cluster of the given kind ("kafka" or "skein"), not yet started; `network`, `node_config`: see _Cluster."""
     if kind == "skein":
-        return SkeinCluster(size, config, network=network)
+        return SkeinCluster(size, config, network=network, node_config=node_config)
     if kind == "kafka":
-        return KafkaCluster(size, config, network)
+        return KafkaCluster(size, config, network, node_config)
     raise ValueError(f"unknown cluster kind {kind!r} (expected 'skein' or 'kafka')")

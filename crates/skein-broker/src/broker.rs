@@ -55,6 +55,8 @@ pub struct Broker {
     pub cluster_id: String,
     /// This broker's membership: the metadata image, the controller, registration.
     pub cluster: Arc<ClusterMember>,
+    /// How this broker connects to the others' inter-broker listener.
+    pub peer_security: crate::peer::PeerSecurity,
 }
 
 impl std::fmt::Debug for Broker {
@@ -74,6 +76,7 @@ impl Broker {
         metrics: Arc<Metrics>,
         cluster: Arc<ClusterMember>,
         producer_ids: Arc<ProducerIdAllocator>,
+        peer_security: crate::peer::PeerSecurity,
     ) -> Result<(Self, CoordinatorTask), StorageError> {
         let mut first_start = StoreBatch::default();
         match engine.get(ColumnFamily::Meta, keys::META_FORMAT_VERSION)? {
@@ -158,6 +161,7 @@ impl Broker {
             metrics,
             cluster_id,
             cluster,
+            peer_security,
         };
         Ok((broker, group_task))
     }

@@ -172,15 +172,24 @@ impl CurrentConfig<'_> {
         }
     }
 
-    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's I/O budget.
-    pub fn cleaner_io_max_bytes_per_second(&self) -> f64 {
-        let name = "log.cleaner.io.max.bytes.per.second";
+    /// A dynamic setting's value: this broker's, else the cluster default; `None` when neither is set (or valid).
+    fn dynamic_value<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
         self.dynamic
             .this_broker
             .get(name)
             .or_else(|| self.dynamic.cluster_default.get(name))
-            .and_then(|value| value.trim().parse::<f64>().ok())
+            .and_then(|value| value.trim().parse::<T>().ok())
+    }
+
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaner's I/O budget.
+    pub fn cleaner_io_max_bytes_per_second(&self) -> f64 {
+        self.dynamic_value("log.cleaner.io.max.bytes.per.second")
             .unwrap_or(self.config.log_cleaner_io_max_bytes_per_second)
+    }
+
+    /// `max.connection.creation.rate`: new connections per second over the listeners but the inter-broker one.
+    pub fn max_connection_creation_rate(&self) -> i32 {
+        self.dynamic_value("max.connection.creation.rate").unwrap_or(self.config.max_connection_creation_rate)
     }
 }
 

@@ -23,7 +23,7 @@ pub mod cluster;
 pub mod group_log;
 pub mod handlers;
 pub mod metrics;
-mod peer;
+pub mod peer;
 pub mod quotas;
 pub mod replication;
 pub mod router;

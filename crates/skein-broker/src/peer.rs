@@ -1,25 +1,63 @@
 //! Requests from this broker to another, on the other's inter-broker listener: a follower's fetches, a
-//! transaction coordinator's markers and verifications.
+//! transaction coordinator's markers and verifications. Over TLS when that listener is SSL or SASL_SSL, after a
+//! SASL login when it is SASL_PLAINTEXT or SASL_SSL, as Kafka's brokers connect to each other.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use ring::rand::SecureRandom;
 use skein_core::BrokerError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use skein_core::security::InterBrokerLogin;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::broker::Broker;
 use crate::cluster::endpoint;
+use crate::scram::{ScramClient, ScramMechanism, keys_equal};
 
-/// How long connecting to another broker may take.
+/// How long connecting to another broker may take (TCP, and then the TLS handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one SASL step with another broker may take.
+const SASL_WAIT: Duration = Duration::from_secs(10);
+
+/// A byte stream to another broker: TCP, or TLS over TCP.
+pub trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
+
+pub type PeerTlsFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn PeerStream>>> + Send>>;
+
+/// The client side of TLS on an SSL or SASL_SSL inter-broker listener (the server, which owns TLS, builds it).
+pub trait PeerTls: Send + Sync {
+    /// Starts TLS on `stream`, a connection to `host`.
+    fn connect(&self, stream: TcpStream, host: String) -> PeerTlsFuture;
+}
+
+/// How this broker reaches the others' inter-broker listener: plain TCP, TLS, and with or without a SASL login.
+#[derive(Clone, Default)]
+pub struct PeerSecurity {
+    pub tls: Option<Arc<dyn PeerTls>>,
+    pub login: Option<InterBrokerLogin>,
+}
+
+impl std::fmt::Debug for PeerSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSecurity").field("tls", &self.tls.is_some()).field("login", &self.login).finish()
+    }
+}
 
 /// A connection to another broker's inter-broker listener.
 pub(crate) struct PeerConnection {
-    stream: TcpStream,
+    stream: Box<dyn PeerStream>,
     correlation_id: i32,
     client_id: StrBytes,
     /// The largest response frame accepted.
@@ -65,12 +103,80 @@ impl PeerConnection {
             .map_err(|_| BrokerError::RequestTimedOut(format!("connecting to broker {node_id} at {address}")))?
             .map_err(|err| BrokerError::Storage(format!("cannot connect to broker {node_id} at {address}: {err}")))?;
         stream.set_nodelay(true).ok();
-        Ok(PeerConnection {
+        let security = &broker.peer_security;
+        let stream: Box<dyn PeerStream> = match &security.tls {
+            Some(tls) => tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(stream, target.host.clone()))
+                .await
+                .map_err(|_| BrokerError::RequestTimedOut(format!("TLS handshake with broker {node_id}")))?
+                .map_err(|err| BrokerError::Storage(format!("TLS with broker {node_id} at {address}: {err}")))?,
+            None => Box::new(stream),
+        };
+        let mut connection = PeerConnection {
             stream,
             correlation_id: 0,
             client_id: StrBytes::from_string(client_id),
             max_response_bytes,
-        })
+        };
+        if let Some(login) = &security.login {
+            connection.log_in(login).await.map_err(|err| {
+                BrokerError::SaslAuthenticationFailed(format!("logging in to broker {node_id} at {address}: {err}"))
+            })?;
+        }
+        Ok(connection)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds: PLAIN's one, or SCRAM's two (RFC 5802), checking the
+    /// other broker's signature.
+    async fn log_in(&mut self, login: &InterBrokerLogin) -> Result<(), BrokerError> {
+        let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(login.mechanism.clone()));
+        let answer = self.send(&handshake, 1, SASL_WAIT).await?;
+        if answer.error_code != 0 {
+            return Err(BrokerError::UnsupportedSaslMechanism(format!(
+                "{} refused (error {}; the other broker offers {:?})",
+                login.mechanism,
+                answer.error_code,
+                answer.mechanisms.iter().map(|m| m.as_str()).collect::<Vec<_>>()
+            )));
+        }
+        let Some(scram) = ScramMechanism::from_name(&login.mechanism) else {
+            let token = format!("\0{}\0{}", login.username, login.password);
+            self.authenticate(token.into_bytes()).await?;
+            return Ok(());
+        };
+        let mut nonce = [0u8; 24];
+        ring::rand::SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| BrokerError::SaslAuthenticationFailed("no randomness for a SCRAM nonce".into()))?;
+        let client = ScramClient::new(scram, &login.username, &login.password, &BASE64.encode(nonce));
+        let server_first = self.authenticate(client.first().into_bytes()).await?;
+        let (client_final, server_signature) = client
+            .finish(&String::from_utf8_lossy(&server_first))
+            .map_err(|err| BrokerError::SaslAuthenticationFailed(err.to_owned()))?;
+        let server_final = self.authenticate(client_final.into_bytes()).await?;
+        let server_final = String::from_utf8_lossy(&server_final);
+        let verified = server_final
+            .strip_prefix("v=")
+            .and_then(|signature| BASE64.decode(signature).ok())
+            .is_some_and(|signature| keys_equal(&signature, &server_signature));
+        if !verified {
+            return Err(BrokerError::SaslAuthenticationFailed(
+                "the other broker did not prove it knows the credential".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn authenticate(&mut self, token: Vec<u8>) -> Result<Bytes, BrokerError> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let answer = self.send(&request, 1, SASL_WAIT).await?;
+        if answer.error_code != 0 {
+            return Err(BrokerError::SaslAuthenticationFailed(format!(
+                "error {}: {}",
+                answer.error_code,
+                answer.error_message.as_ref().map_or("", |m| m.as_str())
+            )));
+        }
+        Ok(answer.auth_bytes)
     }
 
     /// Sends one request and reads its answer, within `wait` and `max_response_bytes`.

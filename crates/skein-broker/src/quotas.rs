@@ -29,6 +29,8 @@ pub enum QuotaKind {
     Fetch,
     Request,
     ConnectionCreation,
+    /// The broker-wide `max.connection.creation.rate` (a broker setting, not a client quota).
+    BrokerConnectionCreation,
 }
 
 impl QuotaKind {
@@ -38,6 +40,7 @@ impl QuotaKind {
             QuotaKind::Fetch => "consumer_byte_rate",
             QuotaKind::Request => "request_percentage",
             QuotaKind::ConnectionCreation => quota::CONNECTION_CREATION_RATE,
+            QuotaKind::BrokerConnectionCreation => "max.connection.creation.rate",
         }
     }
 }
@@ -200,6 +203,32 @@ impl ClientQuotaManager {
         }
         let Some((entity, quota)) = quota::resolve_ip(quotas, ip) else { return Duration::ZERO };
         self.record_entity(QuotaKind::ConnectionCreation, entity.clone(), quota, 1.0)
+    }
+
+    /// Records a new connection against the broker-wide `max.connection.creation.rate` (KIP-612) and answers how
+    /// long the listener waits before it takes this connection on (zero within the rate; none is set at
+    /// `i32::MAX`, Kafka's default).
+    pub fn record_broker_connection(&self, max_per_second: i32) -> Duration {
+        if max_per_second == i32::MAX {
+            return Duration::ZERO;
+        }
+        let throttle = self.record_entity(
+            QuotaKind::BrokerConnectionCreation,
+            QuotaEntity::default(),
+            f64::from(max_per_second),
+            1.0,
+        );
+        // As Kafka bounds it: at most one quota window.
+        throttle.min(self.window)
+    }
+
+    /// Takes back a connection recorded against the broker-wide rate that was refused for its IP's rate, as Kafka
+    /// does, so that refused connections do not slow the others down.
+    pub fn unrecord_broker_connection(&self) {
+        let Ok(mut rates) = self.rates.lock() else { return };
+        if let Some(rate) = rates.get_mut(&(QuotaKind::BrokerConnectionCreation, QuotaEntity::default())) {
+            self.add(rate, -1.0, Instant::now());
+        }
     }
 
     fn record_value(

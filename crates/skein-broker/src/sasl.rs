@@ -371,6 +371,7 @@ fn verify_client_final(exchange: &ScramExchange, text: &str) -> Option<Vec<u8>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scram::ScramClient;
 
     fn alice(mechanism: ScramMechanism, password: &[u8]) -> UserScramCredentialRecord {
         let salted = mechanism.salted_password(password, b"salt", 4096);
@@ -385,39 +386,26 @@ mod tests {
         }
     }
 
-    /// A SCRAM client's side of the exchange (RFC 5802), to drive the server.
-    fn client_final(mechanism: ScramMechanism, password: &[u8], client_first_bare: &str, server_first: &str) -> String {
-        let attributes: Vec<&str> = server_first.split(',').collect();
-        let nonce = attributes[0].trim_start_matches("r=");
-        let salt = BASE64.decode(attributes[1].trim_start_matches("s=")).expect("salt");
-        let iterations: u32 = attributes[2].trim_start_matches("i=").parse().expect("iterations");
-        let salted = mechanism.salted_password(password, &salt, iterations);
-        let client_key = mechanism.hmac_sign(&salted, b"Client Key");
-        let stored_key = mechanism.hash(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        let signature = mechanism.hmac_sign(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
-        format!("{without_proof},p={}", BASE64.encode(proof))
-    }
-
     #[test]
     fn scram_exchanges_succeed_only_with_the_password() {
         for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
             let stored = alice(mechanism, b"secret");
             let lookup = |user: &str, m: ScramMechanism| (user == "alice" && m == mechanism).then(|| stored.clone());
-            for (password, accepted) in [(&b"secret"[..], true), (&b"wrong"[..], false)] {
+            for (password, accepted) in [("secret", true), ("wrong", false)] {
                 let mut session = SaslSession::new(vec![SaslMechanism::Scram(mechanism)], None);
                 session.state = State::Handshaken(SaslMechanism::Scram(mechanism));
-                let server_first = session.authenticate(b"n,,n=alice,r=abc123", lookup).expect("first");
+                let client = ScramClient::new(mechanism, "alice", password, "abc123");
+                assert_eq!(client.first(), "n,,n=alice,r=abc123");
+                let server_first = session.authenticate(client.first().as_bytes(), lookup).expect("first");
                 let server_first = std::str::from_utf8(&server_first).expect("utf8").to_owned();
                 assert!(server_first.starts_with("r=abc123"), "{server_first}");
-                let last = client_final(mechanism, password, "n=alice,r=abc123", &server_first);
+                let (last, server_signature) = client.finish(&server_first).expect("client final");
                 let answer = session.authenticate(last.as_bytes(), lookup);
                 assert_eq!(answer.is_ok(), accepted, "{answer:?}");
                 assert_eq!(session.is_authenticated(), accepted);
                 if accepted {
-                    assert!(answer.expect("ok").starts_with(b"v="));
+                    let expected = format!("v={}", BASE64.encode(server_signature));
+                    assert_eq!(answer.expect("ok"), expected.as_bytes(), "the server proves the credential");
                     assert_eq!(session.user(), Some("alice"));
                 }
             }

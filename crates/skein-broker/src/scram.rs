@@ -2,6 +2,8 @@
 //! stores them: a client sends its salt, iteration count and salted password in AlterUserScramCredentials, and
 //! the broker keeps only the stored key and server key derived from them, never the password.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::{digest, hmac, pbkdf2};
 
 /// The fewest and most PBKDF2 iterations Kafka accepts for a credential.
@@ -30,6 +32,11 @@ impl ScramMechanism {
             ScramMechanism::Sha256 => 1,
             ScramMechanism::Sha512 => 2,
         }
+    }
+
+    /// The mechanism of a SASL mechanism name; `None` for a mechanism that is not SCRAM.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ScramMechanism::Sha256, ScramMechanism::Sha512].into_iter().find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
     /// The SASL mechanism name.
@@ -93,6 +100,58 @@ impl ScramMechanism {
 /// Whether two keys are equal, comparing every byte whatever the first difference (no timing hint).
 pub fn keys_equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |differences, (x, y)| differences | (x ^ y)) == 0
+}
+
+/// The client side of a SCRAM exchange (RFC 5802): the client-first message, then, from the server-first
+/// message, the client-final message with its proof and the server signature the server-final must carry.
+pub(crate) struct ScramClient {
+    mechanism: ScramMechanism,
+    password: String,
+    client_first_bare: String,
+    nonce: String,
+}
+
+impl ScramClient {
+    pub(crate) fn new(mechanism: ScramMechanism, username: &str, password: &str, nonce: &str) -> Self {
+        // RFC 5802 5.1: ',' and '=' in a name are escaped.
+        let name = username.replace('=', "=3D").replace(',', "=2C");
+        ScramClient {
+            mechanism,
+            password: password.to_owned(),
+            client_first_bare: format!("n={name},r={nonce}"),
+            nonce: nonce.to_owned(),
+        }
+    }
+
+    pub(crate) fn first(&self) -> String {
+        format!("n,,{}", self.client_first_bare)
+    }
+
+    /// The client-final message and the expected server signature.
+    pub(crate) fn finish(&self, server_first: &str) -> Result<(String, Vec<u8>), &'static str> {
+        let field = |name: &str| server_first.split(',').find_map(|part| part.strip_prefix(name));
+        let nonce = field("r=").ok_or("the server-first message has no nonce")?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err("the server's nonce does not extend the client's");
+        }
+        let salt =
+            field("s=").and_then(|salt| BASE64.decode(salt).ok()).ok_or("the server-first message has no salt")?;
+        let iterations = field("i=")
+            .and_then(|count| count.parse::<u32>().ok())
+            .filter(|count| *count >= 1 && *count <= 1_000_000)
+            .ok_or("the server-first message has no usable iteration count")?;
+        let mechanism = self.mechanism;
+        let salted = mechanism.salted_password(self.password.as_bytes(), &salt, iterations);
+        let client_key = mechanism.hmac_sign(&salted, b"Client Key");
+        let stored_key = mechanism.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let signature = mechanism.hmac_sign(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(key, sig)| key ^ sig).collect();
+        let server_key = mechanism.hmac_sign(&salted, b"Server Key");
+        let server_signature = mechanism.hmac_sign(&server_key, auth_message.as_bytes());
+        Ok((format!("{without_proof},p={}", BASE64.encode(proof)), server_signature))
+    }
 }
 
 #[cfg(test)]

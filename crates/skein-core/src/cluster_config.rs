@@ -210,13 +210,9 @@ impl BrokerConfig {
                     listener.name,
                     protocol.name()
                 ));
-            } else if protocol != SecurityProtocol::Plaintext && between_brokers {
-                problems.push(format!(
-                    "listener {}: in a cluster, inter.broker.listener.name must name a PLAINTEXT listener ({} \
-                     between brokers is not supported yet)",
-                    listener.name,
-                    protocol.name()
-                ));
+            }
+            if between_brokers {
+                problems.extend(self.inter_broker_problems(&listener.name, protocol));
             }
             if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
                 && let Err(ssl_problems) = self.ssl_settings(&listener.name)
@@ -397,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn ssl_client_listeners_resolve_and_the_others_must_be_plaintext() {
+    fn listener_protocols_resolve_and_the_quorum_listener_must_be_plaintext() {
         let config = BrokerConfig {
             listeners: Some("PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093".into()),
             listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".into(),
@@ -433,7 +429,27 @@ mod tests {
             problems.contains("listener CONTROLLER: the metadata quorum's listener must be PLAINTEXT"),
             "{problems}"
         );
-        assert!(problems.contains("inter.broker.listener.name must name a PLAINTEXT listener"), "{problems}");
+        assert!(problems.contains("brokers check each other's certificates against a trust store"), "{problems}");
+        let trusted = BrokerConfig {
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".into(),
+            ssl_truststore_location: Some("/keys/ca.pem".into()),
+            ..ssl_between_brokers.clone()
+        };
+        assert_eq!(trusted.cluster_layout().expect("valid").security_protocol("SSL"), SecurityProtocol::Ssl);
+        let sasl_between_brokers = BrokerConfig {
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,CONTROLLER:PLAINTEXT".into(),
+            sasl_mechanism_inter_broker_protocol: "PLAIN".into(),
+            ..trusted.clone()
+        };
+        let problems = sasl_between_brokers.cluster_layout().expect_err("no credentials").join("\n");
+        assert!(problems.contains("the broker's own credentials are missing"), "{problems}");
+        let with_login = BrokerConfig {
+            sasl_jaas_config: Some(
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="b" password="p";"#.into(),
+            ),
+            ..sasl_between_brokers
+        };
+        assert!(with_login.cluster_layout().is_ok());
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct BrokerConfig {
     /// The cleaner's I/O budget: bytes per second compaction may read and rewrite (unlimited by default).
     #[serde(rename = "log.cleaner.io.max.bytes.per.second")]
     pub log_cleaner_io_max_bytes_per_second: f64,
+    /// KIP-612: the most connections per second the broker accepts over all its listeners but the inter-broker
+    /// one; a connection over the rate waits (and the listener with it) until the rate allows it.
+    #[serde(rename = "max.connection.creation.rate")]
+    pub max_connection_creation_rate: i32,
     /// The most memory a compaction pass's key map (key → latest offset) may take; a larger dirty part is
     /// compacted over several passes.
     #[serde(rename = "log.cleaner.dedupe.buffer.size")]
@@ -249,6 +253,18 @@ pub struct BrokerConfig {
     /// The SASL mechanisms SASL listeners offer.
     #[serde(rename = "sasl.enabled.mechanisms")]
     pub sasl_enabled_mechanisms: String,
+    /// The SASL mechanism this broker logs in with on another broker's SASL inter-broker listener (PLAIN,
+    /// SCRAM-SHA-256 or SCRAM-SHA-512; Kafka's default, GSSAPI, is not served).
+    #[serde(rename = "sasl.mechanism.inter.broker.protocol")]
+    pub sasl_mechanism_inter_broker_protocol: String,
+    /// The JAAS text whose `username` and `password` options are this broker's credentials on a SASL
+    /// inter-broker listener (a `listener.name.<listener>.<mechanism>.sasl.jaas.config` takes precedence).
+    #[serde(rename = "sasl.jaas.config")]
+    pub sasl_jaas_config: Option<String>,
+    /// `https`: a broker connecting to another over TLS checks that the other's certificate names the host it
+    /// connects to; empty: it checks the certificate's chain only.
+    #[serde(rename = "ssl.endpoint.identification.algorithm")]
+    pub ssl_endpoint_identification_algorithm: String,
     /// Client quotas are measured over this many samples (Kafka's `quota.window.num`)...
     #[serde(rename = "quota.window.num")]
     pub quota_window_num: i32,
@@ -298,6 +314,7 @@ impl Default for BrokerConfig {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_io_max_bytes_per_second: f64::MAX,
+            max_connection_creation_rate: i32::MAX,
             log_cleaner_dedupe_buffer_size: 134_217_728,
             log_cleanup_policy: "delete".into(),
             log_message_timestamp_type: "CreateTime".into(),
@@ -357,6 +374,9 @@ impl Default for BrokerConfig {
             ssl_client_auth: "none".into(),
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
             sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
+            sasl_mechanism_inter_broker_protocol: "GSSAPI".into(),
+            sasl_jaas_config: None,
+            ssl_endpoint_identification_algorithm: "https".into(),
             connections_max_reauth_ms: 0,
             ssl_principal_mapping_rules: "DEFAULT".into(),
             quota_window_num: 11,
@@ -490,6 +510,10 @@ impl BrokerConfig {
         check(
             self.log_cleaner_backoff_ms >= 1,
             format!("log.cleaner.backoff.ms must be >= 1, got {}", self.log_cleaner_backoff_ms),
+        );
+        check(
+            self.max_connection_creation_rate >= 0,
+            format!("max.connection.creation.rate must be >= 0, got {}", self.max_connection_creation_rate),
         );
         check(
             self.log_cleaner_io_max_bytes_per_second > 0.0,
@@ -667,6 +691,7 @@ impl BrokerConfig {
             ("log.cleaner.enable", self.log_cleaner_enable.to_string()),
             ("log.cleaner.backoff.ms", self.log_cleaner_backoff_ms.to_string()),
             ("log.cleaner.io.max.bytes.per.second", format_double(self.log_cleaner_io_max_bytes_per_second)),
+            ("max.connection.creation.rate", self.max_connection_creation_rate.to_string()),
             ("log.cleaner.dedupe.buffer.size", self.log_cleaner_dedupe_buffer_size.to_string()),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
             ("log.message.timestamp.type", self.log_message_timestamp_type.clone()),
@@ -1166,6 +1191,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "min.insync.replicas",
     "compression.type",
     "log.cleaner.io.max.bytes.per.second",
+    "max.connection.creation.rate",
 ];
 
 /// Checks a value for a dynamic broker setting; settings topics inherit use their topic config's rules.
@@ -1174,6 +1200,12 @@ pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), Str
         return match value.trim().parse::<f64>() {
             Ok(v) if v > 0.0 => Ok(()),
             _ => Err(format!("'{value}' must be a number above 0")),
+        };
+    }
+    if name == "max.connection.creation.rate" {
+        return match value.trim().parse::<i32>() {
+            Ok(v) if v >= 0 => Ok(()),
+            _ => Err(format!("Invalid value {value} for configuration {name}: Value must be at least 0")),
         };
     }
     match TOPIC_CONFIGS.iter().find(|def| def.broker_key == Some(name)) {

@@ -72,6 +72,7 @@ pub const LISTENER_KEYS: &[&str] = &[
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.principal.mapping.rules",
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// Where PEM text comes from.
@@ -149,6 +150,9 @@ impl BrokerConfig {
             "ssl.enabled.protocols" => Some(self.ssl_enabled_protocols.clone()),
             "ssl.principal.mapping.rules" => Some(self.ssl_principal_mapping_rules.clone()),
             "sasl.enabled.mechanisms" => Some(self.sasl_enabled_mechanisms.clone()),
+            "ssl.endpoint.identification.algorithm" => Some(self.ssl_endpoint_identification_algorithm.clone()),
+            // `<mechanism>.sasl.jaas.config` falls back to `sasl.jaas.config`, as in Kafka.
+            key if key.ends_with(".sasl.jaas.config") => self.sasl_jaas_config.clone(),
             _ => None,
         };
         value.filter(|v| !v.trim().is_empty())
@@ -287,6 +291,17 @@ impl BrokerConfig {
             setting("ssl.truststore.type", Some(self.ssl_truststore_type.clone()), false),
             setting("ssl.truststore.location", self.ssl_truststore_location.clone(), false),
             setting("ssl.truststore.certificates", self.ssl_truststore_certificates.clone(), true),
+            setting(
+                "ssl.endpoint.identification.algorithm",
+                Some(self.ssl_endpoint_identification_algorithm.clone()),
+                false,
+            ),
+            setting(
+                "sasl.mechanism.inter.broker.protocol",
+                Some(self.sasl_mechanism_inter_broker_protocol.clone()),
+                false,
+            ),
+            setting("sasl.jaas.config", self.sasl_jaas_config.clone(), true),
         ]
     }
 }
@@ -317,8 +332,9 @@ impl BrokerConfig {
     }
 }
 
-/// Splits `listener.name.<name>.<key>` into the upper-case listener name and a known `ssl.*` key.
-pub fn parse_listener_override(key: &str) -> Result<(String, &'static str), String> {
+/// Splits `listener.name.<name>.<key>` into the upper-case listener name and a known key: one of
+/// [`LISTENER_KEYS`], or `<mechanism>.sasl.jaas.config` (the mechanism lower-cased, as Kafka spells it).
+pub fn parse_listener_override(key: &str) -> Result<(String, String), String> {
     let rest = key
         .strip_prefix("listener.name.")
         .ok_or_else(|| format!("'{key}' is not a listener.name.<listener>.<setting> key"))?;
@@ -327,18 +343,182 @@ pub fn parse_listener_override(key: &str) -> Result<(String, &'static str), Stri
             && !name.is_empty()
             && !name.contains('.')
         {
-            return Ok((name.to_ascii_uppercase(), known));
+            return Ok((name.to_ascii_uppercase(), (*known).to_owned()));
         }
     }
+    if let Some((name, mechanism)) = rest.strip_suffix(".sasl.jaas.config").and_then(|n| n.split_once('.'))
+        && !name.is_empty()
+        && !mechanism.is_empty()
+        && !mechanism.contains('.')
+    {
+        return Ok((name.to_ascii_uppercase(), format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase())));
+    }
     Err(format!(
-        "unknown key '{key}': per-listener settings are listener.name.<listener>.<setting> with one of {}",
+        "unknown key '{key}': per-listener settings are listener.name.<listener>.<setting> with one of {} or \
+         <mechanism>.sasl.jaas.config",
         LISTENER_KEYS.join(", ")
     ))
+}
+
+/// How this broker logs in on another broker's SASL inter-broker listener.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InterBrokerLogin {
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    pub mechanism: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for InterBrokerLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterBrokerLogin")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish()
+    }
+}
+
+impl BrokerConfig {
+    /// The login on SASL inter-broker listener `listener`: `sasl.mechanism.inter.broker.protocol`, which the
+    /// listener must enable, and the `username` and `password` of its JAAS text
+    /// (`listener.name.<listener>.<mechanism>.sasl.jaas.config`, else `sasl.jaas.config`).
+    pub fn inter_broker_login(&self, listener: &str) -> Result<InterBrokerLogin, Vec<String>> {
+        let mechanism = self.sasl_mechanism_inter_broker_protocol.trim().to_ascii_uppercase();
+        let prefix = format!("listener {listener} (inter.broker.listener.name): ");
+        if !SASL_MECHANISMS.contains(&mechanism.as_str()) {
+            return Err(vec![format!(
+                "{prefix}sasl.mechanism.inter.broker.protocol {mechanism} is not supported (set one of {})",
+                SASL_MECHANISMS.join(", ")
+            )]);
+        }
+        if !self.sasl_mechanisms(listener).unwrap_or_default().contains(&mechanism) {
+            return Err(vec![format!(
+                "{prefix}sasl.mechanism.inter.broker.protocol {mechanism} is not among the listener's \
+                 sasl.enabled.mechanisms"
+            )]);
+        }
+        let jaas_key = format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase());
+        let Some(jaas) = self.listener_setting(listener, &jaas_key) else {
+            return Err(vec![format!(
+                "{prefix}the broker's own credentials are missing: set listener.name.{}.{jaas_key} (or \
+                 sasl.jaas.config) with username and password options",
+                listener.to_ascii_lowercase()
+            )]);
+        };
+        let options = jaas_options(&jaas).map_err(|problem| vec![format!("{prefix}{jaas_key}: {problem}")])?;
+        let option = |name: &str| options.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone());
+        match (option("username"), option("password")) {
+            (Some(username), Some(password)) => Ok(InterBrokerLogin { mechanism, username, password }),
+            _ => Err(vec![format!("{prefix}{jaas_key} needs both a username and a password option")]),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// What keeps listener `listener` (of `protocol`) from carrying this cluster's broker-to-broker requests: over
+    /// TLS a broker checks the other's certificate against the listener's trust store (and host name, unless
+    /// `ssl.endpoint.identification.algorithm` is empty) and presents the listener's key store as its own; over
+    /// SASL it logs in with [`BrokerConfig::inter_broker_login`].
+    pub fn inter_broker_problems(&self, listener: &str, protocol: SecurityProtocol) -> Vec<String> {
+        let mut problems = Vec::new();
+        if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+            let has_trust_store = self.listener_setting(listener, "ssl.truststore.location").is_some()
+                || self.listener_setting(listener, "ssl.truststore.certificates").is_some();
+            if !has_trust_store {
+                problems.push(format!(
+                    "listener {listener} (inter.broker.listener.name): brokers check each other's certificates \
+                     against a trust store: set ssl.truststore.location or ssl.truststore.certificates"
+                ));
+            }
+            let algorithm = self.listener_setting(listener, "ssl.endpoint.identification.algorithm");
+            if algorithm.as_deref().is_some_and(|name| !name.eq_ignore_ascii_case("https")) {
+                problems.push(format!(
+                    "listener {listener}: ssl.endpoint.identification.algorithm must be https or empty, not {}",
+                    algorithm.unwrap_or_default()
+                ));
+            }
+        }
+        if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+            && let Err(login_problems) = self.inter_broker_login(listener)
+        {
+            problems.extend(login_problems);
+        }
+        problems
+    }
+}
+
+/// The options of a JAAS login-module entry, `<LoginModule class> <flag> key="value" key2=value2;`.
+pub fn jaas_options(text: &str) -> Result<Vec<(String, String)>, String> {
+    let body = text.trim().strip_suffix(';').ok_or("a JAAS entry ends with ';'")?;
+    let mut rest = body.trim_start();
+    let mut words = 0;
+    // The login module's class and its control flag.
+    while words < 2 {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if end == 0 {
+            return Err("a JAAS entry starts with a login module and a control flag".into());
+        }
+        rest = rest[end..].trim_start();
+        words += 1;
+    }
+    let mut options = Vec::new();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').ok_or_else(|| format!("'{rest}' is not key=value"))?;
+        let key = key.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!("'{key}' is not an option name"));
+        }
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').ok_or_else(|| format!("the value of {key} has no closing quote"))?;
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        options.push((key.to_owned(), value.to_owned()));
+        rest = remaining.trim_start();
+    }
+    Ok(options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jaas_options_are_read_as_kafka_writes_them() {
+        let text = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker"
+            password="s3 cr=t" debug=true;"#;
+        let options = jaas_options(text).expect("parses");
+        let expected = [("username", "broker"), ("password", "s3 cr=t"), ("debug", "true")];
+        assert_eq!(options, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert!(jaas_options("org.Module required username=\"x\"").is_err(), "no ';'");
+        assert!(jaas_options("org.Module required password=\"open;").is_err(), "no closing quote");
+    }
+
+    #[test]
+    fn the_inter_broker_login_comes_from_the_listeners_jaas_text() {
+        let mut config =
+            BrokerConfig { sasl_mechanism_inter_broker_protocol: "SCRAM-SHA-512".into(), ..Default::default() };
+        let (listener, key) =
+            parse_listener_override("listener.name.internal.SCRAM-SHA-512.sasl.jaas.config").expect("known");
+        assert_eq!((listener.as_str(), key.as_str()), ("INTERNAL", "scram-sha-512.sasl.jaas.config"));
+        config.listener_overrides.insert(
+            format!("{listener}.{key}"),
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b" password="p";"#.into(),
+        );
+        let login = config.inter_broker_login("INTERNAL").expect("login");
+        assert_eq!(
+            (login.mechanism.as_str(), login.username.as_str(), login.password.as_str()),
+            ("SCRAM-SHA-512", "b", "p")
+        );
+        assert!(!format!("{login:?}").contains("password"), "the password stays out of logs");
+        let other = config.inter_broker_login("OTHER").expect_err("no credentials for that listener");
+        assert!(other[0].contains("listener.name.other.scram-sha-512.sasl.jaas.config"), "{other:?}");
+        config.sasl_mechanism_inter_broker_protocol = "GSSAPI".into();
+        assert!(config.inter_broker_login("INTERNAL").expect_err("GSSAPI")[0].contains("not supported"));
+    }
 
     fn ssl_config() -> BrokerConfig {
         BrokerConfig { ssl_keystore_location: Some("/keys/server.pem".into()), ..BrokerConfig::default() }
@@ -383,7 +563,7 @@ mod tests {
     fn listener_override_keys_are_checked() {
         assert_eq!(
             parse_listener_override("listener.name.external.ssl.keystore.location"),
-            Ok(("EXTERNAL".to_string(), "ssl.keystore.location"))
+            Ok(("EXTERNAL".to_string(), "ssl.keystore.location".to_string()))
         );
         assert!(parse_listener_override("listener.name.external.ssl.keystore.locaton").is_err());
         assert!(parse_listener_override("listener.name..ssl.client.auth").is_err());

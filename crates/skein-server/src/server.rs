@@ -32,10 +32,36 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a starting node waits for a metadata quorum to register with (the other voters may start later).
 const REGISTRATION_PATIENCE: Duration = Duration::from_secs(300);
 
+/// How this broker connects to the other brokers' inter-broker listener (`inter.broker.listener.name`): TLS with
+/// the listener's key and trust stores on SSL and SASL_SSL, a SASL login on SASL_PLAINTEXT and SASL_SSL. Checked
+/// here, before the node joins the cluster, so a broken key store or login stops it with a message.
+fn peer_security(config: &BrokerConfig, layout: &ClusterLayout) -> anyhow::Result<skein_broker::peer::PeerSecurity> {
+    let mut security = skein_broker::peer::PeerSecurity::default();
+    if config.controller_quorum_voters.is_none() {
+        return Ok(security);
+    }
+    let listener = config.inter_broker_listener_name.to_ascii_uppercase();
+    let protocol = layout.security_protocol(&listener);
+    if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+        let settings = config
+            .ssl_settings(&listener)
+            .map_err(|problems| anyhow::anyhow!("listener {listener}: {}", problems.join("; ")))?;
+        let verify_host = config.listener_setting(&listener, "ssl.endpoint.identification.algorithm").is_some();
+        let connector = tls::PeerTlsConnector::new(&listener, settings, verify_host)?;
+        security.tls = Some(Arc::new(connector));
+    }
+    if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
+        let login = config.inter_broker_login(&listener).map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+        security.login = Some(login);
+    }
+    Ok(security)
+}
+
 /// Runs the node until `shutdown_signal` completes, then stops accepting, lets in-flight requests finish,
 /// leaves the cluster (controlled shutdown), flushes storage and returns.
 pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>) -> anyhow::Result<()> {
     let layout = config.cluster_layout().map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
+    let peer_security = peer_security(&config, &layout)?;
     let data_dir = PathBuf::from(&config.data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data.dir {}", data_dir.display()))?;
     let db_path = data_dir.join("rocksdb");
@@ -74,7 +100,8 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     let opened = {
         let cluster = Arc::clone(&cluster);
         let engine = Arc::clone(&engine);
-        tokio::task::spawn_blocking(move || Broker::open(config, engine, metrics, cluster, producer_ids)).await?
+        tokio::task::spawn_blocking(move || Broker::open(config, engine, metrics, cluster, producer_ids, peer_security))
+            .await?
     };
     let (broker, group_task) = match opened {
         Ok(opened) => opened,
@@ -130,7 +157,12 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         let bound = TcpListener::bind(&address)
             .await
             .with_context(|| format!("cannot listen on {} {address}", listener.name))?;
-        listeners.push((Arc::<str>::from(listener.name.as_str()), bound, ListenerSecurity { tls, sasl }));
+        // Kafka's protected listener: the inter-broker one, when there are others, is exempt from the broker-wide
+        // connection rate, so replication keeps going whatever clients do.
+        let protected = layout.client_listeners.len() > 1
+            && listener.name.eq_ignore_ascii_case(&broker.config.inter_broker_listener_name);
+        let settings = ListenerSettings { security: ListenerSecurity { tls, sasl }, protected };
+        listeners.push((Arc::<str>::from(listener.name.as_str()), bound, settings));
     }
     let metrics_listener = TcpListener::bind(&broker.config.metrics_listen)
         .await
@@ -232,12 +264,12 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
         tracker: tracker.clone(),
     };
     let stop_accepting = CancellationToken::new();
-    for (name, listener, security) in listeners {
+    for (name, listener, settings) in listeners {
         tracker.spawn(accept.clone().run(
             Arc::clone(&broker),
             name,
             listener,
-            security,
+            settings,
             stop_accepting.clone(),
             shutdown.clone(),
         ));
@@ -260,6 +292,13 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
 }
 
 /// A listener's security: TLS (SSL, SASL_SSL) and SASL mechanisms (SASL_PLAINTEXT, SASL_SSL).
+/// What a listener's accept loop needs to know about it.
+struct ListenerSettings {
+    security: ListenerSecurity,
+    /// Exempt from the broker-wide `max.connection.creation.rate`.
+    protected: bool,
+}
+
 struct ListenerSecurity {
     /// An SSL listener's acceptor, and how its client certificates become principals.
     tls: Option<(Arc<tls::ListenerTls>, Arc<PrincipalMapper>)>,
@@ -286,10 +325,11 @@ impl Accept {
         broker: Arc<Broker>,
         name: Arc<str>,
         listener: TcpListener,
-        security: ListenerSecurity,
+        listener_settings: ListenerSettings,
         stop: CancellationToken,
         shutdown: CancellationToken,
     ) {
+        let ListenerSettings { security, protected } = listener_settings;
         loop {
             let (stream, peer) = tokio::select! {
                 () = stop.cancelled() => return,
@@ -303,8 +343,26 @@ impl Accept {
                     }
                 },
             };
+            // Over the broker's max.connection.creation.rate (KIP-612), Kafka's acceptor waits before it takes the
+            // connection on, and accepts nothing else meanwhile; the inter-broker listener is exempt when there
+            // are others.
+            let broker_throttle = if protected {
+                Duration::ZERO
+            } else {
+                broker.quotas.record_broker_connection(broker.current_config().max_connection_creation_rate())
+            };
+            if !broker_throttle.is_zero() {
+                broker.metrics.quota_throttled("broker_connection_creation");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(broker_throttle) => {}
+                }
+            }
             let throttle = broker.quotas.record_connection(&broker.image(), &peer.ip().to_string());
             if !throttle.is_zero() {
+                if !protected {
+                    broker.quotas.unrecord_broker_connection();
+                }
                 // Over its IP's connection_creation_rate (KIP-612): Kafka accepts the connection, reads nothing from
                 // it and closes it once the throttle time has passed, so the client backs off.
                 broker.metrics.quota_throttled("connection_creation");

@@ -1,5 +1,5 @@
 //! TLS for SSL listeners (rustls with the ring provider): the server configuration built from a listener's
-//! `ssl.*` settings, read at start-up so a missing or broken file stops the broker with a message naming it, and
+//! `ssl.*` settings (and, for the inter-broker listener, the client configuration a broker connects with), read at start-up so a missing or broken file stops the broker with a message naming it, and
 //! read again when the key store or trust store file changes, so a renewed certificate is served without a restart.
 
 use std::path::PathBuf;
@@ -7,13 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use skein_broker::peer::{PeerStream, PeerTls, PeerTlsFuture};
 use skein_core::principal::PrincipalMapper;
 use skein_core::security::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How often an accept looks at whether the key store or trust store file changed.
 const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -87,21 +90,28 @@ fn stamps(files: &[PathBuf]) -> Vec<FileStamp> {
         .collect()
 }
 
-fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig> {
+fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     // ring builds with a C compiler alone (aws-lc needs cmake); rustls marks it deprecated because it has no
     // post-quantum key exchange, which Kafka's JVM TLS does not offer either.
     #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn protocol_versions(settings: &SslSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    settings
         .versions
         .iter()
         .map(|version| match version {
             TlsVersion::Tls12 => &rustls::version::TLS12,
             TlsVersion::Tls13 => &rustls::version::TLS13,
         })
-        .collect();
+        .collect()
+}
+
+fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig> {
+    let provider = crypto_provider();
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(&versions)
+        .with_protocol_versions(&protocol_versions(settings))
         .context("ssl.enabled.protocols")?;
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
@@ -118,6 +128,104 @@ fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig>
     };
     let (chain, key) = key_store(&settings.key_store)?;
     builder.with_single_cert(chain, key).context("the key store's private key does not match its certificate")
+}
+
+/// The client side of TLS on an SSL or SASL_SSL inter-broker listener: this broker presents the listener's key
+/// store and checks the other broker's certificate against the listener's trust store, and its host name unless
+/// `ssl.endpoint.identification.algorithm` is empty. The files are read for every connection, so a renewed
+/// certificate is used from the next one on.
+pub struct PeerTlsConnector {
+    listener: String,
+    settings: SslSettings,
+    verify_host: bool,
+}
+
+impl PeerTlsConnector {
+    /// Fails when the listener's files do not make a client configuration now.
+    pub fn new(listener: &str, settings: SslSettings, verify_host: bool) -> anyhow::Result<Self> {
+        client_config(&settings, verify_host).with_context(|| format!("listener {listener}: inter-broker TLS"))?;
+        Ok(PeerTlsConnector { listener: listener.to_owned(), settings, verify_host })
+    }
+}
+
+impl PeerTls for PeerTlsConnector {
+    fn connect(&self, stream: tokio::net::TcpStream, host: String) -> PeerTlsFuture {
+        let config = client_config(&self.settings, self.verify_host)
+            .with_context(|| format!("listener {}: inter-broker TLS", self.listener));
+        Box::pin(async move {
+            let config = config.map_err(|err| std::io::Error::other(format!("{err:#}")))?;
+            let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
+            let stream = TlsConnector::from(Arc::new(config)).connect(name, stream).await?;
+            Ok(Box::new(stream) as Box<dyn PeerStream>)
+        })
+    }
+}
+
+fn client_config(settings: &SslSettings, verify_host: bool) -> anyhow::Result<rustls::ClientConfig> {
+    let provider = crypto_provider();
+    let Some(trust_store) = &settings.trust_store else {
+        bail!("brokers check each other's certificates against a trust store: set ssl.truststore.location");
+    };
+    let roots = Arc::new(root_store(trust_store)?);
+    let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+        .build()
+        .context("server certificate verifier")?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&protocol_versions(settings))
+        .context("ssl.enabled.protocols")?;
+    let builder = if verify_host {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+    };
+    let (chain, key) = key_store(&settings.key_store)?;
+    builder.with_client_auth_cert(chain, key).context("the key store's private key does not match its certificate")
+}
+
+/// Checks a server certificate's chain but not the name it was reached by (`ssl.endpoint.identification.algorithm`
+/// empty, as brokers reached through addresses their certificates do not name need).
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The name is checked after the chain: a name mismatch means the chain was valid.
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// The principal of a TLS connection: `User:` and the client certificate's subject (RFC 2253, as Java prints
