@@ -30,6 +30,15 @@ Shown for both brokers:
   is served.
 - A client over its request_percentage (KIP-124) is answered with a throttle time and muted for that long; another
   client id is not throttled.
+- The broker-wide max.connection.creation.rate (KIP-612, set per broker at run time): connections over it are not
+  refused but wait, so six opened one after another are all answered over more than three seconds.
+- Controller mutations (KIP-599), on the wire in exact versions: a client id's controller_mutation_rate is a token
+  bucket of partitions created (CreateTopics, validate_only included; CreatePartitions) or deleted (DeleteTopics).
+  It holds 11 seconds of the rate (controller.quota.window.num, not quota.window.num) and starts full. From
+  CreateTopics v6, CreatePartitions v3 and DeleteTopics v5 on, a topic is refused with THROTTLING_QUOTA_EXCEEDED
+  (89, no message) once the bucket is below zero; a topic accepted just before may take it far below. Older
+  versions accept everything. A response announces the time the bucket needs to get back to zero, and the
+  connection is muted for that long. A client id without a quota is never refused.
 """
 
 from __future__ import annotations
@@ -41,9 +50,11 @@ import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from support.brokers import BROKER_KINDS, make_broker, skein_binary, skip_kafka_reference_outside_long_mode
-from support.frames import ResponseReader, api_versions_request, frame, request_header
+from support.frames import (ResponseReader, _compact_string, _read_uvarint, _skip_tagged_fields, _uvarint,
+                            api_versions_request, frame, request_header)
 from support.kafka_clients import create_topic, eventually, expect, unique_topic_name
 from support.kafka_tools import run_kafka_tool, tool_output
 
@@ -649,3 +660,399 @@ def test_connections_over_an_ip_connection_creation_rate_are_closed_unanswered(b
                                   source_address=(UNLIMITED_IP, 0)) as sock:
         sock.sendall(api_versions_request(1))
         assert answered(sock, time.monotonic() + CLIENT_TIMEOUT_SECONDS)
+
+
+BROKER_ID = "1"  # both brokers' node.id here
+BROKER_CONNECTION_RATE = 1  # connections per second
+SEQUENTIAL_CONNECTIONS = 6
+
+
+def serve_connections_one_by_one(broker, count: int) -> tuple[int, float]:
+    """Opens `count` connections one after another, each sending ApiVersions and waiting for the answer before the
+    next opens: (how many were answered, seconds from the first connect to the last answer)."""
+    host, port = broker.bootstrap.rsplit(":", 1)
+    started = time.monotonic()
+    served = 0
+    for correlation_id in range(count):
+        with socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS) as sock:
+            sock.sendall(api_versions_request(correlation_id))
+            served += answered(sock, time.monotonic() + CLIENT_TIMEOUT_SECONDS)
+    return served, time.monotonic() - started
+
+
+def test_the_broker_wide_connection_creation_rate_delays_new_connections(broker):
+    """KIP-612: with max.connection.creation.rate=1 (a dynamic per-broker setting), a listener takes on at most
+    about one new connection a second: a connection over the rate is not refused but waits (Kafka's acceptor
+    blocks for the throttle time, at most a quota window, 1 s here), so six connections opened one after another
+    are all answered, but over more than three seconds instead of at once. Once the setting is deleted they are
+    answered without waiting."""
+    entity = ("--entity-type", "brokers", "--entity-name", BROKER_ID)
+    assert alter(broker, *entity, "--add-config", f"max.connection.creation.rate={BROKER_CONNECTION_RATE}") == \
+        f"Completed updating config for broker {BROKER_ID}."
+    try:
+        # The first connections after the change may still come in unthrottled (the setting takes a moment to
+        # apply, and a rate is measured over the window): a burst first, then the measured sequence.
+        serve_connections_one_by_one(broker, 3)
+        served, seconds = serve_connections_one_by_one(broker, SEQUENTIAL_CONNECTIONS)
+        assert served == SEQUENTIAL_CONNECTIONS
+        assert seconds >= (SEQUENTIAL_CONNECTIONS - 1) * 0.6, f"{SEQUENTIAL_CONNECTIONS} connections in {seconds:.2f} s"
+    finally:
+        assert alter(broker, *entity, "--delete-config", "max.connection.creation.rate") == \
+            f"Completed updating config for broker {BROKER_ID}."
+    time.sleep(2.5)  # the window forgets the throttled connections
+    served, _ = serve_connections_one_by_one(broker, SEQUENTIAL_CONNECTIONS)
+    assert served == SEQUENTIAL_CONNECTIONS
+
+
+# ------------------------------------------------------------------------------------------ controller mutations
+
+# KIP-599: controller_mutation_rate (partitions created or deleted per second) limits CreateTopics, CreatePartitions and
+# DeleteTopics by client id. Kafka keeps a token bucket per client: it holds at most controller.quota.window.num (11
+# by default; the module's quota.window.num does not apply to it) x controller.quota.window.size.seconds (1) x the
+# rate, starts full and refills at the rate. Each topic of a request takes its partitions from it: CreateTopics takes
+# them in request order, CreatePartitions and DeleteTopics in no set order (Kafka goes through a hash set of them).
+# From CreateTopics v6, CreatePartitions v3 and DeleteTopics v5 on the quota is strict: a topic is accepted while the
+# bucket is not below zero (so one topic may take it below), and refused with THROTTLING_QUOTA_EXCEEDED (no message,
+# nothing taken) once it is. Older versions are permissive: everything is accepted and taken. A response's
+# throttle_time_ms is round(deficit / rate * 1000) for the bucket's deficit at the last refusal (strict) or after the
+# last topic taken over (permissive), less the milliseconds since; 0 when there was none. Kafka mutes the connection
+# for that long after the response.
+CREATE_TOPICS, DELETE_TOPICS, CREATE_PARTITIONS = 19, 20, 37
+THROTTLING_QUOTA_EXCEEDED = 89
+MUTATION_RATE = 0.25  # partitions per second: a bucket empty by n partitions refills in 4n seconds
+# Kafka's defaults for controller.quota.window.num and controller.quota.window.size.seconds (neither is set here).
+CONTROLLER_QUOTA_WINDOWS, CONTROLLER_QUOTA_WINDOW_SECONDS = 11, 1
+# What a bucket holds: 2.75 partitions (exact in binary, like every bucket level below).
+MUTATION_BURST = CONTROLLER_QUOTA_WINDOWS * CONTROLLER_QUOTA_WINDOW_SECONDS * MUTATION_RATE
+# The strict and permissive versions, and the newest one (Kafka 4.3.1's).
+CREATE_TOPICS_PERMISSIVE, CREATE_TOPICS_STRICT, CREATE_TOPICS_NEWEST = 5, 6, 7
+CREATE_PARTITIONS_PERMISSIVE, CREATE_PARTITIONS_STRICT = 2, 3
+DELETE_TOPICS_PERMISSIVE, DELETE_TOPICS_STRICT, DELETE_TOPICS_NEWEST = 4, 5, 6
+TOPIC_EFFECT_SECONDS = 10  # how long a created or deleted topic may take to show in Metadata
+
+
+def throttle_limit_ms(deficit: float) -> int:
+    """The throttle time for a bucket `deficit` partitions below zero: what a response announces at most (the bucket
+    refills between the refusal and the response)."""
+    return round(deficit / MUTATION_RATE * 1000)
+
+
+def set_mutation_rate_and_wait(broker, client_id: str, rate: float = MUTATION_RATE) -> None:
+    quota_entity = entity([(CLIENT_ID, client_id)])
+    assert alter_quotas(broker.bootstrap, quota_entity, [("controller_mutation_rate", rate, False)]) == (0, None)
+    wanted = (0, {quota_entity: {"controller_mutation_rate": rate}})
+    eventually(lambda: expect(describe_quotas(broker.bootstrap, [(CLIENT_ID, MATCH_EXACT, client_id)], True), wanted),
+               QUOTA_EFFECT_SECONDS)
+
+
+class _FlexibleReader(_Reader):
+    """Reads the fields of a response in a flexible version (compact strings and arrays, tagged fields)."""
+
+    def int8(self) -> int:
+        return self._take(">b")
+
+    def boolean(self) -> bool:
+        return self._take(">?")
+
+    def uuid(self) -> bytes:
+        self.offset += 16
+        return self.data[self.offset - 16:self.offset]
+
+    def length(self) -> int:
+        """A compact array's length (-1 for null)."""
+        value, self.offset = _read_uvarint(self.data, self.offset)
+        return value - 1
+
+    def string(self) -> str | None:
+        length = self.length()
+        if length < 0:
+            return None
+        self.offset += length
+        return self.data[self.offset - length:self.offset].decode()
+
+    def tagged_fields(self) -> None:
+        self.offset = _skip_tagged_fields(self.data, self.offset)
+
+
+def _compact_array(items: list[bytes]) -> bytes:
+    return _uvarint(len(items) + 1) + b"".join(items)
+
+
+# A topic's outcome: (name, error code, error message); the message is None where the version has no such field.
+Outcome = tuple[str, int, str | None]
+
+
+class MutationClient:
+    """One connection to the broker sending CreateTopics, CreatePartitions and DeleteTopics in exactly the version
+    asked for, as `client_id`. Each method answers (throttle_time_ms, the outcome of each topic sorted by name)."""
+
+    def __init__(self, broker, client_id: str):
+        host, port = broker.bootstrap.rsplit(":", 1)
+        self.client_id = client_id
+        self.sock = socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT_SECONDS)
+        self.reader = ResponseReader(self.sock)
+        self.correlation_id = 0
+
+    def __enter__(self) -> "MutationClient":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.sock.close()
+
+    def _exchange(self, api_key: int, version: int, body: bytes) -> _FlexibleReader:
+        self.correlation_id += 1
+        self.sock.sendall(frame(request_header(api_key, version, self.correlation_id, self.client_id, flexible=True)
+                                + body))
+        response = self.reader.next_response(time.monotonic() + CLIENT_TIMEOUT_SECONDS)
+        assert response is not None, "the broker closed the connection"
+        reader = _FlexibleReader(response)
+        assert reader.int32() == self.correlation_id
+        reader.tagged_fields()  # response header v1
+        return reader
+
+    def create_topics(self, version: int, topics: list[tuple[str, int]],
+                      validate_only: bool = False) -> tuple[int, list[Outcome]]:
+        """CreateTopics (v5-v7, the flexible ones) of (name, partitions) topics, replication factor 1."""
+        assert 5 <= version <= 7, version
+        body = _compact_array([_compact_string(name) + struct.pack(">ih", partitions, 1)
+                               + _compact_array([]) + _compact_array([]) + b"\x00" for name, partitions in topics])
+        body += struct.pack(">i?", CLIENT_TIMEOUT_SECONDS * 1000, validate_only) + b"\x00"
+        reader = self._exchange(CREATE_TOPICS, version, body)
+        throttle_ms = reader.int32()
+        outcomes = []
+        for _ in range(reader.length()):
+            name = reader.string()
+            if version >= 7:
+                reader.uuid()
+            outcomes.append((name, reader.int16(), reader.string()))
+            reader.int32(), reader.int16()  # num_partitions, replication_factor
+            for _ in range(max(reader.length(), 0)):  # configs
+                reader.string(), reader.string(), reader.boolean(), reader.int8(), reader.boolean()
+                reader.tagged_fields()
+            reader.tagged_fields()
+        return throttle_ms, sorted(outcomes)
+
+    def create_partitions(self, version: int, topics: list[tuple[str, int]]) -> tuple[int, list[Outcome]]:
+        """CreatePartitions (v2-v3, the flexible ones) taking each (name, count) topic to `count` partitions."""
+        assert 2 <= version <= 3, version
+        body = _compact_array([_compact_string(name) + struct.pack(">i", count) + b"\x00" + b"\x00"
+                               for name, count in topics])  # assignments null, no tagged fields
+        body += struct.pack(">i?", CLIENT_TIMEOUT_SECONDS * 1000, False) + b"\x00"
+        reader = self._exchange(CREATE_PARTITIONS, version, body)
+        throttle_ms = reader.int32()
+        outcomes = []
+        for _ in range(reader.length()):
+            outcomes.append((reader.string(), reader.int16(), reader.string()))
+            reader.tagged_fields()
+        return throttle_ms, sorted(outcomes)
+
+    def delete_topics(self, version: int, names: list[str]) -> tuple[int, list[Outcome]]:
+        """DeleteTopics (v4-v6, the flexible ones) by name; v4 answers no error message."""
+        assert 4 <= version <= 6, version
+        if version >= 6:
+            topics = [_compact_string(name) + bytes(16) + b"\x00" for name in names]  # by name: topic id zero
+        else:
+            topics = [_compact_string(name) for name in names]
+        body = _compact_array(topics) + struct.pack(">i", CLIENT_TIMEOUT_SECONDS * 1000) + b"\x00"
+        reader = self._exchange(DELETE_TOPICS, version, body)
+        throttle_ms = reader.int32()
+        outcomes = []
+        for _ in range(reader.length()):
+            name = reader.string()
+            if version >= 6:
+                reader.uuid()
+            code = reader.int16()
+            outcomes.append((name, code, reader.string() if version >= 5 else None))
+            reader.tagged_fields()
+        return throttle_ms, sorted(outcomes)
+
+    def seconds_to_answer_metadata(self) -> float:
+        """How long a Metadata request sent now takes to be answered (unthrottled by itself)."""
+        self.correlation_id += 1
+        started = time.monotonic()
+        assert metadata_round_trip(self.sock, self.reader, self.correlation_id, self.client_id) == 0
+        return time.monotonic() - started
+
+
+def assert_outcomes(outcomes: list[Outcome], accepted: list[str] = (), refused: list[str] = ()) -> None:
+    """The `accepted` topics have error code 0 and the `refused` ones THROTTLING_QUOTA_EXCEEDED with Kafka's null
+    message (an accepted topic's message, null in Kafka too, is not what is tested here)."""
+    wanted = sorted([(name, 0) for name in accepted] + [(name, THROTTLING_QUOTA_EXCEEDED) for name in refused])
+    assert [(name, code) for name, code, _ in outcomes] == wanted, outcomes
+    assert [message for _, code, message in outcomes if code == THROTTLING_QUOTA_EXCEEDED] == [None] * len(refused), \
+        outcomes
+
+
+def partition_counts(bootstrap: str, names: list[str]) -> dict[str, int | None]:
+    """Each topic's partition count as Metadata lists it (None for a topic that does not exist)."""
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=CLIENT_TIMEOUT_SECONDS).topics
+    return {name: len(topics[name].partitions) if name in topics else None for name in names}
+
+
+def wait_for_partition_counts(bootstrap: str, wanted: dict[str, int | None]) -> None:
+    eventually(lambda: expect(partition_counts(bootstrap, list(wanted)), wanted), TOPIC_EFFECT_SECONDS)
+
+
+def test_create_topics_over_the_controller_mutation_rate_are_refused(broker):
+    """CreateTopics v6 and v7 (strict) from a client id with controller_mutation_rate=0.25: of one request's topics
+    of 1, 1, 4, 1 and 2 partitions, the first three are created (the bucket goes 2.75, 1.75, 0.75, then -3.25) and
+    the last two refused with THROTTLING_QUOTA_EXCEEDED, the response announcing the throttle time; a later request
+    is refused too, within the 13 seconds the bucket takes to refill (the refused topics took nothing: the throttle
+    time is still at most 13 s). A client id without a quota creates more at once, unthrottled. A refusal mutes the
+    connection for its throttle time: a topic of 3 partitions then one of 1 from a new client id leave the bucket
+    0.25 below zero, and a Metadata request after that response is answered about a second later."""
+    client_id, other_client_id = unique_topic_name("mutator"), unique_topic_name("muted-mutator")
+    set_mutation_rate_and_wait(broker, client_id)
+    set_mutation_rate_and_wait(broker, other_client_id)
+    topic = unique_topic_name("mutation")
+    over = [(f"{topic}-{n}", partitions) for n, partitions in enumerate([1, 1, 4, 1, 2], 1)]
+    names = [name for name, _ in over]
+    with MutationClient(broker, client_id) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, over)
+    assert_outcomes(outcomes, accepted=names[:3], refused=names[3:])
+    assert 0 < throttle_ms <= throttle_limit_ms(1 + 1 + 4 - MUTATION_BURST), throttle_ms
+    with MutationClient(broker, client_id) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_STRICT, [(f"{topic}-6", 1)])
+    assert_outcomes(outcomes, refused=[f"{topic}-6"])
+    assert 0 < throttle_ms <= throttle_limit_ms(1 + 1 + 4 - MUTATION_BURST), throttle_ms
+
+    unlimited = [(f"{topic}-free-{n}", 6) for n in (1, 2)]
+    with MutationClient(broker, unique_topic_name("unlimited")) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, unlimited)
+    assert_outcomes(outcomes, accepted=[name for name, _ in unlimited])
+    assert throttle_ms == 0
+
+    with MutationClient(broker, other_client_id) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, [(f"{topic}-m1", 3), (f"{topic}-m2", 1)])
+        assert_outcomes(outcomes, accepted=[f"{topic}-m1"], refused=[f"{topic}-m2"])
+        assert 0 < throttle_ms <= throttle_limit_ms(3 - MUTATION_BURST), throttle_ms
+        muted_seconds = client.seconds_to_answer_metadata()
+    assert muted_seconds >= throttle_ms / 1000 * 0.5, (throttle_ms, muted_seconds)
+
+    wait_for_partition_counts(broker.bootstrap, {
+        **dict(over[:3]), **{name: None for name in names[3:]}, f"{topic}-6": None, **dict(unlimited),
+        f"{topic}-m1": 3, f"{topic}-m2": None})
+
+
+def test_validate_only_create_topics_count_against_the_controller_mutation_rate(broker):
+    """A validate_only CreateTopics is counted as if it created the topics: 6 partitions validated take the bucket of a
+    client with controller_mutation_rate=0.25 from 2.75 to -3.25 (accepted, strict: throttle time 0, as no topic
+    was refused), and the next validate_only request, as well as a real one, is refused. Nothing is created."""
+    client_id = unique_topic_name("validator")
+    set_mutation_rate_and_wait(broker, client_id)
+    topic = unique_topic_name("validated")
+    with MutationClient(broker, client_id) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, [(f"{topic}-1", 6)], validate_only=True)
+    assert_outcomes(outcomes, accepted=[f"{topic}-1"])
+    assert throttle_ms == 0
+    for validate_only in (True, False):
+        with MutationClient(broker, client_id) as client:
+            throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, [(f"{topic}-2", 1)], validate_only)
+        assert_outcomes(outcomes, refused=[f"{topic}-2"])
+        assert 0 < throttle_ms <= throttle_limit_ms(6 - MUTATION_BURST), (validate_only, throttle_ms)
+    wait_for_partition_counts(broker.bootstrap, {f"{topic}-1": None, f"{topic}-2": None})
+
+
+def test_create_topics_v5_over_the_controller_mutation_rate_are_throttled_not_refused(broker):
+    """CreateTopics v5 (permissive): a client with controller_mutation_rate=0.25 is never refused. Two topics of 1
+    partition leave a new client's bucket at 0.75 (throttle time 0). 3 partitions take another new client's bucket
+    to -0.25: created, and the response announces up to a second and mutes the connection for that long; 3 more
+    after that (more than the bucket ever holds) are created, with a throttle time again."""
+    client_id, over_client_id = unique_topic_name("permissive"), unique_topic_name("permissive-over")
+    set_mutation_rate_and_wait(broker, client_id)
+    set_mutation_rate_and_wait(broker, over_client_id)
+    topic = unique_topic_name("permitted")
+    with MutationClient(broker, client_id) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_PERMISSIVE, [(f"{topic}-1", 1), (f"{topic}-2", 1)])
+    assert_outcomes(outcomes, accepted=[f"{topic}-1", f"{topic}-2"])
+    assert throttle_ms == 0
+    with MutationClient(broker, over_client_id) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_PERMISSIVE, [(f"{topic}-3", 3)])
+        assert_outcomes(outcomes, accepted=[f"{topic}-3"])
+        assert 0 < throttle_ms <= throttle_limit_ms(3 - MUTATION_BURST), throttle_ms
+        muted_seconds = client.seconds_to_answer_metadata()
+        assert muted_seconds >= throttle_ms / 1000 * 0.5, (throttle_ms, muted_seconds)
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_PERMISSIVE, [(f"{topic}-4", 3)])
+        assert_outcomes(outcomes, accepted=[f"{topic}-4"])
+        assert 0 < throttle_ms <= throttle_limit_ms(3 + 3 - MUTATION_BURST), throttle_ms
+    wait_for_partition_counts(broker.bootstrap, {f"{topic}-1": 1, f"{topic}-2": 1, f"{topic}-3": 3, f"{topic}-4": 3})
+
+
+def test_create_partitions_over_the_controller_mutation_rate(broker):
+    """CreatePartitions counts the partitions it adds. v3 (strict), controller_mutation_rate=0.25: taking a topic of
+    1 partition to 3 leaves the bucket at 0.75, another to 6 takes it to -4.25 (both accepted with throttle time 0),
+    and a request taking two more to 2 is refused for both. (Kafka takes a request's topics in no set order, so a
+    request whose topics would not all get the same answer is not sent.) v2 (permissive), another client id: +2
+    (0.75, throttle time 0), +3 (-2.25, a throttle time of up to 9 s) and +1 are all added."""
+    strict_client, permissive_client = unique_topic_name("partitioner"), unique_topic_name("permissive-partitioner")
+    set_mutation_rate_and_wait(broker, strict_client)
+    set_mutation_rate_and_wait(broker, permissive_client)
+    topic = unique_topic_name("growing")
+    names = [f"{topic}-{n}" for n in range(1, 6)]
+    with MutationClient(broker, unique_topic_name("unlimited")) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, [(name, 1) for name in names])
+    assert_outcomes(outcomes, accepted=names)
+    wait_for_partition_counts(broker.bootstrap, dict.fromkeys(names, 1))
+
+    with MutationClient(broker, strict_client) as client:
+        assert client.create_partitions(CREATE_PARTITIONS_STRICT, [(names[0], 3)]) == (0, [(names[0], 0, None)])
+        assert client.create_partitions(CREATE_PARTITIONS_STRICT, [(names[1], 6)]) == (0, [(names[1], 0, None)])
+        throttle_ms, outcomes = client.create_partitions(CREATE_PARTITIONS_STRICT, [(names[2], 2), (names[3], 2)])
+    assert_outcomes(outcomes, refused=names[2:4])
+    assert 0 < throttle_ms <= throttle_limit_ms(2 + 5 - MUTATION_BURST), throttle_ms
+
+    with MutationClient(broker, permissive_client) as client:
+        assert client.create_partitions(CREATE_PARTITIONS_PERMISSIVE, [(names[4], 3)]) == (0, [(names[4], 0, None)])
+    with MutationClient(broker, permissive_client) as client:
+        throttle_ms, outcomes = client.create_partitions(CREATE_PARTITIONS_PERMISSIVE, [(names[4], 6)])
+    assert outcomes == [(names[4], 0, None)]
+    assert 0 < throttle_ms <= throttle_limit_ms(2 + 3 - MUTATION_BURST), throttle_ms
+    with MutationClient(broker, permissive_client) as client:
+        throttle_ms, outcomes = client.create_partitions(CREATE_PARTITIONS_PERMISSIVE, [(names[4], 7)])
+    assert outcomes == [(names[4], 0, None)]
+    assert throttle_ms > 0
+    wait_for_partition_counts(broker.bootstrap, dict(zip(names, [3, 6, 1, 1, 7])))
+
+
+def test_delete_topics_over_the_controller_mutation_rate(broker):
+    """DeleteTopics counts the partitions of the topics it deletes. v5 (strict), controller_mutation_rate=0.25:
+    deleting a topic of 6 partitions takes the bucket to -3.25 (accepted, throttle time 0), then two topics of 1
+    partition are refused in v5 and in v6. v4 (permissive), another client id: the topic of 6 partitions is deleted
+    with a throttle time of up to 13 s, and one of 1 partition after it with a throttle time too. A client id without
+    a quota then deletes the two refused topics, unthrottled."""
+    strict_client, permissive_client = unique_topic_name("deleter"), unique_topic_name("permissive-deleter")
+    set_mutation_rate_and_wait(broker, strict_client)
+    set_mutation_rate_and_wait(broker, permissive_client)
+    topic = unique_topic_name("doomed")
+    topics = [(f"{topic}-{n}", partitions) for n, partitions in enumerate([6, 1, 1, 6, 1], 1)]
+    names = [name for name, _ in topics]
+    unlimited_client = unique_topic_name("unlimited")
+    with MutationClient(broker, unlimited_client) as client:
+        throttle_ms, outcomes = client.create_topics(CREATE_TOPICS_NEWEST, topics)
+    assert_outcomes(outcomes, accepted=names)
+    wait_for_partition_counts(broker.bootstrap, dict(topics))
+
+    with MutationClient(broker, strict_client) as client:
+        assert client.delete_topics(DELETE_TOPICS_STRICT, [names[0]]) == (0, [(names[0], 0, None)])
+    for version in (DELETE_TOPICS_STRICT, DELETE_TOPICS_NEWEST):
+        with MutationClient(broker, strict_client) as client:
+            throttle_ms, outcomes = client.delete_topics(version, names[1:3])
+        assert_outcomes(outcomes, refused=names[1:3])
+        assert 0 < throttle_ms <= throttle_limit_ms(6 - MUTATION_BURST), (version, throttle_ms)
+
+    with MutationClient(broker, permissive_client) as client:
+        throttle_ms, outcomes = client.delete_topics(DELETE_TOPICS_PERMISSIVE, [names[3]])
+    assert outcomes == [(names[3], 0, None)]  # v4 has no error message
+    assert 0 < throttle_ms <= throttle_limit_ms(6 - MUTATION_BURST), throttle_ms
+    with MutationClient(broker, permissive_client) as client:
+        throttle_ms, outcomes = client.delete_topics(DELETE_TOPICS_PERMISSIVE, [names[4]])
+    assert outcomes == [(names[4], 0, None)]
+    assert throttle_ms > 0
+    wait_for_partition_counts(broker.bootstrap, {names[0]: None, names[1]: 1, names[2]: 1, names[3]: None,
+                                                 names[4]: None})
+
+    with MutationClient(broker, unlimited_client) as client:
+        throttle_ms, outcomes = client.delete_topics(DELETE_TOPICS_NEWEST, names[1:3])
+    assert_outcomes(outcomes, accepted=names[1:3])
+    assert throttle_ms == 0
+    wait_for_partition_counts(broker.bootstrap, dict.fromkeys(names))

@@ -142,9 +142,13 @@ impl Broker {
             txn_settings,
             Arc::clone(&txn_log) as _,
         );
+        let windows = |num: i32, seconds: i32| crate::quotas::QuotaWindows {
+            windows: u32::try_from(num).unwrap_or(11),
+            window: std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(1)),
+        };
         let quotas = crate::quotas::ClientQuotaManager::new(
-            u32::try_from(config.quota_window_num).unwrap_or(11),
-            std::time::Duration::from_secs(u64::try_from(config.quota_window_size_seconds).unwrap_or(1)),
+            windows(config.quota_window_num, config.quota_window_size_seconds),
+            windows(config.controller_quota_window_num, config.controller_quota_window_size_seconds),
         );
         let broker = Broker {
             config,

@@ -8,6 +8,12 @@
 //! running, not waiting (Kafka's request-handler thread time), in percent of one thread: `request_percentage=200`
 //! lets a client keep two threads busy. Replication and broker-to-broker requests are exempt, as in Kafka.
 //!
+//! The controller mutation quota (`controller_mutation_rate`, KIP-599) limits the partitions a client creates and
+//! deletes (CreateTopics, CreatePartitions, DeleteTopics) with Kafka's token bucket: a burst of `quota × windows ×
+//! window` partitions, refilled at the quota; a request is refused only once the bucket is below zero (so one
+//! request may take it there), with THROTTLING_QUOTA_EXCEEDED from the versions that know the error (strict) and
+//! by throttling alone before them (permissive).
+//!
 //! The rate is Kafka's: `quota.window.num` samples of `quota.window.size.seconds` each, the rate over them (as if
 //! at least all but one of the windows had passed, so a new client gets no free burst beyond the window), and a
 //! throttle of `(rate - quota) / quota * window` — the time after which the rate is back at the quota.
@@ -31,6 +37,7 @@ pub enum QuotaKind {
     ConnectionCreation,
     /// The broker-wide `max.connection.creation.rate` (a broker setting, not a client quota).
     BrokerConnectionCreation,
+    ControllerMutation,
 }
 
 impl QuotaKind {
@@ -41,6 +48,7 @@ impl QuotaKind {
             QuotaKind::Request => "request_percentage",
             QuotaKind::ConnectionCreation => quota::CONNECTION_CREATION_RATE,
             QuotaKind::BrokerConnectionCreation => "max.connection.creation.rate",
+            QuotaKind::ControllerMutation => "controller_mutation_rate",
         }
     }
 }
@@ -151,12 +159,108 @@ pub struct ClientQuotaManager {
     window: Duration,
     windows: u32,
     rates: Mutex<HashMap<(QuotaKind, QuotaEntity), Rate>>,
+    /// A controller mutation bucket holds the quota times this.
+    bucket_span: Duration,
+    /// The controller mutation token buckets: (tokens, when last refilled).
+    buckets: Mutex<HashMap<QuotaEntity, (f64, Instant)>>,
 }
 
+/// A quota's measurement windows: how many, and how long each.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaWindows {
+    pub windows: u32,
+    pub window: Duration,
+}
+
+/// A request's view of its client's controller mutation quota (see the module's documentation).
+#[derive(Debug)]
+pub struct MutationQuota<'a> {
+    manager: &'a ClientQuotaManager,
+    /// The entity and its quota (partitions per second); `None`: no quota applies.
+    quota: Option<(QuotaEntity, f64)>,
+    /// Refuses once over (CreateTopics v6+, CreatePartitions v3+, DeleteTopics v5+), or only throttles.
+    strict: bool,
+    /// When a violation was seen, and the throttle it called for then.
+    throttled: Option<(Instant, Duration)>,
+}
+
+impl MutationQuota<'_> {
+    /// Counts `partitions` created or deleted. Strict: THROTTLING_QUOTA_EXCEEDED, nothing counted, when the
+    /// bucket is already below zero. Permissive: counted whatever the bucket, the throttle noted.
+    pub fn record(&mut self, partitions: i64) -> Result<(), skein_core::BrokerError> {
+        let Some((entity, quota)) = &self.quota else { return Ok(()) };
+        let now = Instant::now();
+        let Ok(mut buckets) = self.manager.buckets.lock() else { return Ok(()) };
+        let burst = quota * self.manager.bucket_span.as_secs_f64();
+        let (tokens, refilled) = buckets.entry(entity.clone()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*refilled).as_secs_f64() * quota).min(burst);
+        *refilled = now;
+        if self.strict && *tokens < 0.0 {
+            self.throttled = Some((now, Duration::from_secs_f64((-*tokens / quota).min(MAX_THROTTLE_SECONDS))));
+            return Err(skein_core::BrokerError::ThrottlingQuotaExceeded);
+        }
+        *tokens -= partitions as f64;
+        if !self.strict && *tokens < 0.0 {
+            self.throttled = Some((now, Duration::from_secs_f64((-*tokens / quota).min(MAX_THROTTLE_SECONDS))));
+        }
+        Ok(())
+    }
+
+    /// How long the client is throttled: the last violation's throttle, less the time since.
+    pub fn throttle(&self) -> Duration {
+        self.throttled.map_or(Duration::ZERO, |(at, throttle)| throttle.saturating_sub(at.elapsed()))
+    }
+
+    /// Ends the request: the connection is muted for the throttle, which the response's `throttle_time_ms`
+    /// carries (returned, in ms).
+    pub(crate) fn finish(&self, broker: &crate::broker::Broker, ctx: &crate::authorizer::RequestContext) -> i32 {
+        let throttle = self.throttle();
+        if throttle.is_zero() {
+            return 0;
+        }
+        broker.metrics.quota_throttled("controller_mutation");
+        ctx.throttle(throttle);
+        i32::try_from(throttle.as_millis()).unwrap_or(i32::MAX)
+    }
+}
+
+/// The error message of a topic's result in CreateTopics, CreatePartitions and DeleteTopics: null for
+/// THROTTLING_QUOTA_EXCEEDED, as Kafka's controller answers it, the error's text otherwise.
+pub(crate) fn mutation_error_message(err: &skein_core::BrokerError) -> Option<kafka_protocol::protocol::StrBytes> {
+    match err {
+        skein_core::BrokerError::ThrottlingQuotaExceeded => None,
+        other => crate::handlers::message(other.to_string()),
+    }
+}
+
+/// The first versions that answer THROTTLING_QUOTA_EXCEEDED (a strict quota); older ones are only throttled.
+pub const STRICT_CREATE_TOPICS_VERSION: i16 = 6;
+pub const STRICT_CREATE_PARTITIONS_VERSION: i16 = 3;
+pub const STRICT_DELETE_TOPICS_VERSION: i16 = 5;
+
 impl ClientQuotaManager {
-    /// `windows` samples of `window` each (`quota.window.num`, `quota.window.size.seconds`).
-    pub fn new(windows: u32, window: Duration) -> Self {
-        ClientQuotaManager { window, windows: windows.max(1), rates: Mutex::new(HashMap::new()) }
+    /// Rates over `client` (`quota.window.num` samples of `quota.window.size.seconds`); controller mutation
+    /// buckets of `controller` (`controller.quota.window.*`).
+    pub fn new(client: QuotaWindows, controller: QuotaWindows) -> Self {
+        ClientQuotaManager {
+            window: client.window,
+            windows: client.windows.max(1),
+            rates: Mutex::new(HashMap::new()),
+            bucket_span: controller.window * controller.windows.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The controller mutation quota of `user` with `client_id` for one request: strict or permissive by its version.
+    pub fn mutation_quota(
+        &self,
+        image: &MetadataImage,
+        user: &str,
+        client_id: &str,
+        strict: bool,
+    ) -> MutationQuota<'_> {
+        let quota = Self::quota(image, QuotaKind::ControllerMutation, user, client_id).filter(|(_, q)| *q > 0.0);
+        MutationQuota { manager: self, quota, strict, throttled: None }
     }
 
     /// The most bytes one response may carry for a client with quota `bytes_per_second`: what the quota allows
@@ -305,7 +409,8 @@ mod tests {
 
     #[test]
     fn a_rate_over_the_quota_is_throttled_for_the_time_it_takes_to_fall_back() {
-        let manager = ClientQuotaManager::new(11, Duration::from_secs(1));
+        let windows = QuotaWindows { windows: 11, window: Duration::from_secs(1) };
+        let manager = ClientQuotaManager::new(windows, windows);
         let mut rate = Rate::default();
         let now = Instant::now();
         manager.add(&mut rate, 20_000.0, now);

@@ -271,6 +271,12 @@ pub struct BrokerConfig {
     /// ...of this many seconds each (`quota.window.size.seconds`).
     #[serde(rename = "quota.window.size.seconds")]
     pub quota_window_size_seconds: i32,
+    /// The controller mutation quota's token bucket holds `controller_mutation_rate` × this many windows...
+    #[serde(rename = "controller.quota.window.num")]
+    pub controller_quota_window_num: i32,
+    /// ...of this many seconds each (Kafka's `controller.quota.window.size.seconds`).
+    #[serde(rename = "controller.quota.window.size.seconds")]
+    pub controller_quota_window_size_seconds: i32,
     /// The authorizer: empty (none; every request is allowed and the ACL APIs answer SECURITY_DISABLED) or
     /// Kafka's `org.apache.kafka.metadata.authorizer.StandardAuthorizer`, whose semantics Skein implements.
     #[serde(rename = "authorizer.class.name")]
@@ -381,6 +387,8 @@ impl Default for BrokerConfig {
             ssl_principal_mapping_rules: "DEFAULT".into(),
             quota_window_num: 11,
             quota_window_size_seconds: 1,
+            controller_quota_window_num: 11,
+            controller_quota_window_size_seconds: 1,
             authorizer_class_name: String::new(),
             super_users: String::new(),
             allow_everyone_if_no_acl_found: false,
@@ -479,6 +487,17 @@ impl BrokerConfig {
         check(
             self.quota_window_size_seconds >= 1,
             format!("quota.window.size.seconds must be >= 1, got {}", self.quota_window_size_seconds),
+        );
+        check(
+            self.controller_quota_window_num >= 1,
+            format!("controller.quota.window.num must be >= 1, got {}", self.controller_quota_window_num),
+        );
+        check(
+            self.controller_quota_window_size_seconds >= 1,
+            format!(
+                "controller.quota.window.size.seconds must be >= 1, got {}",
+                self.controller_quota_window_size_seconds
+            ),
         );
         check(
             self.authorizer_class_name.is_empty() || self.authorizer_class_name == crate::security::STANDARD_AUTHORIZER,
@@ -752,6 +771,8 @@ impl BrokerConfig {
             ("leader.imbalance.check.interval.seconds", self.leader_imbalance_check_interval_seconds.to_string()),
             ("leader.imbalance.per.broker.percentage", self.leader_imbalance_per_broker_percentage.to_string()),
             ("quota.window.num", self.quota_window_num.to_string()),
+            ("controller.quota.window.num", self.controller_quota_window_num.to_string()),
+            ("controller.quota.window.size.seconds", self.controller_quota_window_size_seconds.to_string()),
             ("quota.window.size.seconds", self.quota_window_size_seconds.to_string()),
             // Kafka's names for the data directory: Skein has one, `data.dir`.
             ("log.dirs", self.log_dir_path()),

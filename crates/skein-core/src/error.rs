@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 /// Kafka broker would put in the response. Messages are for the broker's log and the response's error message field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BrokerError {
-    #[error("unknown topic or partition")]
+    #[error("This server does not host this topic-partition.")]
     UnknownTopicOrPartition,
     #[error("unknown topic id")]
     UnknownTopicId,
@@ -166,6 +166,9 @@ pub enum BrokerError {
     /// The same user (or user and mechanism) twice in one request.
     #[error("{0}")]
     DuplicateResource(String),
+    /// A topic or partition change refused because the client is over its `controller_mutation_rate` (KIP-599).
+    #[error("The throttling quota has been exceeded.")]
+    ThrottlingQuotaExceeded,
     /// A SCRAM credential Kafka would refuse (iterations out of bounds, an empty user name).
     #[error("{0}")]
     UnacceptableCredential(String),
@@ -342,6 +345,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::ResourceNotFound(_) => ResponseError::ResourceNotFound,
         BrokerError::DuplicateResource(_) => ResponseError::DuplicateResource,
         BrokerError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential,
+        BrokerError::ThrottlingQuotaExceeded => ResponseError::ThrottlingQuotaExceeded,
         BrokerError::TooManyRecordsInOperation(_) => ResponseError::UnknownServerError,
         BrokerError::GeneratedMemberIdTooLong { .. } => ResponseError::UnknownServerError,
         BrokerError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,

@@ -11,14 +11,17 @@ use skein_cluster::acl::{AclOperation, ResourceType};
 
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
-use crate::handlers::{message, topic_name};
+use crate::handlers::topic_name;
+use crate::quotas::mutation_error_message;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     request: CreatePartitionsRequest,
-    _version: i16,
+    version: i16,
 ) -> CreatePartitionsResponse {
+    let strict = version >= crate::quotas::STRICT_CREATE_PARTITIONS_VERSION;
+    let mut quota = broker.quotas.mutation_quota(&broker.image(), ctx.quota_user(), &ctx.client_id, strict);
     let authorization = broker.authorization(ctx);
     let mut results = Vec::with_capacity(request.topics.len());
     let mut named = HashMap::new();
@@ -42,13 +45,18 @@ pub(crate) async fn handle(
         } else {
             let assignments: Vec<Vec<i32>> =
                 topic.assignments.iter().flatten().map(|a| a.broker_ids.iter().map(|id| id.0).collect()).collect();
-            broker.create_partitions(name, topic.count, assignments, request.validate_only).await
+            // As Kafka: the new partitions of a valid change count against the controller mutation quota.
+            let added = i64::from(topic.count) - i64::try_from(current).unwrap_or(i64::MAX);
+            match broker.topics.validate_partition_count(name, topic.count).and_then(|()| quota.record(added)) {
+                Ok(()) => broker.create_partitions(name, topic.count, assignments, request.validate_only).await,
+                Err(err) => Err(err),
+            }
         };
         let answer = CreatePartitionsTopicResult::default().with_name(topic_name(name));
         results.push(match result {
             Ok(()) => answer,
-            Err(err) => answer.with_error_code(error_code(&err)).with_error_message(message(err.to_string())),
+            Err(err) => answer.with_error_code(error_code(&err)).with_error_message(mutation_error_message(&err)),
         });
     }
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default().with_results(results).with_throttle_time_ms(quota.finish(broker, ctx))
 }

@@ -13,15 +13,19 @@ use skein_cluster::acl::{AclOperation, CLUSTER_NAME, ResourceType};
 
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
-use crate::handlers::{message, topic_name};
+use crate::handlers::topic_name;
+use crate::quotas::MutationQuota;
+use crate::quotas::mutation_error_message;
 use crate::topics::{NewTopic, TopicRegistry};
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     request: CreateTopicsRequest,
-    _version: i16,
+    version: i16,
 ) -> CreateTopicsResponse {
+    let strict = version >= crate::quotas::STRICT_CREATE_TOPICS_VERSION;
+    let mut quota = broker.quotas.mutation_quota(&broker.image(), ctx.quota_user(), &ctx.client_id, strict);
     // As Kafka: CREATE on the cluster, or on each topic.
     let authorization = broker.authorization(ctx);
     let cluster_create = authorization.permits(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME);
@@ -40,19 +44,19 @@ pub(crate) async fn handle(
         } else if partitions_in_request > MAX_PARTITIONS_PER_REQUEST {
             Err(BrokerError::PolicyViolation("Excessively large number of partitions per request.".into()))
         } else {
-            create_one(broker, creatable, request.validate_only).await
+            create_one(broker, creatable, request.validate_only, &mut quota).await
         };
         results.push(match outcome {
             Ok(result) => result,
             Err(err) => CreatableTopicResult::default()
                 .with_name(topic_name(name))
                 .with_error_code(error_code(&err))
-                .with_error_message(message(err.to_string()))
+                .with_error_message(mutation_error_message(&err))
                 .with_num_partitions(-1)
                 .with_replication_factor(-1),
         });
     }
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default().with_topics(results).with_throttle_time_ms(quota.finish(broker, ctx))
 }
 
 /// The partitions a topic of the request asks for, as counted against [`MAX_PARTITIONS_PER_REQUEST`].
@@ -70,6 +74,7 @@ async fn create_one(
     broker: &Arc<Broker>,
     creatable: &CreatableTopic,
     validate_only: bool,
+    quota: &mut MutationQuota<'_>,
 ) -> Result<CreatableTopicResult, BrokerError> {
     let name = creatable.name.0.to_string();
     let mut assignments = Vec::with_capacity(creatable.assignments.len());
@@ -114,6 +119,8 @@ async fn create_one(
     }
     let new_topic = NewTopic { name: name.clone(), num_partitions, configs };
     broker.topics.validate_new_topic(&new_topic)?;
+    // As Kafka: a valid topic's partitions count against the controller mutation quota, validate-only too.
+    quota.record(i64::from(num_partitions))?;
     let (topic_id, overrides) = if validate_only {
         let registered = broker.image().brokers().len();
         if assignments.is_empty() && usize::try_from(replication_factor).unwrap_or(usize::MAX) > registered {
@@ -139,8 +146,10 @@ async fn create_one(
                 .with_config_source(source.code())
         })
         .collect();
+    // Kafka answers a created topic with a null error message (the codec's default is "").
     Ok(CreatableTopicResult::default()
         .with_name(topic_name(&name))
+        .with_error_message(None)
         .with_topic_id(topic_id)
         .with_num_partitions(num_partitions)
         .with_replication_factor(i16::try_from(replication_factor).unwrap_or(i16::MAX))

@@ -11,7 +11,8 @@ use skein_cluster::acl::{AclOperation, ResourceType};
 
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
-use crate::handlers::{message, topic_name};
+use crate::handlers::topic_name;
+use crate::quotas::mutation_error_message;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -20,6 +21,8 @@ pub(crate) async fn handle(
     version: i16,
 ) -> DeleteTopicsResponse {
     let authorization = broker.authorization(ctx);
+    let strict = version >= crate::quotas::STRICT_DELETE_TOPICS_VERSION;
+    let mut quota = broker.quotas.mutation_quota(&broker.image(), ctx.quota_user(), &ctx.client_id, strict);
     // Before v6 the request carries names only; from v6 each entry has a name or an id.
     let wanted: Vec<(Option<String>, Uuid)> = if version < 6 {
         request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
@@ -37,7 +40,14 @@ pub(crate) async fn handle(
             Ok(resolved_name) if !authorization.allows(AclOperation::Delete, ResourceType::Topic, &resolved_name) => {
                 Err(BrokerError::TopicAuthorizationFailed)
             }
-            Ok(resolved_name) => broker.delete_topic(&resolved_name).await.map(|topic_id| (resolved_name, topic_id)),
+            Ok(resolved_name) => {
+                // As Kafka: an existing topic's partitions count against the controller mutation quota.
+                let partitions = broker.image().topic(&resolved_name).map(|topic| topic.partitions.len());
+                match partitions.map_or(Ok(()), |count| quota.record(i64::try_from(count).unwrap_or(i64::MAX))) {
+                    Ok(()) => broker.delete_topic(&resolved_name).await.map(|topic_id| (resolved_name, topic_id)),
+                    Err(err) => Err(err),
+                }
+            }
             Err(err) => Err(err),
         };
         responses.push(match result {
@@ -54,8 +64,8 @@ pub(crate) async fn handle(
                 .with_name(name.as_deref().map(topic_name))
                 .with_topic_id(id)
                 .with_error_code(error_code(&err))
-                .with_error_message(message(err.to_string())),
+                .with_error_message(mutation_error_message(&err)),
         });
     }
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default().with_responses(responses).with_throttle_time_ms(quota.finish(broker, ctx))
 }
