@@ -41,6 +41,18 @@ pub struct BrokerConfig {
     /// committed offset, lag); turned off, series stay per topic or broker-wide however many partitions there are.
     #[serde(rename = "metrics.partition.level")]
     pub metrics_partition_level: bool,
+    /// RocksDB's block cache (recently read table blocks), shared by all data.
+    #[serde(rename = "storage.block.cache.bytes")]
+    pub storage_block_cache_bytes: i64,
+    /// The records' memtable; a full one is flushed while a second takes writes.
+    #[serde(rename = "storage.log.write.buffer.bytes")]
+    pub storage_log_write_buffer_bytes: i64,
+    /// All memtables together; past it the largest is flushed.
+    #[serde(rename = "storage.total.write.buffer.bytes")]
+    pub storage_total_write_buffer_bytes: i64,
+    /// Table files RocksDB keeps open (with their indexes in memory); -1: all.
+    #[serde(rename = "storage.max.open.files")]
+    pub storage_max_open_files: i32,
     #[serde(rename = "log.flush")]
     pub log_flush: LogFlush,
     #[serde(rename = "num.partitions")]
@@ -304,6 +316,10 @@ impl Default for BrokerConfig {
             data_dir: "./data".into(),
             metrics_listen: "127.0.0.1:9644".into(),
             metrics_partition_level: true,
+            storage_block_cache_bytes: 64 << 20,
+            storage_log_write_buffer_bytes: 64 << 20,
+            storage_total_write_buffer_bytes: 128 << 20,
+            storage_max_open_files: -1,
             log_flush: LogFlush::Os,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -483,6 +499,25 @@ impl BrokerConfig {
                 problems.push(msg);
             }
         };
+        check(
+            self.storage_block_cache_bytes >= 0,
+            format!("storage.block.cache.bytes must be >= 0, got {}", self.storage_block_cache_bytes),
+        );
+        check(
+            self.storage_log_write_buffer_bytes >= 1 << 20,
+            format!("storage.log.write.buffer.bytes must be >= 1048576, got {}", self.storage_log_write_buffer_bytes),
+        );
+        check(
+            self.storage_total_write_buffer_bytes >= self.storage_log_write_buffer_bytes,
+            format!(
+                "storage.total.write.buffer.bytes must be >= storage.log.write.buffer.bytes, got {}",
+                self.storage_total_write_buffer_bytes
+            ),
+        );
+        check(
+            self.storage_max_open_files == -1 || self.storage_max_open_files >= 16,
+            format!("storage.max.open.files must be -1 or >= 16, got {}", self.storage_max_open_files),
+        );
         check(self.quota_window_num >= 1, format!("quota.window.num must be >= 1, got {}", self.quota_window_num));
         check(
             self.quota_window_size_seconds >= 1,
@@ -695,6 +730,10 @@ impl BrokerConfig {
             ("node.id", self.node_id.to_string()),
             ("broker.id", self.node_id.to_string()),
             ("metrics.partition.level", self.metrics_partition_level.to_string()),
+            ("storage.block.cache.bytes", self.storage_block_cache_bytes.to_string()),
+            ("storage.log.write.buffer.bytes", self.storage_log_write_buffer_bytes.to_string()),
+            ("storage.total.write.buffer.bytes", self.storage_total_write_buffer_bytes.to_string()),
+            ("storage.max.open.files", self.storage_max_open_files.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),
@@ -1243,6 +1282,26 @@ pub fn is_list_broker_config(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_memory_settings_are_checked() {
+        let config = BrokerConfig {
+            storage_log_write_buffer_bytes: 1024,
+            storage_total_write_buffer_bytes: 512,
+            storage_max_open_files: 3,
+            storage_block_cache_bytes: -1,
+            ..BrokerConfig::default()
+        };
+        let problems = config.validate().expect_err("invalid").join("\n");
+        for key in [
+            "storage.log.write.buffer.bytes must be >= 1048576",
+            "storage.total.write.buffer.bytes must be >= storage.log.write.buffer.bytes",
+            "storage.max.open.files must be -1 or >= 16",
+            "storage.block.cache.bytes must be >= 0",
+        ] {
+            assert!(problems.contains(key), "{problems}");
+        }
+    }
 
     #[test]
     fn defaults_are_kafkas_and_valid() {

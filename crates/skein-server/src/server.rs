@@ -15,6 +15,7 @@ use skein_cluster::{MetadataQuorum, QuorumConfig};
 use skein_core::principal::PrincipalMapper;
 use skein_core::security::SecurityProtocol;
 use skein_core::{BrokerConfig, ClusterLayout};
+use skein_storage::rocks::RocksSettings;
 use skein_storage::{Engine, RocksEngine};
 use skein_txn::{BlockSource, ProducerIdAllocator};
 use tokio::net::TcpListener;
@@ -66,8 +67,18 @@ pub async fn run(config: BrokerConfig, shutdown_signal: impl Future<Output = ()>
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data.dir {}", data_dir.display()))?;
     let db_path = data_dir.join("rocksdb");
     let metrics = Arc::new(Metrics::new(config.metrics_partition_level).context("cannot set up the metrics")?);
+    let bytes = |value: i64| usize::try_from(value).unwrap_or(usize::MAX);
+    let rocks_settings = RocksSettings {
+        block_cache_bytes: bytes(config.storage_block_cache_bytes),
+        log_write_buffer_bytes: bytes(config.storage_log_write_buffer_bytes),
+        total_write_buffer_bytes: bytes(config.storage_total_write_buffer_bytes),
+        max_open_files: config.storage_max_open_files,
+    };
     let engine = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<dyn Engine>> {
-        Ok(Arc::new(RocksEngine::open(&db_path).with_context(|| format!("cannot open {}", db_path.display()))?))
+        Ok(Arc::new(
+            RocksEngine::open_with(&db_path, rocks_settings)
+                .with_context(|| format!("cannot open {}", db_path.display()))?,
+        ))
     })
     .await??;
     let upgrade = SingleNodeData::inspect(Arc::clone(&engine), &data_dir).await?;

@@ -25,13 +25,40 @@ fn engine_error(err: rocksdb::Error) -> StorageError {
     StorageError::Engine(err.into_string())
 }
 
-/// Block cache shared by all column families.
-const BLOCK_CACHE_BYTES: usize = 64 << 20;
+/// How much memory RocksDB may hold, and how many files it keeps open: what bounds the broker's memory besides
+/// its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RocksSettings {
+    /// The block cache, shared by all column families.
+    pub block_cache_bytes: usize,
+    /// The records' memtable: filled, it is flushed to a table file while a second one takes writes.
+    pub log_write_buffer_bytes: usize,
+    /// Every memtable together (RocksDB's `db_write_buffer_size`): past it, the largest is flushed.
+    pub total_write_buffer_bytes: usize,
+    /// Table files kept open (their indexes in memory); -1: all of them.
+    pub max_open_files: i32,
+}
+
+impl Default for RocksSettings {
+    fn default() -> Self {
+        RocksSettings {
+            block_cache_bytes: 64 << 20,
+            log_write_buffer_bytes: 64 << 20,
+            total_write_buffer_bytes: 128 << 20,
+            max_open_files: -1,
+        }
+    }
+}
 
 impl RocksEngine {
-    /// Opens (creating if needed) the database in `path`.
+    /// Opens (creating if needed) the database in `path` with the default [`RocksSettings`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        Self::open_with(path, RocksSettings::default())
+    }
+
+    /// Opens (creating if needed) the database in `path`.
+    pub fn open_with(path: &Path, settings: RocksSettings) -> Result<Self, StorageError> {
+        let cache = Cache::new_lru_cache(settings.block_cache_bytes);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
         let cf_options = |cf: ColumnFamily| {
@@ -40,7 +67,10 @@ impl RocksEngine {
             // Batches are often compressed by producers already; LZ4 is cheap on the rest.
             opts.set_compression_type(DBCompressionType::Lz4);
             if cf == ColumnFamily::Log {
-                opts.set_write_buffer_size(64 << 20);
+                opts.set_write_buffer_size(settings.log_write_buffer_bytes);
+            } else {
+                // Group, offset and transaction state is small next to the records.
+                opts.set_write_buffer_size((settings.log_write_buffer_bytes / 8).max(1 << 20));
             }
             opts
         };
@@ -49,6 +79,8 @@ impl RocksEngine {
         db_options.create_missing_column_families(true);
         db_options.set_max_background_jobs(2);
         db_options.set_keep_log_file_num(4);
+        db_options.set_db_write_buffer_size(settings.total_write_buffer_bytes);
+        db_options.set_max_open_files(settings.max_open_files);
         let descriptors = ColumnFamily::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(*cf)))
