@@ -18,6 +18,10 @@ use crate::producers::ProducerTable;
 use crate::replica::{FollowerProgress, LeaderState, NodeId, Role};
 use tokio::sync::watch;
 
+/// The most a fetch's read buffer reserves before it knows how much it reads: Kafka's default
+/// `max.partition.fetch.bytes`.
+const READ_BUFFER_HINT_BYTES: usize = 1 << 20;
+
 /// What a fetch read from one partition.
 #[derive(Debug, Clone)]
 pub struct FetchRead {
@@ -763,7 +767,9 @@ impl PartitionLog {
                 Some((key, _)) => key,
                 None => keys::log_key(partition_id, fetch_offset),
             };
-            let mut out = BytesMut::new();
+            // Sized up front (up to READ_BUFFER_HINT_BYTES, never more than the fetch may take), so batches are
+            // copied in once instead of again at every doubling of the buffer.
+            let mut out = BytesMut::with_capacity(max_bytes.min(READ_BUFFER_HINT_BYTES));
             engine.scan(ColumnFamily::Log, &start, &keys::log_key(partition_id, upper), &mut |_, value| {
                 let Ok(header) = RecordBatchHeader::parse(value) else {
                     return false;
