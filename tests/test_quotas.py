@@ -25,7 +25,9 @@ Shown for both brokers:
   the quota is deleted.
 - A consumer over its consumer_byte_rate is throttled to it. Kafka answers a fetch that would take the client
   over its quota with an empty response and the throttle time, and the records are fetched again after it, so a
-  consumer settles a little below its quota (0.87 to 0.91 of it in values here): the bounds are 0.80 to 1.10.
+  consumer settles a little below its quota (0.87 to 0.91 of it in values here, on a quiet machine; 0.78 in full
+  runs beside the other tests, where the consumer's own fetch turnaround on 2 busy cores adds to every throttle):
+  the bounds are 0.75 to 1.10. Unthrottled, it would read many times its quota.
 - Connections from an IP over its connection_creation_rate (KIP-612) are accepted and closed unanswered; another IP
   is served.
 - A client over its request_percentage (KIP-124) is answered with a throttle time and muted for that long; another
@@ -563,7 +565,7 @@ def test_a_consumer_over_its_quota_is_throttled(broker):
           f"({throttled / CONSUMER_QUOTA:.3f} of it), max throttle {throttles.max_ms} ms, "
           f"{len(received)} of {records} records")
 
-    assert 0.8 * CONSUMER_QUOTA <= throttled <= 1.1 * CONSUMER_QUOTA, throttled
+    assert 0.75 * CONSUMER_QUOTA <= throttled <= 1.1 * CONSUMER_QUOTA, throttled
     assert throttles.max_ms > 0
     assert len(received) < records
 
