@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from support.brokers import REPO_ROOT
+from support.brokers import REPO_ROOT, skein_binary
 
 README = REPO_ROOT / "README.md"
 QUICKSTART_PORTS = {9092: "the Kafka listener", 9644: "the metrics listener"}
@@ -114,6 +114,8 @@ class Quickstart:
     stdout: str
     stderr_path: Path
     broker_pid: int | None
+    # Whether target/release/skein existed before `./run` ran (built by tests/run-all's broker build).
+    was_built: bool
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +132,7 @@ def quickstart():
             pytest.fail(f"{tool} is not installed (scripts/system-packages test installs it)")
 
     lines = block("quickstart")
+    was_built = skein_binary().exists()
     work_dir = Path(tempfile.mkdtemp(prefix="skein-readme-"))
     (work_dir / "run").symlink_to(REPO_ROOT / "run")
     pid_file = work_dir / "broker.pid"
@@ -154,7 +157,7 @@ def quickstart():
         wait_for_quickstart(process, stderr_path)
         if pid_file.exists() and pid_file.read_text().strip().isdigit():
             broker_pid = int(pid_file.read_text())
-        yield Quickstart(work_dir, stdout_path.read_text(errors="replace"), stderr_path, broker_pid)
+        yield Quickstart(work_dir, stdout_path.read_text(errors="replace"), stderr_path, broker_pid, was_built)
     finally:
         stop_quickstart(process, broker_pid)
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -240,6 +243,10 @@ def test_quickstart_kcat(quickstart: Quickstart):
     assert serving, f"no 'skein is serving' line in the broker's log:\n{tail(quickstart.stderr_path)}"
     assert "127.0.0.1:9092" in serving[0] and "127.0.0.1:9644" in serving[0], serving[0]
     assert (quickstart.work_dir / "data").is_dir(), "the broker did not keep its data in ./data"
+    # Started from another directory, ./run still builds with the repository's cargo configuration: it finds
+    # the broker built, rather than compiling it (RocksDB first) again under other compiler flags.
+    if quickstart.was_built:
+        assert "Compiling librocksdb-sys" not in stderr, f"./run rebuilt RocksDB:\n{tail(quickstart.stderr_path)}"
 
 
 def test_quickstart_python(quickstart: Quickstart):
