@@ -16,8 +16,9 @@ situation that matches Skein:
   created a client metrics subscription (so that there is one of each to list). Skein has neither (it refuses
   IncrementalAlterConfigs on GROUP and CLIENT_METRICS resources): it is not configured, so its later listing is
   the unconfigured one too.
-The APIs Skein does not serve yet (UpdateFeatures, UnregisterBroker, the share group APIs: see SKEIN_NOT_BUILT)
-have their Skein variants skipped, with the reason.
+The API Skein does not serve yet (UpdateFeatures: see SKEIN_NOT_BUILT) have their Skein variants
+skipped, with the reason. Skein answers the share group APIs as Kafka with share.version 0; where Kafka serves a
+newer version than Skein's codec knows (SKEIN_VERSIONS), Skein's answers are compared at the versions it serves.
 
 tests/support/java/ApiProbe.java sends the requests: over a plain socket, built with Kafka's own message
 classes, each at the highest version both the broker advertises and kafka-clients 4.3.1 knows, and again at
@@ -71,8 +72,9 @@ KAFKA_VERSIONS = {
     87: (0, 1), 90: (0, 1), 91: (0, 0), 92: (0, 0),
 }
 # Where Skein advertises less than Kafka: the kafka-protocol codec it uses knows AddRaftVoter v0 only (v1 adds
-# ack_when_committed, which a static quorum has no use for); the v0 answers are Kafka's.
-SKEIN_VERSIONS = {80: (0, 0)}
+# ack_when_committed, which a static quorum has no use for), and not the newest version of five share group APIs;
+# the answers at the versions it serves are Kafka's.
+SKEIN_VERSIONS = {80: (0, 0), 78: (1, 1), 79: (1, 1), 85: (0, 0), 87: (0, 0), 90: (0, 0)}
 API_NAMES = {
     34: "AlterReplicaLogDirs", 38: "CreateDelegationToken", 39: "RenewDelegationToken", 40: "ExpireDelegationToken",
     41: "DescribeDelegationToken", 57: "UpdateFeatures", 64: "UnregisterBroker", 74: "ListConfigResources",
@@ -82,7 +84,6 @@ API_NAMES = {
     90: "DescribeShareGroupOffsets", 91: "AlterShareGroupOffsets", 92: "DeleteShareGroupOffsets",
 }
 METADATA_API = 3
-SHARE_APIS = (76, 77, 78, 79, 83, 84, 85, 86, 87, 90, 91, 92)
 API_PARAMS = dict(argnames="api_key", argvalues=sorted(API_NAMES),
                   ids=[f"{key}-{API_NAMES[key]}" for key in sorted(API_NAMES)])
 
@@ -109,15 +110,8 @@ SITUATIONS = {
 
 # The APIs Skein does not serve yet: their Skein variants are skipped, with the reason (they would compare with
 # nothing Skein does).
-SHARE_GROUPS_NOT_BUILT = (
-    "not built yet: share groups (KIP-932). Skein finalizes no share.version, as Apache Kafka formatted with "
-    "share.version=0, but that Kafka still advertises APIs 76-79, 83-87 and 90-92 and answers them "
-    "UNSUPPORTED_VERSION (the share coordinator's state APIs NOT_COORDINATOR), which Skein does not "
-    f"(the {KAFKA_SHARE_OFF} variant pins Kafka's answers)")
 SKEIN_NOT_BUILT = {
     57: "not built yet: UpdateFeatures (Skein's feature levels are fixed; it does not advertise API 57)",
-    64: "not built yet: UnregisterBroker (Skein does not advertise API 64)",
-    **dict.fromkeys(SHARE_APIS, SHARE_GROUPS_NOT_BUILT),
 }
 
 DELEGATION_TOKEN_NOT_ALLOWED_MESSAGE = ("Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels "
@@ -567,8 +561,11 @@ def test_probe_context_as_kafka(probed):
     assert probed.context["voter-directory-id"] == ZERO_UUID
     assert probed.context["log-dir"] not in ("", "null")
     assert {probed.topic, "__consumer_offsets"} <= set(bracketed_names(probed.context["topics"]))
-    assert probed.context["produced-2"] == f"{SETUP_RECORDS}..{SETUP_RECORDS + 1}"
-    assert probed.context["produced-1"] == f"{SETUP_RECORDS + 2}..{SETUP_RECORDS + 3}"
+    # One share session per ShareFetch version served, highest first, each after two records.
+    low, high = SKEIN_VERSIONS.get(78, KAFKA_VERSIONS[78]) if probed.situation.kind == "skein" else KAFKA_VERSIONS[78]
+    produced = {key: value for key, value in probed.context.items() if key.startswith("produced-")}
+    assert produced == {f"produced-{version}": f"{SETUP_RECORDS + 2 * i}..{SETUP_RECORDS + 2 * i + 1}"
+                        for i, version in enumerate(range(high, low - 1, -1))}
 
 
 # -- Admin API (kafka-clients 4.3.1)

@@ -163,7 +163,8 @@ impl ClusterMember {
     }
 
     /// Heartbeats every `interval` until `shutdown`: keeps the session, and unfences this broker (it then
-    /// leads partitions and appears in Metadata). A heartbeat refused for a stale epoch re-registers.
+    /// leads partitions and appears in Metadata). A heartbeat refused for a stale epoch re-registers; one refused
+    /// because the registration was removed does not.
     ///
     /// Each heartbeat is given two intervals: one sent to a controller that froze (stopped, not crashed: its
     /// socket still accepts) is given up and the next goes to the new quorum leader, well within the session the
@@ -177,7 +178,15 @@ impl ClusterMember {
             let result = tokio::time::timeout(interval * 2, heartbeat).await.unwrap_or(Err(ControllerError::Timeout));
             match result {
                 Ok(_) => failures = 0,
-                Err(ControllerError::StaleBrokerEpoch { .. } | ControllerError::BrokerNotRegistered { .. }) => {
+                // Unregistered (UnregisterBroker, e.g. `kafka-cluster unregister`): as Kafka, the broker stays out
+                // of the cluster until it restarts, its heartbeats refused.
+                Err(ControllerError::BrokerNotRegistered { .. }) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(100) {
+                        tracing::warn!("this broker was unregistered from the cluster; restart it to register again");
+                    }
+                }
+                Err(ControllerError::StaleBrokerEpoch { .. }) => {
                     tracing::warn!("the controller no longer knows this registration; registering again");
                     if let Err(err) = self.register(interval * 10).await {
                         tracing::warn!(error = %err, "re-registration failed");
@@ -314,9 +323,8 @@ pub fn controller_error(err: ControllerError) -> BrokerError {
             ControllerError::TopicAlreadyExists(name) => BrokerError::TopicAlreadyExists(name),
             ControllerError::UnknownTopicOrPartition(_) => BrokerError::UnknownTopicOrPartition,
             ControllerError::UnknownTopicId(_) => BrokerError::UnknownTopicId,
-            ControllerError::BrokerNotRegistered { .. } | ControllerError::StaleBrokerEpoch { .. } => {
-                BrokerError::StaleBrokerEpoch(text)
-            }
+            ControllerError::BrokerNotRegistered { node_id } => BrokerError::BrokerIdNotRegistered(node_id),
+            ControllerError::StaleBrokerEpoch { .. } => BrokerError::StaleBrokerEpoch(text),
             ControllerError::DuplicateBrokerRegistration { .. } => BrokerError::InvalidRequest(text),
             ControllerError::NotLeader { .. } => BrokerError::NotLeaderOrFollower,
             ControllerError::FencedLeaderEpoch { current, requested } => {

@@ -127,6 +127,14 @@ throttle_time_field!(
     ListConfigResourcesResponse,
     AddRaftVoterResponse,
     RemoveRaftVoterResponse,
+    UnregisterBrokerResponse,
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
+    ShareFetchResponse,
+    ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse,
 );
 
 /// Responses without the field: the connection is muted all the same.
@@ -142,6 +150,11 @@ macro_rules! no_throttle_time_field {
 
 no_throttle_time_field!(
     DescribeQuorumResponse,
+    InitializeShareGroupStateResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+    DeleteShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse,
     SaslAuthenticateResponse,
     SaslHandshakeResponse,
     WriteTxnMarkersResponse

@@ -264,6 +264,49 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
         ApiKey::RemoveRaftVoter => {
             respond(quota, frame, |req, v| handlers::raft_voters::remove(broker, ctx, req, v)).await
         }
+        ApiKey::UnregisterBroker => {
+            respond(quota, frame, |req, v| handlers::unregister_broker::handle(broker, ctx, req, v)).await
+        }
+        ApiKey::ShareGroupHeartbeat => {
+            respond(quota, frame, |req, _| async move { handlers::share_groups::heartbeat(req) }).await
+        }
+        ApiKey::ShareGroupDescribe => {
+            respond(quota, frame, |req, _| async move { handlers::share_groups::describe(req) }).await
+        }
+        ApiKey::ShareFetch => respond(quota, frame, |req, _| async move { handlers::share_groups::fetch(req) }).await,
+        ApiKey::ShareAcknowledge => {
+            respond(quota, frame, |req, _| async move { handlers::share_groups::acknowledge(req) }).await
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            respond(quota, frame, |req, _| async move { handlers::share_groups::describe_offsets(req) }).await
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            respond(quota, frame, |req, _| async move { handlers::share_groups::alter_offsets(req) }).await
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            respond(quota, frame, |req, _| async move { handlers::share_groups::delete_offsets(req) }).await
+        }
+        // The share coordinator's state APIs are between brokers: exempt from request quotas, as Kafka.
+        ApiKey::InitializeShareGroupState => {
+            let handler = |req, _| async move { handlers::share_groups::initialize_state(broker, ctx, req) };
+            respond(RequestQuota::Exempt, frame, handler).await
+        }
+        ApiKey::ReadShareGroupState => {
+            let handler = |req, _| async move { handlers::share_groups::read_state(broker, ctx, req) };
+            respond(RequestQuota::Exempt, frame, handler).await
+        }
+        ApiKey::WriteShareGroupState => {
+            let handler = |req, _| async move { handlers::share_groups::write_state(broker, ctx, req) };
+            respond(RequestQuota::Exempt, frame, handler).await
+        }
+        ApiKey::DeleteShareGroupState => {
+            let handler = |req, _| async move { handlers::share_groups::delete_state(broker, ctx, req) };
+            respond(RequestQuota::Exempt, frame, handler).await
+        }
+        ApiKey::ReadShareGroupStateSummary => {
+            let handler = |req, _| async move { handlers::share_groups::read_state_summary(broker, ctx, req) };
+            respond(RequestQuota::Exempt, frame, handler).await
+        }
         other => Outcome::Close(format!("{other:?} is not served")),
     }
 }

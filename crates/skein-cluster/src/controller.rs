@@ -27,7 +27,8 @@ use crate::quota::ClientQuotaRecord;
 use crate::records::{
     ConfigRecord, ConfigResource, ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataBatch, MetadataRecord,
     NO_LEADER, NodeId, PartitionChangeRecord, PartitionRecord, ProducerIdBlockRecord, RegisterBrokerRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UnfenceBrokerRecord, UserScramCredentialRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+    UserScramCredentialRecord,
 };
 use crate::types::{Raft, RaftNodeId, kafka_id};
 
@@ -66,6 +67,11 @@ pub enum ControllerRequest {
         broker_epoch: i64,
         /// Ask to be fenced (controlled shutdown) or to stay fenced (not caught up yet).
         want_fence: bool,
+    },
+    /// UnregisterBroker: removes a broker's registration, as fencing moves its partitions first.
+    UnregisterBroker {
+        /// Broker id.
+        node_id: NodeId,
     },
     /// CreateTopics for one topic.
     CreateTopic {
@@ -604,6 +610,16 @@ impl Controller {
                     records.extend(lead_leaderless(image, node_id));
                 }
                 Ok((records, Finish::Heartbeat(node_id)))
+            }
+            ControllerRequest::UnregisterBroker { node_id } => {
+                let broker = image.broker(node_id).ok_or(ControllerError::BrokerNotRegistered { node_id })?;
+                tracing::info!(node_id, broker_epoch = broker.broker_epoch, "unregistering broker");
+                let mut records = self.leave_partitions(image, node_id);
+                records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+                    node_id,
+                    epoch: broker.broker_epoch,
+                }));
+                Ok((records, Finish::Ready(ControllerResponse::Done)))
             }
             ControllerRequest::CreateTopic { name, partitions, replication_factor, configs, assignments } => {
                 validate_topic_name(&name)?;

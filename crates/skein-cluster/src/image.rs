@@ -209,6 +209,17 @@ impl MetadataImage {
             }
             MetadataRecord::FenceBroker(r) => self.set_fenced(r.node_id, r.epoch, true),
             MetadataRecord::UnfenceBroker(r) => self.set_fenced(r.node_id, r.epoch, false),
+            MetadataRecord::UnregisterBroker(r) => {
+                if self.brokers.get(&r.node_id).is_some_and(|b| b.broker_epoch == r.epoch) {
+                    self.brokers.remove(&r.node_id);
+                } else {
+                    tracing::debug!(
+                        node_id = r.node_id,
+                        epoch = r.epoch,
+                        "unregistration of an older registration ignored"
+                    );
+                }
+            }
             MetadataRecord::Topic(r) => {
                 if let Some(old_id) = self.topics.get(&r.name).map(|t| t.topic_id) {
                     self.topic_names.remove(&old_id);

@@ -770,6 +770,14 @@ impl ControllerClient {
         }
     }
 
+    /// Removes a broker's registration (UnregisterBroker).
+    pub async fn unregister_broker(&self, node_id: NodeId) -> Result<(), ControllerError> {
+        match self.submit(ControllerRequest::UnregisterBroker { node_id }).await? {
+            ControllerResponse::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// A broker heartbeat; answers whether the broker is fenced afterwards.
     pub async fn heartbeat(
         &self,

@@ -71,6 +71,8 @@ pub enum MetadataRecord {
     FenceBroker(FenceBrokerRecord),
     /// A fenced broker heartbeated again.
     UnfenceBroker(UnfenceBrokerRecord),
+    /// A broker's registration was removed (UnregisterBroker): it is no longer part of the cluster.
+    UnregisterBroker(UnregisterBrokerRecord),
     /// A topic was created (its partitions follow as `Partition` records in the same batch).
     Topic(TopicRecord),
     /// A partition's full state, written when it is created.
@@ -139,6 +141,15 @@ pub struct UnfenceBrokerRecord {
     /// The broker.
     pub node_id: NodeId,
     /// The broker epoch being unfenced; a record for an older registration does nothing.
+    pub epoch: i64,
+}
+
+/// See [`MetadataRecord::UnregisterBroker`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnregisterBrokerRecord {
+    /// The broker.
+    pub node_id: NodeId,
+    /// The broker epoch being removed; a record for an older registration does nothing.
     pub epoch: i64,
 }
 

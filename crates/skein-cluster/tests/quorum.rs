@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use skein_cluster::{
-    ConfigResource, ConfigResourceType, ControllerError, MetadataImage, MetadataQuorum, NO_LEADER, NodeId,
-    QuorumConfig, QuorumError, UserScramCredentialRecord,
+    ConfigResource, ConfigResourceType, ControllerError, ControllerRequest, ControllerResponse, MetadataImage,
+    MetadataQuorum, NO_LEADER, NodeId, QuorumConfig, QuorumError, UserScramCredentialRecord,
 };
 use support::{endpoint, free_addr, init_tracing, tune, wait_until};
 use tempfile::TempDir;
@@ -432,6 +432,58 @@ async fn partition_changes_check_epochs_and_elect_only_from_the_isr() {
         // The ISR's fenced member comes back: no leader change while one is live.
         assert!(!controller.heartbeat(others[0], epochs[&others[0]], false).await.unwrap());
         assert_eq!(node.image().partition(topic_id, 0).map(|p| p.leader), Some(others[1]));
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_broker_leaves_every_partition_and_the_cluster() {
+    bounded(async {
+        let cluster = Cluster::start(1, |c| c.broker_session_timeout_ms = 60_000).await;
+        cluster.wait_leader(ELECTION_BUDGET).await;
+        let node = cluster.node(1);
+        let epochs = register_live_brokers(node, &[1, 2], &[]).await;
+        let controller = node.controller();
+        let (topic_id, partitions) = controller.create_topic("unregister", 1, 2, BTreeMap::new()).await.unwrap();
+        let leader = partitions[&0].leader;
+        let other = if leader == 1 { 2 } else { 1 };
+        let alone = ControllerRequest::CreateTopic {
+            name: "alone".to_owned(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            assignments: vec![vec![leader]],
+        };
+        let Ok(ControllerResponse::TopicCreated { topic_id: alone_id, .. }) = controller.submit(alone).await else {
+            panic!("the topic on one broker was not created");
+        };
+
+        assert_eq!(
+            controller.unregister_broker(4711).await.unwrap_err(),
+            ControllerError::BrokerNotRegistered { node_id: 4711 }
+        );
+        controller.unregister_broker(leader).await.unwrap();
+        let image = node.image();
+        assert!(image.broker(leader).is_none(), "the registration is gone");
+        let p = image.partition(topic_id, 0).cloned().unwrap();
+        assert_eq!((p.leader, p.isr.clone()), (other, vec![other]), "leadership and the ISR moved");
+        // A partition only it held keeps it as its last ISR member, without a leader (as when fenced).
+        let alone = image.partition(alone_id, 0).cloned().unwrap();
+        assert_eq!((alone.leader, alone.isr.clone()), (NO_LEADER, vec![leader]));
+
+        // Its heartbeats are refused; it is not registered again by them, and unregistering again is refused.
+        assert_eq!(
+            controller.heartbeat(leader, epochs[&leader], false).await.unwrap_err(),
+            ControllerError::BrokerNotRegistered { node_id: leader }
+        );
+        assert!(node.image().broker(leader).is_none());
+        assert!(matches!(controller.unregister_broker(leader).await, Err(ControllerError::BrokerNotRegistered { .. })));
+
+        // A restart registers it again; unfenced, it leads the partition only it holds.
+        let epoch = controller.register_broker(leader, Uuid::new_v4(), endpoint(leader), None).await.unwrap();
+        assert!(!controller.heartbeat(leader, epoch, false).await.unwrap());
+        assert_eq!(node.image().partition(alone_id, 0).map(|p| p.leader), Some(leader));
         cluster.shutdown().await;
     })
     .await;

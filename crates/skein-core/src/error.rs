@@ -200,6 +200,15 @@ pub enum BrokerError {
     /// A voter change on a static metadata quorum (`controller.quorum.voters`): Kafka's message.
     #[error("Cluster doesn't support {0} voter because the kraft.version feature is 0")]
     StaticQuorum(&'static str),
+    /// Share groups (KIP-932) are off (no share.version finalized): Kafka's answer to their APIs.
+    #[error("The version of API is not supported.")]
+    ShareGroupsDisabled,
+    /// UnregisterBroker of an id with no registration (Kafka's controller's wording).
+    #[error("Broker ID {0} is not currently registered")]
+    BrokerIdNotRegistered(i32),
+    /// No share coordinator runs here, so none owns the state asked for ("read share group state", ...).
+    #[error("Unable to {0}: This is not the correct coordinator.")]
+    NotShareCoordinator(&'static str),
     #[error("The given id \"{given}\" doesn't match the cluster id \"{ours}\"")]
     InconsistentClusterId { given: String, ours: String },
     /// The partition has no leader right now (an election is due).
@@ -278,6 +287,9 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::DelegationTokenAuthorizationFailed => ResponseError::DelegationTokenAuthorizationFailed,
         BrokerError::InvalidPrincipalType => ResponseError::InvalidPrincipalType,
         BrokerError::StaticQuorum(_) => ResponseError::UnsupportedVersion,
+        BrokerError::ShareGroupsDisabled => ResponseError::UnsupportedVersion,
+        BrokerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+        BrokerError::NotShareCoordinator(_) => ResponseError::NotCoordinator,
         BrokerError::InconsistentClusterId { .. } => ResponseError::InconsistentClusterId,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         BrokerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

@@ -78,6 +78,24 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // KIP-853 on a static quorum: Kafka's answers with kraft.version 0 (the codec knows AddRaftVoter v0 only).
     (ApiKey::AddRaftVoter, 0, 0),
     (ApiKey::RemoveRaftVoter, 0, 0),
+    // Removes a broker's registration (`kafka-cluster unregister`).
+    (ApiKey::UnregisterBroker, 0, 0),
+    // KIP-932 share groups, off (no share.version finalized): Kafka's answers with share.version 0
+    // (UNSUPPORTED_VERSION; the share coordinator's state APIs NOT_COORDINATOR). Where Kafka 4.3 serves one more
+    // version (ShareFetch and ShareAcknowledge 2, WriteShareGroupState, ReadShareGroupStateSummary and
+    // DescribeShareGroupOffsets 1), the codec does not know it yet.
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::InitializeShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
+    (ApiKey::DeleteShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupStateSummary, 0, 0),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// The supported version range of `key`, if Skein serves it.

@@ -50,8 +50,10 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod raft_voters;
+pub mod share_groups;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod unregister_broker;
 pub mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

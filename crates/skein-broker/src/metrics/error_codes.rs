@@ -67,6 +67,45 @@ top_level_error_code!(
     kafka_protocol::messages::ListConfigResourcesResponse,
     kafka_protocol::messages::AddRaftVoterResponse,
     kafka_protocol::messages::RemoveRaftVoterResponse,
+    kafka_protocol::messages::UnregisterBrokerResponse,
+    kafka_protocol::messages::ShareGroupHeartbeatResponse,
+    kafka_protocol::messages::ShareFetchResponse,
+    kafka_protocol::messages::ShareAcknowledgeResponse,
+    kafka_protocol::messages::AlterShareGroupOffsetsResponse,
+    kafka_protocol::messages::DeleteShareGroupOffsetsResponse,
+);
+
+impl ErrorCodes for kafka_protocol::messages::ShareGroupDescribeResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.groups.iter().map(|g| g.error_code))
+    }
+}
+
+impl ErrorCodes for kafka_protocol::messages::DescribeShareGroupOffsetsResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.groups.iter().map(|g| g.error_code))
+    }
+}
+
+/// The share coordinator's state responses: a code per partition.
+macro_rules! partition_results_error_codes {
+    ($($response:ident),* $(,)?) => {
+        $(
+            impl ErrorCodes for kafka_protocol::messages::$response {
+                fn error_codes(&self) -> Vec<i16> {
+                    nonzero(self.results.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)))
+                }
+            }
+        )*
+    };
+}
+
+partition_results_error_codes!(
+    InitializeShareGroupStateResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+    DeleteShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse,
 );
 
 impl ErrorCodes for AlterUserScramCredentialsResponse {
