@@ -23,17 +23,24 @@ What is proven, for both kinds (Kafka's answers are the expectations):
 - a node given another cluster's data directory never joins the cluster. Skein exits non-zero naming the
   cluster id; Kafka 4.3.1 keeps running but its Raft requests get INCONSISTENT_CLUSTER_ID (104) and it never
   registers (only that is asserted for Kafka).
+- decommissioning a broker Kafka's way: a broker-only node 4 holding a replica of every partition of a topic
+  written with acks=all is stopped (still registered, fenced: kafka-cluster list-endpoints --include-fenced-brokers
+  lists it and a replication factor of 4 is accepted), then `kafka-cluster unregister --id 4` (UnregisterBroker)
+  exits 0 and every node forgets it: not in Metadata nor in DescribeCluster with fenced brokers, replication
+  factor 4 refused, no leadership and no ISR left to it (its replicas stay in the assignment), every acknowledged
+  record read back byte for byte. Unregistering an id never registered prints Kafka's
+  BrokerIdNotRegisteredException ("Broker ID 4711 is not currently registered"). Restarted, node 4 registers
+  again and rejoins every ISR; it is then stopped and unregistered, so later tests see three registered brokers;
 - (Skein only) a fourth node with process.roles=broker joins as an observer: four brokers everywhere, the voters
   unchanged, the observer in kafka-metadata-quorum's CurrentObservers, partitions led by it.
-Partition data is not replicated by Skein yet: nothing here checks that records survive a broker's loss.
+Records surviving a broker's loss under load are tests/test_replication.py's subject; here only the decommissioning
+test reads records back.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import socket
-import struct
 import time
 
 import pytest
@@ -46,7 +53,7 @@ from support.cluster import (BROKER_API_VERSIONS_COMMAND, CLUSTER_TOOL, TOPIC_CO
                              tool_output)
 from support.cluster import healthy as make_healthy
 from support.frames import init_producer_id
-from support.kafka_clients import unique_topic_name
+from support.kafka_clients import read_partitions, unique_topic_name
 
 CLIENT_TIMEOUT_SECONDS = 30
 NODE_IDS = {1, 2, 3}
@@ -618,6 +625,203 @@ def test_restarting_every_node_keeps_metadata(healthy):
     assert status["ClusterId"] == before["cluster_id"]
 
 
+# ------------------------------------------------------------------------------------------ decommissioning
+
+# The broker-only node the decommissioning test adds, and an id no broker ever registered.
+DECOMMISSIONED_ID = 4
+NEVER_REGISTERED_ID = 4711
+RECORDS_PER_PARTITION = 40
+# Each partition's replicas (the first its preferred leader): the broker-only node holds a replica of every
+# partition and leads three of them.
+DECOMMISSION_ASSIGNMENT = [[4, 1, 2], [4, 2, 3], [4, 3, 1], [1, 2, 4]]
+# A registered broker-only node's return to every ISR after its restart (it catches up on four small
+# partitions).
+BACK_IN_ISR_WITHIN_SECONDS = 60
+
+
+def broker_only_node(cluster, node_id: int):
+    """A node of `cluster` with process.roles=broker (not a voter of the metadata quorum), not yet started. A Skein
+    broker-only node receives the metadata log on a controller listener of its own; a Kafka one fetches it from
+    the controllers and listens for clients only (Kafka refuses a controller listener on a broker-only node)."""
+    from support.cluster import KafkaClusterNode, SkeinClusterNode
+
+    voters = ",".join(f"{node.node_id}@127.0.0.1:{node.controller_port}" for node in cluster.nodes)
+    settings = {
+        **cluster.config,
+        "node.id": node_id,
+        "process.roles": "broker",
+        "controller.quorum.voters": voters,
+        "controller.listener.names": "CONTROLLER",
+    }
+    if cluster.kind == "skein":
+        node = SkeinClusterNode(node_id, binary=cluster.binary)
+        settings["listeners"] = f"PLAINTEXT://{node.bootstrap},CONTROLLER://127.0.0.1:{node.controller_port}"
+    else:
+        node = KafkaClusterNode(node_id)
+        node.cluster_id = cluster.cluster_id  # formatted into the cluster's id, as the voters were
+        settings.update({
+            "listeners": f"PLAINTEXT://{node.bootstrap}",
+            "advertised.listeners": f"PLAINTEXT://{node.bootstrap}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+        })
+    node.config.update(settings)
+    return node
+
+
+def unregister_broker(bootstrap: str, broker_id: int):
+    """kafka-cluster unregister (the Java AdminClient's UnregisterBroker); the finished tool."""
+    return run_kafka_tool(CLUSTER_TOOL, "unregister", "--bootstrap-server", bootstrap, "--id", str(broker_id))
+
+
+def registered_brokers(bootstrap: str) -> dict[int, str]:
+    """{broker id: state} from kafka-cluster list-endpoints --include-fenced-brokers (DescribeCluster v2 asking
+    for fenced brokers too): every registered broker, fenced or not."""
+    result = run_kafka_tool(CLUSTER_TOOL, "list-endpoints", "--bootstrap-server", bootstrap,
+                            "--include-fenced-brokers")
+    assert result.returncode == 0, tool_output(result)
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    assert rows and rows[0][:3] == ["ID", "HOST", "PORT"] and "STATE" in rows[0], tool_output(result)
+    state = rows[0].index("STATE")
+    return {int(row[0]): row[state] for row in rows[1:] if row[-1] == "broker"}
+
+
+def validate_replication_factor(bootstrap: str, replication_factor: int) -> int | None:
+    """CreateTopics with validate_only (nothing is created): the error code for this replication factor, or None.
+    Kafka places replicas on the registered brokers, fenced ones included, so this counts registrations."""
+    client = admin(bootstrap)
+    name = unique_topic_name("validate-rf")
+    futures = client.create_topics([NewTopic(name, num_partitions=1, replication_factor=replication_factor)],
+                                   validate_only=True, request_timeout=CLIENT_TIMEOUT_SECONDS)
+    try:
+        futures[name].result(timeout=CLIENT_TIMEOUT_SECONDS + 5)
+    except KafkaException as exc:
+        return exc.args[0].code()
+    return None
+
+
+def test_a_stopped_broker_unregistered_with_kafka_cluster_is_forgotten(healthy):
+    """Decommissioning a broker with Kafka's own tool: stop it, then `kafka-cluster unregister --id N`
+    (UnregisterBroker, API 64). A broker-only node 4 holds a replica of every partition of a topic (and leads
+    three of four) when records are written with acks=all; stopped, it stays registered (fenced): list-endpoints
+    --include-fenced-brokers still shows it and a replication factor of 4 is still accepted. Unregistered (exit
+    code 0), every node forgets it: neither Metadata nor DescribeCluster with fenced brokers lists it, a
+    replication factor of 4 is INVALID_REPLICATION_FACTOR, it leads nothing and is in no ISR (its replicas stay
+    in the assignment, as Kafka leaves them), and every acknowledged record reads back byte for byte.
+    Unregistering id 4711, which never registered, fails with Kafka's BrokerIdNotRegisteredException ("Broker ID
+    4711 is not currently registered"). Restarted, node 4 registers again: listed everywhere, back in every ISR.
+    It is then stopped and unregistered once more, so the cluster ends with its three brokers registered."""
+    cluster = healthy
+    three = ",".join(node.bootstrap for node in cluster.nodes)
+    decommissioned = broker_only_node(cluster, DECOMMISSIONED_ID)
+    registered = False
+    topic = unique_topic_name("decommission")
+    try:
+        decommissioned.start()
+        registered = True
+        four_ids = NODE_IDS | {DECOMMISSIONED_ID}
+        for node in [*cluster.nodes, decommissioned]:
+            assert cluster.wait_for_brokers(4, timeout=60, bootstrap=node.bootstrap) == four_ids
+
+        client = admin(three)
+        futures = client.create_topics([NewTopic(topic, num_partitions=len(DECOMMISSION_ASSIGNMENT),
+                                                replica_assignment=DECOMMISSION_ASSIGNMENT)],
+                                       request_timeout=CLIENT_TIMEOUT_SECONDS)
+        futures[topic].result(timeout=CLIENT_TIMEOUT_SECONDS + 5)
+        partitions = len(DECOMMISSION_ASSIGNMENT)
+        metadata = wait_for_topic(three, topic, partitions, isr_size=3, timeout=60)
+        for partition in metadata.partitions.values():
+            assert list(partition.replicas) == DECOMMISSION_ASSIGNMENT[partition.id], partition
+            assert partition.leader == DECOMMISSION_ASSIGNMENT[partition.id][0], partition
+
+        # acks=all with node 4 in every ISR: each record acknowledged is on node 4 and on two of the voters.
+        producer = Producer({"bootstrap.servers": three, "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 5, "log_level": 0})
+        acknowledged: dict[int, list[tuple[int, bytes, bytes]]] = {p: [] for p in range(partitions)}
+        failures = []
+
+        def delivered(error, message):
+            if error is not None:
+                failures.append(error)
+            else:
+                acknowledged[message.partition()].append((message.offset(), message.key(), message.value()))
+
+        for partition in range(partitions):
+            for i in range(RECORDS_PER_PARTITION):
+                # Every byte value, in a different order per record.
+                value = bytes((partition * 31 + i * 7 + j) % 256 for j in range(256 + i))
+                producer.produce(topic, key=f"p{partition}-{i}".encode(), value=value, partition=partition,
+                                 on_delivery=delivered)
+        assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0
+        assert failures == []
+        assert all(len(records) == RECORDS_PER_PARTITION for records in acknowledged.values()), acknowledged
+
+        # Stopped, node 4 is fenced but still registered.
+        exit_code = decommissioned.stop()
+        assert exit_code == decommissioned.clean_exit_code, decommissioned.log_tail()
+        for node in cluster.nodes:
+            assert cluster.wait_for_brokers(3, timeout=FENCED_WITHIN_SECONDS, bootstrap=node.bootstrap) == NODE_IDS
+        assert registered_brokers(three) == {**dict.fromkeys(NODE_IDS, "unfenced"), DECOMMISSIONED_ID: "fenced"}
+        assert validate_replication_factor(three, 4) is None
+
+        # Unregistered, every node forgets it.
+        result = unregister_broker(cluster.nodes[1].bootstrap, DECOMMISSIONED_ID)
+        assert result.returncode == 0, tool_output(result)
+        registered = False
+        print(f"{cluster.kind}: kafka-cluster unregister --id {DECOMMISSIONED_ID}: {result.stdout.strip()!r}")
+        for node in cluster.nodes:
+            assert eventually(lambda: set(registered_brokers(node.bootstrap)) == NODE_IDS,
+                              f"node {node.node_id} lists only brokers 1-3 with fenced ones")
+            assert cluster.broker_ids(node.bootstrap) == NODE_IDS
+            assert {n.id for n in describe_cluster(node.bootstrap).nodes} == NODE_IDS
+        assert validate_replication_factor(three, 4) == INVALID_REPLICATION_FACTOR
+        assert validate_replication_factor(three, 3) is None
+        for node in cluster.nodes:
+            metadata = wait_for_topic(node.bootstrap, topic, partitions)
+            for partition in metadata.partitions.values():
+                assert partition.leader in NODE_IDS, (node.node_id, partition)
+                assert DECOMMISSIONED_ID not in partition.isrs, (node.node_id, partition)
+                assert set(partition.isrs) == set(DECOMMISSION_ASSIGNMENT[partition.id]) - {DECOMMISSIONED_ID}, \
+                    (node.node_id, partition)
+                assert list(partition.replicas) == DECOMMISSION_ASSIGNMENT[partition.id], (node.node_id, partition)
+        stored = read_partitions(three, topic, partitions)
+        assert {p: [(m.offset(), m.key(), m.value()) for m in messages] for p, messages in stored.items()} == \
+            acknowledged
+
+        # An id that is not registered: Kafka's BROKER_ID_NOT_REGISTERED, through the tool.
+        result = unregister_broker(three, NEVER_REGISTERED_ID)
+        assert result.returncode != 0, tool_output(result)
+        output = result.stdout + result.stderr
+        assert "BrokerIdNotRegisteredException" in output, tool_output(result)
+        assert f"Broker ID {NEVER_REGISTERED_ID} is not currently registered" in output, tool_output(result)
+
+        # Restarted, it registers again and rejoins every ISR.
+        decommissioned.start()
+        registered = True
+        for node in [*cluster.nodes, decommissioned]:
+            assert cluster.wait_for_brokers(4, timeout=60, bootstrap=node.bootstrap) == four_ids
+        assert registered_brokers(three) == dict.fromkeys(four_ids, "unfenced")
+        metadata = wait_for_topic(three, topic, partitions, isr_size=3, timeout=BACK_IN_ISR_WITHIN_SECONDS)
+        assert all(DECOMMISSIONED_ID in p.isrs for p in metadata.partitions.values()), metadata.partitions
+
+        # Decommissioned for good: the cluster is left with brokers 1-3 registered, as it was.
+        assert decommissioned.stop() == decommissioned.clean_exit_code, decommissioned.log_tail()
+        result = unregister_broker(three, DECOMMISSIONED_ID)
+        assert result.returncode == 0, tool_output(result)
+        registered = False
+        assert eventually(lambda: set(registered_brokers(three)) == NODE_IDS, "brokers 1-3 registered")
+    finally:
+        decommissioned.close()
+        if registered:  # the test failed between start and unregister: leave no fenced registration behind
+            print(tool_output(unregister_broker(cluster.running_bootstrap(), DECOMMISSIONED_ID)))
+        deleter = admin(cluster.running_bootstrap())
+        for future in deleter.delete_topics([topic], request_timeout=CLIENT_TIMEOUT_SECONDS).values():
+            try:
+                future.result(timeout=CLIENT_TIMEOUT_SECONDS)
+            except KafkaException:
+                pass  # never created
+
+
 # ------------------------------------------------------------------------------------------ observers
 
 # Last in the module: the observer stays registered (fenced) once stopped, and counts as a registered broker
@@ -629,17 +833,7 @@ def test_a_broker_without_the_controller_role_joins_as_an_observer(healthy):
     cluster = healthy
     if cluster.kind != "skein":
         pytest.skip("Skein's broker-only node; Kafka's differs in how it reaches the controllers")
-    from support.cluster import SkeinClusterNode
-    observer = SkeinClusterNode(4, binary=cluster.binary)
-    voters = ",".join(f"{node.node_id}@127.0.0.1:{node.controller_port}" for node in cluster.nodes)
-    observer.config.update({
-        **cluster.config,
-        "node.id": 4,
-        "process.roles": "broker",
-        "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{observer.bootstrap},CONTROLLER://127.0.0.1:{observer.controller_port}",
-        "controller.listener.names": "CONTROLLER",
-    })
+    observer = broker_only_node(cluster, 4)
     try:
         observer.start()
         for node in [*cluster.nodes, observer]:

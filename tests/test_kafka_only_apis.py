@@ -16,9 +16,10 @@ situation that matches Skein:
   created a client metrics subscription (so that there is one of each to list). Skein has neither (it refuses
   IncrementalAlterConfigs on GROUP and CLIENT_METRICS resources): it is not configured, so its later listing is
   the unconfigured one too.
-The API Skein does not serve yet (UpdateFeatures: see SKEIN_NOT_BUILT) have their Skein variants
-skipped, with the reason. Skein answers the share group APIs as Kafka with share.version 0; where Kafka serves a
-newer version than Skein's codec knows (SKEIN_VERSIONS), Skein's answers are compared at the versions it serves.
+Skein answers the share group APIs as Kafka with share.version 0; where Kafka serves a newer version than Skein's
+codec knows (SKEIN_VERSIONS), Skein's answers are compared at the versions it serves. Skein's feature levels are
+fixed (Kafka 4.3's metadata.version 30 among them), so UpdateFeatures gets Kafka's answers for every case probed:
+each either changes nothing or is refused by Kafka's own checks.
 
 tests/support/java/ApiProbe.java sends the requests: over a plain socket, built with Kafka's own message
 classes, each at the highest version both the broker advertises and kafka-clients 4.3.1 knows, and again at
@@ -108,12 +109,6 @@ SITUATIONS = {
     "skein": Situation("skein", (), share_groups=False, configured=False),
 }
 
-# The APIs Skein does not serve yet: their Skein variants are skipped, with the reason (they would compare with
-# nothing Skein does).
-SKEIN_NOT_BUILT = {
-    57: "not built yet: UpdateFeatures (Skein's feature levels are fixed; it does not advertise API 57)",
-}
-
 DELEGATION_TOKEN_NOT_ALLOWED_MESSAGE = ("Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels "
                                         "and on delegation token authenticated channels.")
 
@@ -183,11 +178,6 @@ def probed(request):
         # registration that is gone): killed.
         broker.kill()
         broker.close()
-
-
-def skip_skein_not_built(p: Probed, api_key: int) -> None:
-    if p.situation.kind == "skein" and api_key in SKEIN_NOT_BUILT:
-        pytest.skip(SKEIN_NOT_BUILT[api_key])
 
 
 def run_java(command: list[str]) -> list[str]:
@@ -521,7 +511,6 @@ def kafka_after_unregister(p: Probed) -> str:
 
 @pytest.mark.parametrize(**API_PARAMS)
 def test_probed_apis_advertised_as_kafka(probed, api_key):
-    skip_skein_not_built(probed, api_key)
     advertised = {int(key): versions for key, versions in
                   (item.split(":") for item in bracketed_names(probed.context["advertised"]))}
     assert set(advertised) == set(KAFKA_VERSIONS)
@@ -532,7 +521,6 @@ def test_probed_apis_advertised_as_kafka(probed, api_key):
 
 @pytest.mark.parametrize(**API_PARAMS)
 def test_answers_as_kafka(probed, api_key):
-    skip_skein_not_built(probed, api_key)
     expected = {key: value for key, value in kafka_answers(probed).items() if int(key.split()[0]) == api_key}
     if probed.situation.kind == "skein" and api_key in SKEIN_VERSIONS:
         low, high = SKEIN_VERSIONS[api_key]
@@ -548,7 +536,6 @@ def test_every_request_checked(probed):
 
 
 def test_unregistered_broker_leaves_the_metadata(probed):
-    skip_skein_not_built(probed, 64)
     after = [value for key, value in probed.outcomes.items() if re.fullmatch(r"3 \d+ after-unregister-self", key)]
     assert after == [kafka_after_unregister(probed)]
 
@@ -585,22 +572,23 @@ def test_admin_describe_features(probed):
     range, share.version 1 (share groups on; with share.version=0 formatted, and on Skein, it is not finalized),
     group.version 1 (KIP-848 groups) and transaction.version 2. A static quorum's kraft.version is 0, so it is
     not finalized: the reason AddRaftVoter answers UNSUPPORTED_VERSION; Kafka supports raising it (0-1), Skein's
-    quorum is static only (0-0). Skein keeps its own metadata log and names no metadata.version. (Kafka also
-    finalizes streams.version 1 and eligible.leader.replicas.version 1, features of APIs outside this module.)"""
+    quorum is static only (0-0). Skein keeps its own metadata log and names Kafka 4.3's metadata.version (30 within
+    7-30), fixed. (Kafka also finalizes streams.version 1 and eligible.leader.replicas.version 1, features of APIs
+    outside this module.)"""
     finalized = feature_levels(probed.admin["describe-features.finalized"])
     supported = feature_levels(probed.admin["describe-features.supported"])
     share_version = "1-1" if probed.situation.share_groups else None
     assert {name: finalized.get(name) for name in ("share.version", "group.version", "transaction.version")} == \
         {"share.version": share_version, "group.version": "1-1", "transaction.version": "2-2"}, finalized
     assert "kraft.version" not in finalized, finalized
+    assert "metadata.version" in finalized, finalized
+    low, high = finalized["metadata.version"].split("-")
+    supported_low, supported_high = supported["metadata.version"].split("-")
+    assert low == high and int(supported_low) <= int(high) <= int(supported_high), (finalized, supported)
     if probed.situation.kind == "kafka":
-        assert "metadata.version" in finalized, finalized
-        low, high = finalized["metadata.version"].split("-")
-        supported_low, supported_high = supported["metadata.version"].split("-")
-        assert low == high and int(supported_low) <= int(high) <= int(supported_high), (finalized, supported)
         assert supported.get("kraft.version") == "0-1", supported
     else:
-        assert "metadata.version" not in finalized and "metadata.version" not in supported, (finalized, supported)
+        assert (finalized["metadata.version"], supported["metadata.version"]) == ("30-30", "7-30")
         assert supported.get("kraft.version") == "0-0", supported
     # The same levels as the probe's ApiVersions.
     assert {name: levels.split("-")[1] for name, levels in finalized.items()} == \

@@ -90,6 +90,7 @@ pub fn visit_request_type<V: RequestTypeVisitor>(key: ApiKey, visitor: V) -> Opt
         ApiKey::ListConfigResources => visitor.visit::<ListConfigResourcesRequest>(),
         ApiKey::AddRaftVoter => visitor.visit::<AddRaftVoterRequest>(),
         ApiKey::RemoveRaftVoter => visitor.visit::<RemoveRaftVoterRequest>(),
+        ApiKey::UpdateFeatures => visitor.visit::<UpdateFeaturesRequest>(),
         ApiKey::UnregisterBroker => visitor.visit::<UnregisterBrokerRequest>(),
         ApiKey::ShareGroupHeartbeat => visitor.visit::<ShareGroupHeartbeatRequest>(),
         ApiKey::ShareGroupDescribe => visitor.visit::<ShareGroupDescribeRequest>(),

@@ -249,6 +249,11 @@ impl ClusterMember {
         leadership(self.node_id, topic.partitions.get(&partition))
     }
 
+    /// The metadata quorum's leader (Kafka's active controller), if one is known.
+    pub fn quorum_leader_id(&self) -> Option<i32> {
+        self.quorum.leader_id()
+    }
+
     /// The controller id clients are given: the quorum leader when it is a live broker (it always is in
     /// combined mode), else the lowest live broker. KRaft gives clients a live broker too: they cannot talk
     /// to controllers, and any broker forwards admin requests.

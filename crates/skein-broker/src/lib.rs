@@ -20,6 +20,7 @@ pub mod authorizer;
 pub mod broker;
 pub mod broker_configs;
 pub mod cluster;
+pub mod features;
 pub mod group_log;
 pub mod handlers;
 pub mod metrics;

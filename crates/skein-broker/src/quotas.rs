@@ -128,6 +128,7 @@ throttle_time_field!(
     AddRaftVoterResponse,
     RemoveRaftVoterResponse,
     UnregisterBrokerResponse,
+    UpdateFeaturesResponse,
     ShareGroupHeartbeatResponse,
     ShareGroupDescribeResponse,
     ShareFetchResponse,

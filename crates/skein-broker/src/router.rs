@@ -264,6 +264,9 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
         ApiKey::RemoveRaftVoter => {
             respond(quota, frame, |req, v| handlers::raft_voters::remove(broker, ctx, req, v)).await
         }
+        ApiKey::UpdateFeatures => {
+            respond(quota, frame, |req, v| handlers::update_features::handle(broker, ctx, req, v)).await
+        }
         ApiKey::UnregisterBroker => {
             respond(quota, frame, |req, v| handlers::unregister_broker::handle(broker, ctx, req, v)).await
         }

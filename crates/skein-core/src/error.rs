@@ -203,6 +203,9 @@ pub enum BrokerError {
     /// Share groups (KIP-932) are off (no share.version finalized): Kafka's answer to their APIs.
     #[error("The version of API is not supported.")]
     ShareGroupsDisabled,
+    /// UpdateFeatures refused (the message says which update and why).
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
     /// UnregisterBroker of an id with no registration (Kafka's controller's wording).
     #[error("Broker ID {0} is not currently registered")]
     BrokerIdNotRegistered(i32),
@@ -289,6 +292,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::StaticQuorum(_) => ResponseError::UnsupportedVersion,
         BrokerError::ShareGroupsDisabled => ResponseError::UnsupportedVersion,
         BrokerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+        BrokerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
         BrokerError::NotShareCoordinator(_) => ResponseError::NotCoordinator,
         BrokerError::InconsistentClusterId { .. } => ResponseError::InconsistentClusterId,
         BrokerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,

@@ -78,6 +78,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // KIP-853 on a static quorum: Kafka's answers with kraft.version 0 (the codec knows AddRaftVoter v0 only).
     (ApiKey::AddRaftVoter, 0, 0),
     (ApiKey::RemoveRaftVoter, 0, 0),
+    // KIP-584: Skein's feature levels are fixed; updates are checked as Kafka's controller checks them.
+    (ApiKey::UpdateFeatures, 0, 2),
     // Removes a broker's registration (`kafka-cluster unregister`).
     (ApiKey::UnregisterBroker, 0, 0),
     // KIP-932 share groups, off (no share.version finalized): Kafka's answers with share.version 0

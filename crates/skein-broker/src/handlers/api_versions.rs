@@ -1,5 +1,5 @@
-//! ApiVersions: derived from the router's table of supported APIs, plus the finalized `transaction.version`
-//! feature (level 2: Transactions V2, KIP-890), which clients read from v3 on.
+//! ApiVersions: derived from the router's table of supported APIs, plus Skein's features ([`crate::features`]),
+//! which clients read from v3 on (the finalized `transaction.version` 2 turns on Transactions V2, KIP-890).
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -9,20 +9,12 @@ use kafka_protocol::protocol::Decodable;
 use kafka_protocol::protocol::StrBytes;
 use skein_protocol::{RequestFrame, encode_response};
 
+use crate::features::{FEATURES, FEATURES_EPOCH};
 use crate::metrics::ErrorCodes;
 use crate::router::{Outcome, SUPPORTED_APIS};
 
 /// The highest ApiVersions version Skein speaks.
 const MAX_VERSION: i16 = 4;
-/// Kafka's features this broker has: (name, highest supported level, finalized level). A level-0 feature is
-/// supported but not finalized, as Kafka lists it. `group.version` 1 is the KIP-848 consumer group protocol,
-/// `transaction.version` 2 Transactions V2 (KIP-890); `kraft.version` 0 is a static metadata quorum. Skein has no
-/// share groups or streams groups and keeps its own metadata log, so it names no `share.version`,
-/// `streams.version` or `metadata.version`. Their epoch never changes.
-const FEATURES: &[(&str, i16, i16)] =
-    &[("group.version", 1, 1), ("kraft.version", 0, 0), ("transaction.version", 2, 2)];
-const FEATURES_EPOCH: i64 = 1;
-
 fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
     let api_keys = SUPPORTED_APIS
         .iter()
@@ -32,21 +24,21 @@ fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
         .collect();
     let supported = FEATURES
         .iter()
-        .map(|(name, max, _)| {
+        .map(|f| {
             SupportedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_min_version(0)
-                .with_max_version(*max)
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version(f.min)
+                .with_max_version(f.max)
         })
         .collect();
     let finalized = FEATURES
         .iter()
-        .filter(|(_, _, level)| *level > 0)
-        .map(|(name, _, level)| {
+        .filter(|f| f.finalized > 0)
+        .map(|f| {
             FinalizedFeatureKey::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_min_version_level(*level)
-                .with_max_version_level(*level)
+                .with_name(StrBytes::from_static_str(f.name))
+                .with_min_version_level(f.finalized)
+                .with_max_version_level(f.finalized)
         })
         .collect();
     ApiVersionsResponse::default()

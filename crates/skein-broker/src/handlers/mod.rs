@@ -54,6 +54,7 @@ pub mod share_groups;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
+pub mod update_features;
 pub mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

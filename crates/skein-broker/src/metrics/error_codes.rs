@@ -75,6 +75,12 @@ top_level_error_code!(
     kafka_protocol::messages::DeleteShareGroupOffsetsResponse,
 );
 
+impl ErrorCodes for kafka_protocol::messages::UpdateFeaturesResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(std::iter::once(self.error_code).chain(self.results.iter().map(|r| r.error_code)))
+    }
+}
+
 impl ErrorCodes for kafka_protocol::messages::ShareGroupDescribeResponse {
     fn error_codes(&self) -> Vec<i16> {
         nonzero(self.groups.iter().map(|g| g.error_code))
