@@ -28,12 +28,26 @@ Shown for both brokers:
 - kafka-metadata-quorum (MetadataQuorumCommand): `describe --status` prints Kafka's keys in Kafka's order;
   ClusterId is the cluster id Metadata reports, LeaderId is node 1, the only voter is node 1, no observers, no
   follower lag (the values of LeaderEpoch, HighWatermark and the voters' endpoints differ between brokers).
+- kafka-features (FeatureCommand): `describe` prints the same metadata.version (supported 3.3-IV3 to 4.3-IV0,
+  finalized 4.3-IV0), group.version (0-1, finalized 1) and transaction.version (0-2, finalized 2) lines, all at
+  one epoch. Updates (UpdateFeatures) go through Kafka's controller checks with Kafka's messages: `upgrade
+  --metadata 4.3 --dry-run` (the deprecated flag, which names metadata.version alone) succeeds; `downgrade
+  --metadata 4.2 --dry-run` is refused as an unsupported metadata.version downgrade; an unknown feature is refused
+  as not supported by controller 1; an upgrade to the current level, dry run or not, succeeds and leaves every
+  finalized level as it was.
+  Where Skein differs, by design, the test says what each broker answers: Skein finalizes no share.version,
+  streams.version or eligible.leader.replicas.version (Kafka 4.3.1 finalizes them at 1) and supports only
+  kraft.version 0 (Kafka 0-1), so `upgrade --release-version 4.3`, which sets every feature of the release, is
+  refused on Skein with Kafka's message for an unsupported level of kraft.version; and Skein's levels are fixed, so
+  `downgrade --feature transaction.version=1 --dry-run`, which Kafka accepts, is refused with
+  INVALID_UPDATE_VERSION saying that transaction.version stays at level 2.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -57,6 +71,7 @@ DELETE_RECORDS_COMMAND = "org.apache.kafka.tools.DeleteRecordsCommand"
 LOG_DIRS_COMMAND = "org.apache.kafka.tools.LogDirsCommand"
 TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand"
 METADATA_QUORUM_COMMAND = "org.apache.kafka.tools.MetadataQuorumCommand"
+FEATURE_COMMAND = "org.apache.kafka.tools.FeatureCommand"
 
 NODE_ID = "1"
 # Kafka's Uuid text form: 16 bytes in URL-safe base64 without padding.
@@ -357,3 +372,123 @@ def test_metadata_quorum_tool_describes_status(broker):
     assert [voter["id"] for voter in voters] == [int(NODE_ID)], output
     assert all(re.match(r"^[A-Z_]+://[^:/]+:\d+$", endpoint) for endpoint in voters[0]["endpoints"]), output
     assert json.loads(status["CurrentObservers"]) == [], output
+
+
+# ------------------------------------------------------------------------------------------ kafka-features
+
+DESCRIBE_FEATURE_KEYS = ["Feature", "SupportedMinVersion", "SupportedMaxVersion", "FinalizedVersionLevel", "Epoch"]
+# What `describe` prints for the features both brokers have: (SupportedMinVersion, SupportedMaxVersion,
+# FinalizedVersionLevel).
+COMMON_FEATURES = {
+    "group.version": ("0", "1", "1"),
+    "metadata.version": ("3.3-IV3", "4.3-IV0", "4.3-IV0"),
+    "transaction.version": ("0", "2", "2"),
+}
+# The rest, per broker. Kafka 4.3.1 finalizes share.version, streams.version and eligible.leader.replicas.version
+# at 1 by default and supports kraft.version 0-1; Skein has none of the first three and supports kraft.version 0
+# only. FeatureCommand prints FinalizedVersionLevel 0 for a feature ApiVersions does not finalize, as Skein's
+# kraft.version.
+OTHER_FEATURES = {
+    "kafka": {
+        "eligible.leader.replicas.version": ("0", "1", "1"),
+        "kraft.version": ("0", "1", "0"),
+        "share.version": ("0", "1", "1"),
+        "streams.version": ("0", "1", "1"),
+    },
+    "skein": {
+        "kraft.version": ("0", "0", "0"),
+    },
+}
+UPDATE_FAILED = "The update failed for all features since the following feature had an error: "
+# The deprecated `--metadata` flag says so on stdout before the result.
+METADATA_FLAG_DEPRECATED = " `metadata` flag is deprecated and may be removed in a future release."
+
+
+def test_features_tool_describes_the_finalized_features(broker):
+    features = described_features(broker)
+    epochs = {fields[3] for fields in features.values()}
+    assert len(epochs) == 1 and epochs.pop().isdigit(), features
+    levels = {name: fields[:3] for name, fields in features.items()}
+    assert {name: levels.get(name) for name in COMMON_FEATURES} == COMMON_FEATURES, features
+    assert {name: level for name, level in levels.items() if name not in COMMON_FEATURES} == \
+        OTHER_FEATURES[broker.broker.kind], features
+
+
+def test_features_tool_checks_upgrades_and_downgrades(broker):
+    kind = broker.broker.kind
+    levels_before = {name: fields[:3] for name, fields in described_features(broker).items()}
+
+    assert_features_tool(broker, ["upgrade", "--metadata", "4.3", "--dry-run"], 0,
+                         [METADATA_FLAG_DEPRECATED, "metadata.version can be upgraded to 30."])
+
+    release = ["upgrade", "--release-version", "4.3", "--dry-run"]
+    # --release-version sets every feature to its level in the release (kafka-features version-mapping):
+    # metadata.version 30, kraft.version 1 and every other feature at its highest level.
+    release_levels = {"eligible.leader.replicas.version": 1, "group.version": 1, "kraft.version": 1,
+                      "metadata.version": 30, "share.version": 1, "streams.version": 1, "transaction.version": 2}
+    if kind == "kafka":
+        assert_features_tool(broker, release, 0,
+                             [f"{name} can be upgraded to {level}." for name, level in release_levels.items()])
+    else:
+        # Skein supports kraft.version 0 only, and Kafka's controller refuses a level beyond a feature's supported
+        # range with this message (a range of 0-0 reads "does not support this feature"); the request as a whole
+        # fails, so the tool reports every feature of it as failed.
+        reason = "Invalid update version 1 for feature kraft.version. Local controller 1 does not support this feature."
+        assert_features_tool(broker, release, 1,
+                             [f"Can not upgrade {name} to {level}. {UPDATE_FAILED}{reason}"
+                              for name, level in release_levels.items()],
+                             failed=(len(release_levels), len(release_levels)))
+
+    assert_features_tool(broker, ["downgrade", "--metadata", "4.2", "--dry-run"], 1,
+                         [METADATA_FLAG_DEPRECATED,
+                          f"Can not downgrade metadata.version to 29. {UPDATE_FAILED}Unsupported metadata.version "
+                          "downgrade from 30 to 29. Refusing to perform the requested downgrade because it might "
+                          "delete metadata information."],
+                         failed=(1, 1))
+
+    assert_features_tool(broker, ["upgrade", "--feature", "no.such.feature=1", "--dry-run"], 1,
+                         [f"Can not upgrade no.such.feature to 1. {UPDATE_FAILED}Invalid update version 1 for "
+                          "feature no.such.feature. Local controller 1 does not support this feature."],
+                         failed=(1, 1))
+
+    downgrade = ["downgrade", "--feature", "transaction.version=1", "--dry-run"]
+    if kind == "kafka":
+        assert_features_tool(broker, downgrade, 0, ["transaction.version can be downgraded to 1."])
+    else:
+        # Skein's feature levels are fixed: a change Kafka's controller would accept is refused.
+        assert_features_tool(broker, downgrade, 1,
+                             [f"Can not downgrade transaction.version to 1. {UPDATE_FAILED}Invalid update version 1 "
+                              "for feature transaction.version. Skein's feature levels are fixed: "
+                              "transaction.version stays at level 2."],
+                             failed=(1, 1))
+
+    # An update to the current level succeeds, dry run or not, and changes no level.
+    assert_features_tool(broker, ["upgrade", "--feature", "transaction.version=2", "--dry-run"], 0,
+                         ["transaction.version can be upgraded to 2."])
+    assert_features_tool(broker, ["upgrade", "--feature", "transaction.version=2"], 0,
+                         ["transaction.version was upgraded to 2."])
+    assert {name: fields[:3] for name, fields in described_features(broker).items()} == levels_before
+
+
+def described_features(broker) -> dict[str, tuple[str, ...]]:
+    """kafka-features describe: for each feature, in the printed (name) order, (SupportedMinVersion,
+    SupportedMaxVersion, FinalizedVersionLevel, Epoch)."""
+    features = {}
+    for line in broker.tool(FEATURE_COMMAND, "describe").splitlines():
+        fields = re.findall(r"(\w+): (\S+)", line)
+        assert [key for key, _ in fields] == DESCRIBE_FEATURE_KEYS, line
+        features[fields[0][1]] = tuple(value for _, value in fields[1:])
+    assert list(features) == sorted(features), features
+    return features
+
+
+def assert_features_tool(broker, arguments: list[str], exit_code: int, lines: list[str],
+                         failed: tuple[int, int] | None = None) -> subprocess.CompletedProcess:
+    """Runs kafka-features with `arguments` and asserts its exit code and stdout lines; for a refused update,
+    `failed` is the (failed, all) operation counts its last stderr line reports."""
+    result = run_kafka_tool(FEATURE_COMMAND, "--bootstrap-server", broker.bootstrap, *arguments)
+    assert (result.returncode, result.stdout.splitlines()) == (exit_code, lines), tool_output(result)
+    if failed is not None:
+        assert result.stderr.splitlines()[-1:] == [f"{failed[0]} out of {failed[1]} operation(s) failed."], \
+            tool_output(result)
+    return result
