@@ -682,14 +682,20 @@ def serve_connections_one_by_one(broker, count: int) -> tuple[int, float]:
     return served, time.monotonic() - started
 
 
-def test_the_broker_wide_connection_creation_rate_delays_new_connections(broker):
-    """KIP-612: with max.connection.creation.rate=1 (a dynamic per-broker setting), a listener takes on at most
-    about one new connection a second: a connection over the rate is not refused but waits (Kafka's acceptor
-    blocks for the throttle time, at most a quota window, 1 s here), so six connections opened one after another
-    are all answered, but over more than three seconds instead of at once. Once the setting is deleted they are
-    answered without waiting."""
+# KIP-612's connection creation rates set on the broker: broker-wide (the listeners but the inter-broker one) and for
+# the PLAINTEXT listener alone (listener names are lower case in config keys), the one the test connects to.
+CONNECTION_RATE_SETTINGS = ["max.connection.creation.rate", "listener.name.plaintext.max.connection.creation.rate"]
+
+
+@pytest.mark.parametrize("setting", CONNECTION_RATE_SETTINGS, ids=["broker-wide", "listener"])
+def test_a_connection_creation_rate_delays_new_connections(broker, setting):
+    """KIP-612: with max.connection.creation.rate=1, or listener.name.plaintext.max.connection.creation.rate=1 (both
+    dynamic per-broker settings), the listener takes on at most about one new connection a second: a connection
+    over the rate is not refused but waits (Kafka's acceptor blocks for the throttle time, at most a quota window,
+    1 s here), so six connections opened one after another are all answered, but over more than three seconds
+    instead of at once. Once the setting is deleted they are answered without waiting."""
     entity = ("--entity-type", "brokers", "--entity-name", BROKER_ID)
-    assert alter(broker, *entity, "--add-config", f"max.connection.creation.rate={BROKER_CONNECTION_RATE}") == \
+    assert alter(broker, *entity, "--add-config", f"{setting}={BROKER_CONNECTION_RATE}") == \
         f"Completed updating config for broker {BROKER_ID}."
     try:
         # The first connections after the change may still come in unthrottled (the setting takes a moment to
@@ -699,7 +705,7 @@ def test_the_broker_wide_connection_creation_rate_delays_new_connections(broker)
         assert served == SEQUENTIAL_CONNECTIONS
         assert seconds >= (SEQUENTIAL_CONNECTIONS - 1) * 0.6, f"{SEQUENTIAL_CONNECTIONS} connections in {seconds:.2f} s"
     finally:
-        assert alter(broker, *entity, "--delete-config", "max.connection.creation.rate") == \
+        assert alter(broker, *entity, "--delete-config", setting) == \
             f"Completed updating config for broker {BROKER_ID}."
     time.sleep(2.5)  # the window forgets the throttled connections
     served, _ = serve_connections_one_by_one(broker, SEQUENTIAL_CONNECTIONS)

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use skein_cluster::{ConfigResourceType, MetadataImage, MetadataOffset};
-use skein_core::config::{ConfigSource, DYNAMIC_BROKER_CONFIGS, TopicConfigDef, validate_dynamic_broker_config};
+use skein_core::config::{
+    ConfigSource, DYNAMIC_BROKER_CONFIGS, TopicConfigDef, listener_connection_creation_rate_key,
+    validate_dynamic_broker_config,
+};
 use skein_core::kafka_broker_configs::kafka_broker_config;
 use skein_core::{BrokerConfig, BrokerError};
 use skein_storage::{ColumnFamily, DynamicBrokerConfigsRecord, Engine, StorageError, keys};
@@ -117,7 +120,7 @@ pub fn check(config: &BrokerConfig, settings: &BTreeMap<String, String>) -> Resu
         )));
     }
     for (name, value) in settings {
-        if DYNAMIC_BROKER_CONFIGS.contains(&name.as_str()) {
+        if DYNAMIC_BROKER_CONFIGS.contains(&name.as_str()) || listener_connection_creation_rate_key(name).is_some() {
             validate_dynamic_broker_config(name, value).map_err(|reason| {
                 BrokerError::InvalidRequest(format!("Invalid value {value} for configuration {name}: {reason}"))
             })?;
@@ -190,6 +193,19 @@ impl CurrentConfig<'_> {
     /// `max.connection.creation.rate`: new connections per second over the listeners but the inter-broker one.
     pub fn max_connection_creation_rate(&self) -> i32 {
         self.dynamic_value("max.connection.creation.rate").unwrap_or(self.config.max_connection_creation_rate)
+    }
+
+    /// `listener.name.<listener>.max.connection.creation.rate`: new connections per second on that listener (the
+    /// inter-broker one too); dynamic, else from the configuration file; `i32::MAX` (Kafka's default): no limit.
+    pub fn listener_connection_creation_rate(&self, listener: &str) -> i32 {
+        let key = format!("listener.name.{}.max.connection.creation.rate", listener.to_ascii_lowercase());
+        self.dynamic_value(&key)
+            .or_else(|| {
+                self.config
+                    .listener_setting(listener, "max.connection.creation.rate")
+                    .and_then(|value| value.trim().parse().ok())
+            })
+            .unwrap_or(i32::MAX)
     }
 }
 

@@ -173,6 +173,8 @@ pub struct ClientQuotaManager {
     window: Duration,
     windows: u32,
     rates: Mutex<HashMap<(QuotaKind, QuotaEntity), Rate>>,
+    /// New connections per listener (`listener.name.<listener>.max.connection.creation.rate`).
+    listener_rates: Mutex<HashMap<String, Rate>>,
     /// A controller mutation bucket holds the quota times this.
     bucket_span: Duration,
     /// The controller mutation token buckets: (tokens, when last refilled).
@@ -260,6 +262,7 @@ impl ClientQuotaManager {
             window: client.window,
             windows: client.windows.max(1),
             rates: Mutex::new(HashMap::new()),
+            listener_rates: Mutex::new(HashMap::new()),
             bucket_span: controller.window * controller.windows.max(1),
             buckets: Mutex::new(HashMap::new()),
         }
@@ -340,6 +343,28 @@ impl ClientQuotaManager {
         throttle.min(self.window)
     }
 
+    /// Records a new connection on `listener` against its `listener.name.<listener>.max.connection.creation.rate`
+    /// (KIP-612) and answers how long the listener waits before it takes this connection on, as for the
+    /// broker-wide rate.
+    pub fn record_listener_connection(&self, listener: &str, max_per_second: i32) -> Duration {
+        if max_per_second == i32::MAX {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let Ok(mut rates) = self.listener_rates.lock() else { return Duration::ZERO };
+        let rate = rates.entry(listener.to_owned()).or_default();
+        self.add(rate, 1.0, now);
+        self.throttle(rate, f64::from(max_per_second), now).min(self.window)
+    }
+
+    /// Takes back a connection recorded on `listener` that was refused for its IP's rate.
+    pub fn unrecord_listener_connection(&self, listener: &str) {
+        let Ok(mut rates) = self.listener_rates.lock() else { return };
+        if let Some(rate) = rates.get_mut(listener) {
+            self.add(rate, -1.0, Instant::now());
+        }
+    }
+
     /// Takes back a connection recorded against the broker-wide rate that was refused for its IP's rate, as Kafka
     /// does, so that refused connections do not slow the others down.
     pub fn unrecord_broker_connection(&self) {
@@ -366,6 +391,11 @@ impl ClientQuotaManager {
         let Ok(mut rates) = self.rates.lock() else { return Duration::ZERO };
         let rate = rates.entry((kind, entity)).or_default();
         self.add(rate, value, now);
+        self.throttle(rate, quota, now)
+    }
+
+    /// How long a rate over `quota` waits to come back to it (zero within it).
+    fn throttle(&self, rate: &Rate, quota: f64, now: Instant) -> Duration {
         let (observed, elapsed) = self.measure(rate, now);
         if observed <= quota || quota <= 0.0 {
             return Duration::ZERO;

@@ -1,12 +1,14 @@
 //! [`QuorumConfig`]: what a node needs to take part in the metadata quorum.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::QuorumError;
 use crate::records::NodeId;
+use crate::transport::QuorumTls;
 
 /// Settings of one quorum member. Build with [`QuorumConfig::new`] and adjust the public fields.
 #[derive(Clone, Debug)]
@@ -65,6 +67,11 @@ pub struct QuorumConfig {
     pub max_frame_bytes: u32,
     /// Concurrent inbound controller connections.
     pub max_connections: usize,
+    /// TLS on the controller listener (SSL), both ways; `None`: plain TCP.
+    pub tls: Option<Arc<dyn QuorumTls>>,
+    /// The voters' host names as configured (`controller.quorum.voters`), which their certificates name;
+    /// a node missing here is reached by its IP address.
+    pub voter_hosts: BTreeMap<NodeId, String>,
 }
 
 impl QuorumConfig {
@@ -96,6 +103,8 @@ impl QuorumConfig {
             operation_timeout_ms: 10_000,
             max_frame_bytes: 64 * 1024 * 1024,
             max_connections: 64,
+            tls: None,
+            voter_hosts: BTreeMap::new(),
         }
     }
 

@@ -87,6 +87,7 @@ mod quorum;
 pub mod quota;
 pub mod records;
 mod storage;
+pub mod transport;
 mod types;
 
 pub use config::QuorumConfig;

@@ -26,7 +26,7 @@ use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotRespon
 use openraft::{BasicNode, OptionalSend, RaftNetwork, RaftNetworkFactory, Snapshot};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,7 @@ use crate::error::ControllerError;
 use crate::image::MetadataImage;
 use crate::records::NodeId;
 use crate::storage::MetadataDb;
+use crate::transport::{QuorumStream, QuorumTls};
 use crate::types::{Raft, RaftNodeId, SnapshotMeta, TypeConfig, Vote, kafka_id};
 
 pub(crate) const KIND_HELLO: u8 = 1;
@@ -238,18 +239,30 @@ pub(crate) struct ClientSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) max_frame_bytes: u32,
+    pub(crate) tls: Option<Arc<dyn QuorumTls>>,
+    /// The host names voters are reached by (for their certificates).
+    pub(crate) hosts: Arc<BTreeMap<NodeId, String>>,
 }
 
-type Conn = (BufReader<tokio::net::tcp::OwnedReadHalf>, BufWriter<tokio::net::tcp::OwnedWriteHalf>);
+type Conn = (BufReader<ReadHalf<Box<dyn QuorumStream>>>, BufWriter<WriteHalf<Box<dyn QuorumStream>>>);
 
 /// One peer's connection, reopened on demand.
-#[derive(Debug)]
 pub(crate) struct PeerConnection {
     target: NodeId,
     addr: Option<SocketAddr>,
     settings: ClientSettings,
     identity: Arc<Identity>,
     conn: Option<Conn>,
+}
+
+impl std::fmt::Debug for PeerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConnection")
+            .field("target", &self.target)
+            .field("addr", &self.addr)
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
 }
 
 impl PeerConnection {
@@ -278,7 +291,13 @@ impl PeerConnection {
                 return Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connected to itself"));
             }
             stream.set_nodelay(true)?;
-            Ok::<_, std::io::Error>(stream)
+            match &self.settings.tls {
+                Some(tls) => {
+                    let host = self.settings.hosts.get(&self.target).cloned().unwrap_or_else(|| addr.ip().to_string());
+                    tls.connect(stream, host).await
+                }
+                None => Ok(Box::new(stream) as Box<dyn QuorumStream>),
+            }
         };
         let stream = match tokio::time::timeout(self.settings.connect_timeout, connect).await {
             Ok(Ok(stream)) => stream,
@@ -288,7 +307,7 @@ impl PeerConnection {
                 return Err(CallError::Connect { addr, source });
             }
         };
-        let (r, w) = stream.into_split();
+        let (r, w) = tokio::io::split(stream);
         Ok((BufReader::new(r), BufWriter::new(w)))
     }
 
@@ -491,6 +510,7 @@ pub(crate) struct ServerContext {
     pub(crate) identity: Arc<Identity>,
     pub(crate) voters: BTreeMap<RaftNodeId, SocketAddr>,
     pub(crate) max_frame_bytes: u32,
+    pub(crate) tls: Option<Arc<dyn QuorumTls>>,
 }
 
 /// Accepts controller connections until cancelled; each connection is a tracked, cancellable task.
@@ -539,7 +559,15 @@ pub(crate) async fn serve(
 
 async fn serve_connection(stream: TcpStream, ctx: &ServerContext, cancel: &CancellationToken) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (r, w) = stream.into_split();
+    let stream: Box<dyn QuorumStream> = match &ctx.tls {
+        // The handshake is bounded like an idle connection: a peer that opens and says nothing is dropped.
+        Some(tls) => match tokio::time::timeout(IDLE_TIMEOUT, tls.accept(stream)).await {
+            Ok(secured) => secured?,
+            Err(_) => return Ok(()),
+        },
+        None => Box::new(stream),
+    };
+    let (r, w) = tokio::io::split(stream);
     let mut reader = BufReader::new(r);
     let mut writer = BufWriter::new(w);
     loop {

@@ -181,6 +181,8 @@ impl MetadataQuorum {
             connect_timeout: config.connect_timeout(),
             request_timeout: config.request_timeout(),
             max_frame_bytes: config.max_frame_bytes,
+            tls: config.tls.clone(),
+            hosts: Arc::new(config.voter_hosts.clone()),
         };
         let factory = NetworkFactory {
             voters: voters.clone(),
@@ -224,6 +226,7 @@ impl MetadataQuorum {
             identity: Arc::clone(&identity),
             voters,
             max_frame_bytes: config.max_frame_bytes,
+            tls: config.tls.clone(),
         });
         tracker.spawn(network::serve(listener, ctx, config.max_connections, cancel.child_token(), tracker.clone()));
 

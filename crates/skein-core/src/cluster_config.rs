@@ -202,17 +202,21 @@ impl BrokerConfig {
             };
             let is_controller_listener = controller_names.contains(&listener.name);
             let between_brokers = listener.name == inter_broker_name && self.controller_quorum_voters.is_some();
-            if protocol != SecurityProtocol::Plaintext && is_controller_listener {
-                // Brokers and controllers talk to each other in plain text for now.
+            if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) && is_controller_listener
+            {
+                // The quorum's nodes authenticate each other with certificates (SSL with ssl.client.auth=required).
                 problems.push(format!(
-                    "listener {}: the metadata quorum's listener must be PLAINTEXT ({} between controllers is not \
-                     supported yet)",
+                    "listener {}: the metadata quorum's listener must be PLAINTEXT or SSL ({} between controllers is \
+                     not supported yet)",
                     listener.name,
                     protocol.name()
                 ));
             }
             if between_brokers {
                 problems.extend(self.inter_broker_problems(&listener.name, protocol));
+            }
+            if is_controller_listener && protocol == SecurityProtocol::Ssl && self.controller_quorum_voters.is_some() {
+                problems.extend(self.node_tls_problems(&listener.name, "controller.listener.names"));
             }
             if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
                 && let Err(ssl_problems) = self.ssl_settings(&listener.name)
@@ -425,11 +429,18 @@ mod tests {
             ..config.clone()
         };
         let problems = ssl_between_brokers.cluster_layout().expect_err("invalid").join("\n");
+        assert!(!problems.contains("must be PLAINTEXT"), "an SSL quorum listener is served: {problems}");
+        assert!(problems.contains("listener CONTROLLER (controller.listener.names): brokers check each other's"));
+        assert!(problems.contains("brokers check each other's certificates against a trust store"), "{problems}");
+        let sasl_quorum = BrokerConfig {
+            listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:SASL_SSL".into(),
+            ..ssl_between_brokers.clone()
+        };
+        let problems = sasl_quorum.cluster_layout().expect_err("invalid").join("\n");
         assert!(
-            problems.contains("listener CONTROLLER: the metadata quorum's listener must be PLAINTEXT"),
+            problems.contains("listener CONTROLLER: the metadata quorum's listener must be PLAINTEXT or SSL"),
             "{problems}"
         );
-        assert!(problems.contains("brokers check each other's certificates against a trust store"), "{problems}");
         let trusted = BrokerConfig {
             listener_security_protocol_map: "PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".into(),
             ssl_truststore_location: Some("/keys/ca.pem".into()),

@@ -569,6 +569,17 @@ impl BrokerConfig {
             self.max_connection_creation_rate >= 0,
             format!("max.connection.creation.rate must be >= 0, got {}", self.max_connection_creation_rate),
         );
+        for (key, value) in &self.listener_overrides {
+            if let Some(listener) = key.strip_suffix(".max.connection.creation.rate") {
+                check(
+                    validate_dynamic_broker_config(MAX_CONNECTION_CREATION_RATE, value).is_ok(),
+                    format!(
+                        "listener.name.{}.max.connection.creation.rate must be >= 0, got {value}",
+                        listener.to_ascii_lowercase()
+                    ),
+                );
+            }
+        }
         check(
             self.log_cleaner_io_max_bytes_per_second > 0.0,
             format!(
@@ -1254,6 +1265,17 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "max.connection.creation.rate",
 ];
 
+/// KIP-612's connection creation rate, broker-wide (the listeners but the inter-broker one) and per listener.
+pub const MAX_CONNECTION_CREATION_RATE: &str = "max.connection.creation.rate";
+
+/// The listener of a dynamic `listener.name.<listener>.max.connection.creation.rate` key (lower case, as Kafka
+/// spells listener names in config keys).
+pub fn listener_connection_creation_rate_key(name: &str) -> Option<&str> {
+    name.strip_prefix("listener.name.")?
+        .strip_suffix(".max.connection.creation.rate")
+        .filter(|listener| !listener.is_empty() && !listener.contains('.'))
+}
+
 /// Checks a value for a dynamic broker setting; settings topics inherit use their topic config's rules.
 pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), String> {
     if name == "log.cleaner.io.max.bytes.per.second" {
@@ -1262,7 +1284,7 @@ pub fn validate_dynamic_broker_config(name: &str, value: &str) -> Result<(), Str
             _ => Err(format!("'{value}' must be a number above 0")),
         };
     }
-    if name == "max.connection.creation.rate" {
+    if name == MAX_CONNECTION_CREATION_RATE || listener_connection_creation_rate_key(name).is_some() {
         return match value.trim().parse::<i32>() {
             Ok(v) if v >= 0 => Ok(()),
             _ => Err(format!("Invalid value {value} for configuration {name}: Value must be at least 0")),
@@ -1282,6 +1304,21 @@ pub fn is_list_broker_config(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_listener_connection_creation_rate_is_checked() {
+        let mut config = BrokerConfig::default();
+        config.listener_overrides.insert("PLAINTEXT.max.connection.creation.rate".into(), "-1".into());
+        let problems = config.validate().expect_err("invalid").join("\n");
+        assert!(problems.contains("listener.name.plaintext.max.connection.creation.rate must be >= 0, got -1"));
+        config.listener_overrides.insert("PLAINTEXT.max.connection.creation.rate".into(), "50".into());
+        assert!(config.validate().is_ok());
+        assert_eq!(
+            listener_connection_creation_rate_key("listener.name.internal.max.connection.creation.rate"),
+            Some("internal")
+        );
+        assert_eq!(listener_connection_creation_rate_key("max.connection.creation.rate"), None);
+    }
 
     #[test]
     fn storage_memory_settings_are_checked() {

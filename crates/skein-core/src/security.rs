@@ -60,6 +60,7 @@ pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 /// The keys a listener may override with `listener.name.<name>.<key>`.
 pub const LISTENER_KEYS: &[&str] = &[
+    "max.connection.creation.rate",
     "sasl.enabled.mechanisms",
     "ssl.keystore.type",
     "ssl.keystore.location",
@@ -422,26 +423,37 @@ impl BrokerConfig {
     pub fn inter_broker_problems(&self, listener: &str, protocol: SecurityProtocol) -> Vec<String> {
         let mut problems = Vec::new();
         if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-            let has_trust_store = self.listener_setting(listener, "ssl.truststore.location").is_some()
-                || self.listener_setting(listener, "ssl.truststore.certificates").is_some();
-            if !has_trust_store {
-                problems.push(format!(
-                    "listener {listener} (inter.broker.listener.name): brokers check each other's certificates \
-                     against a trust store: set ssl.truststore.location or ssl.truststore.certificates"
-                ));
-            }
-            let algorithm = self.listener_setting(listener, "ssl.endpoint.identification.algorithm");
-            if algorithm.as_deref().is_some_and(|name| !name.eq_ignore_ascii_case("https")) {
-                problems.push(format!(
-                    "listener {listener}: ssl.endpoint.identification.algorithm must be https or empty, not {}",
-                    algorithm.unwrap_or_default()
-                ));
-            }
+            problems.extend(self.node_tls_problems(listener, "inter.broker.listener.name"));
         }
         if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
             && let Err(login_problems) = self.inter_broker_login(listener)
         {
             problems.extend(login_problems);
+        }
+        problems
+    }
+}
+
+impl BrokerConfig {
+    /// What keeps this node from connecting over TLS to the other nodes' listener `listener` (the inter-broker or
+    /// the controller listener, `role` naming which): it checks their certificates against a trust store, and their
+    /// host names with `https` (Kafka's only algorithm) or not at all (empty).
+    pub fn node_tls_problems(&self, listener: &str, role: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        let has_trust_store = self.listener_setting(listener, "ssl.truststore.location").is_some()
+            || self.listener_setting(listener, "ssl.truststore.certificates").is_some();
+        if !has_trust_store {
+            problems.push(format!(
+                "listener {listener} ({role}): brokers check each other's certificates against a trust store: set \
+                 ssl.truststore.location or ssl.truststore.certificates"
+            ));
+        }
+        let algorithm = self.listener_setting(listener, "ssl.endpoint.identification.algorithm");
+        if algorithm.as_deref().is_some_and(|name| !name.eq_ignore_ascii_case("https")) {
+            problems.push(format!(
+                "listener {listener}: ssl.endpoint.identification.algorithm must be https or empty, not {}",
+                algorithm.unwrap_or_default()
+            ));
         }
         problems
     }

@@ -354,19 +354,28 @@ impl Accept {
                     }
                 },
             };
-            // Over the broker's max.connection.creation.rate (KIP-612), Kafka's acceptor waits before it takes the
-            // connection on, and accepts nothing else meanwhile; the inter-broker listener is exempt when there
-            // are others.
+            // Over the listener's or the broker's max.connection.creation.rate (KIP-612), Kafka's acceptor waits
+            // the longer of the two throttles before it takes the connection on, and accepts nothing else
+            // meanwhile; the inter-broker listener is exempt from the broker's rate when there are others.
+            let current = broker.current_config();
+            let listener_throttle =
+                broker.quotas.record_listener_connection(&name, current.listener_connection_creation_rate(&name));
             let broker_throttle = if protected {
                 Duration::ZERO
             } else {
-                broker.quotas.record_broker_connection(broker.current_config().max_connection_creation_rate())
+                broker.quotas.record_broker_connection(current.max_connection_creation_rate())
             };
+            if !listener_throttle.is_zero() {
+                broker.metrics.quota_throttled("listener_connection_creation");
+            }
             if !broker_throttle.is_zero() {
                 broker.metrics.quota_throttled("broker_connection_creation");
+            }
+            let wait = listener_throttle.max(broker_throttle);
+            if !wait.is_zero() {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = tokio::time::sleep(broker_throttle) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
             }
             let throttle = broker.quotas.record_connection(&broker.image(), &peer.ip().to_string());
@@ -374,6 +383,7 @@ impl Accept {
                 if !protected {
                     broker.quotas.unrecord_broker_connection();
                 }
+                broker.quotas.unrecord_listener_connection(&name);
                 // Over its IP's connection_creation_rate (KIP-612): Kafka accepts the connection, reads nothing from
                 // it and closes it once the throttle time has passed, so the client backs off.
                 broker.metrics.quota_throttled("connection_creation");
@@ -513,6 +523,8 @@ async fn quorum_config(
     }
     let listen = resolve(&layout.controller_listener.address()).await?;
     let mut quorum = QuorumConfig::new(config.node_id, voters, listen, PathBuf::from(&config.data_dir));
+    quorum.voter_hosts = layout.voters.iter().map(|voter| (voter.node_id, voter.host.clone())).collect();
+    quorum.tls = quorum_tls(config, layout)?;
     // A broker without the controller role follows the metadata log without voting (KRaft's broker-only node).
     quorum.observer = !layout.is_controller;
     // An upgraded single node keeps its cluster id.
@@ -529,6 +541,27 @@ async fn quorum_config(
     quorum.leader_imbalance_per_broker_percentage =
         u32::try_from(config.leader_imbalance_per_broker_percentage).unwrap_or(10);
     Ok(quorum)
+}
+
+/// TLS on the metadata quorum when the controller listener is SSL: it serves with the listener's key store (and asks
+/// for client certificates per its `ssl.client.auth`), and connects to the other nodes with the same key store,
+/// checking their certificates against its trust store (and their host names, unless
+/// `ssl.endpoint.identification.algorithm` is empty), as brokers do on an SSL inter-broker listener.
+fn quorum_tls(
+    config: &BrokerConfig,
+    layout: &ClusterLayout,
+) -> anyhow::Result<Option<Arc<dyn skein_cluster::transport::QuorumTls>>> {
+    let listener = &layout.controller_listener.name;
+    if layout.security_protocol(listener) != SecurityProtocol::Ssl {
+        return Ok(None);
+    }
+    let settings = config
+        .ssl_settings(listener)
+        .map_err(|problems| anyhow::anyhow!("listener {listener}: {}", problems.join("; ")))?;
+    let verify_host = config.listener_setting(listener, "ssl.endpoint.identification.algorithm").is_some();
+    let acceptor = Arc::new(tls::ListenerTls::new(listener, &settings)?);
+    let connector = tls::PeerTlsConnector::new(listener, settings, verify_host)?;
+    Ok(Some(Arc::new(tls::QuorumListenerTls { acceptor, connector })))
 }
 
 /// Resolves `host:port`, retrying for a while: in a container network a peer's name appears when it starts.

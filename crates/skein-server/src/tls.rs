@@ -14,6 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use skein_broker::peer::{PeerStream, PeerTls, PeerTlsFuture};
+use skein_cluster::transport::{QuorumStream, QuorumTls, SecuredStream};
 use skein_core::principal::PrincipalMapper;
 use skein_core::security::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -83,6 +84,12 @@ impl ListenerTls {
     }
 }
 
+impl std::fmt::Debug for ListenerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerTls").field("listener", &self.listener).finish_non_exhaustive()
+    }
+}
+
 fn stamps(files: &[PathBuf]) -> Vec<FileStamp> {
     files
         .iter()
@@ -134,6 +141,7 @@ fn server_config(settings: &SslSettings) -> anyhow::Result<rustls::ServerConfig>
 /// store and checks the other broker's certificate against the listener's trust store, and its host name unless
 /// `ssl.endpoint.identification.algorithm` is empty. The files are read for every connection, so a renewed
 /// certificate is used from the next one on.
+#[derive(Clone)]
 pub struct PeerTlsConnector {
     listener: String,
     settings: SslSettings,
@@ -148,16 +156,52 @@ impl PeerTlsConnector {
     }
 }
 
+impl PeerTlsConnector {
+    /// A TLS client connection to `host` over `stream`, with the listener's files as they are now.
+    async fn secure(
+        &self,
+        stream: tokio::net::TcpStream,
+        host: String,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let config = client_config(&self.settings, self.verify_host)
+            .with_context(|| format!("listener {}: TLS to another node", self.listener))
+            .map_err(|err| std::io::Error::other(format!("{err:#}")))?;
+        let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
+        TlsConnector::from(Arc::new(config)).connect(name, stream).await
+    }
+}
+
+impl std::fmt::Debug for PeerTlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTlsConnector").field("listener", &self.listener).finish_non_exhaustive()
+    }
+}
+
 impl PeerTls for PeerTlsConnector {
     fn connect(&self, stream: tokio::net::TcpStream, host: String) -> PeerTlsFuture {
-        let config = client_config(&self.settings, self.verify_host)
-            .with_context(|| format!("listener {}: inter-broker TLS", self.listener));
-        Box::pin(async move {
-            let config = config.map_err(|err| std::io::Error::other(format!("{err:#}")))?;
-            let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
-            let stream = TlsConnector::from(Arc::new(config)).connect(name, stream).await?;
-            Ok(Box::new(stream) as Box<dyn PeerStream>)
-        })
+        let connector = self.clone();
+        Box::pin(async move { Ok(Box::new(connector.secure(stream, host).await?) as Box<dyn PeerStream>) })
+    }
+}
+
+/// TLS on the metadata quorum's connections (an SSL controller listener): the listener's acceptor when another
+/// node connects (its client certificate checked per `ssl.client.auth`), and the listener's key and trust stores
+/// when this node connects to another, as between brokers.
+#[derive(Debug)]
+pub struct QuorumListenerTls {
+    pub acceptor: Arc<ListenerTls>,
+    pub connector: PeerTlsConnector,
+}
+
+impl QuorumTls for QuorumListenerTls {
+    fn connect(&self, stream: tokio::net::TcpStream, host: String) -> SecuredStream {
+        let connector = self.connector.clone();
+        Box::pin(async move { Ok(Box::new(connector.secure(stream, host).await?) as Box<dyn QuorumStream>) })
+    }
+
+    fn accept(&self, stream: tokio::net::TcpStream) -> SecuredStream {
+        let acceptor = self.acceptor.acceptor();
+        Box::pin(async move { Ok(Box::new(acceptor.accept(stream).await?) as Box<dyn QuorumStream>) })
     }
 }
 
@@ -309,7 +353,7 @@ mod tests {
             versions: vec![TlsVersion::Tls13],
             principal_mapper: Default::default(),
         };
-        let err = format!("{:#}", ListenerTls::new("SSL", &settings).err().expect("fails"));
+        let err = format!("{:#}", ListenerTls::new("SSL", &settings).expect_err("fails"));
         assert!(err.contains("listener SSL") && err.contains("/nonexistent/server.pem"), "{err}");
     }
 
@@ -322,7 +366,7 @@ mod tests {
             versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             principal_mapper: Default::default(),
         };
-        let err = format!("{:#}", ListenerTls::new("SSL", &settings).err().expect("fails"));
+        let err = format!("{:#}", ListenerTls::new("SSL", &settings).expect_err("fails"));
         assert!(err.contains("no CERTIFICATE"), "{err}");
     }
 }
