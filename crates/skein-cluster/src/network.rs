@@ -1,5 +1,6 @@
-//! Controller-to-controller RPCs over TCP in a private frame: openraft's append-entries, vote and snapshot,
-//! plus `Hello` (bootstrap probe) and `Propose` (a controller operation forwarded to the leader).
+//! Controller-to-controller RPCs over TCP (TLS when the controller listener is SSL, see [`crate::transport`]) in a
+//! private frame: openraft's append-entries, vote and snapshot, plus `Hello` (bootstrap probe) and `Propose` (a
+//! controller operation forwarded to the leader).
 //!
 //! Raft's own requests (append-entries, vote, snapshot) are accepted from configured voters only; `Hello` and
 //! `Propose` from any node, so observers (learners, not in the voter list) can forward operations and ask to
