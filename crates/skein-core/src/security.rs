@@ -432,9 +432,7 @@ impl BrokerConfig {
         }
         problems
     }
-}
 
-impl BrokerConfig {
     /// What keeps this node from connecting over TLS to the other nodes' listener `listener` (the inter-broker or
     /// the controller listener, `role` naming which): it checks their certificates against a trust store, and their
     /// host names with `https` (Kafka's only algorithm) or not at all (empty).

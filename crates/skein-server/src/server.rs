@@ -13,7 +13,7 @@ use skein_broker::sasl::{SaslMechanism, SaslSession};
 use skein_broker::{Broker, ClusterMember, Metrics};
 use skein_cluster::{MetadataQuorum, QuorumConfig};
 use skein_core::principal::PrincipalMapper;
-use skein_core::security::SecurityProtocol;
+use skein_core::security::{SecurityProtocol, SslSettings};
 use skein_core::{BrokerConfig, ClusterLayout};
 use skein_storage::rocks::RocksSettings;
 use skein_storage::{Engine, RocksEngine};
@@ -44,12 +44,7 @@ fn peer_security(config: &BrokerConfig, layout: &ClusterLayout) -> anyhow::Resul
     let listener = config.inter_broker_listener_name.to_ascii_uppercase();
     let protocol = layout.security_protocol(&listener);
     if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-        let settings = config
-            .ssl_settings(&listener)
-            .map_err(|problems| anyhow::anyhow!("listener {listener}: {}", problems.join("; ")))?;
-        let verify_host = config.listener_setting(&listener, "ssl.endpoint.identification.algorithm").is_some();
-        let connector = tls::PeerTlsConnector::new(&listener, settings, verify_host)?;
-        security.tls = Some(Arc::new(connector));
+        security.tls = Some(Arc::new(node_tls_connector(config, &listener)?));
     }
     if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
         let login = config.inter_broker_login(&listener).map_err(|problems| anyhow::anyhow!(problems.join("; ")))?;
@@ -555,13 +550,23 @@ fn quorum_tls(
     if layout.security_protocol(listener) != SecurityProtocol::Ssl {
         return Ok(None);
     }
-    let settings = config
-        .ssl_settings(listener)
-        .map_err(|problems| anyhow::anyhow!("listener {listener}: {}", problems.join("; ")))?;
-    let verify_host = config.listener_setting(listener, "ssl.endpoint.identification.algorithm").is_some();
+    let settings = listener_ssl_settings(config, listener)?;
     let acceptor = Arc::new(tls::ListenerTls::new(listener, &settings)?);
-    let connector = tls::PeerTlsConnector::new(listener, settings, verify_host)?;
+    let connector = node_tls_connector(config, listener)?;
     Ok(Some(Arc::new(tls::QuorumListenerTls { acceptor, connector })))
+}
+
+fn listener_ssl_settings(config: &BrokerConfig, listener: &str) -> anyhow::Result<SslSettings> {
+    config.ssl_settings(listener).map_err(|problems| anyhow::anyhow!("listener {listener}: {}", problems.join("; ")))
+}
+
+/// How this node connects over TLS to the other nodes' `listener` (inter-broker or controller): the listener's key
+/// store as its client certificate, their certificates checked against its trust store, and their host names unless
+/// `ssl.endpoint.identification.algorithm` is empty.
+fn node_tls_connector(config: &BrokerConfig, listener: &str) -> anyhow::Result<tls::PeerTlsConnector> {
+    let settings = listener_ssl_settings(config, listener)?;
+    let verify_host = config.listener_setting(listener, "ssl.endpoint.identification.algorithm").is_some();
+    tls::PeerTlsConnector::new(listener, settings, verify_host)
 }
 
 /// Resolves `host:port`, retrying for a while: in a container network a peer's name appears when it starts.
