@@ -1,11 +1,13 @@
-"""Small helpers around the Python confluent-kafka client that tests share (topics, reading back)."""
+"""Small helpers around the Python confluent-kafka client that tests share (topics, writing, reading back,
+committed offsets)."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 CLIENT_TIMEOUT_SECONDS = 30
@@ -159,3 +161,29 @@ def expect(value, wanted):
     """Asserts value == wanted and returns it (for `eventually`)."""
     assert value == wanted, value
     return value
+
+
+def produce(bootstrap: str, topic: str, count: int) -> None:
+    """`count` records `record-0`, `record-1`, ... to partition 0 of `topic`, all acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for index in range(count):
+        producer.produce(topic, f"record-{index}".encode(), partition=0)
+    assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0
+
+
+def commit_in_group(bootstrap: str, group: str, topic: str, offset: int) -> None:
+    """A classic consumer joins `group` subscribed to `topic`, is assigned its partition, commits `offset` and
+    leaves: an empty group with committed offsets."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
+        while not consumer.assignment():
+            assert time.monotonic() < deadline, f"not assigned {topic} within {CLIENT_TIMEOUT_SECONDS}s"
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is not None:
+                raise KafkaException(message.error())
+        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    finally:
+        consumer.close()

@@ -19,6 +19,7 @@ use crate::group_log::GroupStateLog;
 use crate::metrics::Metrics;
 use crate::topics::{NewTopic, Topic, TopicRegistry};
 use crate::txn_log::TransactionStateLog;
+use crate::{client_metrics_configs, group_configs};
 use skein_log::PartitionLog;
 use skein_log::{CompactionSettings, IoBudget};
 use skein_txn::{ProducerIdAllocator, TransactionCoordinator, TxnSettings};
@@ -426,6 +427,39 @@ impl Broker {
             current.map_or(configs.is_empty(), |c| *c == configs) || image.topic(name).is_none()
         })
         .await
+    }
+
+    /// Replaces the configs of a group or of a client metrics subscription through the controller, checked first
+    /// as Kafka checks them.
+    pub async fn replace_resource_configs(
+        &self,
+        resource: ConfigResource,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        match resource.resource_type {
+            ConfigResourceType::Group => group_configs::validate(&resource.name, &configs, &self.current_config())?,
+            ConfigResourceType::ClientMetrics => client_metrics_configs::validate(&resource.name, &configs)?,
+            other => return Err(BrokerError::InvalidResourceType(format!("{other:?}"))),
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let image = self.image();
+        let changes =
+            config_changes(image.configs(resource.resource_type, &resource.name).unwrap_or(&BTreeMap::new()), &configs);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (resource_type, name) = (resource.resource_type, resource.name.clone());
+        self.cluster.controller().alter_configs(resource, changes).await.map_err(controller_error)?;
+        self.cluster
+            .wait_for(METADATA_WAIT, |image| {
+                image.configs(resource_type, &name).map_or(configs.is_empty(), |current| *current == configs)
+            })
+            .await
+            .map(|_| ())
+            .ok_or_else(|| BrokerError::RequestTimedOut("the change has not reached this broker yet".into()))
     }
 
     /// How durable an acknowledged write is, from `log.flush`.

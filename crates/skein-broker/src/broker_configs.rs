@@ -156,6 +156,32 @@ impl CurrentConfig<'_> {
         levels
     }
 
+    /// Every level any broker setting Skein or Kafka knows is set at, highest first, down to its default: Skein's
+    /// own for a setting Skein has (one set in the file also lists Skein's default, as Kafka lists its default),
+    /// Kafka's for one Skein does not use.
+    pub fn broker_setting_levels(&self, name: &str) -> Vec<(String, ConfigSource)> {
+        let described = self.config.describe();
+        match described.iter().find(|(known, _, _)| *known == name) {
+            Some((_, value, explicitly_set)) => {
+                let mut levels = self.broker_setting(name, Some((value.clone(), *explicitly_set)));
+                if *explicitly_set
+                    && let Some((_, default, _)) =
+                        BrokerConfig::default().describe().into_iter().find(|(known, _, _)| *known == name)
+                {
+                    levels.push((default, ConfigSource::Default));
+                }
+                levels
+            }
+            None => {
+                let mut levels = self.broker_setting(name, None);
+                if let Some(default) = kafka_broker_config(name).and_then(|config| config.default) {
+                    levels.push((default.to_string(), ConfigSource::Default));
+                }
+                levels
+            }
+        }
+    }
+
     /// The value a topic inherits for `def` when it has no override, and where it comes from.
     pub fn topic_default(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
         self.topic_default_levels(def)

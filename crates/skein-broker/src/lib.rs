@@ -19,8 +19,10 @@
 pub mod authorizer;
 pub mod broker;
 pub mod broker_configs;
+pub mod client_metrics_configs;
 pub mod cluster;
 pub mod features;
+pub mod group_configs;
 pub mod group_log;
 pub mod handlers;
 pub mod metrics;

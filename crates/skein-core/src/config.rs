@@ -1232,7 +1232,8 @@ pub fn format_double(value: f64) -> String {
 
 /// Where a config's value comes from, with Kafka's `ConfigSource` codes (DescribeConfigs). Higher in this list
 /// wins: a topic override, then this broker's dynamic setting, the cluster-wide dynamic default, the static
-/// setting (YAML or command line), and Kafka's default.
+/// setting (YAML or command line), and Kafka's default. A client metrics subscription's settings and a group's
+/// overrides have sources of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
@@ -1240,6 +1241,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    ClientMetrics = 7,
+    DynamicGroup = 8,
 }
 
 impl ConfigSource {

@@ -129,6 +129,9 @@ pub enum BrokerError {
     /// INVALID_REQUEST with exactly this message (Kafka's, word for word: clients and tools print it).
     #[error("{0}")]
     InvalidRequestMessage(String),
+    /// INVALID_CONFIG with exactly this message (Kafka's, word for word: tools print it).
+    #[error("{0}")]
+    InvalidConfigMessage(String),
     /// A quota entity type Kafka does not know: it answers UNSUPPORTED_VERSION.
     #[error("Unsupported entity type {0}")]
     UnsupportedQuotaEntityType(String),
@@ -349,6 +352,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::PolicyViolation(_) => ResponseError::PolicyViolation,
         BrokerError::SecurityDisabled(_) => ResponseError::SecurityDisabled,
         BrokerError::InvalidRequestMessage(_) => ResponseError::InvalidRequest,
+        BrokerError::InvalidConfigMessage(_) => ResponseError::InvalidConfig,
         BrokerError::UnsupportedQuotaEntityType(_) => ResponseError::UnsupportedVersion,
         BrokerError::UnknownServerError(_) => ResponseError::UnknownServerError,
         BrokerError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,

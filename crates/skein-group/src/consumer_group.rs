@@ -55,6 +55,8 @@ pub struct ConsumerHeartbeat {
     pub client_host: String,
     /// Every topic of the broker, to resolve subscriptions.
     pub topics: Arc<Vec<TopicMetadata>>,
+    /// The group's own session timeout (its `consumer.session.timeout.ms` group config), if it has one.
+    pub session_timeout: Option<Duration>,
 }
 
 /// The answer to a heartbeat.
@@ -265,7 +267,7 @@ impl ConsumerGroup {
         }
         member.client_id = request.client_id.clone();
         member.client_host = request.client_host.clone();
-        member.session_deadline = now + settings.session_timeout;
+        member.session_deadline = now + request.session_timeout.unwrap_or(settings.session_timeout);
 
         let subscribed_topics = self.resolve_subscriptions(&request.topics);
         if subscription_changed || self.group_epoch == 0 || subscribed_topics != self.subscribed_topics {
@@ -795,6 +797,7 @@ mod tests {
             client_id: "client".into(),
             client_host: "/127.0.0.1".into(),
             topics: topics(),
+            session_timeout: None,
         }
     }
 
@@ -815,6 +818,20 @@ mod tests {
 
     fn of(partitions: &BTreeSet<i32>) -> Assignment {
         if partitions.is_empty() { Assignment::new() } else { Assignment::from([(TOPIC, partitions.clone())]) }
+    }
+
+    #[test]
+    fn a_group_session_timeout_overrides_the_brokers() {
+        let settings = ConsumerGroupSettings::default();
+        let now = Instant::now();
+        let mut group = ConsumerGroup::new("g".into(), 0);
+        let short = ConsumerHeartbeat { session_timeout: Some(Duration::from_secs(6)), ..join("a") };
+        group.heartbeat(short, &settings, now).expect("a joins");
+        group.heartbeat(join("b"), &settings, now).expect("b joins");
+        assert!(group.expired_members(now + Duration::from_millis(5_999)).is_empty());
+        assert_eq!(group.expired_members(now + Duration::from_secs(6)), vec!["a".to_string()]);
+        let late = now + settings.session_timeout;
+        assert!(group.expired_members(late).contains(&"b".to_string()), "b keeps the broker's session timeout");
     }
 
     #[test]

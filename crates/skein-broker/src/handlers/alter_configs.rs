@@ -1,6 +1,6 @@
 //! AlterConfigs (replace a resource's overrides) and IncrementalAlterConfigs (set, delete, append, subtract one
-//! config at a time), for topics and for the broker (its dynamic settings, cluster-wide under the name "" or for
-//! this broker under its node id). Values are validated and persisted before they apply; a broker setting Skein
+//! config at a time), for topics, groups, client metrics subscriptions, and the broker (its dynamic settings,
+//! cluster-wide under the name "" or for this broker under its node id). Values are validated and persisted before they apply; a broker setting Skein
 //! reads only at start-up is refused with INVALID_REQUEST, as Kafka refuses one it cannot change at run time.
 
 use std::collections::BTreeMap;
@@ -13,12 +13,15 @@ use kafka_protocol::protocol::StrBytes;
 use skein_core::config::{is_list_broker_config, topic_config_def};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::ConfigResource;
 use skein_cluster::acl::AclOperation;
 
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
 use crate::broker_configs::DynamicLevel;
-use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC, refusal};
+use crate::handlers::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC, config_only_resource_type, refusal,
+};
 use crate::handlers::message;
 
 /// IncrementalAlterConfigs operations.
@@ -80,7 +83,13 @@ pub(crate) async fn handle_alter(
                     Ok(level) => broker.replace_dynamic_configs(level, configs, request.validate_only).await,
                     Err(err) => Err(err),
                 },
-                other => Err(refuse_other_resources(other)),
+                other => match config_only_resource_type(other) {
+                    Some(resource_type) => {
+                        let resource = ConfigResource { resource_type, name: name.to_string() };
+                        broker.replace_resource_configs(resource, configs, request.validate_only).await
+                    }
+                    None => Err(refuse_other_resources(other)),
+                },
             },
         };
         let (code, text) = outcome(result);
@@ -152,7 +161,26 @@ pub(crate) async fn handle_incremental(
                 }
                 Err(err) => Err(err),
             },
-            other => Err(refuse_other_resources(other)),
+            other => match config_only_resource_type(other) {
+                Some(resource_type) => {
+                    let mut configs = broker.image().configs(resource_type, name).cloned().unwrap_or_default();
+                    let applied = resource.configs.iter().try_for_each(|change| {
+                        let name = change.name.as_str();
+                        let value = change.value.as_ref().map(|v| v.as_str());
+                        // No group config is a list; Kafka refuses APPEND and SUBTRACT on a subscription's lists too.
+                        let effective = configs.get(name).cloned();
+                        apply(&mut configs, name, change.config_operation, value, effective.as_deref(), false)
+                    });
+                    match applied {
+                        Ok(()) => {
+                            let resource = ConfigResource { resource_type, name: name.to_string() };
+                            broker.replace_resource_configs(resource, configs, request.validate_only).await
+                        }
+                        Err(err) => Err(err),
+                    }
+                }
+                None => Err(refuse_other_resources(other)),
+            },
         };
         let (code, text) = outcome(result);
         responses.push(
@@ -178,9 +206,14 @@ fn apply(
 ) -> Result<(), BrokerError> {
     let list =
         |text: &str| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect::<Vec<_>>();
+    // Kafka's checks and messages, for every resource type.
+    let value = match (operation, value) {
+        (DELETE, _) => "",
+        (_, Some(value)) => value,
+        (_, None) => return Err(BrokerError::InvalidRequestMessage(format!("Null value not supported for : {name}"))),
+    };
     match operation {
         SET => {
-            let value = value.ok_or_else(|| BrokerError::InvalidRequest(format!("SET {name} needs a value")))?;
             configs.insert(name.to_string(), value.to_string());
         }
         DELETE => {
@@ -188,7 +221,7 @@ fn apply(
         }
         APPEND | SUBTRACT if is_list => {
             let mut items = list(effective.unwrap_or(""));
-            for item in list(value.unwrap_or("")) {
+            for item in list(value) {
                 if operation == APPEND && !items.contains(&item) {
                     items.push(item);
                 } else if operation == SUBTRACT {
@@ -198,8 +231,9 @@ fn apply(
             configs.insert(name.to_string(), items.join(","));
         }
         APPEND | SUBTRACT => {
-            return Err(BrokerError::InvalidConfig(format!(
-                "{name} is not a list config: APPEND/SUBTRACT do not apply"
+            let operation = if operation == APPEND { "APPEND" } else { "SUBTRACT" };
+            return Err(BrokerError::InvalidConfigMessage(format!(
+                "Can't {operation} to key {name} because its type is not LIST."
             )));
         }
         other => return Err(BrokerError::InvalidRequest(format!("unknown config operation {other}"))),

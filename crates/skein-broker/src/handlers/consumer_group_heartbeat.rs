@@ -11,10 +11,12 @@ use skein_core::limits::{self, IdKind};
 use skein_core::{BrokerError, error_code};
 use skein_group::{Assignment, ConsumerHeartbeat, TopicMetadata};
 
+use skein_cluster::ConfigResourceType;
 use skein_cluster::acl::{AclOperation, ResourceType};
 
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
+use crate::group_configs::consumer_group_timeouts;
 use crate::handlers::message;
 
 /// From this version the client generates its member id (KIP-1082) and must always send it.
@@ -44,8 +46,11 @@ pub(crate) async fn handle(
     }
     // The topics as the metadata image has them, as every client sees them in Metadata (this broker's registry of
     // local logs can lag the image just after a topic is created).
-    let topics: Vec<TopicMetadata> = broker
-        .image()
+    let image = broker.image();
+    let group_id = request.group_id.0.as_str();
+    // The group's own timeouts (its GROUP configs), where it has them.
+    let timeouts = consumer_group_timeouts(&broker.config, image.configs(ConfigResourceType::Group, group_id));
+    let topics: Vec<TopicMetadata> = image
         .topics()
         .map(|topic| TopicMetadata {
             name: topic.name.clone(),
@@ -77,10 +82,12 @@ pub(crate) async fn handle(
         client_id,
         client_host,
         topics: Arc::new(topics),
+        session_timeout: timeouts.session_timeout,
     };
     match broker.groups.consumer_heartbeat(heartbeat).await {
         Ok(outcome) => {
-            let interval = broker.groups.consumer_heartbeat_interval().as_millis();
+            let interval =
+                timeouts.heartbeat_interval.unwrap_or_else(|| broker.groups.consumer_heartbeat_interval()).as_millis();
             ConsumerGroupHeartbeatResponse::default()
                 .with_member_id(Some(StrBytes::from_string(outcome.member_id)))
                 .with_member_epoch(outcome.member_epoch)

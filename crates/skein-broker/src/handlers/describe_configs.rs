@@ -14,11 +14,14 @@ use skein_core::config::{BrokerConfig, ConfigSource, DYNAMIC_BROKER_CONFIGS, top
 use skein_core::kafka_broker_configs::{KAFKA_BROKER_CONFIGS, kafka_broker_config};
 use skein_core::{BrokerError, error_code};
 
+use skein_cluster::ConfigResourceType;
 use skein_cluster::acl::{AclOperation, ResourceType};
 
 use crate::authorizer::{Authorization, RequestContext};
 use crate::broker::Broker;
 use crate::broker_configs::CurrentConfig;
+use crate::client_metrics_configs;
+use crate::group_configs::{self, GROUP_CONFIGS};
 use crate::handlers::message;
 use crate::topics::TopicRegistry;
 
@@ -26,6 +29,17 @@ use crate::topics::TopicRegistry;
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
 pub(crate) const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub(crate) const RESOURCE_CLIENT_METRICS: i8 = 16;
+pub(crate) const RESOURCE_GROUP: i8 = 32;
+
+/// The metadata records' type of a GROUP or CLIENT_METRICS resource, which are only ever configs.
+pub(crate) fn config_only_resource_type(resource_type: i8) -> Option<ConfigResourceType> {
+    match resource_type {
+        RESOURCE_GROUP => Some(ConfigResourceType::Group),
+        RESOURCE_CLIENT_METRICS => Some(ConfigResourceType::ClientMetrics),
+        _ => None,
+    }
+}
 
 /// One config entry before encoding. `value` is `None` for a setting reported as sensitive.
 struct Entry {
@@ -39,7 +53,8 @@ struct Entry {
 }
 
 /// The ACL refusal of `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource, if any: a topic's
-/// are checked on the topic, a broker's on the cluster, as Kafka checks them.
+/// are checked on the topic, a group's on the group, a broker's and client metrics' on the cluster, as Kafka
+/// checks them.
 pub(crate) fn refusal(
     authorization: &Authorization<'_>,
     operation: AclOperation,
@@ -50,7 +65,12 @@ pub(crate) fn refusal(
         RESOURCE_TOPIC if !authorization.allows(operation, ResourceType::Topic, name) => {
             Some(BrokerError::TopicAuthorizationFailed)
         }
-        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !authorization.allows_on_cluster(operation) => {
+        RESOURCE_GROUP if !authorization.allows(operation, ResourceType::Group, name) => {
+            Some(BrokerError::GroupAuthorizationFailed)
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS
+            if !authorization.allows_on_cluster(operation) =>
+        {
             Some(BrokerError::ClusterAuthorizationFailed)
         }
         _ => None,
@@ -75,6 +95,8 @@ pub(crate) fn handle(
                 RESOURCE_TOPIC => topic_entries(broker, name),
                 RESOURCE_BROKER => broker_entries(broker, name),
                 RESOURCE_BROKER_LOGGER => Ok(Vec::new()),
+                RESOURCE_GROUP => group_entries(broker, name),
+                RESOURCE_CLIENT_METRICS => client_metrics_entries(broker, name),
                 other => Err(BrokerError::InvalidResourceType(format!("resource type {other}"))),
             };
             let base = DescribeConfigsResult::default()
@@ -126,6 +148,64 @@ fn topic_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError>
                 config_type: def.config_type,
                 synonyms,
             })
+        })
+        .collect())
+}
+
+/// A group's configs: every group config, its override or the broker setting it inherits (as Kafka, whether or
+/// not the group exists).
+fn group_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError> {
+    if name.is_empty() {
+        return Err(BrokerError::InvalidRequestMessage("Group name must not be empty".into()));
+    }
+    let image = broker.image();
+    let overrides = image.configs(ConfigResourceType::Group, name);
+    let current = broker.current_config();
+    Ok(GROUP_CONFIGS
+        .iter()
+        .map(|def| {
+            let (value, source, synonyms) = group_configs::describe(def, overrides, &current);
+            Entry {
+                name: def.name.to_string(),
+                value: Some(value),
+                source,
+                read_only: false,
+                is_sensitive: false,
+                config_type: def.kind.config_type(),
+                synonyms: synonyms.into_iter().map(|(name, value, source)| (name, Some(value), source)).collect(),
+            }
+        })
+        .collect())
+}
+
+/// A client metrics subscription: its three settings, as Kafka lists them whether or not the subscription exists
+/// (one it does not set has Kafka's default and no synonym).
+fn client_metrics_entries(broker: &Broker, name: &str) -> Result<Vec<Entry>, BrokerError> {
+    if name.is_empty() {
+        return Err(BrokerError::InvalidRequestMessage("Client metrics subscription name must not be empty".into()));
+    }
+    let image = broker.image();
+    let configs = image.configs(ConfigResourceType::ClientMetrics, name);
+    Ok(client_metrics_configs::CLIENT_METRICS_CONFIGS
+        .iter()
+        .map(|(config_name, default)| {
+            let set = configs.and_then(|configs| configs.get(*config_name));
+            let (value, source, synonyms) = match set {
+                Some(value) => {
+                    let source = ConfigSource::ClientMetrics;
+                    (value.clone(), source, vec![(config_name.to_string(), Some(value.clone()), source)])
+                }
+                None => (default.to_string(), ConfigSource::Default, Vec::new()),
+            };
+            Entry {
+                name: config_name.to_string(),
+                value: Some(value),
+                source,
+                read_only: false,
+                is_sensitive: false,
+                config_type: client_metrics_configs::config_type(config_name),
+                synonyms,
+            }
         })
         .collect())
 }
@@ -290,4 +370,6 @@ fn encode_entry(entry: Entry, include_synonyms: bool, version: i16) -> DescribeC
         .with_config_source(entry.source.code())
         .with_synonyms(synonyms)
         .with_config_type(if version >= 3 { entry.config_type } else { 0 })
+        // Skein has no documentation to give: null, as Kafka's when not asked for it.
+        .with_documentation(None)
 }

@@ -1,8 +1,7 @@
 //! ListConfigResources (KIP-1142; v0 was ListClientMetricsResources, KIP-714): the resources that have configs.
 //! v0 lists client-metrics resources only; v1 lists the resource types asked for (all when none is named): every
-//! topic, every broker (BROKER and BROKER_LOGGER), and the groups and client-metrics resources with dynamic configs,
-//! of which Skein has none (it keeps neither group-level configs nor client-metrics subscriptions). A type Kafka
-//! cannot list is UNSUPPORTED_VERSION, as Kafka answers it.
+//! topic, every broker (BROKER and BROKER_LOGGER), and the groups and client-metrics subscriptions with configs. A
+//! type Kafka cannot list is UNSUPPORTED_VERSION, as Kafka answers it.
 
 use std::sync::Arc;
 
@@ -15,11 +14,10 @@ use skein_cluster::acl::AclOperation;
 
 use crate::authorizer::RequestContext;
 use crate::broker::Broker;
-use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
-
-/// Kafka's `ConfigResource.Type` codes of the types without a broker-side list of their own here.
-const RESOURCE_CLIENT_METRICS: i8 = 16;
-const RESOURCE_GROUP: i8 = 32;
+use crate::handlers::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP, RESOURCE_TOPIC,
+    config_only_resource_type,
+};
 const LISTABLE: [i8; 5] =
     [RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP];
 
@@ -50,6 +48,19 @@ pub(crate) async fn handle(
     for resource_type in [RESOURCE_BROKER, RESOURCE_BROKER_LOGGER] {
         if types.contains(&resource_type) {
             resources.extend(image.brokers().keys().map(|node_id| (resource_type, node_id.to_string())));
+        }
+    }
+    for resource_type in [RESOURCE_CLIENT_METRICS, RESOURCE_GROUP] {
+        if types.contains(&resource_type) {
+            resources.extend(
+                image
+                    .all_configs()
+                    .iter()
+                    .filter(|(resource, configs)| {
+                        Some(resource.resource_type) == config_only_resource_type(resource_type) && !configs.is_empty()
+                    })
+                    .map(|(resource, _)| (resource_type, resource.name.clone())),
+            );
         }
     }
     resources.sort();
