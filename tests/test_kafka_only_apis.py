@@ -1,32 +1,32 @@
 """The APIs Apache Kafka 4.3.1 serves that Skein did not (AlterReplicaLogDirs, the delegation token APIs,
 UpdateFeatures, UnregisterBroker, ListConfigResources, the share group APIs of KIP-932, AddRaftVoter,
-RemoveRaftVoter and the share coordinator's state APIs), each run against Apache Kafka (the reference) and Skein
-with the same assertions: Kafka's answers, pinned below, error code by error code and message by message.
+RemoveRaftVoter, the share coordinator's state APIs and the streams group APIs of KIP-1071), each run against
+Apache Kafka (the reference) and Skein with the same assertions: Kafka's answers, pinned below, error code by error
+code and message by message.
 
 A single-node broker is the situation pinned: a PLAINTEXT listener without SASL (so no delegation token
 requests), no delegation.token.secret.key, a static controller quorum (kraft.version 0, so voters cannot be added
 or removed). Kafka's answers depend on two things more, and each Skein assertion is compared with the Kafka
 situation that matches Skein:
-- share groups: Kafka's default share.version 1 (enabled, new share groups start at the latest offset), or
-  share.version 0 (storage formatted with `--feature share.version=0`), which is Skein's: Kafka then still
-  advertises every share group API and answers them UNSUPPORTED_VERSION (the share coordinator's state APIs
-  NOT_COORDINATOR). The share.version 0 variant is a second Kafka broker, so it runs in long mode (SKEIN_LONG=1).
+- share and streams groups: Kafka's defaults share.version 1 and streams.version 1 (both kinds of groups
+  enabled; new share groups start at the latest offset), or both at 0 (storage formatted with
+  `--feature share.version=0 --feature streams.version=0`), which is Skein's: Kafka then still advertises every
+  share group and streams group API and answers them UNSUPPORTED_VERSION (the share coordinator's state APIs
+  NOT_COORDINATOR). The groups-off variant is a second Kafka broker, so it runs in long mode (SKEIN_LONG=1).
 - config resources: ListConfigResources is asked first while the broker has no group config and no client
-  metrics subscription (every kind), and again on Kafka after ApiProbe's Admin mode configured a group and
-  created a client metrics subscription (so that there is one of each to list). Skein has neither (it refuses
-  IncrementalAlterConfigs on GROUP and CLIENT_METRICS resources): it is not configured, so its later listing is
-  the unconfigured one too.
-Skein answers the share group APIs as Kafka with share.version 0; where Kafka serves a newer version than Skein's
-codec knows (SKEIN_VERSIONS), Skein's answers are compared at the versions it serves. Skein's feature levels are
-fixed (Kafka 4.3's metadata.version 30 among them), so UpdateFeatures gets Kafka's answers for every case probed:
-each either changes nothing or is refused by Kafka's own checks.
+  metrics subscription, and again after ApiProbe's Admin mode configured a group and created a client metrics
+  subscription (so that there is one of each to list).
+Skein answers the share and streams group APIs as Kafka with both features at 0; where Kafka serves a newer version
+than Skein's codec knows (SKEIN_VERSIONS), Skein's answers are compared at the versions it serves. Skein's feature
+levels are fixed (Kafka 4.3's metadata.version 30 among them), so UpdateFeatures gets Kafka's answers for every case
+probed: each either changes nothing or is refused by Kafka's own checks.
 
 tests/support/java/ApiProbe.java sends the requests: over a plain socket, built with Kafka's own message
 classes, each at the highest version both the broker advertises and kafka-clients 4.3.1 knows, and again at
 the lowest where that differs. It prints one line per request (`API_KEY VERSION CASE -> OUTCOME`: the
 response's top-level error, its per-item errors in order with their messages, and the few fields the case is
 about). Before it, the module creates a one-partition topic with 3 records and a consumer group with a committed
-offset, and ApiProbe's Admin mode sends the unconfigured ListConfigResources cases, configures (Kafka) and runs
+offset, and ApiProbe's Admin mode sends the unconfigured ListConfigResources cases, configures and runs
 the user-level calls (Admin.alterReplicaLogDirs, describeFeatures, listConfigResources, createDelegationToken).
 
 What depends on the broker itself (its id, the cluster id, its log dir, its topics, its feature levels) is
@@ -38,17 +38,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from dataclasses import dataclass
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from support.brokers import LONG_MODE, KafkaBroker, SkeinBroker, _die_with_parent, skein_binary
 from support.java_programs import java_program_command
-from support.kafka_clients import create_topic, unique_topic_name
+from support.kafka_clients import commit_in_group, create_topic, produce, unique_topic_name
 
-CLIENT_TIMEOUT_SECONDS = 30
 JAVA_TIMEOUT_SECONDS = 180
 # Records in the topic before the probe; the share sessions' records follow them.
 SETUP_RECORDS = 3
@@ -60,17 +57,19 @@ UNKNOWN_TOPIC = "api-probe-no-such-topic"
 UNKNOWN_PARTITION = 7
 UNKNOWN_FEATURE = "api.probe.unknown.feature"
 UNKNOWN_SHARE_GROUP = "api-probe-no-such-share-group"
+UNKNOWN_STREAMS_GROUP = "api-probe-no-such-streams-group"
 NEW_SHARE_GROUP = "api-probe-altered-share-group"
 UNKNOWN_BROKER_ID = 4711
 # A static quorum's voter has no directory id: Uuid.ZERO in Kafka's text form.
 ZERO_UUID = "AAAAAAAAAAAAAAAAAAAAAA"
 
 # What Kafka 4.3.1 advertises in ApiVersions for each probed API (kafka-clients 4.3.1 knows the same ranges), with
-# share groups on or off (share.version 1 or 0).
+# share and streams groups on or off (share.version and streams.version 1 or 0). Skein advertises the same ranges
+# (the streams group APIs 88 and 89 among them, at 0-0), except where SKEIN_VERSIONS says otherwise.
 KAFKA_VERSIONS = {
     34: (1, 2), 38: (1, 3), 39: (1, 2), 40: (1, 2), 41: (1, 3), 57: (0, 2), 64: (0, 0), 74: (0, 1), 76: (1, 1),
     77: (1, 1), 78: (1, 2), 79: (1, 2), 80: (0, 1), 81: (0, 0), 83: (0, 0), 84: (0, 0), 85: (0, 1), 86: (0, 0),
-    87: (0, 1), 90: (0, 1), 91: (0, 0), 92: (0, 0),
+    87: (0, 1), 88: (0, 0), 89: (0, 0), 90: (0, 1), 91: (0, 0), 92: (0, 0),
 }
 # Where Skein advertises less than Kafka: the kafka-protocol codec it uses knows AddRaftVoter v0 only (v1 adds
 # ack_when_committed, which a static quorum has no use for), and not the newest version of five share group APIs;
@@ -82,7 +81,8 @@ API_NAMES = {
     76: "ShareGroupHeartbeat", 77: "ShareGroupDescribe", 78: "ShareFetch", 79: "ShareAcknowledge",
     80: "AddRaftVoter", 81: "RemoveRaftVoter", 83: "InitializeShareGroupState", 84: "ReadShareGroupState",
     85: "WriteShareGroupState", 86: "DeleteShareGroupState", 87: "ReadShareGroupStateSummary",
-    90: "DescribeShareGroupOffsets", 91: "AlterShareGroupOffsets", 92: "DeleteShareGroupOffsets",
+    88: "StreamsGroupHeartbeat", 89: "StreamsGroupDescribe", 90: "DescribeShareGroupOffsets",
+    91: "AlterShareGroupOffsets", 92: "DeleteShareGroupOffsets",
 }
 METADATA_API = 3
 API_PARAMS = dict(argnames="api_key", argvalues=sorted(API_NAMES),
@@ -92,21 +92,21 @@ API_PARAMS = dict(argnames="api_key", argvalues=sorted(API_NAMES),
 @dataclass(frozen=True)
 class Situation:
     """A broker probed: its kind, the feature levels Kafka's storage is formatted with (else the defaults),
-    whether share groups are on (share.version 1) and whether a group config and a client metrics subscription
-    are set before the probe."""
+    whether share groups are on (share.version 1) and whether streams groups are on (streams.version 1)."""
 
     kind: str
     features: tuple[tuple[str, int], ...]
     share_groups: bool
-    configured: bool
+    streams_groups: bool
 
 
-KAFKA_SHARE_OFF = "kafka-share.version=0"
+KAFKA_GROUPS_OFF = "kafka-share.version=0-streams.version=0"
 SITUATIONS = {
-    "kafka": Situation("kafka", (), share_groups=True, configured=True),
-    KAFKA_SHARE_OFF: Situation("kafka", (("share.version", 0),), share_groups=False, configured=True),
-    # Skein finalizes no share.version and keeps no group or client metrics configs.
-    "skein": Situation("skein", (), share_groups=False, configured=False),
+    "kafka": Situation("kafka", (), share_groups=True, streams_groups=True),
+    KAFKA_GROUPS_OFF: Situation("kafka", (("share.version", 0), ("streams.version", 0)), share_groups=False,
+                                streams_groups=False),
+    # Skein finalizes neither share.version nor streams.version.
+    "skein": Situation("skein", (), share_groups=False, streams_groups=False),
 }
 
 DELEGATION_TOKEN_NOT_ALLOWED_MESSAGE = ("Delegation Token requests are not allowed on PLAINTEXT/1-way SSL channels "
@@ -121,10 +121,10 @@ class Probed:
     situation: Situation
     topic: str
     group: str
-    # None where the situation configures neither.
-    configured_group: str | None
-    client_metrics: str | None
+    configured_group: str
+    client_metrics: str
     share_group: str
+    streams_group: str
     context: dict[str, str]
     outcomes: dict[str, str]
     admin: dict[str, str]
@@ -137,9 +137,9 @@ class Probed:
 @pytest.fixture(scope="module", params=list(SITUATIONS))
 def probed(request):
     situation = SITUATIONS[request.param]
-    if request.param == KAFKA_SHARE_OFF and not LONG_MODE:
-        pytest.skip("the Apache Kafka reference with share.version=0 (a second Kafka broker) runs in long mode "
-                    "(SKEIN_LONG=1)")
+    if request.param == KAFKA_GROUPS_OFF and not LONG_MODE:
+        pytest.skip("the Apache Kafka reference with share.version=0 and streams.version=0 (a second Kafka broker) "
+                    "runs in long mode (SKEIN_LONG=1)")
     if situation.kind == "skein" and not skein_binary().is_file():
         pytest.skip(f"skein binary not built: {skein_binary()} (run `cargo build --release`)")
     probe = java_program_command("ApiProbe")
@@ -150,13 +150,13 @@ def probed(request):
         produce(broker.bootstrap, topic, SETUP_RECORDS)
         group = unique_topic_name("api-probe-group")
         commit_in_group(broker.bootstrap, group, topic, COMMITTED_OFFSET)
-        configured_group = f"{group}-configured" if situation.configured else None
-        client_metrics = f"{topic}-metrics" if situation.configured else None
+        configured_group = f"{group}-configured"
+        client_metrics = f"{topic}-metrics"
         share_group = f"{topic}-share"
+        streams_group = f"{topic}-streams"
 
-        configure = [configured_group, client_metrics] if situation.configured else []
-        lines = run_java(probe + ["--admin", broker.bootstrap, topic, *configure])
-        lines += run_java(probe + [broker.bootstrap, topic, share_group])
+        lines = run_java(probe + ["--admin", broker.bootstrap, topic, configured_group, client_metrics])
+        lines += run_java(probe + [broker.bootstrap, topic, share_group, streams_group])
         context, outcomes, admin = {}, {}, {}
         for line in lines:
             if line.startswith("admin."):
@@ -172,7 +172,8 @@ def probed(request):
                 assert separator and re.fullmatch(r"\d+ \d+ \S+", request_key), f"unexpected line: {line}"
                 assert request_key not in outcomes, f"{request_key} twice"
                 outcomes[request_key] = normalized(outcome)
-        yield Probed(situation, topic, group, configured_group, client_metrics, share_group, context, outcomes, admin)
+        yield Probed(situation, topic, group, configured_group, client_metrics, share_group, streams_group, context,
+                     outcomes, admin)
     finally:
         # Unregistered, Kafka's broker cannot shut down in an orderly way (its controlled shutdown waits for a
         # registration that is gone): killed.
@@ -187,33 +188,12 @@ def run_java(command: list[str]) -> list[str]:
     return result.stdout.splitlines()
 
 
-def produce(bootstrap: str, topic: str, count: int) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for index in range(count):
-        producer.produce(topic, f"record-{index}".encode(), partition=0)
-    assert producer.flush(CLIENT_TIMEOUT_SECONDS) == 0
-
-
-def commit_in_group(bootstrap: str, group: str, topic: str, offset: int) -> None:
-    """A consumer joins `group` subscribed to `topic`, is assigned its partition, commits `offset` and leaves."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest"})
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + CLIENT_TIMEOUT_SECONDS
-        while not consumer.assignment():
-            assert time.monotonic() < deadline, f"not assigned {topic} within {CLIENT_TIMEOUT_SECONDS}s"
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is not None:
-                raise KafkaException(message.error())
-        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
-    finally:
-        consumer.close()
 
 
 def normalized(outcome: str) -> str:
-    """A share member's epoch is the group's epoch of the moment, a count of the coordinator's own steps (Kafka
-    answers the join with 2 and the assignment with 3): a positive epoch reads `<epoch>`; -1 (left) stays."""
+    """A share or streams member's epoch is the group's epoch of the moment, a count of the coordinator's own
+    steps (Kafka answers a share member's join with 2 and its assignment with 3, a streams member's with 1 and 2):
+    a positive epoch reads `<epoch>`; -1 (left) stays."""
     return re.sub(r"memberEpoch=[1-9]\d*", "memberEpoch=<epoch>", outcome)
 
 
@@ -328,9 +308,10 @@ def kafka_answers(p: Probed) -> dict[str, str]:
         answers[f"74 1 {prefix}unknown-type"] = "UNSUPPORTED_VERSION(35) []"
 
     config_resources("unconfigured-", configured=False)
-    config_resources("", configured=p.situation.configured)
+    config_resources("", configured=True)
 
     answers.update(share_group_answers(p) if p.situation.share_groups else share_groups_off_answers(p))
+    answers.update(streams_group_answers(p) if p.situation.streams_groups else streams_groups_off_answers(p))
 
     # 80 AddRaftVoter, 81 RemoveRaftVoter: a static quorum (controller.quorum.voters) has kraft.version 0, which
     # cannot change voters: UNSUPPORTED_VERSION with the message below. RemoveRaftVoter first checks its request:
@@ -501,6 +482,50 @@ def share_groups_off_answers(p: Probed) -> dict[str, str]:
     return answers
 
 
+def streams_group_answers(p: Probed) -> dict[str, str]:
+    """What Apache Kafka 4.3.1 answers to the streams group APIs (88, 89) with streams groups on (streams.version 1,
+    the default).
+
+    88 StreamsGroupHeartbeat: a new member (its client-made member id, epoch 0, a topology of one subtopology "0"
+    reading the topic) joins a new streams group: NONE, its own member id back, a positive epoch, heartbeat
+    interval 5000 ms (group.streams.heartbeat.interval.ms), acceptable recovery lag and task offset interval 0,
+    endpoint information epoch 0, no tasks yet (empty lists) and the status ASSIGNMENT_DELAYED: the group's
+    initial rebalance delay (group.streams.initial.rebalance.delay.ms, 3000 ms) starts with the join that created
+    it. Once it is over, a heartbeat assigns the member the active task of subtopology 0, partition 0, with no
+    status left. Epoch -1 leaves: epoch -1, interval 0, the task lists null (unchanged), status empty.
+    89 StreamsGroupDescribe (while the member is assigned): the group is Stable with its member and its topology
+    (epoch 0, subtopology 0 reading the topic); a group that does not exist is GROUP_ID_NOT_FOUND "Group G not
+    found."."""
+    t, g = p.topic, p.streams_group
+    member = ("NONE(0) memberId=sent memberEpoch=<epoch> heartbeatIntervalMs=5000 acceptableRecoveryLag=0 "
+              "taskOffsetIntervalMs=0 endpointInformationEpoch=0")
+    delayed = 'ASSIGNMENT_DELAYED(5) "Assignment delayed due to the configured initial rebalance delay."'
+    return {
+        "88 0 join": f"{member} status=[{delayed}] active=[] standby=[] warmup=[]",
+        "88 0 assignment": f"{member} status=[] active=[0:[0]] standby=[] warmup=[]",
+        "89 0 after-join": listed(sorted([
+            f"{g} NONE(0) state=Stable members=1 topology=0:[0<-[{t}]]",
+            f'{UNKNOWN_STREAMS_GROUP} GROUP_ID_NOT_FOUND(69) "Group {UNKNOWN_STREAMS_GROUP} not found."'])),
+        "88 0 leave": ("NONE(0) memberId=sent memberEpoch=-1 heartbeatIntervalMs=0 acceptableRecoveryLag=0 "
+                       "taskOffsetIntervalMs=0 endpointInformationEpoch=0 status=[] active=null standby=null "
+                       "warmup=null"),
+    }
+
+
+def streams_groups_off_answers(p: Probed) -> dict[str, str]:
+    """What Apache Kafka 4.3.1 answers to the streams group APIs with streams groups off (storage formatted with
+    streams.version=0): it still advertises both (v0) and refuses them before any other check, UNSUPPORTED_VERSION
+    without a message: StreamsGroupHeartbeat at the top level (the join and the leave alike; nothing joins, so
+    there is no assignment heartbeat), StreamsGroupDescribe per group asked for."""
+    unsupported = "UNSUPPORTED_VERSION(35)"
+    return {
+        "88 0 join": unsupported,
+        "89 0 after-join": listed(sorted([f"{p.streams_group} {unsupported}",
+                                          f"{UNKNOWN_STREAMS_GROUP} {unsupported}"])),
+        "88 0 leave": unsupported,
+    }
+
+
 def kafka_after_unregister(p: Probed) -> str:
     """Metadata of the topic after the broker unregistered itself (see UnregisterBroker above)."""
     return f"brokers=[] {p.topic} NONE(0) [0 LEADER_NOT_AVAILABLE(5) leader=-1]"
@@ -569,17 +594,20 @@ def test_admin_alter_replica_log_dirs(probed):
 
 def test_admin_describe_features(probed):
     """Admin.describeFeatures (ApiVersions): Kafka finalizes metadata.version at one level within its supported
-    range, share.version 1 (share groups on; with share.version=0 formatted, and on Skein, it is not finalized),
-    group.version 1 (KIP-848 groups) and transaction.version 2. A static quorum's kraft.version is 0, so it is
-    not finalized: the reason AddRaftVoter answers UNSUPPORTED_VERSION; Kafka supports raising it (0-1), Skein's
-    quorum is static only (0-0). Skein keeps its own metadata log and names Kafka 4.3's metadata.version (30 within
-    7-30), fixed. (Kafka also finalizes streams.version 1 and eligible.leader.replicas.version 1, features of APIs
-    outside this module.)"""
+    range, share.version 1 and streams.version 1 (share and streams groups on; with both formatted at 0, and on
+    Skein, neither is finalized), group.version 1 (KIP-848 groups) and transaction.version 2. A static quorum's
+    kraft.version is 0, so it is not finalized: the reason AddRaftVoter answers UNSUPPORTED_VERSION; Kafka supports
+    raising it (0-1), Skein's quorum is static only (0-0). Skein keeps its own metadata log and names Kafka 4.3's
+    metadata.version (30 within 7-30), fixed. (Kafka also finalizes eligible.leader.replicas.version 1, a feature
+    of no API of this module.)"""
     finalized = feature_levels(probed.admin["describe-features.finalized"])
     supported = feature_levels(probed.admin["describe-features.supported"])
     share_version = "1-1" if probed.situation.share_groups else None
-    assert {name: finalized.get(name) for name in ("share.version", "group.version", "transaction.version")} == \
-        {"share.version": share_version, "group.version": "1-1", "transaction.version": "2-2"}, finalized
+    streams_version = "1-1" if probed.situation.streams_groups else None
+    names = ("share.version", "streams.version", "group.version", "transaction.version")
+    assert {name: finalized.get(name) for name in names} == {
+        "share.version": share_version, "streams.version": streams_version, "group.version": "1-1",
+        "transaction.version": "2-2"}, finalized
     assert "kraft.version" not in finalized, finalized
     assert "metadata.version" in finalized, finalized
     low, high = finalized["metadata.version"].split("-")
@@ -608,10 +636,6 @@ def test_admin_list_config_resources_unconfigured(probed):
 
 
 def test_admin_list_config_resources(probed):
-    if not probed.situation.configured:
-        pytest.skip("Skein has no group-level dynamic configs and no client metrics subscriptions (it refuses "
-                    "IncrementalAlterConfigs on GROUP and CLIENT_METRICS resources), so none is configured: its "
-                    "listing is the unconfigured one (test_admin_list_config_resources_unconfigured)")
     # The group config and the client metrics subscription are accepted; then every type is listed (no types
     # given), or the four asked for, as ListConfigResources v1 above.
     assert probed.admin["configure-group"] == "ok"

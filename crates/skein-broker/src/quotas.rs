@@ -136,6 +136,8 @@ throttle_time_field!(
     DescribeShareGroupOffsetsResponse,
     AlterShareGroupOffsetsResponse,
     DeleteShareGroupOffsetsResponse,
+    StreamsGroupHeartbeatResponse,
+    StreamsGroupDescribeResponse,
 );
 
 /// Responses without the field: the connection is muted all the same.

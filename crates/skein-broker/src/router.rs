@@ -270,6 +270,12 @@ async fn dispatch(broker: &Arc<Broker>, frame: RequestFrame, ctx: &RequestContex
         ApiKey::UnregisterBroker => {
             respond(quota, frame, |req, v| handlers::unregister_broker::handle(broker, ctx, req, v)).await
         }
+        ApiKey::StreamsGroupHeartbeat => {
+            respond(quota, frame, |req, _| async move { handlers::streams_groups::heartbeat(req) }).await
+        }
+        ApiKey::StreamsGroupDescribe => {
+            respond(quota, frame, |req, _| async move { handlers::streams_groups::describe(req) }).await
+        }
         ApiKey::ShareGroupHeartbeat => {
             respond(quota, frame, |req, _| async move { handlers::share_groups::heartbeat(req) }).await
         }

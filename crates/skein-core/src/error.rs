@@ -203,9 +203,10 @@ pub enum BrokerError {
     /// A voter change on a static metadata quorum (`controller.quorum.voters`): Kafka's message.
     #[error("Cluster doesn't support {0} voter because the kraft.version feature is 0")]
     StaticQuorum(&'static str),
-    /// Share groups (KIP-932) are off (no share.version finalized): Kafka's answer to their APIs.
+    /// Share groups (KIP-932) and streams groups (KIP-1071) are off (no share.version or streams.version
+    /// finalized): Kafka's answer to their APIs.
     #[error("The version of API is not supported.")]
-    ShareGroupsDisabled,
+    GroupTypeDisabled,
     /// UpdateFeatures refused (the message says which update and why).
     #[error("{0}")]
     InvalidUpdateVersion(String),
@@ -293,7 +294,7 @@ pub fn error_code(error: &BrokerError) -> i16 {
         BrokerError::DelegationTokenAuthorizationFailed => ResponseError::DelegationTokenAuthorizationFailed,
         BrokerError::InvalidPrincipalType => ResponseError::InvalidPrincipalType,
         BrokerError::StaticQuorum(_) => ResponseError::UnsupportedVersion,
-        BrokerError::ShareGroupsDisabled => ResponseError::UnsupportedVersion,
+        BrokerError::GroupTypeDisabled => ResponseError::UnsupportedVersion,
         BrokerError::BrokerIdNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
         BrokerError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
         BrokerError::NotShareCoordinator(_) => ResponseError::NotCoordinator,

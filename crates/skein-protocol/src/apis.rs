@@ -98,6 +98,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
+    // KIP-1071 streams groups, off (no streams.version finalized): Kafka's answers with streams.version 0,
+    // UNSUPPORTED_VERSION. Kafka Streams then uses the classic group protocol, as it does by default.
+    (ApiKey::StreamsGroupHeartbeat, 0, 0),
+    (ApiKey::StreamsGroupDescribe, 0, 0),
 ];
 
 /// The supported version range of `key`, if Skein serves it.

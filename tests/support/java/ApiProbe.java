@@ -73,6 +73,10 @@ import org.apache.kafka.common.message.ShareGroupDescribeRequestData;
 import org.apache.kafka.common.message.ShareGroupDescribeResponseData;
 import org.apache.kafka.common.message.ShareGroupHeartbeatRequestData;
 import org.apache.kafka.common.message.ShareGroupHeartbeatResponseData;
+import org.apache.kafka.common.message.StreamsGroupDescribeRequestData;
+import org.apache.kafka.common.message.StreamsGroupDescribeResponseData;
+import org.apache.kafka.common.message.StreamsGroupHeartbeatRequestData;
+import org.apache.kafka.common.message.StreamsGroupHeartbeatResponseData;
 import org.apache.kafka.common.message.UnregisterBrokerRequestData;
 import org.apache.kafka.common.message.UpdateFeaturesRequestData;
 import org.apache.kafka.common.message.UpdateFeaturesResponseData;
@@ -129,6 +133,10 @@ import org.apache.kafka.common.requests.ShareGroupDescribeRequest;
 import org.apache.kafka.common.requests.ShareGroupDescribeResponse;
 import org.apache.kafka.common.requests.ShareGroupHeartbeatRequest;
 import org.apache.kafka.common.requests.ShareGroupHeartbeatResponse;
+import org.apache.kafka.common.requests.StreamsGroupDescribeRequest;
+import org.apache.kafka.common.requests.StreamsGroupDescribeResponse;
+import org.apache.kafka.common.requests.StreamsGroupHeartbeatRequest;
+import org.apache.kafka.common.requests.StreamsGroupHeartbeatResponse;
 import org.apache.kafka.common.requests.UnregisterBrokerRequest;
 import org.apache.kafka.common.requests.UnregisterBrokerResponse;
 import org.apache.kafka.common.requests.UpdateFeaturesRequest;
@@ -139,7 +147,7 @@ import org.apache.kafka.common.security.auth.KafkaPrincipal;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
- * ApiProbe BOOTSTRAP TOPIC SHARE_GROUP
+ * ApiProbe BOOTSTRAP TOPIC SHARE_GROUP STREAMS_GROUP
  * ApiProbe --admin BOOTSTRAP TOPIC [CONFIGURED_GROUP CLIENT_METRICS]
  *
  * The first form opens a plain socket to the broker and sends ApiVersions; learns the broker's id, the cluster
@@ -158,8 +166,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * "context KEY=VALUE" say what the probe learnt from the broker, for the caller to put the broker's own ids,
  * names and dirs in what it expects.
  *
- * TOPIC has one partition (and records); SHARE_GROUP does not exist yet. The share APIs produce records to
- * TOPIC with a KafkaProducer. The last request unregisters the broker itself, after which Metadata is shown.
+ * TOPIC has one partition (and records); SHARE_GROUP and STREAMS_GROUP do not exist yet. The share APIs produce
+ * records to TOPIC with a KafkaProducer; a streams group member joins STREAMS_GROUP with a topology reading TOPIC.
+ * The last request unregisters the broker itself, after which Metadata is shown.
  *
  * The second form first sends the ListConfigResources cases as the first form does, labelled "unconfigured-CASE"
  * (with "context unconfigured-topics=..."), and lists the config resources with the Admin API, while the broker
@@ -181,6 +190,9 @@ public final class ApiProbe {
     static final int UNKNOWN_PARTITION = 7;
     static final String UNKNOWN_FEATURE = "api.probe.unknown.feature";
     static final String UNKNOWN_SHARE_GROUP = "api-probe-no-such-share-group";
+    static final String UNKNOWN_STREAMS_GROUP = "api-probe-no-such-streams-group";
+    /** The streams member's rebalance timeout (its join must name one). */
+    static final int STREAMS_REBALANCE_TIMEOUT_MS = 30_000;
     /** A share group that exists only once AlterShareGroupOffsets named it. */
     static final String NEW_SHARE_GROUP = "api-probe-altered-share-group";
     static final int UNKNOWN_BROKER_ID = 4711;
@@ -200,7 +212,8 @@ public final class ApiProbe {
         ApiKeys.SHARE_GROUP_DESCRIBE, ApiKeys.SHARE_FETCH, ApiKeys.SHARE_ACKNOWLEDGE, ApiKeys.ADD_RAFT_VOTER,
         ApiKeys.REMOVE_RAFT_VOTER, ApiKeys.INITIALIZE_SHARE_GROUP_STATE, ApiKeys.READ_SHARE_GROUP_STATE,
         ApiKeys.WRITE_SHARE_GROUP_STATE, ApiKeys.DELETE_SHARE_GROUP_STATE, ApiKeys.READ_SHARE_GROUP_STATE_SUMMARY,
-        ApiKeys.DESCRIBE_SHARE_GROUP_OFFSETS, ApiKeys.ALTER_SHARE_GROUP_OFFSETS, ApiKeys.DELETE_SHARE_GROUP_OFFSETS);
+        ApiKeys.DESCRIBE_SHARE_GROUP_OFFSETS, ApiKeys.ALTER_SHARE_GROUP_OFFSETS, ApiKeys.DELETE_SHARE_GROUP_OFFSETS,
+        ApiKeys.STREAMS_GROUP_HEARTBEAT, ApiKeys.STREAMS_GROUP_DESCRIBE);
 
     final String host;
     final int port;
@@ -224,13 +237,14 @@ public final class ApiProbe {
             runAdmin(args[1], args[2], args.length == 5 ? args[3] : null, args.length == 5 ? args[4] : null);
             return;
         }
-        if (args.length != 3) {
-            System.err.println("usage: ApiProbe BOOTSTRAP TOPIC SHARE_GROUP | ApiProbe --admin BOOTSTRAP TOPIC [GROUP METRICS]");
+        if (args.length != 4) {
+            System.err.println("usage: ApiProbe BOOTSTRAP TOPIC SHARE_GROUP STREAMS_GROUP"
+                + " | ApiProbe --admin BOOTSTRAP TOPIC [GROUP METRICS]");
             System.exit(2);
         }
         ApiProbe probe = new ApiProbe(args[0]);
         try {
-            probe.runAll(args[1], args[2]);
+            probe.runAll(args[1], args[2], args[3]);
         } finally {
             probe.disconnect();
         }
@@ -382,7 +396,7 @@ public final class ApiProbe {
     int voterId = -1;
     Uuid voterDirectoryId = Uuid.ZERO_UUID;
 
-    void runAll(String topic, String shareGroup) throws Exception {
+    void runAll(String topic, String shareGroup, String streamsGroup) throws Exception {
         this.topic = topic;
         learnBroker();
         alterReplicaLogDirs();
@@ -390,6 +404,7 @@ public final class ApiProbe {
         updateFeatures();
         listConfigResources("");
         shareGroups(shareGroup);
+        streamsGroups(streamsGroup);
         raftVoters();
         shareGroupState(shareGroup + "-state");
         unregisterBroker();
@@ -930,6 +945,111 @@ public final class ApiProbe {
         return new DeleteShareGroupOffsetsRequest.Builder(new DeleteShareGroupOffsetsRequestData()
             .setGroupId(group).setTopics(List.of(new DeleteShareGroupOffsetsRequestData.DeleteShareGroupOffsetsRequestTopic()
                 .setTopicName(topic)))).build(version);
+    }
+
+    // 88-89 streams groups (KIP-1071) -----------------------------------------------------------------
+
+    String streamsMemberId;
+
+    void streamsGroups(String streamsGroup) throws Exception {
+        Outcome<StreamsGroupDescribeResponse> describe = (response, version) -> {
+            List<String> items = new ArrayList<>();
+            for (StreamsGroupDescribeResponseData.DescribedGroup group : response.data().groups()) {
+                String item = group.groupId() + " " + error(group.errorCode(), group.errorMessage());
+                if (group.errorCode() == 0) {
+                    StreamsGroupDescribeResponseData.Topology topology = group.topology();
+                    item += " state=" + group.groupState() + " members=" + group.members().size()
+                        + " topology=" + (topology == null ? "null" : topology.epoch() + ":"
+                            + (topology.subtopologies() == null ? "null" : topology.subtopologies().stream()
+                                .map(s -> s.subtopologyId() + "<-" + s.sourceTopics()).collect(Collectors.toList())));
+                }
+                items.add(item);
+            }
+            // Kafka answers the groups in an order of its own (by coordinator): sorted here.
+            return list(sorted(items));
+        };
+        // A new member (its client-made member id, epoch 0) joins with a one-subtopology topology reading the topic.
+        streamsMemberId = Uuid.randomUuid().toString();
+        String processId = Uuid.randomUuid().toString();
+        short heartbeatVersion = version(ApiKeys.STREAMS_GROUP_HEARTBEAT, false);
+        StreamsGroupHeartbeatResponse joined = probe(ApiKeys.STREAMS_GROUP_HEARTBEAT, heartbeatVersion, "join",
+            v -> new StreamsGroupHeartbeatRequest.Builder(new StreamsGroupHeartbeatRequestData()
+                .setGroupId(streamsGroup).setMemberId(streamsMemberId).setMemberEpoch(0).setEndpointInformationEpoch(0)
+                .setRebalanceTimeoutMs(STREAMS_REBALANCE_TIMEOUT_MS).setProcessId(processId)
+                .setTopology(new StreamsGroupHeartbeatRequestData.Topology().setEpoch(0).setSubtopologies(List.of(
+                    new StreamsGroupHeartbeatRequestData.Subtopology().setSubtopologyId("0")
+                        .setSourceTopics(List.of(topic)))))
+                .setActiveTasks(List.of()).setStandbyTasks(List.of()).setWarmupTasks(List.of())
+                .setClientTags(List.of())).build(v),
+            this::streamsHeartbeatOutcome);
+        if (joined != null && joined.data().errorCode() == 0) {
+            int epoch = joined.data().memberEpoch();
+            // Heartbeats (nothing changed: the optional fields null) until the member has active tasks: the group
+            // assigns them once its initial rebalance delay is over.
+            StreamsGroupHeartbeatResponse assigned = joined;
+            for (int i = 0; i < HEARTBEATS_FOR_ASSIGNMENT && !hasActiveTasks(assigned); i++) {
+                Thread.sleep(HEARTBEAT_PAUSE_MS);
+                AbstractResponse next = send(new StreamsGroupHeartbeatRequest.Builder(
+                    new StreamsGroupHeartbeatRequestData().setGroupId(streamsGroup).setMemberId(streamsMemberId)
+                        .setMemberEpoch(epoch).setEndpointInformationEpoch(assigned.data().endpointInformationEpoch()))
+                    .build(heartbeatVersion));
+                if (!(next instanceof StreamsGroupHeartbeatResponse)
+                        || ((StreamsGroupHeartbeatResponse) next).data().errorCode() != 0) {
+                    break;
+                }
+                assigned = (StreamsGroupHeartbeatResponse) next;
+                epoch = assigned.data().memberEpoch();
+            }
+            System.out.println(ApiKeys.STREAMS_GROUP_HEARTBEAT.id + " " + heartbeatVersion + " assignment -> "
+                + streamsHeartbeatOutcome(assigned, heartbeatVersion));
+        }
+        probe(ApiKeys.STREAMS_GROUP_DESCRIBE, version(ApiKeys.STREAMS_GROUP_DESCRIBE, false), "after-join",
+            v -> new StreamsGroupDescribeRequest.Builder(new StreamsGroupDescribeRequestData()
+                .setGroupIds(List.of(streamsGroup, UNKNOWN_STREAMS_GROUP)).setIncludeAuthorizedOperations(false))
+                .build(v),
+            describe);
+        // The member leaves (epoch -1).
+        probe(ApiKeys.STREAMS_GROUP_HEARTBEAT, heartbeatVersion, "leave",
+            v -> new StreamsGroupHeartbeatRequest.Builder(new StreamsGroupHeartbeatRequestData()
+                .setGroupId(streamsGroup).setMemberId(streamsMemberId).setMemberEpoch(-1)).build(v),
+            this::streamsHeartbeatOutcome);
+    }
+
+    static boolean hasActiveTasks(StreamsGroupHeartbeatResponse response) {
+        return response.data().activeTasks() != null && !response.data().activeTasks().isEmpty();
+    }
+
+    String streamsHeartbeatOutcome(StreamsGroupHeartbeatResponse response, short version) {
+        StreamsGroupHeartbeatResponseData data = response.data();
+        String line = error(data.errorCode(), data.errorMessage());
+        if (data.errorCode() == 0) {
+            line += " memberId=" + (streamsMemberId.equals(data.memberId()) ? "sent" : quoted(data.memberId()))
+                + " memberEpoch=" + data.memberEpoch() + " heartbeatIntervalMs=" + data.heartbeatIntervalMs()
+                + " acceptableRecoveryLag=" + data.acceptableRecoveryLag()
+                + " taskOffsetIntervalMs=" + data.taskOffsetIntervalMs()
+                + " endpointInformationEpoch=" + data.endpointInformationEpoch()
+                + " status=" + (data.status() == null ? "null" : data.status().stream()
+                    .map(s -> streamsStatus(s.statusCode()) + " " + quoted(s.statusDetail()))
+                    .collect(Collectors.toList()))
+                + " active=" + streamsTasks(data.activeTasks()) + " standby=" + streamsTasks(data.standbyTasks())
+                + " warmup=" + streamsTasks(data.warmupTasks());
+        }
+        return line;
+    }
+
+    /** A group status as NAME(code); UNKNOWN(code) for a code kafka-clients does not know. */
+    static String streamsStatus(byte code) {
+        for (StreamsGroupHeartbeatResponse.Status status : StreamsGroupHeartbeatResponse.Status.values()) {
+            if (status.code() == code) {
+                return status.name() + "(" + code + ")";
+            }
+        }
+        return "UNKNOWN(" + code + ")";
+    }
+
+    static String streamsTasks(List<StreamsGroupHeartbeatResponseData.TaskIds> tasks) {
+        return tasks == null ? "null" : tasks.stream().map(t -> t.subtopologyId() + ":" + t.partitions())
+            .collect(Collectors.toList()).toString();
     }
 
     // 80-81 raft voters -------------------------------------------------------------------------------

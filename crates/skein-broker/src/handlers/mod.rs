@@ -51,6 +51,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod raft_voters;
 pub mod share_groups;
+pub mod streams_groups;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;

@@ -33,7 +33,7 @@ use crate::broker::Broker;
 use crate::handlers::message;
 
 fn disabled_code() -> i16 {
-    error_code(&BrokerError::ShareGroupsDisabled)
+    error_code(&BrokerError::GroupTypeDisabled)
 }
 
 /// ShareGroupHeartbeat: the top-level code, no message (Kafka's error response for this API carries none).
@@ -81,7 +81,7 @@ pub(crate) fn describe_offsets(request: DescribeShareGroupOffsetsRequest) -> Des
 
 /// AlterShareGroupOffsets: the top-level code with the error's message, no topics.
 pub(crate) fn alter_offsets(_request: AlterShareGroupOffsetsRequest) -> AlterShareGroupOffsetsResponse {
-    let err = BrokerError::ShareGroupsDisabled;
+    let err = BrokerError::GroupTypeDisabled;
     AlterShareGroupOffsetsResponse::default()
         .with_error_code(error_code(&err))
         .with_error_message(message(err.to_string()))
@@ -89,7 +89,7 @@ pub(crate) fn alter_offsets(_request: AlterShareGroupOffsetsRequest) -> AlterSha
 
 /// DeleteShareGroupOffsets: the top-level code with the error's message, no topics.
 pub(crate) fn delete_offsets(_request: DeleteShareGroupOffsetsRequest) -> DeleteShareGroupOffsetsResponse {
-    let err = BrokerError::ShareGroupsDisabled;
+    let err = BrokerError::GroupTypeDisabled;
     DeleteShareGroupOffsetsResponse::default()
         .with_error_code(error_code(&err))
         .with_error_message(message(err.to_string()))

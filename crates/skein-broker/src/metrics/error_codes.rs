@@ -73,6 +73,7 @@ top_level_error_code!(
     kafka_protocol::messages::ShareAcknowledgeResponse,
     kafka_protocol::messages::AlterShareGroupOffsetsResponse,
     kafka_protocol::messages::DeleteShareGroupOffsetsResponse,
+    kafka_protocol::messages::StreamsGroupHeartbeatResponse,
 );
 
 impl ErrorCodes for kafka_protocol::messages::UpdateFeaturesResponse {
@@ -82,6 +83,12 @@ impl ErrorCodes for kafka_protocol::messages::UpdateFeaturesResponse {
 }
 
 impl ErrorCodes for kafka_protocol::messages::ShareGroupDescribeResponse {
+    fn error_codes(&self) -> Vec<i16> {
+        nonzero(self.groups.iter().map(|g| g.error_code))
+    }
+}
+
+impl ErrorCodes for kafka_protocol::messages::StreamsGroupDescribeResponse {
     fn error_codes(&self) -> Vec<i16> {
         nonzero(self.groups.iter().map(|g| g.error_code))
     }
