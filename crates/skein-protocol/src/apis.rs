@@ -43,7 +43,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeLogDirs, 1, 5),
     // One data directory: a move to it succeeds and changes nothing (v0 was removed in Kafka 4.0).
     (ApiKey::AlterReplicaLogDirs, 1, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),

@@ -1,5 +1,6 @@
 //! DescribeLogDirs: the one data directory, with the bytes stored per partition this broker holds a replica of
-//! (as the metadata assigns them) and the disk's total and usable bytes.
+//! (as the metadata assigns them) and the disk's total and usable bytes. It is never cordoned (v5, KIP-1066):
+//! Skein has one data directory, which always takes new replicas.
 
 use std::sync::Arc;
 
@@ -75,7 +76,8 @@ pub(crate) async fn handle(
             .with_log_dir(StrBytes::from_string(dir))
             .with_topics(topics)
             .with_total_bytes(total)
-            .with_usable_bytes(usable),
+            .with_usable_bytes(usable)
+            .with_is_cordoned(false),
     ])
 }
 
