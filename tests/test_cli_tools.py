@@ -22,7 +22,8 @@ Shown for both brokers:
   broker 1, one log dir without error, and the topic's partitions with size > 0, offsetLag 0, isFuture false
   (log dir paths differ between brokers and are not compared).
 - kafka-transactions (TransactionsCommand), after a confluent-kafka transactional producer committed: `list`
-  shows the transactional id with coordinator 1 and state CompleteCommit; `describe` prints coordinator 1,
+  shows the transactional id with coordinator 1 and state CompleteCommit, and with --transactional-id-pattern
+  only where the pattern matches the whole id; `describe` prints coordinator 1,
   epoch 0, state CompleteCommit, the producer's 60000 ms timeout, the last transaction's start time (within the
   test's clock readings) and its duration, and no partitions.
 - kafka-metadata-quorum (MetadataQuorumCommand): `describe --status` prints Kafka's keys in Kafka's order;
@@ -324,6 +325,12 @@ def test_transactions_tool_lists_and_describes_a_committed_transaction(broker):
     assert len(listed) == 1 and listed[0][1] == NODE_ID and listed[0][3] == "CompleteCommit", rows
     producer_id = listed[0][2]
     assert producer_id.isdigit(), rows
+    # --transactional-id-pattern (ListTransactions v2, KIP-1152): the whole transactional id must match.
+    _, rows = tab_table(broker.tool(TRANSACTIONS_COMMAND, "list", "--transactional-id-pattern",
+                                    transactional_id[:-2] + ".."))
+    assert [row[0] for row in rows] == [transactional_id], rows
+    _, rows = tab_table(broker.tool(TRANSACTIONS_COMMAND, "list", "--transactional-id-pattern", transactional_id[1:]))
+    assert rows == [], rows
 
     described_ms = int(time.time() * 1000)
     header, rows = tab_table(broker.tool(TRANSACTIONS_COMMAND, "describe", "--transactional-id", transactional_id))

@@ -120,9 +120,10 @@ fn api_versions_lists_the_supported_ranges_at_every_version() {
             response.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
         assert_eq!(listed, expected_ranges(), "v{version}");
     }
-    // What clients rely on: Produce from v0 (librdkafka) to v12 (Transactions V2), ApiVersions up to v4.
+    // What clients rely on: Produce from v0 (librdkafka) to v13 (topic ids; v12 is Transactions V2), ApiVersions
+    // up to v4.
     let listed = expected_ranges();
-    assert!(listed.contains(&(0, 0, 12)), "{listed:?}");
+    assert!(listed.contains(&(0, 0, 13)), "{listed:?}");
     assert!(listed.contains(&(18, 0, 4)), "{listed:?}");
 }
 

@@ -1,4 +1,5 @@
-//! ListOffsets: earliest, latest, by timestamp, max timestamp.
+//! ListOffsets: earliest, latest, by timestamp, max timestamp, and the tiered-storage ones (none: Skein has no
+//! tiered storage).
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
+/// KIP-1023 (v11): the earliest offset not yet uploaded to tiered storage.
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 pub(crate) async fn handle(
     broker: &Arc<Broker>,
@@ -79,8 +82,8 @@ async fn lookup(
         LATEST if isolation == Isolation::ReadCommitted => Ok((log.last_stable_offset(), -1, epoch)),
         LATEST => Ok((log.high_watermark(), -1, epoch)),
         EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1, epoch)),
-        // No tiered storage: nothing is tiered.
-        LATEST_TIERED => Ok((-1, -1, -1)),
+        // No tiered storage: nothing is tiered, nothing waits for an upload (Kafka's answers without it).
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1, -1)),
         MAX_TIMESTAMP => Ok(match log.offset_of_max_timestamp().await? {
             Some(found) => (found.offset, found.timestamp, epoch),
             None => (-1, -1, -1),

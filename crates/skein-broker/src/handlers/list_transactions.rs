@@ -1,10 +1,12 @@
-//! ListTransactions: transactional ids, filtered by state, producer id and (v1+) how long they have been open.
+//! ListTransactions: transactional ids, filtered by state, producer id, (v1+) how long they have been open and
+//! (v2+, KIP-1152) a regular expression the whole transactional id must match.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
+use skein_core::{BrokerError, error_code};
 use skein_txn::state_name;
 
 use skein_cluster::acl::{AclOperation, ResourceType};
@@ -35,6 +37,20 @@ pub(crate) async fn handle(
     let authorization = broker.authorization(ctx);
     let unknown: Vec<StrBytes> =
         request.state_filters.iter().filter(|s| !KNOWN_STATES.contains(&s.as_str())).cloned().collect();
+    // An empty or null pattern lists every transaction; one that does not compile fails the request, as Kafka's.
+    let pattern = match request.transactional_id_pattern.as_ref().filter(|pattern| !pattern.is_empty()) {
+        None => None,
+        Some(pattern) => match regex::Regex::new(&format!("^(?:{})$", pattern.as_str())) {
+            Ok(regex) => Some(regex),
+            Err(err) => {
+                let err = BrokerError::InvalidRegularExpression(format!(
+                    "Transaction ID pattern `{}` is not a valid regular expression: {err}.",
+                    pattern.as_str()
+                ));
+                return ListTransactionsResponse::default().with_error_code(error_code(&err));
+            }
+        },
+    };
     let now = now_ms();
     let states = broker
         .transactions
@@ -51,9 +67,11 @@ pub(crate) async fn handle(
             let by_duration = version < 1
                 || request.duration_filter < 0
                 || (txn.record.start_timestamp >= 0 && now - txn.record.start_timestamp > request.duration_filter);
+            let by_pattern = pattern.as_ref().is_none_or(|regex| regex.is_match(&txn.transactional_id));
             by_state
                 && by_producer
                 && by_duration
+                && by_pattern
                 && authorization.permits(AclOperation::Describe, ResourceType::TransactionalId, &txn.transactional_id)
         })
         .map(|txn| {

@@ -43,6 +43,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, frame: Re
         return Outcome::Close(format!("malformed Produce v{version}: {err}"));
     }
     let acks = request.acks;
+    let request = with_topic_names(broker, request, version);
     let (mut response, busy) = busy_time(produce(broker, ctx, request.clone(), version)).await;
     broker.metrics.record_produced(&request, &response);
     // The request's bytes count against the client's producer_byte_rate quota, its handler time against the
@@ -64,6 +65,21 @@ pub(crate) async fn handle(broker: &Arc<Broker>, ctx: &RequestContext, frame: Re
         return if failed { Outcome::Close("acks=0 produce failed".into()) } else { Outcome::NoResponse };
     }
     encode::<ProduceRequest>(frame.correlation_id, version, &response)
+}
+
+/// From this version topics are named by id (KIP-516).
+const TOPIC_IDS_VERSION: i16 = 13;
+
+/// Names each topic of a v13+ request by its id, as the metadata image has it (left empty for an unknown id), so
+/// the rest of the handler and the metrics work by name.
+fn with_topic_names(broker: &Broker, mut request: ProduceRequest, version: i16) -> ProduceRequest {
+    if version >= TOPIC_IDS_VERSION {
+        let image = broker.image();
+        for topic in &mut request.topic_data {
+            topic.name = image.topic_by_id(topic.topic_id).map_or_else(Default::default, |t| topic_name(&t.name));
+        }
+    }
+    request
 }
 
 /// Produce v0-v2: the body is v3's without `transactional_id`, and the v2 response is laid out as v3's; every
@@ -95,17 +111,18 @@ fn refuse_old_version(frame: &RequestFrame) -> Outcome {
     )
 }
 
+/// A refused partition. As Kafka's, its error message is sent only with the record errors of a batch its log
+/// validator refused; every other refusal is the error code alone.
 fn error_partition(index: i32, error: &BrokerError) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error_code(error))
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
-        .with_log_start_offset(-1)
-        .with_error_message(message(error.to_string()));
+        .with_log_start_offset(-1);
     match error {
-        BrokerError::InvalidRecords(record_errors) | BrokerError::InvalidTimestamps(record_errors) => response
-            .with_record_errors(
+        BrokerError::InvalidRecords(record_errors) | BrokerError::InvalidTimestamps(record_errors) => {
+            response.with_error_message(message(error.to_string())).with_record_errors(
                 record_errors
                     .iter()
                     .map(|record_error| {
@@ -114,7 +131,8 @@ fn error_partition(index: i32, error: &BrokerError) -> PartitionProduceResponse 
                             .with_batch_index_error_message(message(record_error.message.clone()))
                     })
                     .collect(),
-            ),
+            )
+        }
         _ => response,
     }
 }
@@ -248,9 +266,11 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
     let mut replications = Vec::new();
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
-    let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Slot>)> = Vec::new();
+    let mut topics: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid, Vec<Slot>)> = Vec::new();
     for topic_data in request.topic_data {
         let topic_name = topic_data.name.0.to_string();
+        // As Kafka: a v13 topic id no topic has is UNKNOWN_TOPIC_ID, before any authorization of the topic.
+        let unknown_id = version >= TOPIC_IDS_VERSION && topic_name.is_empty();
         let topic_refused =
             transaction_refused || !authorization.allows(AclOperation::Write, ResourceType::Topic, &topic_name);
         let mut slots = Vec::with_capacity(topic_data.partition_data.len());
@@ -259,6 +279,9 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
             let prepared = async {
                 if transaction_refused {
                     return Err(BrokerError::TransactionalIdAuthorizationFailed);
+                }
+                if unknown_id {
+                    return Err(BrokerError::UnknownTopicId);
                 }
                 if topic_refused {
                     return Err(BrokerError::TopicAuthorizationFailed);
@@ -356,7 +379,7 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
                 }
             });
         }
-        topics.push((topic_data.name, slots));
+        topics.push((topic_data.name, topic_data.topic_id, slots));
     }
 
     let appended = if appends.is_empty() {
@@ -388,7 +411,7 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
 
     let responses = topics
         .into_iter()
-        .map(|(name, slots)| {
+        .map(|(name, topic_id, slots)| {
             let partition_responses = slots
                 .into_iter()
                 .map(|slot| match slot {
@@ -407,9 +430,13 @@ async fn produce(broker: &Arc<Broker>, ctx: &RequestContext, request: ProduceReq
                     },
                 })
                 .collect();
-            TopicProduceResponse::default()
-                .with_name(topic_name(name.0.as_str()))
-                .with_partition_responses(partition_responses)
+            // v13 answers by topic id (the name is not sent).
+            let answered = TopicProduceResponse::default().with_partition_responses(partition_responses);
+            if version >= TOPIC_IDS_VERSION {
+                answered.with_topic_id(topic_id)
+            } else {
+                answered.with_name(topic_name(name.0.as_str()))
+            }
         })
         .collect();
     let mut response = ProduceResponse::default().with_responses(responses);
