@@ -531,6 +531,16 @@ fn storage_gauges(registry: &Registry, stats: &EngineStats) -> Result<(), promet
             stats.total_sst_files_bytes,
         ),
         (
+            "skein_storage_live_blob_files_bytes",
+            "Size of the blob files (flushed record batches) the current data uses (RocksDB live-blob-file-size).",
+            stats.live_blob_files_bytes,
+        ),
+        (
+            "skein_storage_blob_files_bytes",
+            "Size of all blob files, including obsolete ones not yet deleted (RocksDB total-blob-file-size).",
+            stats.total_blob_files_bytes,
+        ),
+        (
             "skein_storage_memtable_bytes",
             "Size of the active and not yet flushed memtables (RocksDB cur-size-all-mem-tables).",
             stats.memtable_bytes,

@@ -170,6 +170,8 @@ fn counters_and_gauges_follow_real_traffic() {
     for name in [
         "skein_storage_live_sst_files_bytes",
         "skein_storage_sst_files_bytes",
+        "skein_storage_live_blob_files_bytes",
+        "skein_storage_blob_files_bytes",
         "skein_storage_pending_compaction_bytes",
         "skein_storage_delayed_write_rate_bytes_per_second",
         "skein_storage_block_cache_usage_bytes",

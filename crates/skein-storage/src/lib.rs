@@ -126,8 +126,8 @@ pub trait Engine: Send + Sync + 'static {
     /// system now rather than whenever background compaction gets to it.
     fn compact_range(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<(), StorageError>;
 
-    /// The approximate file-system bytes the keys in `[from, to)` take (data flushed to disk, after compression;
-    /// what is only in memory counts nothing).
+    /// The approximate file-system bytes the keys in `[from, to)` and their values take (data flushed to disk, after
+    /// compression; what is only in memory counts nothing).
     fn disk_size(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<u64, StorageError>;
 
     /// The engine's own figures for the metrics, or `None` for an engine that keeps none.
@@ -141,6 +141,10 @@ pub struct EngineStats {
     pub live_sst_files_bytes: u64,
     /// All SST files, including obsolete ones still held by a reader or not yet deleted.
     pub total_sst_files_bytes: u64,
+    /// Blob files (the record batches flushed out of the Log column family) the current version of the data uses.
+    pub live_blob_files_bytes: u64,
+    /// All blob files, including obsolete ones not yet deleted.
+    pub total_blob_files_bytes: u64,
     /// Active and not yet flushed memtables.
     pub memtable_bytes: u64,
     /// Bytes compaction estimates it must rewrite to bring every level under its target size.

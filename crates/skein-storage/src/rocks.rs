@@ -10,6 +10,12 @@ use rocksdb::{
 
 use crate::{ColumnFamily, Durability, Engine, EngineStats, KeyValue, StorageError, StoreBatch, WriteOp};
 
+/// Record batches this large or larger are kept in the Log column family's blob files, smaller ones in its table
+/// files (where a value costs no second read).
+const LOG_MIN_BLOB_BYTES: u64 = 1024;
+/// A blob file's size limit: space comes back a whole file at a time, so not RocksDB's default of 256 MiB.
+const LOG_BLOB_FILE_BYTES: u64 = 64 << 20;
+
 /// RocksDB behind the [`Engine`] trait.
 pub struct RocksEngine {
     db: DB,
@@ -20,6 +26,10 @@ impl std::fmt::Debug for RocksEngine {
         f.debug_struct("RocksEngine").field("path", &self.db.path()).finish()
     }
 }
+
+// Integer properties the crate has no constants for (RocksDB's `DB::Properties`).
+const LIVE_BLOB_FILE_SIZE: &str = "rocksdb.live-blob-file-size";
+const TOTAL_BLOB_FILE_SIZE: &str = "rocksdb.total-blob-file-size";
 
 fn engine_error(err: rocksdb::Error) -> StorageError {
     StorageError::Engine(err.into_string())
@@ -64,10 +74,25 @@ impl RocksEngine {
         let cf_options = |cf: ColumnFamily| {
             let mut opts = Options::default();
             opts.set_block_based_table_factory(&table);
-            // Batches are often compressed by producers already; LZ4 is cheap on the rest.
+            // Keys, small values and (below) the blob files' indexes: LZ4 is cheap on them.
             opts.set_compression_type(DBCompressionType::Lz4);
             if cf == ColumnFamily::Log {
                 opts.set_write_buffer_size(settings.log_write_buffer_bytes);
+                // Record batches go to blob files when a memtable is flushed, and stay there: compaction then
+                // rewrites only keys and blob references, so a batch is written twice (the write-ahead log, its
+                // blob file) instead of once more per level it passes through. Like Kafka, the broker does not
+                // compress what producers send: they compress batches themselves when they want to.
+                opts.set_enable_blob_files(true);
+                opts.set_min_blob_size(LOG_MIN_BLOB_BYTES);
+                opts.set_blob_file_size(LOG_BLOB_FILE_BYTES);
+                opts.set_blob_compression_type(DBCompressionType::None);
+                // A blob file is deleted once every batch in it is deleted (retention, DeleteRecords, a deleted
+                // topic). One that keeps a few live batches among garbage (a compacted topic, a partition with
+                // longer retention) has them moved to a newer file by compaction, and compaction is forced
+                // on the oldest files once half of them is garbage: deleted data cannot pin space forever.
+                opts.set_enable_blob_gc(true);
+                opts.set_blob_gc_age_cutoff(0.25);
+                opts.set_blob_gc_force_threshold(0.5);
             } else {
                 // Group, offset and transaction state is small next to the records.
                 opts.set_write_buffer_size((settings.log_write_buffer_bytes / 8).max(1 << 20));
@@ -158,8 +183,21 @@ impl Engine for RocksEngine {
     }
 
     fn disk_size(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<u64, StorageError> {
-        let sizes = self.db.get_approximate_sizes_cf(self.handle(cf)?, &[rocksdb::Range::new(from, to)]);
-        Ok(sizes.first().copied().unwrap_or(0))
+        let handle = self.handle(cf)?;
+        let table_bytes = self.db.get_approximate_sizes_cf(handle, &[rocksdb::Range::new(from, to)]);
+        let table_bytes = table_bytes.first().copied().unwrap_or(0);
+        // The range's share of the blob files, prorated by its share of the table files (the range's keys hold
+        // the references to its blobs), as RocksDB's own estimate with blob files included does.
+        let int_property = |name: &str| -> Result<u64, StorageError> {
+            Ok(self.db.property_int_value_cf(handle, name).map_err(engine_error)?.unwrap_or(0))
+        };
+        let all_table_bytes = int_property(properties::LIVE_SST_FILES_SIZE.as_str())?;
+        if all_table_bytes == 0 {
+            return Ok(table_bytes);
+        }
+        let blob_bytes = u128::from(int_property(LIVE_BLOB_FILE_SIZE)?);
+        let blob_share = blob_bytes * u128::from(table_bytes.min(all_table_bytes)) / u128::from(all_table_bytes);
+        Ok(table_bytes.saturating_add(u64::try_from(blob_share).unwrap_or(u64::MAX)))
     }
 
     fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
@@ -169,11 +207,19 @@ impl Engine for RocksEngine {
         let sum = |name: &PropName| -> Result<u64, StorageError> {
             ColumnFamily::ALL.iter().try_fold(0u64, |total, cf| Ok(total.saturating_add(int_property(*cf, name)?)))
         };
+        let blob_sum = |name: &str| -> Result<u64, StorageError> {
+            ColumnFamily::ALL.iter().try_fold(0u64, |total, cf| {
+                let bytes = self.db.property_int_value_cf(self.handle(*cf)?, name).map_err(engine_error)?;
+                Ok(total.saturating_add(bytes.unwrap_or(0)))
+            })
+        };
         // Write stalls are decided for the whole database, so any column family answers for all; the block cache is
         // shared, so one column family's figure is the whole cache's.
         Ok(Some(EngineStats {
             live_sst_files_bytes: sum(properties::LIVE_SST_FILES_SIZE)?,
             total_sst_files_bytes: sum(properties::TOTAL_SST_FILES_SIZE)?,
+            live_blob_files_bytes: blob_sum(LIVE_BLOB_FILE_SIZE)?,
+            total_blob_files_bytes: blob_sum(TOTAL_BLOB_FILE_SIZE)?,
             memtable_bytes: sum(properties::CUR_SIZE_ALL_MEM_TABLES)?,
             pending_compaction_bytes: sum(properties::ESTIMATE_PENDING_COMPACTION_BYTES)?,
             delayed_write_rate_bytes_per_second: int_property(
@@ -245,6 +291,52 @@ mod tests {
         assert_eq!(exercise(&rocks), expected);
     }
 
+    /// Batches in blob files give their space back once deleted: retention deletes a range and compacts it.
+    #[test]
+    fn deleted_batches_give_their_blob_files_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rocks = RocksEngine::open(dir.path()).expect("open");
+        let blob_files_bytes = || -> u64 {
+            let files = std::fs::read_dir(dir.path()).expect("read dir");
+            files
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_name().to_string_lossy().ends_with(".blob"))
+                .map(|entry| entry.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum()
+        };
+        for round in 0..4i64 {
+            let mut batch = StoreBatch::default();
+            for offset in 0..64 {
+                batch.put(ColumnFamily::Log, log_key(1, round * 64 + offset), vec![round as u8; 16 << 10]);
+            }
+            rocks.write(batch, Durability::ProcessCrash).expect("write");
+            rocks.flush().expect("flush");
+        }
+        let written = rocks.stats().expect("stats").expect("RocksDB has figures");
+        assert!(written.live_blob_files_bytes >= 4 * 64 * (16 << 10), "{written:?}");
+        assert!(blob_files_bytes() >= 4 * 64 * (16 << 10));
+        let (from, to) = (log_key(1, 0), log_key(1, 3 * 64));
+        assert!(rocks.disk_size(ColumnFamily::Log, &from, &to).expect("disk size") >= 2 * 64 * (16 << 10));
+
+        // The first three rounds go; the blob files that held only them are deleted.
+        let mut batch = StoreBatch::default();
+        batch.delete_range(ColumnFamily::Log, from.clone(), to.clone());
+        rocks.write(batch, Durability::ProcessCrash).expect("write");
+        rocks.compact_range(ColumnFamily::Log, &from, &to).expect("compact");
+        let left = rocks.stats().expect("stats").expect("RocksDB has figures");
+        assert!(left.live_blob_files_bytes < 2 * 64 * (16 << 10), "{left:?}");
+        assert!(blob_files_bytes() < 2 * 64 * (16 << 10), "{} bytes of blob files", blob_files_bytes());
+        let mut kept = 0;
+        rocks
+            .scan(ColumnFamily::Log, &log_key(1, 0), &log_key(1, i64::MAX), &mut |_, value| {
+                assert_eq!(value, vec![3u8; 16 << 10].as_slice());
+                kept += 1;
+                true
+            })
+            .expect("scan");
+        assert_eq!(kept, 64);
+    }
+
     #[test]
     fn rocks_engine_reports_its_figures_and_the_memory_engine_none() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -260,6 +352,12 @@ mod tests {
         let flushed = rocks.stats().expect("stats").expect("RocksDB has figures");
         assert!(flushed.live_sst_files_bytes > 0, "{flushed:?}");
         assert!(flushed.total_sst_files_bytes >= flushed.live_sst_files_bytes, "{flushed:?}");
+        // The batch went to a blob file, and the partition's disk size counts it.
+        assert!(flushed.live_blob_files_bytes >= 4096, "{flushed:?}");
+        assert!(flushed.total_blob_files_bytes >= flushed.live_blob_files_bytes, "{flushed:?}");
+        let (from, to) = (log_key(1, 0), log_key(1, i64::MAX));
+        assert!(rocks.disk_size(ColumnFamily::Log, &from, &to).expect("disk size") >= 4096);
+        assert_eq!(rocks.get(ColumnFamily::Log, &log_key(1, 0)).expect("get"), Some(vec![7; 4096]));
         assert!(!flushed.write_stopped);
         assert_eq!(flushed.delayed_write_rate_bytes_per_second, 0);
 
