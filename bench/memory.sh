@@ -12,7 +12,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 port=$(free_port); metrics_port=$(free_port)
 args=()
 for setting in "$@"; do args+=(--override "$setting"); done
-"$root/target/release/skein" --listen 127.0.0.1:$port --data-dir "$dir/data" --metrics-listen 127.0.0.1:$metrics_port \
+"${SKEIN_BIN:-$root/target/release/skein}" --listen 127.0.0.1:$port --data-dir "$dir/data" --metrics-listen 127.0.0.1:$metrics_port \
   "${args[@]}" > "$dir/broker.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
