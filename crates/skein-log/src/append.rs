@@ -89,7 +89,7 @@ pub async fn append_batches(
         }
         let base_offset = state.next_offset;
         let stored = rewrite_for_append(&request.records, base_offset, state.leader_epoch, request.log_append_time);
-        batch.put(ColumnFamily::Log, keys::log_key(id, base_offset), stored.to_vec());
+        batch.put(ColumnFamily::Log, keys::log_key(id, base_offset), stored);
         state.next_offset = base_offset + i64::from(header.last_offset_delta) + 1;
         if check == SequenceCheck::Append {
             let was_open = current.as_ref().is_some_and(|p| p.txn_first_offset >= 0);
@@ -172,7 +172,7 @@ pub async fn append_marker(
     let stored = rewrite_for_append(&records, marker_offset, state.leader_epoch, None);
     let id = log.partition_id;
     let mut batch = StoreBatch::default();
-    batch.put(ColumnFamily::Log, keys::log_key(id, marker_offset), stored.to_vec());
+    batch.put(ColumnFamily::Log, keys::log_key(id, marker_offset), stored);
     state.next_offset = marker_offset + 1;
     state.high_watermark = log.high_watermark_for(state.next_offset);
     batch.put(ColumnFamily::Partition, keys::partition_key(id), state.encode());

@@ -4,8 +4,6 @@
 //! CRC-32C and rewrites the fields Kafka's log rewrites on append. Records are never decoded on this path (decoding
 //! would cost CPU and, with some codecs, lose details such as repeated header keys).
 
-use bytes::{Bytes, BytesMut};
-
 /// Byte offsets of the header fields (Kafka's `DefaultRecordBatch`).
 mod field {
     pub(super) const BASE_OFFSET: usize = 0;
@@ -209,14 +207,14 @@ pub fn verify_stored_batch(buf: &[u8]) -> Result<RecordBatchHeader, BatchError> 
 
 /// Rewrites a validated batch for append: the base offset and partition leader epoch (outside the CRC), and for
 /// topics with `message.timestamp.type=LogAppendTime` the timestamp type and max timestamp (inside it, so the CRC is
-/// recomputed). Returns the bytes to store.
+/// recomputed). Returns the bytes to store, as the one copy the storage write takes over.
 pub fn rewrite_for_append(
     records: &[u8],
     base_offset: i64,
     partition_leader_epoch: i32,
     log_append_time: Option<i64>,
-) -> Bytes {
-    let mut buf = BytesMut::from(records);
+) -> Vec<u8> {
+    let mut buf = records.to_vec();
     buf[field::BASE_OFFSET..field::BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
     buf[field::PARTITION_LEADER_EPOCH..field::PARTITION_LEADER_EPOCH + 4]
         .copy_from_slice(&partition_leader_epoch.to_be_bytes());
@@ -227,7 +225,7 @@ pub fn rewrite_for_append(
         let crc = crc32c::crc32c(&buf[field::ATTRIBUTES..]);
         buf[field::CRC..field::CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
-    buf.freeze()
+    buf
 }
 
 #[cfg(test)]
