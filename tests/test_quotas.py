@@ -565,7 +565,10 @@ def test_a_consumer_over_its_quota_is_throttled(broker):
           f"({throttled / CONSUMER_QUOTA:.3f} of it), max throttle {throttles.max_ms} ms, "
           f"{len(received)} of {records} records")
 
-    assert 0.75 * CONSUMER_QUOTA <= throttled <= 1.1 * CONSUMER_QUOTA, throttled
+    # The lower bound catches a throttle grossly too long (twice Kafka's would give about half the quota). It is
+    # not tighter because the consuming Python loop slows too on a loaded 2-core machine: 0.69 was seen in a full
+    # CI run, 0.84-0.97 alone, with the data still in the broker's memtable.
+    assert 0.6 * CONSUMER_QUOTA <= throttled <= 1.1 * CONSUMER_QUOTA, throttled
     assert throttles.max_ms > 0
     assert len(received) < records
 
