@@ -26,10 +26,10 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, interrupt)
 
 
-# Test files whose Apache Kafka reference runs only in long mode (SKEIN_LONG=1), to keep CI within its time: together
-# their Kafka variants took about 20 min of a 2-core CI run. Their Skein variants always run; a change to one of these
-# tests is checked against Kafka by hand with SKEIN_LONG=1. Files not listed keep their Kafka run in CI, so the
-# reference harness itself stays exercised there.
+# Test files whose Apache Kafka reference runs only in long mode (SKEIN_LONG=1), to keep CI within its time: in a
+# local run their Kafka variants took about 20 min of test time, 10 of wall time on two workers. Their Skein variants
+# always run; a change to one of these tests is checked against Kafka by hand with SKEIN_LONG=1. Files not listed keep
+# their Kafka run in CI, so the reference harness itself stays exercised there.
 KAFKA_REFERENCE_IN_LONG_MODE_FILES = {
     "test_acls.py",
     "test_admin.py",

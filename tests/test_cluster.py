@@ -47,7 +47,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from support.brokers import BROKER_KINDS, skip_kafka_reference_outside_long_mode
+from support.brokers import BROKER_KINDS
 from support.cluster import (BROKER_API_VERSIONS_COMMAND, CLUSTER_TOOL, TOPIC_COMMAND, TRANSACTIONS_COMMAND,
                              KafkaCluster, make_cluster, run_kafka_tool, skip_unless_cluster_available, started,
                              tool_output)
@@ -430,7 +430,6 @@ def test_producer_ids_never_collide_across_nodes(healthy):
 # ------------------------------------------------------------------------------------------ wrong data dir
 
 def test_node_with_another_clusters_data_dir_never_joins(healthy):
-    skip_kafka_reference_outside_long_mode(healthy.kind)
     cluster_a = healthy
     cluster_a_id = describe_cluster(cluster_a.nodes[0].bootstrap).cluster_id
     cluster_b = started(make_cluster(cluster_a.kind))

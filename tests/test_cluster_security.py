@@ -72,7 +72,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
                                   UserScramCredentialUpsertion)
 
-from support.brokers import BROKER_KINDS, free_port, skip_kafka_reference_outside_long_mode
+from support.brokers import BROKER_KINDS, free_port
 from support.certificates import make_certificates
 from support.cluster import (METADATA_QUORUM_COMMAND, make_cluster, run_kafka_tool, skip_unless_cluster_available,
                              tool_output)
@@ -467,7 +467,6 @@ def quorum_stranger_cluster(request, certificates, tmp_path_factory):
     CONTROLLER certificate nodes 1 and 2 do not trust; INTERNAL is SSL with trusted certificates on every node."""
     kind = request.param
     skip_unless_cluster_available(kind)
-    skip_kafka_reference_outside_long_mode(kind)
     # Node 3 trusts both CAs, as in the stranger cluster above: it would accept the others, they refuse it.
     both_cas = tmp_path_factory.mktemp("trust") / "both-cas.pem"
     both_cas.write_bytes(certificates.ca.read_bytes() + certificates.other_ca.read_bytes())

@@ -15,7 +15,7 @@ from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, C
 from confluent_kafka.admin import AdminClient
 
 from support.kafka_tools import TOOL_LOG4J2_PROPERTIES
-from support.brokers import BROKER_KINDS, KAFKA_DIR, _die_with_parent, skip_kafka_reference_outside_long_mode
+from support.brokers import BROKER_KINDS, KAFKA_DIR, _die_with_parent
 from support.kafka_clients import unique_topic_name
 
 # The same group settings on both brokers. The session-timeout bounds are Kafka's defaults for the
@@ -265,7 +265,6 @@ def test_static_member_restart_gets_its_partitions_back_without_a_rebalance(kind
 
 @pytest.mark.parametrize("kind", BROKER_KINDS)
 def test_committed_offsets_survive_a_broker_kill(kind, start_broker, new_topic):
-    skip_kafka_reference_outside_long_mode(kind)
     messages_per_partition = 10
     committed_targets = [2, 5, 7]  # per partition: how many messages are processed and committed
     broker = start_broker(kind, BROKER_CONFIG)

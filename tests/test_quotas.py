@@ -54,7 +54,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from support.brokers import BROKER_KINDS, make_broker, skein_binary, skip_kafka_reference_outside_long_mode
+from support.brokers import BROKER_KINDS, make_broker, skein_binary
 from support.frames import (ResponseReader, _compact_string, _read_uvarint, _skip_tagged_fields, _uvarint,
                             api_versions_request, frame, request_header)
 from support.kafka_clients import create_topic, eventually, expect, unique_topic_name
@@ -441,8 +441,6 @@ def set_quota_and_wait(broker, client_id: str, key: str, value: int) -> None:
 
 
 def test_a_producer_over_its_quota_is_throttled_until_the_quota_is_removed(broker):
-    # Kafka's run of it (same settings, same bounds) is in long mode, for CI's time.
-    skip_kafka_reference_outside_long_mode(broker.kind)
     topic = create_topic(broker.bootstrap, unique_topic_name("quota-produce"), partitions=1)
     client_id = unique_topic_name("throttled")
     set_quota_and_wait(broker, client_id, "producer_byte_rate", PRODUCER_QUOTA)
@@ -520,8 +518,6 @@ def count_records(bootstrap: str, topic: str) -> int:
 
 
 def test_a_consumer_over_its_quota_is_throttled(broker):
-    # Kafka's run of it (same settings, same bounds) is in long mode, for CI's time.
-    skip_kafka_reference_outside_long_mode(broker.kind)
     topic = create_topic(broker.bootstrap, unique_topic_name("quota-consume"), partitions=1)
     # More than the consumer may read in the time: what limits it is the quota, not the topic's end.
     records = CONSUMER_QUOTA * (WARM_UP_SECONDS + MEASURE_SECONDS + 4) // len(RECORD)
