@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rocksdb::properties::{self, PropName};
+use rocksdb::properties;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions, WriteBatch,
     WriteOptions,
@@ -114,6 +114,11 @@ impl RocksEngine {
         Ok(RocksEngine { db })
     }
 
+    /// An integer property of one column family (RocksDB's `DB::Properties`), 0 when RocksDB has none.
+    fn int_property(&self, cf: ColumnFamily, name: &str) -> Result<u64, StorageError> {
+        Ok(self.db.property_int_value_cf(self.handle(cf)?, name).map_err(engine_error)?.unwrap_or(0))
+    }
+
     fn handle(&self, cf: ColumnFamily) -> Result<&rocksdb::ColumnFamily, StorageError> {
         self.db.cf_handle(cf.name()).ok_or_else(|| StorageError::Engine(format!("column family {} missing", cf.name())))
     }
@@ -183,51 +188,36 @@ impl Engine for RocksEngine {
     }
 
     fn disk_size(&self, cf: ColumnFamily, from: &[u8], to: &[u8]) -> Result<u64, StorageError> {
-        let handle = self.handle(cf)?;
-        let table_bytes = self.db.get_approximate_sizes_cf(handle, &[rocksdb::Range::new(from, to)]);
+        let table_bytes = self.db.get_approximate_sizes_cf(self.handle(cf)?, &[rocksdb::Range::new(from, to)]);
         let table_bytes = table_bytes.first().copied().unwrap_or(0);
         // The range's share of the blob files, prorated by its share of the table files (the range's keys hold
         // the references to its blobs), as RocksDB's own estimate with blob files included does.
-        let int_property = |name: &str| -> Result<u64, StorageError> {
-            Ok(self.db.property_int_value_cf(handle, name).map_err(engine_error)?.unwrap_or(0))
-        };
-        let all_table_bytes = int_property(properties::LIVE_SST_FILES_SIZE.as_str())?;
+        let all_table_bytes = self.int_property(cf, properties::LIVE_SST_FILES_SIZE.as_str())?;
         if all_table_bytes == 0 {
             return Ok(table_bytes);
         }
-        let blob_bytes = u128::from(int_property(LIVE_BLOB_FILE_SIZE)?);
+        let blob_bytes = u128::from(self.int_property(cf, LIVE_BLOB_FILE_SIZE)?);
         let blob_share = blob_bytes * u128::from(table_bytes.min(all_table_bytes)) / u128::from(all_table_bytes);
         Ok(table_bytes.saturating_add(u64::try_from(blob_share).unwrap_or(u64::MAX)))
     }
 
     fn stats(&self) -> Result<Option<EngineStats>, StorageError> {
-        let int_property = |cf: ColumnFamily, name: &PropName| -> Result<u64, StorageError> {
-            Ok(self.db.property_int_value_cf(self.handle(cf)?, name).map_err(engine_error)?.unwrap_or(0))
-        };
-        let sum = |name: &PropName| -> Result<u64, StorageError> {
-            ColumnFamily::ALL.iter().try_fold(0u64, |total, cf| Ok(total.saturating_add(int_property(*cf, name)?)))
-        };
-        let blob_sum = |name: &str| -> Result<u64, StorageError> {
-            ColumnFamily::ALL.iter().try_fold(0u64, |total, cf| {
-                let bytes = self.db.property_int_value_cf(self.handle(*cf)?, name).map_err(engine_error)?;
-                Ok(total.saturating_add(bytes.unwrap_or(0)))
-            })
+        let sum = |name: &str| -> Result<u64, StorageError> {
+            ColumnFamily::ALL.iter().try_fold(0u64, |total, cf| Ok(total.saturating_add(self.int_property(*cf, name)?)))
         };
         // Write stalls are decided for the whole database, so any column family answers for all; the block cache is
         // shared, so one column family's figure is the whole cache's.
         Ok(Some(EngineStats {
-            live_sst_files_bytes: sum(properties::LIVE_SST_FILES_SIZE)?,
-            total_sst_files_bytes: sum(properties::TOTAL_SST_FILES_SIZE)?,
-            live_blob_files_bytes: blob_sum(LIVE_BLOB_FILE_SIZE)?,
-            total_blob_files_bytes: blob_sum(TOTAL_BLOB_FILE_SIZE)?,
-            memtable_bytes: sum(properties::CUR_SIZE_ALL_MEM_TABLES)?,
-            pending_compaction_bytes: sum(properties::ESTIMATE_PENDING_COMPACTION_BYTES)?,
-            delayed_write_rate_bytes_per_second: int_property(
-                ColumnFamily::Log,
-                properties::ACTUAL_DELAYED_WRITE_RATE,
-            )?,
-            write_stopped: int_property(ColumnFamily::Log, properties::IS_WRITE_STOPPED)? != 0,
-            block_cache_usage_bytes: int_property(ColumnFamily::Log, properties::BLOCK_CACHE_USAGE)?,
+            live_sst_files_bytes: sum(properties::LIVE_SST_FILES_SIZE.as_str())?,
+            total_sst_files_bytes: sum(properties::TOTAL_SST_FILES_SIZE.as_str())?,
+            live_blob_files_bytes: sum(LIVE_BLOB_FILE_SIZE)?,
+            total_blob_files_bytes: sum(TOTAL_BLOB_FILE_SIZE)?,
+            memtable_bytes: sum(properties::CUR_SIZE_ALL_MEM_TABLES.as_str())?,
+            pending_compaction_bytes: sum(properties::ESTIMATE_PENDING_COMPACTION_BYTES.as_str())?,
+            delayed_write_rate_bytes_per_second: self
+                .int_property(ColumnFamily::Log, properties::ACTUAL_DELAYED_WRITE_RATE.as_str())?,
+            write_stopped: self.int_property(ColumnFamily::Log, properties::IS_WRITE_STOPPED.as_str())? != 0,
+            block_cache_usage_bytes: self.int_property(ColumnFamily::Log, properties::BLOCK_CACHE_USAGE.as_str())?,
         }))
     }
 }
