@@ -58,10 +58,7 @@ pub fn encode_response<M: Encodable>(
     version: i16,
 ) -> Result<Bytes, EncodeError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    // Sized exactly up front: a fetch response of several MiB would otherwise be copied again at every doubling.
-    let size = header.compute_size(header_version).map_err(|err| EncodeError(err.to_string()))?
-        + body.compute_size(version).map_err(|err| EncodeError(err.to_string()))?;
-    let mut buf = BytesMut::with_capacity(4 + size);
+    let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     header.encode(&mut buf, header_version).map_err(|err| EncodeError(err.to_string()))?;
     body.encode(&mut buf, version).map_err(|err| EncodeError(err.to_string()))?;
