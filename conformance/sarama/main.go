@@ -8,6 +8,8 @@ package main
 import (
 	"context"
 	"errors"
+	"log"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -18,6 +20,9 @@ import (
 )
 
 func main() {
+	// sarama's own log (retries, leader changes, reconnections) goes to stderr, which the matrix runner keeps
+	// in the cell's log: a failure then shows what the client saw, not only what it returned.
+	sarama.Logger = log.New(os.Stderr, "[sarama] ", log.LstdFlags|log.Lmicroseconds)
 	c.Main("sarama", version(), map[string]func(c.Args) error{
 		"roundtrip":           func(a c.Args) error { return roundtrip(a, sarama.CompressionNone) },
 		"compression-gzip":    func(a c.Args) error { return roundtrip(a, sarama.CompressionGZIP) },
