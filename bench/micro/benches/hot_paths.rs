@@ -6,7 +6,8 @@
 //! - response encode: a Fetch response of 8 partitions × 256 KiB, as the connection task frames it;
 //! - batch validation: the CRC and header checks, the walk over every record, and the rewrite for append that the
 //!   produce path runs on each batch (uncompressed and LZ4);
-//! - storage: appending a batch to a partition log on RocksDB, and reading 1 MiB back from the blob files.
+//! - storage: appending a batch to a partition log on RocksDB, and reading back from the blob files 1 MiB and the
+//!   newest batch alone.
 
 use std::hint::black_box;
 
@@ -127,6 +128,15 @@ fn storage(c: &mut Criterion) {
     group.bench_function("read_1MiB", |b| {
         b.iter(|| {
             let read = runtime.block_on(filled.log.read(0, read_bytes, true, Isolation::ReadUncommitted));
+            black_box(read.map(|read| read.records.len()).unwrap_or(0))
+        });
+    });
+    // A consumer near the log end: a fetch from inside the newest batch returns that batch alone.
+    let inside_newest = i64::try_from(63 * RECORDS_PER_BATCH + RECORDS_PER_BATCH / 2).unwrap_or(i64::MAX);
+    group.throughput(bytes_throughput(batch.len()));
+    group.bench_function("read_newest_batch", |b| {
+        b.iter(|| {
+            let read = runtime.block_on(filled.log.read(inside_newest, read_bytes, true, Isolation::ReadUncommitted));
             black_box(read.map(|read| read.records.len()).unwrap_or(0))
         });
     });
