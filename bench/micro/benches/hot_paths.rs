@@ -17,11 +17,10 @@ use kafka_protocol::protocol::Decodable;
 use kafka_protocol::records::Compression;
 use skein_log::Isolation;
 use skein_micro_bench::{
-    FETCH_VERSION, PRODUCE_VERSION, RECORDS_PER_BATCH, StoredPartition, VALUE_BYTES, concatenated, fetch_response,
-    produce_batch, produce_request_frame,
+    FETCH_VERSION, PRODUCE_VERSION, RECORDS_PER_BATCH, StoredPartition, concatenated, fetch_response, produce_batch,
+    produce_batch_compressed, produce_request_frame,
 };
 use skein_protocol::{decode_request_frame, encode_response, rewrite_for_append, validate_client_batch, walk_records};
-use skein_test_support::records::{TestRecord, record_batch_compressed};
 
 /// A fixture that cannot be built is a broken benchmark: fail loudly.
 fn fixture<T>(what: &str, built: anyhow::Result<T>) -> T {
@@ -63,13 +62,7 @@ fn response_encode(c: &mut Criterion) {
 
 fn batch_validation(c: &mut Criterion) {
     let plain = fixture("the batch", produce_batch());
-    let records: Vec<TestRecord> = (0..RECORDS_PER_BATCH)
-        .map(|i| {
-            let value: Vec<u8> = (0..VALUE_BYTES).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
-            TestRecord::new(format!("key-{i}").as_bytes(), &value, 1_700_000_000_000)
-        })
-        .collect();
-    let lz4 = fixture("the LZ4 batch", record_batch_compressed(&records, Compression::Lz4));
+    let lz4 = fixture("the LZ4 batch", produce_batch_compressed(Compression::Lz4));
 
     let mut group = c.benchmark_group("batch_validation");
     group.throughput(bytes_throughput(plain.len()));

@@ -11,6 +11,7 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::Compression;
 use skein_core::types::TopicPartition;
 use skein_log::{AppendRequest, PartitionLog, append_batches};
 use skein_protocol::batch::validate_client_batch;
@@ -25,9 +26,16 @@ pub const PRODUCE_VERSION: i16 = 9;
 /// The Fetch version of the response benchmark (flexible, by topic name).
 pub const FETCH_VERSION: i16 = 12;
 
-/// One uncompressed batch as a producer sends it: [`RECORDS_PER_BATCH`] records of [`VALUE_BYTES`] each.
+/// One batch as a producer sends it: [`RECORDS_PER_BATCH`] records of [`VALUE_BYTES`] each, compressed with
+/// `compression`.
+pub fn produce_batch_compressed(compression: Compression) -> anyhow::Result<Bytes> {
+    let records = skein_test_support::records::simple_records(RECORDS_PER_BATCH, 1_700_000_000_000, VALUE_BYTES);
+    skein_test_support::records::record_batch_compressed(&records, compression)
+}
+
+/// [`produce_batch_compressed`] uncompressed.
 pub fn produce_batch() -> anyhow::Result<Bytes> {
-    skein_test_support::records::simple_batch(RECORDS_PER_BATCH, 1_700_000_000_000, VALUE_BYTES)
+    produce_batch_compressed(Compression::None)
 }
 
 /// A Produce request frame as the broker reads it off the socket (header and body, no length prefix), carrying

@@ -78,17 +78,21 @@ pub fn record_batch_compressed(records: &[TestRecord], compression: Compression)
     Ok(buf.freeze())
 }
 
-/// A batch of `count` records with keys `key-{i}`, deterministic values of `value_len` bytes and timestamps
+/// `count` records with keys `key-{i}`, deterministic values of `value_len` bytes and timestamps
 /// `base_timestamp + i`.
-pub fn simple_batch(count: usize, base_timestamp: i64, value_len: usize) -> anyhow::Result<Bytes> {
-    let records: Vec<TestRecord> = (0..count)
+pub fn simple_records(count: usize, base_timestamp: i64, value_len: usize) -> Vec<TestRecord> {
+    (0..count)
         .zip(0i64..)
         .map(|(i, delta)| {
             let value: Vec<u8> = (0..value_len).map(|j| ((i * 31 + j * 7) % 251) as u8).collect();
             TestRecord::new(format!("key-{i}").as_bytes(), &value, base_timestamp + delta)
         })
-        .collect();
-    record_batch(&records)
+        .collect()
+}
+
+/// One uncompressed batch of [`simple_records`].
+pub fn simple_batch(count: usize, base_timestamp: i64, value_len: usize) -> anyhow::Result<Bytes> {
+    record_batch(&simple_records(count, base_timestamp, value_len))
 }
 
 /// Byte offsets of v2 batch header fields a producer stamps.
