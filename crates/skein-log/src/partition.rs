@@ -762,31 +762,28 @@ impl PartitionLog {
         let engine = Arc::clone(&self.engine);
         let partition_id = self.partition_id;
         read.records = run_blocking(move || {
-            let (lower, from) = (keys::log_key(partition_id, 0), keys::log_key(partition_id, fetch_offset));
+            let lower = keys::log_key(partition_id, 0);
+            let start = match engine.floor(ColumnFamily::Log, &lower, &keys::log_key(partition_id, fetch_offset))? {
+                Some((key, _)) => key,
+                None => keys::log_key(partition_id, fetch_offset),
+            };
             // Sized up front (up to READ_BUFFER_HINT_BYTES, never more than the fetch may take), so batches are
             // copied in once instead of again at every doubling of the buffer.
             let mut out = BytesMut::with_capacity(max_bytes.min(READ_BUFFER_HINT_BYTES));
-            // From the batch holding `fetch_offset` (the floor of its key), or the first after it.
-            engine.scan_from_floor(
-                ColumnFamily::Log,
-                &lower,
-                &from,
-                &keys::log_key(partition_id, upper),
-                &mut |_, value| {
-                    let Ok(header) = RecordBatchHeader::parse(value) else {
-                        return false;
-                    };
-                    if header.last_offset() < fetch_offset {
-                        return true;
-                    }
-                    let first = out.is_empty();
-                    if out.len() + value.len() > max_bytes && !(first && at_least_one) {
-                        return false;
-                    }
-                    out.extend_from_slice(value);
-                    out.len() < max_bytes
-                },
-            )?;
+            engine.scan(ColumnFamily::Log, &start, &keys::log_key(partition_id, upper), &mut |_, value| {
+                let Ok(header) = RecordBatchHeader::parse(value) else {
+                    return false;
+                };
+                if header.last_offset() < fetch_offset {
+                    return true;
+                }
+                let first = out.is_empty();
+                if out.len() + value.len() > max_bytes && !(first && at_least_one) {
+                    return false;
+                }
+                out.extend_from_slice(value);
+                out.len() < max_bytes
+            })?;
             Ok(out.freeze())
         })
         .await?;

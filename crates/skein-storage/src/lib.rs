@@ -117,21 +117,6 @@ pub trait Engine: Send + Sync + 'static {
     /// The greatest entry with `lower <= key' <= key`.
     fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<KeyValue>, StorageError>;
 
-    /// [`Engine::scan`] of `[start, to)`, where `start` is the greatest key with `lower <= start <= from`, or `from`
-    /// when there is none: a read that must begin with the entry holding `from` (a fetch from the middle of a
-    /// batch). Engines that can should position once rather than look the floor up and then scan.
-    fn scan_from_floor(
-        &self,
-        cf: ColumnFamily,
-        lower: &[u8],
-        from: &[u8],
-        to: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StorageError> {
-        let start = self.floor(cf, lower, from)?.map_or_else(|| from.to_vec(), |(key, _)| key);
-        self.scan(cf, &start, to, visit)
-    }
-
     fn write(&self, batch: StoreBatch, durability: Durability) -> Result<(), StorageError>;
 
     /// Makes everything written so far durable (used at shutdown).

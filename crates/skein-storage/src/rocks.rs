@@ -4,8 +4,8 @@ use std::path::Path;
 
 use rocksdb::properties;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, DBRawIteratorWithThreadMode, Options,
-    ReadOptions, WriteBatch, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, ReadOptions, WriteBatch,
+    WriteOptions,
 };
 
 use crate::{ColumnFamily, Durability, Engine, EngineStats, KeyValue, StorageError, StoreBatch, WriteOp};
@@ -30,21 +30,6 @@ impl std::fmt::Debug for RocksEngine {
 // Integer properties the crate has no constants for (RocksDB's `DB::Properties`).
 const LIVE_BLOB_FILE_SIZE: &str = "rocksdb.live-blob-file-size";
 const TOTAL_BLOB_FILE_SIZE: &str = "rocksdb.total-blob-file-size";
-
-/// Visits the entries from where `iter` stands, in ascending order, until `visit` returns `false` or the
-/// iterator's bounds end.
-fn visit_onwards(
-    iter: &mut DBRawIteratorWithThreadMode<'_, DB>,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-) -> Result<(), StorageError> {
-    while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
-        if !visit(key, value) {
-            return Ok(());
-        }
-        iter.next();
-    }
-    iter.status().map_err(engine_error)
-}
 
 fn engine_error(err: rocksdb::Error) -> StorageError {
     StorageError::Engine(err.into_string())
@@ -155,7 +140,13 @@ impl Engine for RocksEngine {
         read_options.set_iterate_upper_bound(to.to_vec());
         let mut iter = self.db.raw_iterator_cf_opt(self.handle(cf)?, read_options);
         iter.seek(from);
-        visit_onwards(&mut iter, visit)
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
+            if !visit(key, value) {
+                return Ok(());
+            }
+            iter.next();
+        }
+        iter.status().map_err(engine_error)
     }
 
     fn floor(&self, cf: ColumnFamily, lower: &[u8], key: &[u8]) -> Result<Option<KeyValue>, StorageError> {
@@ -167,28 +158,6 @@ impl Engine for RocksEngine {
             (Some(found), Some(value)) if found >= lower => Ok(Some((found.to_vec(), value.to_vec()))),
             _ => iter.status().map(|()| None).map_err(engine_error),
         }
-    }
-
-    /// One iterator: the entry found by `seek_for_prev` is the first visited, so its value (a blob read for a
-    /// record batch) is read once, not once for the floor and again for the scan.
-    fn scan_from_floor(
-        &self,
-        cf: ColumnFamily,
-        lower: &[u8],
-        from: &[u8],
-        to: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StorageError> {
-        let mut read_options = ReadOptions::default();
-        read_options.set_iterate_lower_bound(lower.to_vec());
-        read_options.set_iterate_upper_bound(to.to_vec());
-        let mut iter = self.db.raw_iterator_cf_opt(self.handle(cf)?, read_options);
-        iter.seek_for_prev(from);
-        if !iter.valid() {
-            iter.status().map_err(engine_error)?;
-            iter.seek(from);
-        }
-        visit_onwards(&mut iter, visit)
     }
 
     fn write(&self, batch: StoreBatch, durability: Durability) -> Result<(), StorageError> {
@@ -297,30 +266,6 @@ mod tests {
             .expect("scan");
         seen.push(left.join(","));
         seen.push(format!("{:?}", engine.get(ColumnFamily::Meta, b"k").expect("get")));
-
-        // Partition 1 now holds 20 and 30 (partition 2 follows it): reads from the floor of an offset.
-        let from_floor = |lower: i64, from: i64, to: i64| {
-            let mut visited = Vec::new();
-            engine
-                .scan_from_floor(
-                    ColumnFamily::Log,
-                    &log_key(1, lower),
-                    &log_key(1, from),
-                    &log_key(1, to),
-                    &mut |_, v| {
-                        visited.push(String::from_utf8_lossy(v).to_string());
-                        true
-                    },
-                )
-                .expect("scan from floor");
-            visited.join(",")
-        };
-        seen.push(from_floor(0, 25, i64::MAX));
-        seen.push(from_floor(0, 20, i64::MAX));
-        seen.push(from_floor(0, 5, i64::MAX));
-        seen.push(from_floor(21, 25, i64::MAX));
-        seen.push(from_floor(0, 25, 30));
-        seen.push(from_floor(0, 99, i64::MAX));
         seen
     }
 
@@ -333,8 +278,6 @@ mod tests {
         assert_eq!(expected[0], format!("{:?}", Some(b"10".to_vec())));
         assert_eq!(expected[3], "10,20,30");
         assert_eq!(expected[4], "20,30,other");
-        // The floor's entry first; none below `from` starts at `from`; never below `lower` nor at `to` or past it.
-        assert_eq!(expected[6..], ["20,30", "20,30", "20,30", "30", "20", "30"]);
         assert_eq!(exercise(&rocks), expected);
     }
 
